@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+
+//! `cargo xtask`: the project's automation, written in Rust so it runs wherever cargo does.
+//!
+//! Each command lives in its own module; `main` only dispatches. Run `cargo xtask help`.
+
+mod lint;
+mod test;
+mod util;
+
+use std::process::ExitCode;
+
+/// One entry of the command table: name, one-line help, entry point.
+type Command = (&'static str, &'static str, fn(&[String]) -> util::Result);
+
+const COMMANDS: &[Command] = &[
+    (
+        "test",
+        "run every test of the workspace on the mock backend",
+        test::run,
+    ),
+    (
+        "lint",
+        "cargo fmt --check, clippy -D warnings on all targets, rustdoc -D warnings",
+        lint::run,
+    ),
+    ("ci", "what .ci/run runs: test, then lint", ci),
+];
+
+fn ci(args: &[String]) -> util::Result {
+    util::no_args("ci", args)?;
+    test::run(&[])?;
+    lint::run(&[])?;
+    Ok(())
+}
+
+fn usage() -> String {
+    let mut s = String::from("usage: cargo xtask <command> [args]\n\ncommands:\n");
+    for (name, help, _) in COMMANDS {
+        s.push_str(&format!("  {name:<8} {help}\n"));
+    }
+    s
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(cmd) = args.first() else {
+        eprint!("{}", usage());
+        return ExitCode::from(2);
+    };
+    if cmd == "help" || cmd == "--help" || cmd == "-h" {
+        print!("{}", usage());
+        return ExitCode::SUCCESS;
+    }
+    let Some((_, _, run)) = COMMANDS.iter().find(|(name, _, _)| name == cmd) else {
+        eprintln!("xtask: unknown command `{cmd}`\n");
+        eprint!("{}", usage());
+        return ExitCode::from(2);
+    };
+    match run(&args[1..]) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask {cmd}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
