@@ -384,6 +384,15 @@ proptest! {
     }
 
     #[test]
+    fn idaw_arithmetic_never_panics(addr in any::<u64>(), count in any::<u64>(), which in 0usize..3) {
+        let f = [IdawFormat::Format1, IdawFormat::Format2K2, IdawFormat::Format2K4][which];
+        let n = f.idaws_needed(addr, count);
+        prop_assert!(n >= 1);
+        let _ = f.idaw_addresses(addr, count).take(4).count();
+        let _ = (f.check_address(1, addr, true), f.check_address(1, addr, false));
+    }
+
+    #[test]
     fn idaw_decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..10), which in 0usize..3) {
         let f = [IdawFormat::Format1, IdawFormat::Format2K2, IdawFormat::Format2K4][which];
         if let Ok(a) = f.decode(&bytes) {
