@@ -248,6 +248,17 @@ proptest! {
     }
 
     #[test]
+    fn sense_id_header_roundtrip(bytes in proptest::collection::vec(any::<u8>(), 0..12)) {
+        match SenseIdHeader::read_from(&bytes) {
+            Ok(h) => {
+                prop_assert_eq!(&h.into_bytes()[..], &bytes[..8]);
+                let _ = (h.to_string(), format!("{h:?}"));
+            }
+            Err(e) => prop_assert_eq!(e.reason, DecodeReason::TooShort { needed: 8, got: bytes.len() }),
+        }
+    }
+
+    #[test]
     fn erw_lenient_count(count in 0u8..64, qemu in any::<bool>()) {
         let word = if qemu { 0x0100_0000 | (u32::from(count) << 8) } else { 0x0100_0000 | (u32::from(count) << 16) };
         let erw = Erw::from_bytes(word.to_be_bytes());
