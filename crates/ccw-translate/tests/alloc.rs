@@ -51,14 +51,31 @@ fn warm_translate_and_release_allocate_nothing() {
     for i in 0..255u64 {
         let flags = if i == 254 { IDA } else { IDA | CC };
         ccws.push(ccw1(0x02, flags, 4096, (0x10000 + 8 * i) as u32));
-        idal(&mem, 0x10000 + 8 * i, IdawFormat::Format2K4, &[0x100000 + 4096 * i]);
+        idal(
+            &mem,
+            0x10000 + 8 * i,
+            IdawFormat::Format2K4,
+            &[0x100000 + 4096 * i],
+        );
     }
     chain(&mem, 0x1000, &ccws);
     // Program B at 0x3000: two segments, direct data, a TIC back.
-    chain(&mem, 0x3000, &[ccw1(0x63, CC, 16, 0x20000), ccw1(0x08, 0, 0, 0x3800)]);
-    chain(&mem, 0x3800, &[ccw1(0x86, CC, 0x3000, 0x21000), ccw1(0x08, 0, 0, 0x3000)]);
+    chain(
+        &mem,
+        0x3000,
+        &[ccw1(0x63, CC, 16, 0x20000), ccw1(0x08, 0, 0, 0x3800)],
+    );
+    chain(
+        &mem,
+        0x3800,
+        &[ccw1(0x86, CC, 0x3000, 0x21000), ccw1(0x08, 0, 0, 0x3000)],
+    );
     // Program C at 0x4000: fails (invalid command) after pinning.
-    chain(&mem, 0x4000, &[ccw1(0x02, CC, 0x100, 0x20000), ccw1(0x00, 0, 1, 0)]);
+    chain(
+        &mem,
+        0x4000,
+        &[ccw1(0x02, CC, 0x100, 0x20000), ccw1(0x00, 0, 1, 0)],
+    );
 
     let m = RecordingMapper::new();
     let mut t = Translator::new(Limits::default());
@@ -78,6 +95,10 @@ fn warm_translate_and_release_allocate_nothing() {
         round(&mut t);
     }
     let after = ALLOCS.load(Ordering::Relaxed);
-    assert_eq!(after - before, 0, "heap allocations in 150 warm translations");
+    assert_eq!(
+        after - before,
+        0,
+        "heap allocations in 150 warm translations"
+    );
     assert!(m.live_pins().is_empty());
 }

@@ -39,7 +39,16 @@ struct Program {
 fn ccw_spec() -> impl Strategy<Value = CcwSpec> {
     (
         prop::sample::select(vec![0x01u8, 0x02, 0x03, 0x04, 0x0C, 0x07, 0x63, 0xE4, 0x86]),
-        prop::sample::select(vec![0u8, SLI, SKIP, PCI, IDA, IDA | SKIP, IDA | SLI, IDA | PCI]),
+        prop::sample::select(vec![
+            0u8,
+            SLI,
+            SKIP,
+            PCI,
+            IDA,
+            IDA | SKIP,
+            IDA | SLI,
+            IDA | PCI,
+        ]),
         prop_oneof![Just(0u16), 1u16..64, 1u16..9000, Just(65535)],
         DATA_LO..DATA_HI,
         prop::collection::vec(0u64..(DATA_HI - DATA_LO) / 4096, 34),
@@ -134,7 +143,13 @@ fn build(p: &Program) -> vm_memory::GuestMemoryMmap<()> {
             words.push(ccw(p.fmt, c.cmd, flags, count, cda as u32));
         }
         if let Some((j, k)) = tic {
-            words.push(ccw(p.fmt, 0x08, 0, 0, (seg_addr(*j) + 8 * *k as u64) as u32));
+            words.push(ccw(
+                p.fmt,
+                0x08,
+                0,
+                0,
+                (seg_addr(*j) + 8 * *k as u64) as u32,
+            ));
         }
         chain(&mem, seg_addr(i), &words);
     }

@@ -97,8 +97,16 @@ fn t() -> Translator {
 #[test]
 fn recursive_tics_terminate() {
     let mem = mem(0x10000);
-    chain(&mem, 0x1000, &[ccw1(0x02, CC, 8, 0x3000), ccw1(0x08, 0, 0, 0x2000)]);
-    chain(&mem, 0x2000, &[ccw1(0x01, CC, 8, 0x3100), ccw1(0x08, 0, 0, 0x1000)]);
+    chain(
+        &mem,
+        0x1000,
+        &[ccw1(0x02, CC, 8, 0x3000), ccw1(0x08, 0, 0, 0x2000)],
+    );
+    chain(
+        &mem,
+        0x2000,
+        &[ccw1(0x01, CC, 8, 0x3100), ccw1(0x08, 0, 0, 0x1000)],
+    );
     // And a TIC to itself in a third place reached from nowhere: irrelevant but harmless.
     let m = RecordingMapper::new();
     let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
@@ -117,7 +125,11 @@ fn recursive_tics_terminate() {
 #[test]
 fn scsw_cpa_one_past_the_end_maps_back() {
     let mem = mem(0x10000);
-    chain(&mem, 0x1000, &[ccw1(0x03, CC, 0, 0), ccw1(0x08, 0, 0, 0x2000)]);
+    chain(
+        &mem,
+        0x1000,
+        &[ccw1(0x03, CC, 0, 0), ccw1(0x08, 0, 0, 0x2000)],
+    );
     chain(&mem, 0x2000, &[ccw1(0x03, CC, 0, 0), ccw1(0x03, 0, 0, 0)]);
     let m = RecordingMapper::new();
     let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
@@ -140,13 +152,21 @@ fn zero_length_ccws() {
     chain(
         &g,
         0x1000,
-        &[ccw1(0x02, CC | IDA, 0, 0x2000), ccw1(0x01, CC, 0, 0x3000), ccw1(0x03, 0, 0, 0)],
+        &[
+            ccw1(0x02, CC | IDA, 0, 0x2000),
+            ccw1(0x01, CC, 0, 0x3000),
+            ccw1(0x03, 0, 0, 0),
+        ],
     );
     let w = Watched::new(g);
     let m = RecordingMapper::new();
     let p = t().translate(&orb1(0x1000), &w, &m, 0x80).unwrap();
     assert!(p.pins().is_empty());
-    assert_eq!(w.touching(0x2000, 8), 0, "IDAL of a zero-length CCW was read");
+    assert_eq!(
+        w.touching(0x2000, 8),
+        0,
+        "IDAL of a zero-length CCW was read"
+    );
     let c = host_ccw(&m, p.host_orb().cpa.get() as u64);
     assert_eq!((c.cmd, c.count.get()), (0x02, 0));
     p.release(&m);
@@ -159,7 +179,11 @@ fn empty_transfers_are_not_pinned() {
     chain(
         &mem,
         0x1000,
-        &[ccw1(0x03, CC, 0x100, 0x3000), ccw1(0x02, CC | SKIP, 0x100, 0x3000), ccw1(0x04, 0, 0, 0x3000)],
+        &[
+            ccw1(0x03, CC, 0x100, 0x3000),
+            ccw1(0x02, CC | SKIP, 0x100, 0x3000),
+            ccw1(0x04, 0, 0, 0x3000),
+        ],
     );
     let m = RecordingMapper::new();
     let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
@@ -175,10 +199,7 @@ fn prefetch_failure_at_every_pin_cleans_up() {
     chain(
         &mem,
         0x1000,
-        &[
-            ccw1(0x02, CC, 0x3000, 0x4000),
-            ccw1(0x08, 0, 0, 0x2000),
-        ],
+        &[ccw1(0x02, CC, 0x3000, 0x4000), ccw1(0x08, 0, 0, 0x2000)],
     );
     chain(&mem, 0x2000, &[ccw1(0x01, IDA, 0x1800, 0x2100)]);
     idal(&mem, 0x2100, IdawFormat::Format2K4, &[0x8800, 0xA000]);
@@ -193,7 +214,10 @@ fn prefetch_failure_at_every_pin_cleans_up() {
     for n in 0..total {
         m.fail_pin_after(Some(n));
         assert!(t().translate(&orb1(0x1000), &mem, &m, 0x80).is_err());
-        assert!(m.live_pins().is_empty(), "pins left after failure at pin {n}");
+        assert!(
+            m.live_pins().is_empty(),
+            "pins left after failure at pin {n}"
+        );
         assert_eq!(m.live_areas(), 0);
     }
     let s = m.stats();
@@ -207,7 +231,11 @@ fn prefetch_failure_at_every_pin_cleans_up() {
 fn init_failure_allocates_nothing() {
     let mem = mem(0x4000);
     // Second segment outside guest memory.
-    chain(&mem, 0x1000, &[ccw1(0x02, CC, 8, 0x3000), ccw1(0x08, 0, 0, 0x8000)]);
+    chain(
+        &mem,
+        0x1000,
+        &[ccw1(0x02, CC, 8, 0x3000), ccw1(0x08, 0, 0, 0x8000)],
+    );
     let m = RecordingMapper::new();
     let mut tr = t();
     for _ in 0..100 {
@@ -227,8 +255,16 @@ fn tic_targets_near_2gib_are_not_truncated() {
         (GuestAddress(0x7FFF_0000), 0x10000),
     ])
     .unwrap();
-    chain(&mem, 0x1000, &[ccw1(0x03, CC, 0, 0), ccw1(0x08, 0, 0, 0x7FFF_F000)]);
-    chain(&mem, 0x7FFF_F000, &[ccw1(0x02, CC, 0x10, 0x7FFF_FF00), ccw1(0x08, 0, 0, 0x1000)]);
+    chain(
+        &mem,
+        0x1000,
+        &[ccw1(0x03, CC, 0, 0), ccw1(0x08, 0, 0, 0x7FFF_F000)],
+    );
+    chain(
+        &mem,
+        0x7FFF_F000,
+        &[ccw1(0x02, CC, 0x10, 0x7FFF_FF00), ccw1(0x08, 0, 0, 0x1000)],
+    );
     let m = RecordingMapper::new().with_control(0x7FF0_0000, 0x1000);
     let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
     let segs: Vec<_> = p.segments().collect();
@@ -285,21 +321,38 @@ fn endless_tic_ladders_are_bounded() {
 /// many as the count needs.
 #[test]
 fn idal_is_read_by_idaw_size_and_count() {
-    for fmt in [IdawFormat::Format1, IdawFormat::Format2K2, IdawFormat::Format2K4] {
+    for fmt in [
+        IdawFormat::Format1,
+        IdawFormat::Format2K2,
+        IdawFormat::Format2K4,
+    ] {
         let g = mem(0x10000);
         // Three IDAWs: the IDAL sits at the very end of guest memory.
         let n = 3u64;
         let idal_at = 0x10000 - n * fmt.idaw_size();
         let bs = fmt.block_size();
-        put(&g, 0x1000, &ccw1(0x02, IDA, (2 * bs + 16) as u16, idal_at as u32));
-        idal(&g, idal_at, fmt, &[0x4000, 0x4000 + 2 * bs, 0x4000 + 4 * bs]);
+        put(
+            &g,
+            0x1000,
+            &ccw1(0x02, IDA, (2 * bs + 16) as u16, idal_at as u32),
+        );
+        idal(
+            &g,
+            idal_at,
+            fmt,
+            &[0x4000, 0x4000 + 2 * bs, 0x4000 + 4 * bs],
+        );
         let w = Watched::new(g);
         let m = RecordingMapper::new();
         let p = t().translate(&orb(F1, fmt, 0x1000), &w, &m, 0x80).unwrap();
         assert_eq!(p.pins().len(), 3, "{fmt:?}");
         let idal_reads: Vec<_> = w.log().into_iter().filter(|(a, _)| *a >= idal_at).collect();
         let bytes: usize = idal_reads.iter().map(|(_, l)| l).sum();
-        assert_eq!(bytes as u64, n * fmt.idaw_size(), "{fmt:?}: {idal_reads:x?}");
+        assert_eq!(
+            bytes as u64,
+            n * fmt.idaw_size(),
+            "{fmt:?}: {idal_reads:x?}"
+        );
         p.release(&m);
     }
 }
@@ -318,8 +371,18 @@ fn first_idaw_is_read_once() {
     w.watch(0x2000, &0x9000u64.to_be_bytes());
     let m = RecordingMapper::new();
     let p = t().translate(&orb1(0x1000), &w, &m, 0x80).unwrap();
-    assert_eq!(w.touching(0x2000, 8), 1, "first IDAW fetched more than once");
-    assert_eq!(p.pins(), &[GuestRange::new(0x3FF0, 0x10), GuestRange::new(0x5000, 0x1000)]);
+    assert_eq!(
+        w.touching(0x2000, 8),
+        1,
+        "first IDAW fetched more than once"
+    );
+    assert_eq!(
+        p.pins(),
+        &[
+            GuestRange::new(0x3FF0, 0x10),
+            GuestRange::new(0x5000, 0x1000)
+        ]
+    );
     let host = host_bytes(&p, &m, p.host_orb().cpa.get() as u64);
     assert_eq!(host.first(), Some(&0x3FF0));
     assert!(host.iter().all(|b| pinned(p.pins(), *b)));

@@ -21,7 +21,11 @@ fn t() -> Translator {
 
 fn err(orb: &Orb, mem: &vm_memory::GuestMemoryMmap<()>, m: &RecordingMapper) -> TranslateError {
     let e = t().translate(orb, mem, m, 0x80).unwrap_err();
-    assert!(m.live_pins().is_empty(), "pins left after error: {:?}", m.live_pins());
+    assert!(
+        m.live_pins().is_empty(),
+        "pins left after error: {:?}",
+        m.live_pins()
+    );
     assert_eq!(m.live_areas(), 0, "control memory left after error");
     assert!(m.violations().is_empty(), "{:?}", m.violations());
     e
@@ -36,7 +40,14 @@ fn sense_id_single_ccw() {
     assert_eq!(p.pins(), &[GuestRange::new(0x2000, 256)]);
     assert!(matches!(
         m.events()[0],
-        Event::Pin(GuestRange { gpa: 0x2000, len: 256 }, DmaAccess::Write, 0x2000)
+        Event::Pin(
+            GuestRange {
+                gpa: 0x2000,
+                len: 256
+            },
+            DmaAccess::Write,
+            0x2000
+        )
     ));
     let h = p.host_orb();
     assert!(h.ctrl.format1() && h.ctrl.format2_idaw() && !h.ctrl.idaw_2k());
@@ -81,7 +92,10 @@ fn format0_is_converted_to_format1() {
     chain(
         &mem,
         0x1000,
-        &[ccw0(0x01, CC, 100, 0x3000), ccw0(0x58, 0xFF, 0x1234, 0x2000)],
+        &[
+            ccw0(0x01, CC, 100, 0x3000),
+            ccw0(0x58, 0xFF, 0x1234, 0x2000),
+        ],
     );
     put(&mem, 0x2000, &ccw0(0x02, SLI, 10, 0x4000));
     let m = RecordingMapper::new();
@@ -123,7 +137,11 @@ fn command_and_data_chaining_form_one_segment() {
 fn tic_inside_segment_and_to_new_segments() {
     let mem = mem(0x10000);
     // 0x1000: read CC, TIC back to 0x1000 (a device-orientation loop), no new segment.
-    chain(&mem, 0x1000, &[ccw1(0x02, CC, 8, 0x3000), ccw1(0x08, 0, 0, 0x1000)]);
+    chain(
+        &mem,
+        0x1000,
+        &[ccw1(0x02, CC, 8, 0x3000), ccw1(0x08, 0, 0, 0x1000)],
+    );
     let m = RecordingMapper::new();
     let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
     assert_eq!(p.segments().count(), 1);
@@ -134,12 +152,23 @@ fn tic_inside_segment_and_to_new_segments() {
     chain(
         &mem,
         0x1000,
-        &[ccw1(0x02, CC, 8, 0x3000), ccw1(0x01, CC, 8, 0x3100), ccw1(0x08, 0, 0, 0x2000)],
+        &[
+            ccw1(0x02, CC, 8, 0x3000),
+            ccw1(0x01, CC, 8, 0x3100),
+            ccw1(0x08, 0, 0, 0x2000),
+        ],
     );
-    chain(&mem, 0x2000, &[ccw1(0x03, CC, 0, 0), ccw1(0x08, 0, 0, 0x1008)]);
+    chain(
+        &mem,
+        0x2000,
+        &[ccw1(0x03, CC, 0, 0), ccw1(0x08, 0, 0, 0x1008)],
+    );
     let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
     let segs: Vec<_> = p.segments().collect();
-    assert_eq!(segs.iter().map(|s| (s.0, s.2)).collect::<Vec<_>>(), [(0x1000, 3), (0x2000, 2)]);
+    assert_eq!(
+        segs.iter().map(|s| (s.0, s.2)).collect::<Vec<_>>(),
+        [(0x1000, 3), (0x2000, 2)]
+    );
     let back = host_ccw(&m, segs[1].1 + 8);
     assert_eq!(back.cda.get() as u64, segs[0].1 + 8);
     check_program(&p, &m, &mem, F1, IdawFormat::Format2K4);
@@ -162,7 +191,10 @@ fn segment_length_limit() {
     chain(&mem, 0x1000, &ccws);
     let e = err(&orb1(0x1000), &mem, &m);
     assert_eq!(e.kind, K::SegmentTooLong { limit: 255 });
-    assert_eq!((e.ccw_index, e.guest_addr), (Some(255), Some(0x1000 + 255 * 8)));
+    assert_eq!(
+        (e.ccw_index, e.guest_addr),
+        (Some(255), Some(0x1000 + 255 * 8))
+    );
     assert_eq!((e.errno(), e.program_check()), (libc::EINVAL, None));
     // Configurable.
     let mut small = Translator::new(Limits {
@@ -180,7 +212,11 @@ fn tic_ladder(mem: &vm_memory::GuestMemoryMmap<()>, n: u64) {
         if i + 1 == n {
             put(mem, a, &ccw1(0x03, 0, 0, 0));
         } else {
-            chain(mem, a, &[ccw1(0x03, CC, 0, 0), ccw1(0x08, 0, 0, (a + 0x100) as u32)]);
+            chain(
+                mem,
+                a,
+                &[ccw1(0x03, CC, 0, 0), ccw1(0x08, 0, 0, (a + 0x100) as u32)],
+            );
         }
     }
 }
@@ -213,7 +249,9 @@ fn idaw_formats_and_host_block_size() {
         put(&mem, 0x1000, &ccw1(0x01, IDA, count, 0x2000));
         idal(&mem, 0x2000, fmt, &idaws);
         let m = RecordingMapper::new();
-        let p = t().translate(&orb(F1, fmt, 0x1000), &mem, &m, 0x80).unwrap();
+        let p = t()
+            .translate(&orb(F1, fmt, 0x1000), &mem, &m, 0x80)
+            .unwrap();
         assert_eq!(p.host_orb().ctrl.idaw_2k(), t_bit, "{fmt:?}");
         assert_eq!(p.pins().len(), 3, "{fmt:?}");
         check_program(&p, &m, &mem, F1, fmt);
@@ -231,7 +269,9 @@ fn direct_ccw_gets_fabricated_idal_in_orb_block_steps() {
         let mem = mem(0x10000);
         put(&mem, 0x1000, &ccw1(0x02, 0, 0x2000, 0x2F00));
         let m = RecordingMapper::new();
-        let p = t().translate(&orb(F1, fmt, 0x1000), &mem, &m, 0x80).unwrap();
+        let p = t()
+            .translate(&orb(F1, fmt, 0x1000), &mem, &m, 0x80)
+            .unwrap();
         assert_eq!(p.pins().len(), pins, "{fmt:?}");
         assert_eq!(p.pins()[0], GuestRange::new(0x2F00, 0x100));
         check_program(&p, &m, &mem, F1, fmt);
@@ -246,13 +286,13 @@ fn no_pin_without_data_transfer() {
         &mem,
         0x1000,
         &[
-            ccw1(0x02, CC, 0, 0x3000),         // count 0
-            ccw1(0x02, CC | IDA, 0, 0x3000),   // count 0 with IDA: no IDAW fetched
-            ccw1(0x03, CC, 100, 0x3000),       // NOP
+            ccw1(0x02, CC, 0, 0x3000),          // count 0
+            ccw1(0x02, CC | IDA, 0, 0x3000),    // count 0 with IDA: no IDAW fetched
+            ccw1(0x03, CC, 100, 0x3000),        // NOP
             ccw1(0x02, CC | SKIP, 100, 0x3000), // skip on read
-            ccw1(0x04, CC | SKIP, 32, 0x3000), // skip on sense
-            ccw1(0x0C, CC | SKIP, 32, 0x3000), // skip on read backward
-            ccw1(0x01, SKIP, 16, 0x5000),      // skip on write is ignored: pinned
+            ccw1(0x04, CC | SKIP, 32, 0x3000),  // skip on sense
+            ccw1(0x0C, CC | SKIP, 32, 0x3000),  // skip on read backward
+            ccw1(0x01, SKIP, 16, 0x5000),       // skip on write is ignored: pinned
         ],
     );
     let m = RecordingMapper::new();
@@ -331,7 +371,10 @@ fn read_backward_direct_and_indirect() {
     );
     // Direct read backward below address 0.
     put(&mem, 0x1000, &ccw1(0x0C, 0, 0x100, 0x10));
-    assert!(matches!(err(&orb1(0x1000), &mem, &m).kind, K::AddressRange { .. }));
+    assert!(matches!(
+        err(&orb1(0x1000), &mem, &m).kind,
+        K::AddressRange { .. }
+    ));
 }
 
 #[test]
@@ -349,12 +392,18 @@ fn transport_mode_and_midaw_are_unsupported() {
 
     put(&mem, 0x1000, &ccw1(0x02, MIDA, 16, 0x2000));
     let e = err(&orb1(0x1000), &mem, &m);
-    assert_eq!(e.kind, K::Unsupported(Unsupported::Midaw { orb_allows: false }));
+    assert_eq!(
+        e.kind,
+        K::Unsupported(Unsupported::Midaw { orb_allows: false })
+    );
     assert_eq!(e.program_check(), Some(SubchannelStatus::PROGRAM_CHECK));
     let mut o = CommandOrb::new(1, 0x1000);
     o.midaw = true;
     let e = err(&o.emit(), &mem, &m);
-    assert_eq!(e.kind, K::Unsupported(Unsupported::Midaw { orb_allows: true }));
+    assert_eq!(
+        e.kind,
+        K::Unsupported(Unsupported::Midaw { orb_allows: true })
+    );
     assert_eq!((e.errno(), e.program_check()), (libc::EOPNOTSUPP, None));
 }
 
@@ -372,37 +421,70 @@ fn invalid_orb() {
 fn invalid_ccws_are_program_checks() {
     let m = RecordingMapper::new();
     let cases: Vec<(Vec<[u8; 8]>, CcwFormat, K, usize)> = vec![
-        (vec![ccw1(0x03, CC, 0, 0), ccw1(0x00, 0, 1, 0x3000)], F1, K::InvalidCommand { cmd: 0 }, 1),
-        (vec![ccw1(0x18, 0, 0, 0x2000)], F1, K::InvalidCommand { cmd: 0x18 }, 0),
+        (
+            vec![ccw1(0x03, CC, 0, 0), ccw1(0x00, 0, 1, 0x3000)],
+            F1,
+            K::InvalidCommand { cmd: 0 },
+            1,
+        ),
+        (
+            vec![ccw1(0x18, 0, 0, 0x2000)],
+            F1,
+            K::InvalidCommand { cmd: 0x18 },
+            0,
+        ),
         (vec![ccw0(0x02, 0, 0, 0x3000)], F0, K::ZeroCountFormat0, 0),
         (
             vec![ccw1(0x08, 0, 0, 0x2004)],
             F1,
-            K::Misaligned { what: Block::Ccw, addr: 0x2004, align: 8 },
+            K::Misaligned {
+                what: Block::Ccw,
+                addr: 0x2004,
+                align: 8,
+            },
             0,
         ),
         (
             vec![ccw1(0x02, IDA, 8, 0x2004)],
             F1,
-            K::Misaligned { what: Block::Idal, addr: 0x2004, align: 8 },
+            K::Misaligned {
+                what: Block::Idal,
+                addr: 0x2004,
+                align: 8,
+            },
             0,
         ),
         (
             vec![ccw1(0x02, 0, 0x100, 0x7FFF_FF80)],
             F1,
-            K::AddressRange { what: Block::Data, addr: 0x7FFF_FF80, len: 0x100, max: 0x7FFF_FFFF },
+            K::AddressRange {
+                what: Block::Data,
+                addr: 0x7FFF_FF80,
+                len: 0x100,
+                max: 0x7FFF_FFFF,
+            },
             0,
         ),
         (
             vec![ccw0(0x02, 0, 0x100, 0xFF_FF80)],
             F0,
-            K::AddressRange { what: Block::Data, addr: 0xFF_FF80, len: 0x100, max: 0xFF_FFFF },
+            K::AddressRange {
+                what: Block::Data,
+                addr: 0xFF_FF80,
+                len: 0x100,
+                max: 0xFF_FFFF,
+            },
             0,
         ),
         (
             vec![ccw1(0x02, 0, 0x10, 0x8000_1000)],
             F1,
-            K::AddressRange { what: Block::Data, addr: 0x8000_1000, len: 0, max: 0x7FFF_FFFF },
+            K::AddressRange {
+                what: Block::Data,
+                addr: 0x8000_1000,
+                len: 0,
+                max: 0x7FFF_FFFF,
+            },
             0,
         ),
     ];
@@ -411,14 +493,27 @@ fn invalid_ccws_are_program_checks() {
         chain(&mem, 0x1000, &ccws);
         let e = err(&orb(fmt, IdawFormat::Format2K4, 0x1000), &mem, &m);
         assert_eq!(e.kind, kind);
-        assert_eq!((e.ccw_index, e.guest_addr), (Some(index), Some(0x1000 + 8 * index as u64)));
-        assert_eq!((e.errno(), e.kind()), (libc::EINVAL, ErrorKind::InvalidProgram));
+        assert_eq!(
+            (e.ccw_index, e.guest_addr),
+            (Some(index), Some(0x1000 + 8 * index as u64))
+        );
+        assert_eq!(
+            (e.errno(), e.kind()),
+            (libc::EINVAL, ErrorKind::InvalidProgram)
+        );
         assert_eq!(e.program_check(), Some(SubchannelStatus::PROGRAM_CHECK));
     }
     // A misaligned cpa.
     let mem = mem(0x10000);
     let e = err(&orb1(0x1004), &mem, &m);
-    assert_eq!(e.kind, K::Misaligned { what: Block::Ccw, addr: 0x1004, align: 8 });
+    assert_eq!(
+        e.kind,
+        K::Misaligned {
+            what: Block::Ccw,
+            addr: 0x1004,
+            align: 8
+        }
+    );
 }
 
 #[test]
@@ -435,12 +530,28 @@ fn bad_idaws() {
     put(&mem, 0x1000, &ccw1(0x02, IDA, 0x900, 0x2000));
     idal(&mem, 0x2000, IdawFormat::Format2K4, &[0x3F00, 0x5010]);
     let e = err(&orb1(0x1000), &mem, &m);
-    assert_eq!(e.kind, K::Misaligned { what: Block::Idaw, addr: 0x5010, align: 4096 });
+    assert_eq!(
+        e.kind,
+        K::Misaligned {
+            what: Block::Idaw,
+            addr: 0x5010,
+            align: 4096
+        }
+    );
     // A format-2 IDAW whose piece wraps the 64-bit address space.
     put(&mem, 0x1000, &ccw1(0x02, IDA, 0x100, 0x2000));
     idal(&mem, 0x2000, IdawFormat::Format2K4, &[u64::MAX - 0x10]);
     let e = err(&orb1(0x1000), &mem, &m);
-    assert!(matches!(e.kind, K::AddressRange { what: Block::Data, .. }), "{e}");
+    assert!(
+        matches!(
+            e.kind,
+            K::AddressRange {
+                what: Block::Data,
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[test]
@@ -448,8 +559,18 @@ fn guest_faults() {
     let m = RecordingMapper::new();
     let mem = mem(0x4000);
     let e = err(&orb1(0x8000), &mem, &m);
-    assert_eq!(e.kind, K::GuestFault { what: Block::Ccw, addr: 0x8000, len: 8 });
-    assert_eq!((e.errno(), e.program_check()), (libc::EFAULT, Some(SubchannelStatus::PROGRAM_CHECK)));
+    assert_eq!(
+        e.kind,
+        K::GuestFault {
+            what: Block::Ccw,
+            addr: 0x8000,
+            len: 8
+        }
+    );
+    assert_eq!(
+        (e.errno(), e.program_check()),
+        (libc::EFAULT, Some(SubchannelStatus::PROGRAM_CHECK))
+    );
     // The chain runs off the end of guest memory.
     put(&mem, 0x3FF8, &ccw1(0x03, CC, 0, 0));
     let e = err(&orb1(0x3FF8), &mem, &m);
@@ -457,12 +578,26 @@ fn guest_faults() {
     // The IDAL is outside guest memory.
     put(&mem, 0x1000, &ccw1(0x02, IDA, 8, 0x9000));
     let e = err(&orb1(0x1000), &mem, &m);
-    assert_eq!(e.kind, K::GuestFault { what: Block::Idal, addr: 0x9000, len: 8 });
+    assert_eq!(
+        e.kind,
+        K::GuestFault {
+            what: Block::Idal,
+            addr: 0x9000,
+            len: 8
+        }
+    );
     // The rest of the IDAL is outside guest memory.
     put(&mem, 0x1000, &ccw1(0x02, IDA, 0x1800, 0x3FF8));
     put(&mem, 0x3FF8, &0x2000u64.to_be_bytes());
     let e = err(&orb1(0x1000), &mem, &m);
-    assert_eq!(e.kind, K::GuestFault { what: Block::Idal, addr: 0x4000, len: 8 });
+    assert_eq!(
+        e.kind,
+        K::GuestFault {
+            what: Block::Idal,
+            addr: 0x4000,
+            len: 8
+        }
+    );
 }
 
 #[test]
@@ -471,31 +606,61 @@ fn mapper_failures_undo_everything() {
     chain(
         &mem,
         0x1000,
-        &[ccw1(0x02, CC, 0x2000, 0x3000), ccw1(0x01, 0, 0x2000, 0x6000)],
+        &[
+            ccw1(0x02, CC, 0x2000, 0x3000),
+            ccw1(0x01, 0, 0x2000, 0x6000),
+        ],
     );
     let m = RecordingMapper::new();
     for n in 0..4 {
         m.fail_pin_after(Some(n));
         let e = err(&orb1(0x1000), &mem, &m);
-        assert_eq!(e.kind, K::Map { op: MapOp::Pin, error: MapError::Exhausted("injected pin failure") });
+        assert_eq!(
+            e.kind,
+            K::Map {
+                op: MapOp::Pin,
+                error: MapError::Exhausted("injected pin failure")
+            }
+        );
         assert_eq!((e.errno(), e.program_check()), (libc::ENOMEM, None));
         assert_eq!(e.ccw_index, Some(n as usize / 2));
     }
     m.fail_pin_after(None);
     m.fail_alloc(true);
     let e = err(&orb1(0x1000), &mem, &m);
-    assert!(matches!(e.kind, K::Map { op: MapOp::AllocControl, .. }));
+    assert!(matches!(
+        e.kind,
+        K::Map {
+            op: MapOp::AllocControl,
+            ..
+        }
+    ));
     m.fail_alloc(false);
     m.fail_write(true);
     let e = err(&orb1(0x1000), &mem, &m);
-    assert!(matches!(e.kind, K::Map { op: MapOp::WriteControl, .. }));
+    assert!(matches!(
+        e.kind,
+        K::Map {
+            op: MapOp::WriteControl,
+            ..
+        }
+    ));
     assert_eq!(e.errno(), libc::EIO);
     m.fail_write(false);
     // Data outside what the backend maps: EINVAL, a program check on real hardware.
     let m = RecordingMapper::new().with_guest_limit(0x4000);
     let e = err(&orb1(0x1000), &mem, &m);
-    assert!(matches!(e.kind, K::Map { op: MapOp::Pin, error: MapError::NotMapped(_) }));
-    assert_eq!((e.errno(), e.program_check()), (libc::EINVAL, Some(SubchannelStatus::PROGRAM_CHECK)));
+    assert!(matches!(
+        e.kind,
+        K::Map {
+            op: MapOp::Pin,
+            error: MapError::NotMapped(_)
+        }
+    ));
+    assert_eq!(
+        (e.errno(), e.program_check()),
+        (libc::EINVAL, Some(SubchannelStatus::PROGRAM_CHECK))
+    );
     let s = m.stats();
     assert_eq!(s.pins, s.unpins);
 }
@@ -525,18 +690,39 @@ fn release_unpins_exactly_what_was_pinned() {
     chain(
         &mem,
         0x1000,
-        &[ccw1(0x02, CC, 0x1800, 0x3800), ccw1(0x01, CC, 16, 0x3800), ccw1(0x03, 0, 0, 0)],
+        &[
+            ccw1(0x02, CC, 0x1800, 0x3800),
+            ccw1(0x01, CC, 16, 0x3800),
+            ccw1(0x03, 0, 0, 0),
+        ],
     );
     let m = RecordingMapper::new().recording(true);
     let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
     let pins = p.pins().to_vec();
     p.release(&m);
     let ev = m.events();
-    let pinned: Vec<_> = ev.iter().filter_map(|e| match e { Event::Pin(r, ..) => Some(*r), _ => None }).collect();
-    let unpinned: Vec<_> = ev.iter().filter_map(|e| match e { Event::Unpin(r) => Some(*r), _ => None }).collect();
+    let pinned: Vec<_> = ev
+        .iter()
+        .filter_map(|e| match e {
+            Event::Pin(r, ..) => Some(*r),
+            _ => None,
+        })
+        .collect();
+    let unpinned: Vec<_> = ev
+        .iter()
+        .filter_map(|e| match e {
+            Event::Unpin(r) => Some(*r),
+            _ => None,
+        })
+        .collect();
     assert_eq!(pinned, pins);
     assert_eq!(unpinned, pins);
-    assert_eq!(ev.iter().filter(|e| matches!(e, Event::Free { .. })).count(), 1);
+    assert_eq!(
+        ev.iter()
+            .filter(|e| matches!(e, Event::Free { .. }))
+            .count(),
+        1
+    );
     assert!(m.violations().is_empty());
 }
 
@@ -589,7 +775,14 @@ fn translator_is_reusable_after_errors() {
 #[test]
 fn error_messages_name_ccw_and_address() {
     let mem = mem(0x10000);
-    chain(&mem, 0x1000, &[ccw1(0x03, CC, 0, 0), ccw1(0x02, IDA, 8, 0x2004)]);
+    chain(
+        &mem,
+        0x1000,
+        &[ccw1(0x03, CC, 0, 0), ccw1(0x02, IDA, 8, 0x2004)],
+    );
     let e = err(&orb1(0x1000), &mem, &RecordingMapper::new());
-    assert_eq!(e.to_string(), "CCW #1 at 0x1008: IDAL address 0x2004 is not 8-byte aligned");
+    assert_eq!(
+        e.to_string(),
+        "CCW #1 at 0x1008: IDAL address 0x2004 is not 8-byte aligned"
+    );
 }

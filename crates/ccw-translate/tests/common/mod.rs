@@ -78,7 +78,10 @@ pub fn orb1(cpa: u32) -> Orb {
 /// The host CCW at device address `addr`.
 pub fn host_ccw(m: &RecordingMapper, addr: u64) -> Ccw1 {
     let mut b = [0u8; 8];
-    assert!(m.read_control(addr, &mut b), "host CCW {addr:#x} not in control memory");
+    assert!(
+        m.read_control(addr, &mut b),
+        "host CCW {addr:#x} not in control memory"
+    );
     Ccw1::from_bytes(b)
 }
 
@@ -101,14 +104,20 @@ pub fn host_bytes(p: &ChannelProgram, m: &RecordingMapper, addr: u64) -> Vec<u64
     if c.flags & SKIP != 0 && class.honours_skip() {
         return vec![];
     }
-    assert!(c.flags & IDA != 0, "a host data CCW must use a format-2 IDAL: {c:?}");
+    assert!(
+        c.flags & IDA != 0,
+        "a host data CCW must use a format-2 IDAL: {c:?}"
+    );
     let bs = host_block(p);
     let backward = class == CommandClass::ReadBackward;
     let idal = c.cda.get() as u64;
     let mut out = Vec::new();
     let read = |i: u64| {
         let mut b = [0u8; 8];
-        assert!(m.read_control(idal + 8 * i, &mut b), "host IDAW outside control memory");
+        assert!(
+            m.read_control(idal + 8 * i, &mut b),
+            "host IDAW outside control memory"
+        );
         u64::from_be_bytes(b)
     };
     let mut k = 0;
@@ -122,7 +131,11 @@ pub fn host_bytes(p: &ChannelProgram, m: &RecordingMapper, addr: u64) -> Vec<u64
             if pos % bs == 0 {
                 k += 1;
                 pos = read(k);
-                assert_eq!((pos + 1) % bs, 0, "later backward host IDAW not at a block end");
+                assert_eq!(
+                    (pos + 1) % bs,
+                    0,
+                    "later backward host IDAW not at a block end"
+                );
             } else {
                 pos -= 1;
             }
@@ -153,7 +166,12 @@ pub fn guest_bytes(
         }
         CcwFormat::Format0 => {
             let c = ccw_types::Ccw0::from_bytes(raw);
-            (c.cmd, c.flags, c.count.get() as u64, c.data_address() as u64)
+            (
+                c.cmd,
+                c.flags,
+                c.count.get() as u64,
+                c.data_address() as u64,
+            )
         }
     };
     let class = CommandClass::of(cmd, fmt);
@@ -227,10 +245,16 @@ pub fn check_program(
     for (guest, host, len) in p.segments() {
         for k in 0..len as u64 {
             let mut raw = [0u8; 8];
-            mem.read_slice(&mut raw, GuestAddress(guest + 8 * k)).unwrap();
+            mem.read_slice(&mut raw, GuestAddress(guest + 8 * k))
+                .unwrap();
             let hb = host_bytes(p, m, host + 8 * k);
             let gb = guest_bytes(mem, fmt, idaw, raw);
-            assert_eq!(hb, gb, "CCW at guest {:#x}: host bytes differ", guest + 8 * k);
+            assert_eq!(
+                hb,
+                gb,
+                "CCW at guest {:#x}: host bytes differ",
+                guest + 8 * k
+            );
             for b in &hb {
                 assert!(pinned(pins, *b), "byte {b:#x} reachable but not pinned");
             }
@@ -241,7 +265,11 @@ pub fn check_program(
                     CcwFormat::Format0 => ccw_types::Ccw0::from_bytes(raw).data_address() as u64,
                 };
                 assert_eq!(hc.cmd, 0x08);
-                assert_eq!(p.guest_cpa(hc.cda.get() as u64), Some(target), "TIC retarget");
+                assert_eq!(
+                    p.guest_cpa(hc.cda.get() as u64),
+                    Some(target),
+                    "TIC retarget"
+                );
             }
         }
         for k in 0..=len as u64 {
