@@ -22,7 +22,7 @@
 //! `GuestMemory`, and its `Bytes::read_slice` copies out of guest memory with volatile
 //! accesses, never handing out a `&[u8]` that the guest could change underneath.
 //!
-//! With the `test-utils` feature, [`testing::RecordingMapper`] is a complete in-memory mapper
+//! With the `test-utils` feature, `testing::RecordingMapper` is a complete in-memory mapper
 //! for unit tests, benchmarks and fuzzing.
 
 pub mod error;

@@ -410,7 +410,7 @@ impl Translator {
                 return Err(K::TooManyIdaws { limit: max_idaws }.into());
             }
             let range = if backward {
-                GuestRange::new(addr + 1 - len, len)
+                GuestRange::new(addr - (len - 1), len)
             } else {
                 GuestRange::new(addr, len)
             };
@@ -524,8 +524,9 @@ impl Translator {
                 a
             };
             let len = piece(addr, left);
+            // The piece must be a representable range (its end below 2^64).
             let fits = if backward {
-                addr.checked_sub(len - 1).is_some()
+                addr.checked_sub(len - 1).is_some() && addr.checked_add(1).is_some()
             } else {
                 addr.checked_add(len).is_some()
             };
