@@ -509,7 +509,7 @@ impl Translator {
                 let a = decode_idaw(&buf[k * sz..(k + 1) * sz], idaw_fmt)?;
                 // Later IDAWs designate the first (backward: last) byte of a block.
                 let aligned = if backward {
-                    (a + 1) % bs == 0
+                    a % bs == bs - 1
                 } else {
                     a % bs == 0
                 };
