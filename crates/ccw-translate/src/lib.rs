@@ -36,3 +36,11 @@ pub use error::{Block, ErrorKind, MapOp, TranslateError, TranslateErrorKind, Uns
 pub use mapper::{ControlArea, DeviceAddr, DmaAccess, GuestRange, MapError, Mapper};
 pub use program::ChannelProgram;
 pub use translator::{Limits, Translator};
+
+// A subchannel's translator and its in-flight program move between tasks and threads.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Translator>();
+    send_sync::<ChannelProgram>();
+    send_sync::<TranslateError>();
+};
