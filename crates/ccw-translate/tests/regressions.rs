@@ -107,7 +107,6 @@ fn recursive_tics_terminate() {
         0x2000,
         &[ccw1(0x01, CC, 8, 0x3100), ccw1(0x08, 0, 0, 0x1000)],
     );
-    // And a TIC to itself in a third place reached from nowhere: irrelevant but harmless.
     let m = RecordingMapper::new();
     let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
     assert_eq!(p.segments().count(), 2);
