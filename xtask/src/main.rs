@@ -4,6 +4,7 @@
 //!
 //! Each command lives in its own module; `main` only dispatches. Run `cargo xtask help`.
 
+mod fuzz;
 mod lint;
 mod test;
 mod util;
@@ -25,6 +26,11 @@ const COMMANDS: &[Command] = &[
         lint::run,
     ),
     ("ci", "what .ci/run runs: test, then lint", ci),
+    (
+        "fuzz",
+        "run a cargo-fuzz target on stable: fuzz <target> [--secs N]",
+        fuzz::run,
+    ),
 ];
 
 fn ci(args: &[String]) -> util::Result {
