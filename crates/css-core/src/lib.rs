@@ -34,6 +34,7 @@
 //! # Tracing
 //! A `subchannel` span per open subchannel and an `io` span per request (subchannel id,
 //! intparm); state transitions are logged at debug level.
+#![cfg_attr(loom, allow(dead_code))]
 #![cfg_attr(
     not(loom),
     doc = r#"
@@ -64,6 +65,9 @@ pub mod fsm;
 mod program;
 mod registry;
 mod sync;
+
+#[cfg(all(test, loom))]
+mod loom_models;
 
 #[cfg(not(loom))]
 mod css;
