@@ -487,11 +487,14 @@ pub fn clear_complete(s: &mut SchState) {
     s.ecw = [0; 32];
 }
 
-/// Unsolicited device status (e.g. attention) on an idle subchannel: SC alert + pending.
+/// Unsolicited device status (e.g. attention) on an idle subchannel: SC alert + pending, FC 0;
+/// the other SCSW fields are stored as zero (they are not meaningful without a function).
 pub fn unsolicited(s: &mut SchState, dstat: DeviceStatus) {
-    s.set_sc(Sc::ALERT | Sc::PENDING);
-    s.schib.scsw.dstat = dstat.bits();
-    s.schib.scsw.cstat = 0;
+    s.schib.scsw = Scsw {
+        ctrl: ScswControl::new().with_sc(Sc::ALERT | Sc::PENDING),
+        dstat: dstat.bits(),
+        ..Scsw::default()
+    };
 }
 
 #[cfg(test)]
