@@ -78,7 +78,7 @@ fn program(rng: &mut Rng, m: &dyn Mapper, n: u16, io: &mut Io) -> ccw_types::Orb
         }
         let here = base + 8 * i as u32;
         let (cmd, count, cda) = match rng.below(12) {
-            0..=2 | 3..=4 => {
+            0..=4 => {
                 let cmd = if rng.below(5) < 3 { 0x02 } else { 0x01 };
                 if rng.chance(50) {
                     // Guest data through a format-2 IDAL, possibly over two pages.
@@ -287,12 +287,10 @@ async fn soak_1000_subchannels() {
                         1 => {
                             backend.clear(sch).await.unwrap();
                         }
-                        2 => {
-                            if backend.cancel(sch).await.unwrap() == ConditionCode::Cc0 {
-                                t.cancelled += 1;
-                                outstanding.remove(&sch).unwrap().release(mapper.as_ref());
-                                to_start.push_back(sch);
-                            }
+                        2 if backend.cancel(sch).await.unwrap() == ConditionCode::Cc0 => {
+                            t.cancelled += 1;
+                            outstanding.remove(&sch).unwrap().release(mapper.as_ref());
+                            to_start.push_back(sch);
                         }
                         _ => {}
                     }
@@ -326,10 +324,9 @@ async fn soak_1000_subchannels() {
                 .await
                 .expect("an event within 5 s")
         } else {
-            match tokio::time::timeout(Duration::from_micros(500), events.recv()).await {
-                Ok(ev) => ev,
-                Err(_) => None,
-            }
+            tokio::time::timeout(Duration::from_micros(500), events.recv())
+                .await
+                .unwrap_or_default()
         };
         if !retry.is_empty() {
             // Let delivery tasks run before retrying (a ready event stream never yields).
