@@ -6,3 +6,4 @@
 //! programs with exact SCSW/IRB semantics, device models (a virtio-blk-ccw control device, a
 //! generic test device, later an ECKD 3390 DASD) and seeded fault injection. Nothing is
 //! implemented yet.
+pub mod dasd;
