@@ -17,29 +17,24 @@
 
 use ccw_types::DeviceStatus;
 
+use crate::device::{
+    ChainContext, Command, DataStream, DeviceModel, DeviceOutcome, SenseData, SenseIdData,
+    TransferError,
+};
+
 use super::geometry::{CMD_RCD, HEADS, Identity, RDC_LEN, SENSE_LEN, TrackAddr};
 use super::image::{CkdImage, ImageError, ImageErrorKind};
 use super::track::{COUNT_LEN, Count, Record, Track};
 
-/// The data side of one command, as the channel presents it (after IDAW/data-chaining
-/// resolution).
-pub trait ChannelData {
-    /// Read command: moves `data` into storage; returns how many bytes the channel took
-    /// (less than `data.len()` when the CCW count runs out).
-    fn store(&mut self, data: &[u8]) -> usize;
-    /// Write/control command: fills `buf` from storage; returns how many bytes the channel
-    /// supplied (less than `buf.len()` when the CCW count runs out).
-    fn fetch(&mut self, buf: &mut [u8]) -> usize;
-}
-
-/// A [`ChannelData`] over one contiguous buffer (a CCW without chaining or IDAWs), for direct
-/// use of the device without a channel.
+/// A [`DataStream`] over one contiguous buffer (a CCW without chaining or IDAWs), for direct
+/// use of the device without a channel (offline tools, unit tests).
 ///
 /// ```
-/// use mock_backend::dasd::{ChannelData, SliceData};
+/// use mock_backend::DataStream;
+/// use mock_backend::dasd::SliceData;
 /// let mut buf = [0u8; 4];
 /// let mut d = SliceData::new(&mut buf);
-/// assert_eq!(d.store(&[1, 2, 3, 4, 5]), 4);
+/// assert_eq!(d.write(&[1, 2, 3, 4, 5]).unwrap(), 4);
 /// assert_eq!(buf, [1, 2, 3, 4]);
 /// ```
 #[derive(Debug)]
@@ -53,35 +48,30 @@ impl<'a> SliceData<'a> {
     pub fn new(buf: &'a mut [u8]) -> Self {
         SliceData { buf, pos: 0 }
     }
-    /// Bytes transferred so far.
-    pub fn transferred(&self) -> usize {
-        self.pos
-    }
 }
 
-impl ChannelData for SliceData<'_> {
-    fn store(&mut self, data: &[u8]) -> usize {
+impl DataStream for SliceData<'_> {
+    fn write(&mut self, data: &[u8]) -> Result<usize, TransferError> {
         let n = data.len().min(self.buf.len() - self.pos);
         self.buf[self.pos..self.pos + n].copy_from_slice(&data[..n]);
         self.pos += n;
-        n
+        Ok(n)
     }
-    fn fetch(&mut self, buf: &mut [u8]) -> usize {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, TransferError> {
         let n = buf.len().min(self.buf.len() - self.pos);
         buf[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
         self.pos += n;
-        n
+        Ok(n)
     }
-}
-
-/// What one command ended with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EckdOutcome {
-    /// Device status: `CE|DE`, plus `SM` for a search hit, or `UC` (sense is then pending).
-    pub status: DeviceStatus,
-    /// Bytes the device wanted to transfer; the channel compares this with the CCW count
-    /// for incorrect length.
-    pub length: usize,
+    fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+    fn chains_data(&self) -> bool {
+        false
+    }
+    fn transferred(&self) -> usize {
+        self.pos
+    }
 }
 
 /// Sense bytes the device sets (32-byte 3990 format; byte 7 carries format 0 message codes).
@@ -191,6 +181,9 @@ struct Check {
     byte0: u8,
     byte1: u8,
     msg: u8,
+    /// Set when the channel stopped the transfer: its check replaces our status and nothing
+    /// was written.
+    transfer: Option<TransferError>,
 }
 
 impl Check {
@@ -199,6 +192,7 @@ impl Check {
             byte0: sense::CMD_REJECT,
             byte1: 0,
             msg,
+            transfer: None,
         }
     }
     const fn byte1(byte1: u8) -> Self {
@@ -206,6 +200,7 @@ impl Check {
             byte0: 0,
             byte1,
             msg: 0,
+            transfer: None,
         }
     }
 }
@@ -219,18 +214,31 @@ impl From<ImageError> for Check {
                 byte0: sense::CMD_REJECT,
                 byte1: sense::WRITE_INHIBITED,
                 msg: 0,
+                transfer: None,
             },
             ImageErrorKind::OutOfRange => Check::reject(sense::MSG_INVALID_PARAMETER),
             _ => Check {
                 byte0: sense::EQUIPMENT_CHECK,
                 byte1: 0,
                 msg: 0,
+                transfer: None,
             },
         }
     }
 }
 
-type CmdResult = Result<(DeviceStatus, usize), Check>;
+impl From<TransferError> for Check {
+    fn from(e: TransferError) -> Self {
+        Check {
+            byte0: 0,
+            byte1: 0,
+            msg: 0,
+            transfer: Some(e),
+        }
+    }
+}
+
+type CmdResult = Result<DeviceStatus, Check>;
 
 const OK: DeviceStatus = DeviceStatus::CHANNEL_END.union(DeviceStatus::DEVICE_END);
 
@@ -247,8 +255,8 @@ const OK: DeviceStatus = DeviceStatus::CHANNEL_END.union(DeviceStatus::DEVICE_EN
 /// let mut rdc = [0u8; 64];
 /// dev.start_chain();
 /// let out = dev.execute(0x64, &mut SliceData::new(&mut rdc));
-/// assert_eq!(out.length, 64);
-/// assert_eq!(&rdc[3..5], &[0x33, 0x90]);
+/// assert_eq!(out, mock_backend::DeviceOutcome::done());
+/// assert_eq!(&rdc[3..5], &[0x33, 0x90]); // device type 3390
 /// # std::fs::remove_dir_all(&dir).unwrap();
 /// ```
 #[derive(Debug)]
@@ -301,14 +309,19 @@ impl Eckd {
         self.sense
     }
 
-    /// Executes one command. On unit check the sense is stored for a following Sense and
-    /// the channel program should end (the channel does not chain after unit check).
-    pub fn execute(&mut self, code: u8, data: &mut dyn ChannelData) -> EckdOutcome {
-        let res = self.dispatch(code, data);
-        match res {
-            Ok((status, length)) => {
-                tracing::trace!(cmd = format_args!("{code:#04x}"), %status, length, "eckd command");
-                EckdOutcome { status, length }
+    /// Executes one command, for use without a channel (the [`DeviceModel`] implementation
+    /// calls this too). On unit check the sense is kept for [`Eckd::sense_bytes`] / Sense.
+    pub fn execute(&mut self, code: u8, data: &mut dyn DataStream) -> DeviceOutcome {
+        match self.dispatch(code, data) {
+            Ok(status) => {
+                tracing::trace!(cmd = format_args!("{code:#04x}"), %status, "eckd command");
+                DeviceOutcome::with_status(status)
+            }
+            Err(Check {
+                transfer: Some(e), ..
+            }) => {
+                tracing::debug!(cmd = format_args!("{code:#04x}"), error = %e, "transfer stopped");
+                DeviceOutcome::done()
             }
             Err(c) => {
                 tracing::debug!(
@@ -327,29 +340,31 @@ impl Eckd {
                     self.sense[8..12].copy_from_slice(&t.addr.to_cchh());
                 }
                 self.chain.domain = None;
-                EckdOutcome {
-                    status: OK | DeviceStatus::UNIT_CHECK,
-                    length: 0,
+                if c.byte0 & sense::CMD_REJECT != 0 {
+                    // Rejected before any data moved: unit check alone.
+                    DeviceOutcome::unit_check()
+                } else {
+                    DeviceOutcome::unit_check_after_transfer()
                 }
             }
         }
     }
 
-    fn dispatch(&mut self, code: u8, data: &mut dyn ChannelData) -> CmdResult {
+    fn dispatch(&mut self, code: u8, data: &mut dyn DataStream) -> CmdResult {
         match code {
-            0x03 => Ok((OK, 0)),
+            0x03 => Ok(OK),
             0x04 => {
                 let s = self.sense;
                 self.sense = [0; SENSE_LEN];
-                Ok((OK, send(data, &s)))
+                send(data, &s)
             }
-            cmd::SENSE_ID => Ok((OK, send(data, &self.identity.sense_id()))),
-            cmd::RDC => Ok((OK, send(data, &self.identity.rdc()))),
-            CMD_RCD => Ok((OK, send(data, &self.identity.rcd()))),
+            cmd::SENSE_ID => send(data, &self.identity.sense_id()),
+            cmd::RDC => send(data, &self.identity.rdc()),
+            CMD_RCD => send(data, &self.identity.rcd()),
             cmd::RESERVE | cmd::RELEASE | cmd::UNCOND_RESERVE => {
                 // Single-host simulation: reservation always succeeds; the device returns its
                 // 32 sense bytes like a real 3990 does.
-                Ok((OK, send(data, &self.sense)))
+                send(data, &self.sense)
             }
             cmd::SET_FILE_MASK => self.set_file_mask(data),
             cmd::DEFINE_EXTENT => self.define_extent(data),
@@ -482,6 +497,7 @@ impl Eckd {
                 byte0: sense::CMD_REJECT,
                 byte1: sense::WRITE_INHIBITED,
                 msg: 0,
+                transfer: None,
             });
         }
         let mask = self.chain.mask & MASK_WRITE;
@@ -498,6 +514,7 @@ impl Eckd {
                 byte0: sense::CMD_REJECT,
                 byte1: sense::FILE_PROTECTED,
                 msg: sense::MSG_INVALID_PARAMETER,
+                transfer: None,
             })
         }
     }
@@ -514,23 +531,23 @@ impl Eckd {
 
     // ---- control commands --------------------------------------------------------------
 
-    fn set_file_mask(&mut self, data: &mut dyn ChannelData) -> CmdResult {
+    fn set_file_mask(&mut self, data: &mut dyn DataStream) -> CmdResult {
         if self.chain.extent.is_some() || self.chain.mask_set {
             return Err(Check::reject(sense::MSG_INVALID_SEQUENCE));
         }
         let [mask] = recv::<1>(data)?;
         self.chain.mask = mask;
         self.chain.mask_set = true;
-        Ok((OK, 1))
+        Ok(OK)
     }
 
-    fn define_extent(&mut self, data: &mut dyn ChannelData) -> CmdResult {
+    fn define_extent(&mut self, data: &mut dyn DataStream) -> CmdResult {
         if self.chain.extent.is_some() || self.chain.mask_set || self.chain.track.is_some() {
             return Err(Check::reject(sense::MSG_INVALID_SEQUENCE));
         }
         // 16 bytes of parameters; Linux sends 32 (extended parameters) when it time-stamps.
         let mut p = [0u8; 32];
-        let got = data.fetch(&mut p);
+        let got = data.read(&mut p)?;
         if got < 16 {
             return Err(Check::reject(sense::MSG_COUNT_TOO_SMALL));
         }
@@ -549,16 +566,16 @@ impl Eckd {
             end: end.index(),
         });
         self.chain.mask = mask;
-        Ok((OK, if got > 16 { 32 } else { 16 }))
+        Ok(OK)
     }
 
-    fn locate(&mut self, data: &mut dyn ChannelData, extended: bool) -> CmdResult {
+    fn locate(&mut self, data: &mut dyn DataStream, extended: bool) -> CmdResult {
         if self.chain.extent.is_none() || !self.domain_complete() {
             return Err(Check::reject(sense::MSG_INVALID_SEQUENCE));
         }
         let want = if extended { 20 } else { 16 };
         let mut p = [0u8; 20];
-        if data.fetch(&mut p[..want]) < want {
+        if data.read(&mut p[..want])? < want {
             return Err(Check::reject(sense::MSG_COUNT_TOO_SMALL));
         }
         if extended && (p[0] & 0x3F == 0x3F || p[1] & 0x20 != 0) {
@@ -606,10 +623,10 @@ impl Eckd {
             op: operation,
             remaining: count,
         });
-        Ok((OK, want))
+        Ok(OK)
     }
 
-    fn seek(&mut self, data: &mut dyn ChannelData) -> CmdResult {
+    fn seek(&mut self, data: &mut dyn DataStream) -> CmdResult {
         if self.chain.domain.is_some() {
             return Err(Check::reject(sense::MSG_INVALID_SEQUENCE));
         }
@@ -618,10 +635,10 @@ impl Eckd {
             return Err(Check::reject(sense::MSG_INVALID_PARAMETER));
         }
         self.move_to(TrackAddr::from_cchh([b[2], b[3], b[4], b[5]]))?;
-        Ok((OK, 6))
+        Ok(OK)
     }
 
-    fn search_id(&mut self, data: &mut dyn ChannelData) -> CmdResult {
+    fn search_id(&mut self, data: &mut dyn DataStream) -> CmdResult {
         if self.chain.domain.is_some() {
             return Err(Check::reject(sense::MSG_INVALID_SEQUENCE));
         }
@@ -635,18 +652,18 @@ impl Eckd {
         } else {
             OK
         };
-        Ok((status, 5))
+        Ok(status)
     }
 
     // ---- reads -------------------------------------------------------------------------
 
-    fn read_ha(&mut self, data: &mut dyn ChannelData) -> CmdResult {
+    fn read_ha(&mut self, data: &mut dyn DataStream) -> CmdResult {
         let ha = self.track()?.home_address();
         self.chain.cursor = Some(Cursor::AfterHa);
-        Ok((OK, send(data, &ha)))
+        send(data, &ha)
     }
 
-    fn read_r0(&mut self, data: &mut dyn ChannelData) -> CmdResult {
+    fn read_r0(&mut self, data: &mut dyn DataStream) -> CmdResult {
         self.take_domain(&[op::READ_ANY])?;
         let t = self.track()?;
         let r0 = t
@@ -655,10 +672,10 @@ impl Eckd {
             .ok_or(Check::byte1(sense::NO_RECORD_FOUND))?;
         let bytes = ckd_bytes(r0);
         self.chain.cursor = Some(Cursor::AfterRecord(0));
-        Ok((OK, send(data, &bytes)))
+        send(data, &bytes)
     }
 
-    fn read_count(&mut self, data: &mut dyn ChannelData) -> CmdResult {
+    fn read_count(&mut self, data: &mut dyn DataStream) -> CmdResult {
         self.take_domain(&[op::READ_DATA, op::READ_ANY])?;
         let i = match self.next_count() {
             Ok(i) => i,
@@ -670,25 +687,25 @@ impl Eckd {
         };
         self.chain.cursor = Some(Cursor::AfterCount(i));
         let c = self.track()?.records[i].count.to_bytes();
-        Ok((OK, send(data, &c)))
+        send(data, &c)
     }
 
-    fn read(&mut self, data: &mut dyn ChannelData, key: bool, mt: bool) -> CmdResult {
+    fn read(&mut self, data: &mut dyn DataStream, key: bool, mt: bool) -> CmdResult {
         self.take_domain(&[op::READ_DATA, op::READ_ANY])?;
         let i = self.data_record(mt)?;
         let r = &self.track()?.records[i];
-        let n = if key {
+        let bytes = if key {
             let mut b = r.key.clone();
             b.extend_from_slice(&r.data);
-            send(data, &b)
+            b
         } else {
-            send(data, &r.data)
+            r.data.clone()
         };
         self.chain.cursor = Some(Cursor::AfterRecord(i));
-        Ok((OK, n))
+        send(data, &bytes)
     }
 
-    fn read_ckd(&mut self, data: &mut dyn ChannelData, mt: bool) -> CmdResult {
+    fn read_ckd(&mut self, data: &mut dyn DataStream, mt: bool) -> CmdResult {
         self.take_domain(&[op::READ_DATA, op::READ_ANY])?;
         let n = self.track()?.records.len();
         let mut i = match self.cursor() {
@@ -707,12 +724,12 @@ impl Eckd {
         }
         let bytes = ckd_bytes(&self.track()?.records[i]);
         self.chain.cursor = Some(Cursor::AfterRecord(i));
-        Ok((OK, send(data, &bytes)))
+        send(data, &bytes)
     }
 
     // ---- writes ------------------------------------------------------------------------
 
-    fn write(&mut self, data: &mut dyn ChannelData, key: bool, mt: bool) -> CmdResult {
+    fn write(&mut self, data: &mut dyn DataStream, key: bool, mt: bool) -> CmdResult {
         self.check_write(false, false)?;
         self.take_domain(&[op::WRITE_DATA])?;
         let i = self.data_record(mt)?;
@@ -725,8 +742,7 @@ impl Eckd {
         let mut buf = vec![0u8; if key { r.key.len() } else { 0 } + r.data.len()];
         // Short transfers are padded with zeros, as the control unit does; the channel
         // reports the incorrect length.
-        data.fetch(&mut buf);
-        let len = buf.len();
+        data.read(&mut buf)?;
         if key {
             let kl = r.key.len();
             r.key.copy_from_slice(&buf[..kl]);
@@ -736,27 +752,25 @@ impl Eckd {
         }
         self.commit()?;
         self.chain.cursor = Some(Cursor::AfterRecord(i));
-        Ok((OK, len))
+        Ok(OK)
     }
 
-    fn receive_record(data: &mut dyn ChannelData) -> Result<(Record, usize), Check> {
+    /// Receives count, key and data of a record being formatted (short transfers are padded
+    /// with zeros; the channel reports the incorrect length).
+    fn receive_record(data: &mut dyn DataStream) -> Result<Record, Check> {
         let cb = recv::<COUNT_LEN>(data)?;
         let count = Count::from_bytes(cb);
         let mut kd = vec![0u8; count.key_len as usize + count.data_len as usize];
-        data.fetch(&mut kd);
+        data.read(&mut kd)?;
         let data_part = kd.split_off(count.key_len as usize);
-        let len = COUNT_LEN + kd.len() + data_part.len();
-        Ok((
-            Record {
-                count,
-                key: kd,
-                data: data_part,
-            },
-            len,
-        ))
+        Ok(Record {
+            count,
+            key: kd,
+            data: data_part,
+        })
     }
 
-    fn write_ckd(&mut self, data: &mut dyn ChannelData) -> CmdResult {
+    fn write_ckd(&mut self, data: &mut dyn DataStream) -> CmdResult {
         self.check_write(true, false)?;
         self.take_domain(&[op::FORMAT_WRITE])?;
         let after = match self.cursor() {
@@ -765,7 +779,7 @@ impl Eckd {
                 return Err(Check::reject(sense::MSG_INVALID_SEQUENCE));
             }
         };
-        let (rec, len) = Self::receive_record(data)?;
+        let rec = Self::receive_record(data)?;
         if rec.count.record == 0 {
             return Err(Check::reject(sense::MSG_INVALID_PARAMETER));
         }
@@ -783,16 +797,16 @@ impl Eckd {
         *t = new;
         self.commit()?;
         self.chain.cursor = Some(Cursor::AfterRecord(after + 1));
-        Ok((OK, len))
+        Ok(OK)
     }
 
-    fn write_r0(&mut self, data: &mut dyn ChannelData) -> CmdResult {
+    fn write_r0(&mut self, data: &mut dyn DataStream) -> CmdResult {
         self.check_write(true, true)?;
         self.take_domain(&[op::FORMAT_WRITE])?;
         if !matches!(self.cursor(), Cursor::Index | Cursor::AfterHa) {
             return Err(Check::reject(sense::MSG_INVALID_SEQUENCE));
         }
-        let (rec, len) = Self::receive_record(data)?;
+        let rec = Self::receive_record(data)?;
         if rec.count.record != 0 {
             return Err(Check::reject(sense::MSG_INVALID_PARAMETER));
         }
@@ -804,7 +818,52 @@ impl Eckd {
         t.records = vec![rec];
         self.commit()?;
         self.chain.cursor = Some(Cursor::AfterRecord(0));
-        Ok((OK, len))
+        Ok(OK)
+    }
+}
+
+impl DeviceModel for Eckd {
+    fn sense_id(&self) -> Option<SenseIdData> {
+        let b = self.identity.sense_id();
+        let id = SenseIdData::basic(
+            u16::from_be_bytes([b[1], b[2]]),
+            b[3],
+            u16::from_be_bytes([b[4], b[5]]),
+            b[6],
+        );
+        Some(id.with_ciw(0, b[9], u16::from_be_bytes([b[10], b[11]])))
+    }
+
+    fn execute(
+        &mut self,
+        cmd: &Command,
+        data: &mut dyn DataStream,
+        ctx: &mut ChainContext,
+    ) -> DeviceOutcome {
+        if ctx.is_first() {
+            self.start_chain();
+        }
+        Eckd::execute(self, cmd.code, data)
+    }
+
+    fn sense(&mut self) -> SenseData {
+        let bytes = std::mem::take(&mut self.sense);
+        SenseData {
+            bytes,
+            len: SENSE_LEN as u8,
+        }
+    }
+
+    fn reset(&mut self) {
+        Eckd::reset(self);
+    }
+
+    fn begin_chain(&mut self) {
+        self.start_chain();
+    }
+
+    fn name(&self) -> &'static str {
+        "eckd-3390"
     }
 }
 
@@ -816,19 +875,399 @@ fn ckd_bytes(r: &Record) -> Vec<u8> {
     b
 }
 
-/// Transfers `bytes` to storage; returns the device's length (all of `bytes`).
-fn send(data: &mut dyn ChannelData, bytes: &[u8]) -> usize {
-    data.store(bytes);
-    bytes.len()
+/// Offers `bytes` to storage (the channel takes what the count allows and reports incorrect
+/// length itself) and ends the command normally.
+fn send(data: &mut dyn DataStream, bytes: &[u8]) -> CmdResult {
+    data.write(bytes)?;
+    Ok(OK)
 }
 
 /// Receives exactly `N` parameter bytes or rejects the command.
-fn recv<const N: usize>(data: &mut dyn ChannelData) -> Result<[u8; N], Check> {
+fn recv<const N: usize>(data: &mut dyn DataStream) -> Result<[u8; N], Check> {
     let mut b = [0u8; N];
-    if data.fetch(&mut b) < N {
+    if data.read(&mut b)? < N {
         return Err(Check::reject(sense::MSG_COUNT_TOO_SMALL));
     }
     Ok(b)
 }
 
 const _: () = assert!(RDC_LEN == 64);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dasd::image::tests::Scratch;
+    use crate::dasd::{CreateOptions, Model3390};
+
+    const DONE: DeviceStatus = OK;
+    const SM: DeviceStatus = OK.union(DeviceStatus::STATUS_MODIFIER);
+
+    fn device(dir: &Scratch, cyls: u32) -> Eckd {
+        let opts = CreateOptions {
+            cylinders: Some(cyls),
+            volser: Some("TEST01".into()),
+        };
+        let img = CkdImage::create(&dir.file("d.3390"), Model3390::M1, &opts).unwrap();
+        Eckd::new(img, 0x0A01)
+    }
+
+    /// Executes one command with `buf` as its data; returns the status.
+    fn ex(dev: &mut Eckd, code: u8, buf: &mut [u8]) -> DeviceStatus {
+        dev.execute(code, &mut SliceData::new(buf)).status
+    }
+
+    fn de(mask: u8, beg: TrackAddr, end: TrackAddr) -> Vec<u8> {
+        let mut p = vec![0u8; 16];
+        p[0] = mask;
+        p[1] = 0xC0; // ECKD mode
+        p[8..12].copy_from_slice(&beg.to_cchh());
+        p[12..16].copy_from_slice(&end.to_cchh());
+        p
+    }
+
+    fn lr(orient: u8, op: u8, count: u8, seek: TrackAddr, rec: u8, len: u16) -> Vec<u8> {
+        let mut p = vec![0u8; 16];
+        p[0] = (orient << 6) | op;
+        p[3] = count;
+        p[4..8].copy_from_slice(&seek.to_cchh());
+        p[8..12].copy_from_slice(&seek.to_cchh());
+        p[12] = rec;
+        p[14..16].copy_from_slice(&len.to_be_bytes());
+        p
+    }
+
+    fn count(t: TrackAddr, r: u8, kl: u8, dl: u16) -> Vec<u8> {
+        let c = t.to_cchh();
+        Count {
+            cyl: u16::from_be_bytes([c[0], c[1]]),
+            head: u16::from_be_bytes([c[2], c[3]]),
+            record: r,
+            key_len: kl,
+            data_len: dl,
+        }
+        .to_bytes()
+        .to_vec()
+    }
+
+    /// Formats `t` with R0 and `n` records of `dl` bytes filled with `r` (Linux's format
+    /// program: DE allow-all, LR orient-HA format-write, Write R0, Write CKD...).
+    fn format_track(dev: &mut Eckd, t: TrackAddr, n: u8, dl: u16) {
+        dev.start_chain();
+        assert_eq!(ex(dev, cmd::DEFINE_EXTENT, &mut de(0xC0, t, t)), DONE);
+        assert_eq!(
+            ex(
+                dev,
+                cmd::LOCATE,
+                &mut lr(1, op::FORMAT_WRITE, n + 1, t, 0, 8)
+            ),
+            DONE
+        );
+        let mut r0 = count(t, 0, 0, 8);
+        r0.extend([0; 8]);
+        assert_eq!(ex(dev, cmd::WRITE_R0, &mut r0), DONE);
+        for r in 1..=n {
+            let mut rec = count(t, r, 0, dl);
+            rec.extend(std::iter::repeat_n(r, dl as usize));
+            assert_eq!(ex(dev, cmd::WRITE_CKD, &mut rec), DONE, "record {r}");
+        }
+    }
+
+    #[test]
+    fn format_write_and_read_back_across_tracks() {
+        let dir = Scratch::new("fmt");
+        let mut dev = device(&dir, 1);
+        let (t1, t2) = (TrackAddr::new(0, 5), TrackAddr::new(0, 6));
+        format_track(&mut dev, t1, 12, 4096);
+        format_track(&mut dev, t2, 12, 4096);
+        // Update R12 of t1 and R1 of t2 in one domain (write, multitrack).
+        dev.start_chain();
+        assert_eq!(
+            ex(&mut dev, cmd::DEFINE_EXTENT, &mut de(0x80, t1, t2)),
+            DONE
+        );
+        assert_eq!(
+            ex(
+                &mut dev,
+                cmd::LOCATE,
+                &mut lr(0, op::WRITE_DATA, 2, t1, 12, 4096)
+            ),
+            DONE
+        );
+        assert_eq!(ex(&mut dev, 0x85, &mut vec![0xA1; 4096]), DONE);
+        assert_eq!(ex(&mut dev, 0x85, &mut vec![0xA2; 4096]), DONE);
+        // A third write exceeds the domain.
+        let st = ex(&mut dev, 0x85, &mut vec![0; 4096]);
+        assert!(st.contains(DeviceStatus::UNIT_CHECK));
+        assert_eq!(dev.sense_bytes()[0], sense::CMD_REJECT);
+        // Read R11..t2 R2 back (Linux: DE read-only, LR read data, Read MT...).
+        dev.start_chain();
+        assert_eq!(
+            ex(&mut dev, cmd::DEFINE_EXTENT, &mut de(0x40, t1, t2)),
+            DONE
+        );
+        assert_eq!(
+            ex(
+                &mut dev,
+                cmd::LOCATE,
+                &mut lr(0, op::READ_DATA, 4, t1, 11, 4096)
+            ),
+            DONE
+        );
+        let mut got = Vec::new();
+        for _ in 0..4 {
+            let mut b = vec![0u8; 4096];
+            assert_eq!(ex(&mut dev, 0x86, &mut b), DONE);
+            got.push(b[0]);
+        }
+        assert_eq!(got, [11, 0xA1, 0xA2, 2]);
+        // Durable: a fresh device on the reopened image sees the update.
+        let img = CkdImage::open(&dir.file("d.3390"), true).unwrap();
+        let t = img.read_track(t2).unwrap();
+        assert_eq!(t.records[1].data, vec![0xA2; 4096]);
+        assert_eq!(t.records.len(), 13);
+    }
+
+    #[test]
+    fn read_count_after_r0_search_reads_r1_onwards() {
+        // dasd_eckd's volume analysis: LR read-data search R0, then Read Count x4.
+        let dir = Scratch::new("rc");
+        let mut dev = device(&dir, 1);
+        let t0 = TrackAddr::new(0, 0);
+        dev.start_chain();
+        assert_eq!(
+            ex(&mut dev, cmd::DEFINE_EXTENT, &mut de(0x40, t0, t0)),
+            DONE
+        );
+        assert_eq!(
+            ex(
+                &mut dev,
+                cmd::LOCATE,
+                &mut lr(0, op::READ_DATA, 3, t0, 0, 0)
+            ),
+            DONE
+        );
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let mut c = [0u8; 8];
+            assert_eq!(ex(&mut dev, cmd::READ_COUNT, &mut c), DONE);
+            seen.push((c[4], c[5], u16::from_be_bytes([c[6], c[7]])));
+        }
+        // IPL1 (key 4, 24), IPL2 (key 4, 144), VOL1 (key 4, 80).
+        assert_eq!(seen, [(1, 4, 24), (2, 4, 144), (3, 4, 80)]);
+    }
+
+    #[test]
+    fn read_key_and_data_of_vol1() {
+        let dir = Scratch::new("vol1");
+        let mut dev = device(&dir, 1);
+        let t0 = TrackAddr::new(0, 0);
+        dev.start_chain();
+        assert_eq!(
+            ex(&mut dev, cmd::DEFINE_EXTENT, &mut de(0x40, t0, t0)),
+            DONE
+        );
+        assert_eq!(
+            ex(
+                &mut dev,
+                cmd::LOCATE,
+                &mut lr(0, op::READ_DATA, 1, t0, 3, 84)
+            ),
+            DONE
+        );
+        let mut kd = vec![0u8; 84];
+        assert_eq!(ex(&mut dev, 0x8E, &mut kd), DONE);
+        assert_eq!(crate::dasd::parse_vol1(&kd[4..]).as_deref(), Some("TEST01"));
+        assert_eq!(&kd[..4], &[0xE5, 0xD6, 0xD3, 0xF1]);
+    }
+
+    #[test]
+    fn home_address_and_record_zero() {
+        let dir = Scratch::new("ha");
+        let mut dev = device(&dir, 1);
+        let t = TrackAddr::new(0, 9);
+        dev.start_chain();
+        assert_eq!(ex(&mut dev, cmd::DEFINE_EXTENT, &mut de(0x40, t, t)), DONE);
+        assert_eq!(
+            ex(&mut dev, cmd::LOCATE, &mut lr(3, op::READ_ANY, 1, t, 0, 0)),
+            DONE
+        );
+        let mut ha = [0u8; 5];
+        assert_eq!(ex(&mut dev, cmd::READ_HA_DIAG, &mut ha), DONE);
+        assert_eq!(ha, [0, 0, 0, 0, 9]);
+        let mut r0 = [0u8; 16];
+        assert_eq!(ex(&mut dev, cmd::READ_R0, &mut r0), DONE);
+        assert_eq!(&r0[..8], &[0, 0, 0, 9, 0, 0, 0, 8]);
+    }
+
+    #[test]
+    fn search_id_equal_loop_finds_record() {
+        // Seek, Search ID Equal (TIC back while not found), Read Data: the channel re-drives
+        // the search until status modifier; here the loop is the test's.
+        let dir = Scratch::new("search");
+        let mut dev = device(&dir, 1);
+        let t = TrackAddr::new(0, 2);
+        format_track(&mut dev, t, 5, 100);
+        dev.start_chain();
+        let mut seek = vec![0, 0, 0, 0, 0, 2];
+        assert_eq!(ex(&mut dev, cmd::SEEK, &mut seek), DONE);
+        let mut id = [0, 0, 0, 2, 4];
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let st = ex(&mut dev, cmd::SEARCH_ID_EQ, &mut id);
+            if st == SM {
+                break;
+            }
+            assert_eq!(st, DONE);
+            assert!(tries < 10);
+        }
+        assert_eq!(tries, 5, "R0..R4 passed");
+        let mut d = vec![0u8; 100];
+        assert_eq!(ex(&mut dev, cmd::READ_DATA, &mut d), DONE);
+        assert_eq!(d, vec![4; 100]);
+        // A record that does not exist: two index passes, then no record found.
+        let mut missing = [0, 0, 0, 2, 9];
+        let mut st = DONE;
+        for _ in 0..20 {
+            st = ex(&mut dev, cmd::SEARCH_ID_EQ, &mut missing);
+            if st != DONE {
+                break;
+            }
+        }
+        assert!(st.contains(DeviceStatus::UNIT_CHECK));
+        assert_eq!(dev.sense_bytes()[1], sense::NO_RECORD_FOUND);
+    }
+
+    #[test]
+    fn sense_for_extent_violation_missing_record_and_write_inhibit() {
+        let dir = Scratch::new("sense");
+        let mut dev = device(&dir, 2);
+        let (a, b) = (TrackAddr::new(0, 1), TrackAddr::new(0, 3));
+        // Outside the extent: file protected.
+        dev.start_chain();
+        assert_eq!(ex(&mut dev, cmd::DEFINE_EXTENT, &mut de(0x40, a, b)), DONE);
+        let st = ex(
+            &mut dev,
+            cmd::LOCATE,
+            &mut lr(0, op::READ_DATA, 1, TrackAddr::new(1, 0), 1, 0),
+        );
+        assert!(st.contains(DeviceStatus::UNIT_CHECK));
+        let s = DeviceModel::sense(&mut dev);
+        assert_eq!((s.bytes[0], s.bytes[1]), (0, sense::FILE_PROTECTED));
+        assert_eq!(
+            DeviceModel::sense(&mut dev).bytes,
+            [0; 32],
+            "sense is consumed"
+        );
+        // No such record: no record found.
+        dev.start_chain();
+        assert_eq!(ex(&mut dev, cmd::DEFINE_EXTENT, &mut de(0x40, a, b)), DONE);
+        let st = ex(&mut dev, cmd::LOCATE, &mut lr(0, op::READ_DATA, 1, a, 7, 0));
+        assert!(st.contains(DeviceStatus::UNIT_CHECK));
+        assert_eq!(dev.sense_bytes()[1], sense::NO_RECORD_FOUND);
+        assert_eq!(&dev.sense_bytes()[8..12], &a.to_cchh());
+        // File mask "inhibit all writes": a write domain is rejected.
+        dev.start_chain();
+        assert_eq!(ex(&mut dev, cmd::DEFINE_EXTENT, &mut de(0x40, a, b)), DONE);
+        let st = ex(
+            &mut dev,
+            cmd::LOCATE,
+            &mut lr(0, op::WRITE_DATA, 1, a, 0, 8),
+        );
+        assert_eq!(st, DeviceStatus::UNIT_CHECK);
+        assert_eq!(dev.sense_bytes()[0], sense::CMD_REJECT);
+        assert_eq!(dev.sense_bytes()[1], sense::FILE_PROTECTED);
+        // A read-only volume: write inhibited.
+        drop(dev);
+        let img = CkdImage::open(&dir.file("d.3390"), true).unwrap();
+        let mut dev = Eckd::new(img, 1);
+        dev.start_chain();
+        assert_eq!(ex(&mut dev, cmd::DEFINE_EXTENT, &mut de(0x80, a, b)), DONE);
+        let st = ex(
+            &mut dev,
+            cmd::LOCATE,
+            &mut lr(0, op::WRITE_DATA, 1, a, 0, 8),
+        );
+        assert_eq!(st, DeviceStatus::UNIT_CHECK);
+        assert_eq!(dev.sense_bytes()[0], sense::CMD_REJECT);
+        assert_eq!(dev.sense_bytes()[1], sense::WRITE_INHIBITED);
+    }
+
+    #[test]
+    fn sequence_rules() {
+        let dir = Scratch::new("seq");
+        let mut dev = device(&dir, 1);
+        let t = TrackAddr::new(0, 1);
+        // Locate without Define Extent.
+        dev.start_chain();
+        let st = ex(&mut dev, cmd::LOCATE, &mut lr(0, op::READ_DATA, 1, t, 0, 0));
+        assert_eq!(st, DeviceStatus::UNIT_CHECK);
+        assert_eq!(dev.sense_bytes()[7], sense::MSG_INVALID_SEQUENCE);
+        // Two Define Extents.
+        dev.start_chain();
+        assert_eq!(ex(&mut dev, cmd::DEFINE_EXTENT, &mut de(0x40, t, t)), DONE);
+        assert_eq!(
+            ex(&mut dev, cmd::DEFINE_EXTENT, &mut de(0x40, t, t)),
+            DeviceStatus::UNIT_CHECK
+        );
+        // Inverted extent, short parameters, unknown command.
+        dev.start_chain();
+        let st = ex(
+            &mut dev,
+            cmd::DEFINE_EXTENT,
+            &mut de(0x40, t, TrackAddr::new(0, 0)),
+        );
+        assert_eq!(st, DeviceStatus::UNIT_CHECK);
+        dev.start_chain();
+        assert_eq!(
+            ex(&mut dev, cmd::DEFINE_EXTENT, &mut [0u8; 8]),
+            DeviceStatus::UNIT_CHECK
+        );
+        assert_eq!(dev.sense_bytes()[7], sense::MSG_COUNT_TOO_SMALL);
+        assert_eq!(ex(&mut dev, 0xC3, &mut []), DeviceStatus::UNIT_CHECK);
+        assert_eq!(dev.sense_bytes()[7], sense::MSG_INVALID_COMMAND);
+        // Reserve/Release: accepted, 32 bytes.
+        let mut b = [0xEEu8; 32];
+        assert_eq!(ex(&mut dev, cmd::RESERVE, &mut b), DONE);
+        assert_eq!(ex(&mut dev, cmd::RELEASE, &mut b), DONE);
+        // A track that is full refuses another record.
+        format_track(&mut dev, t, 1, 56000);
+        dev.start_chain();
+        assert_eq!(ex(&mut dev, cmd::DEFINE_EXTENT, &mut de(0x00, t, t)), DONE);
+        assert_eq!(
+            ex(
+                &mut dev,
+                cmd::LOCATE,
+                &mut lr(0, op::FORMAT_WRITE, 1, t, 1, 1000)
+            ),
+            DONE
+        );
+        let mut rec = count(t, 2, 0, 1000);
+        rec.extend([0; 1000]);
+        assert_eq!(
+            ex(&mut dev, cmd::WRITE_CKD, &mut rec),
+            DeviceStatus::UNIT_CHECK
+        );
+        assert_eq!(dev.sense_bytes()[7], sense::MSG_TRACK_FULL);
+    }
+
+    #[test]
+    fn identification() {
+        let dir = Scratch::new("id");
+        let mut dev = device(&dir, 3);
+        let id = DeviceModel::sense_id(&dev).unwrap();
+        assert_eq!(
+            id.as_bytes(),
+            &[
+                0xFF, 0x39, 0x90, 0xE9, 0x33, 0x90, 0x02, 0x00, 0x40, 0xFA, 0x01, 0x00
+            ]
+        );
+        let mut rcd = vec![0u8; 256];
+        assert_eq!(ex(&mut dev, CMD_RCD, &mut rcd), DONE);
+        assert_eq!(rcd[235], 0x01);
+        let mut rdc = [0u8; 64];
+        assert_eq!(ex(&mut dev, cmd::RDC, &mut rdc), DONE);
+        assert_eq!(u16::from_be_bytes([rdc[12], rdc[13]]), 3);
+        assert_eq!(DeviceModel::name(&dev), "eckd-3390");
+    }
+}

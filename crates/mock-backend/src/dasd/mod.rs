@@ -14,7 +14,7 @@ mod geometry;
 mod image;
 mod track;
 
-pub use eckd::{ChannelData, Eckd, EckdOutcome, SliceData, sense};
+pub use eckd::{Eckd, SliceData, sense};
 pub use geometry::{
     CMD_RCD, CU_MODEL, CU_TYPE, DEVICE_TYPE, HEADS, Identity, Model3390, R1_MAX, RCD_LEN, RDC_LEN,
     SENSE_LEN, TRACK_SLOT, TrackAddr, UnknownModel, ascii_to_ebcdic, ebcdic_to_ascii,
