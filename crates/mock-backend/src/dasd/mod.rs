@@ -12,6 +12,7 @@
 mod eckd;
 mod geometry;
 mod image;
+mod program;
 mod track;
 
 pub use eckd::{Eckd, SliceData, sense};
@@ -23,4 +24,5 @@ pub use image::{
     CkdImage, CrashPoint, CreateOptions, DEVTYPE_3390, HEADER_LEN, ImageError, ImageErrorKind,
     parse_vol1,
 };
+pub use program::{EckdProgram, Payload, ProgramCcw, ProgramError, code, mask};
 pub use track::{COUNT_LEN, Count, EOT, HA_LEN, Record, Track, TrackFormatError};
