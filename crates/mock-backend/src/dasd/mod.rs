@@ -12,6 +12,7 @@
 mod eckd;
 mod geometry;
 mod image;
+mod layout;
 mod program;
 mod track;
 
@@ -24,5 +25,6 @@ pub use image::{
     CkdImage, CrashPoint, CreateOptions, DEVTYPE_3390, HEADER_LEN, ImageError, ImageErrorKind,
     parse_vol1,
 };
+pub use layout::{LaidOut, LayoutError, LayoutOptions, lay_out};
 pub use program::{EckdProgram, Payload, ProgramCcw, ProgramError, code, mask};
 pub use track::{COUNT_LEN, Count, EOT, HA_LEN, Record, Track, TrackFormatError};
