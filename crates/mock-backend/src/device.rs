@@ -126,6 +126,13 @@ pub trait DataStream {
 
     /// Total bytes transferred (or skipped) so far for this command.
     fn transferred(&self) -> usize;
+
+    /// Reads the storage the command designates, `offset` bytes past the current position,
+    /// *without* transferring: the position, count and status are unchanged, and a check found
+    /// while peeking is returned but not recorded. Real devices never do this; QEMU's virtio
+    /// devices do (READ_FEAT and READ_VQ_CONF read an index from the buffer they then fill),
+    /// so the virtio model needs it.
+    fn peek(&mut self, offset: usize, buf: &mut [u8]) -> Result<usize, TransferError>;
 }
 
 /// State that lives across one channel program (command chain) and is reset at its start.

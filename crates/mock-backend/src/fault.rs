@@ -33,8 +33,8 @@ pub enum FaultKind {
     /// delivered as an interruption shortly after.
     StartStatusPending,
     /// The device becomes not operational during the channel program: the start function ends
-    /// with deferred cc 3 (SC alert + pending) and a channel report (subchannel, ERC "installed
-    /// parameters modified").
+    /// with deferred cc 3 (SC alert + pending) and a channel report (subchannel, ERC temporary
+    /// error). The subchannel stays usable for later starts.
     NotOperationalDuringIo,
     /// A channel path is lost during the channel program: POM and PAM lose the path, PNOM shows
     /// it, SCSW N = 1 and deferred cc 3 end the program, a channel-path CRW (ERC permanent

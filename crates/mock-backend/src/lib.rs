@@ -14,12 +14,16 @@
 //!   test device;
 //! - [`FaultPolicy`]: seeded, deterministic fault injection.
 
+mod backend;
+mod channel;
 pub mod dasd;
 pub mod device;
 pub mod devices;
 mod fault;
 pub mod instr;
 mod storage;
+
+pub use backend::{MockBackend, MockBuilder};
 
 pub use device::{
     ChainContext, Command, DataStream, DeviceModel, DeviceOutcome, SenseData, SenseIdData,

@@ -286,11 +286,6 @@ impl HostStorage {
             }
         }
     }
-
-    /// Whether a range could be accessed at all (used to validate addresses early).
-    pub(crate) fn exists(&self, addr: u64, len: u64) -> bool {
-        self.check(addr, len, 0, false).is_ok()
-    }
 }
 
 #[derive(Debug, Clone, Copy)]
