@@ -72,6 +72,12 @@ impl DataStream for SliceData<'_> {
     fn transferred(&self) -> usize {
         self.pos
     }
+    fn peek(&mut self, offset: usize, buf: &mut [u8]) -> Result<usize, TransferError> {
+        let at = (self.pos + offset).min(self.buf.len());
+        let n = buf.len().min(self.buf.len() - at);
+        buf[..n].copy_from_slice(&self.buf[at..at + n]);
+        Ok(n)
+    }
 }
 
 /// Sense bytes the device sets (32-byte 3990 format; byte 7 carries format 0 message codes).
