@@ -551,11 +551,15 @@ impl Eckd {
         if self.chain.extent.is_some() || self.chain.mask_set || self.chain.track.is_some() {
             return Err(Check::reject(sense::MSG_INVALID_SEQUENCE));
         }
-        // 16 bytes of parameters; Linux sends 32 (extended parameters) when it time-stamps.
+        // 16 bytes of parameters; Linux sends 32 (extended parameters: time stamp) when it
+        // time-stamps writes. Ask for the extension only if the program supplies it, so that
+        // a 16-byte Define Extent is not an incorrect length.
         let mut p = [0u8; 32];
-        let got = data.read(&mut p)?;
-        if got < 16 {
+        if data.read(&mut p[..16])? < 16 {
             return Err(Check::reject(sense::MSG_COUNT_TOO_SMALL));
+        }
+        if data.remaining() > 0 || data.chains_data() {
+            data.read(&mut p[16..])?;
         }
         let mask = p[0];
         if mask & 0x20 != 0 {

@@ -14,6 +14,7 @@ mod geometry;
 mod image;
 mod layout;
 mod program;
+mod session;
 mod track;
 
 pub use eckd::{Eckd, SliceData, sense};
@@ -27,4 +28,5 @@ pub use image::{
 };
 pub use layout::{LaidOut, LayoutError, LayoutOptions, lay_out};
 pub use program::{EckdProgram, Payload, ProgramCcw, ProgramError, code, mask};
+pub use session::{DasdSession, ProgramOutcome, SessionError};
 pub use track::{COUNT_LEN, Count, EOT, HA_LEN, Record, Track, TrackFormatError};
