@@ -9,7 +9,9 @@
 //! - [`senseid`]: SENSE ID data with CIWs, basic sense data.
 
 pub mod assemble;
+pub mod commands;
 pub mod decode;
 mod lexer;
 pub mod program;
 pub mod senseid;
+pub mod target;
