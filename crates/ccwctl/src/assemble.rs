@@ -26,7 +26,9 @@
 //! # Ok::<(), ccwctl::program::ProgramError>(())
 //! ```
 
-use ccw_types::{CcwFlags, CcwFormat, CcwRepr, CommandClass, IdawFormat, Orb};
+use ccw_types::{
+    CcwFlags, CcwFormat, CcwRepr, CommandClass, IdawFormat, MidawFlags, MidawRepr, Orb,
+};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 use crate::program::{Data, Pos, Program, ProgramError, Reason};
@@ -265,12 +267,18 @@ impl Assembled {
                         if line.flags.contains(CcwFlags::MIDA) {
                             let pieces = midaw_pieces(addr, count);
                             for (k, &(a, c)) in pieces.iter().enumerate() {
-                                let mut m = [0u8; 16];
-                                if k + 1 == pieces.len() {
-                                    m[5] = 0x80;
+                                let flags = if k + 1 == pieces.len() {
+                                    MidawFlags::LAST
+                                } else {
+                                    MidawFlags::NONE
+                                };
+                                let m = MidawRepr {
+                                    flags,
+                                    count: c,
+                                    addr: a,
                                 }
-                                m[6..8].copy_from_slice(&c.to_be_bytes());
-                                m[8..].copy_from_slice(&a.to_be_bytes());
+                                .emit()
+                                .into_bytes();
                                 mem.write_slice(&m, GuestAddress(la + 16 * k as u64))
                                     .map_err(|_| {
                                         place_err(line.pos, "MIDAW list", la, "not in guest memory")

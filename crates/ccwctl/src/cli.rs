@@ -93,7 +93,8 @@ fn parse_u8(s: &str) -> Result<u8, String> {
 fn print_report<R: Report>(json: bool, report: &R) -> Result<(), CommandError> {
     let mut out = std::io::stdout().lock();
     let text = if json {
-        let mut s = serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+        let mut s = serde_json::to_string_pretty(report)
+            .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
         s.push('\n');
         s
     } else {
@@ -153,19 +154,17 @@ fn dispatch(cli: Cli) -> Result<u8, CommandError> {
         })?;
     rt.block_on(async {
         match &cli.vfio {
-            Some(mdev) => {
-                let target = crate::backends::open_vfio(mdev).await?;
-                execute(&target, &cli, timeout).await
-            }
-            None => {
-                let target = crate::backends::simulated().await?;
-                execute(&target, &cli, timeout).await
-            }
+            Some(mdev) => match crate::backends::open_vfio(mdev).await? {},
+            None => match crate::backends::simulated().await? {},
         }
     })
 }
 
-async fn execute<S: Subsystem>(target: &S, cli: &Cli, timeout: Duration) -> Result<u8, CommandError> {
+async fn execute<S: Subsystem>(
+    target: &S,
+    cli: &Cli,
+    timeout: Duration,
+) -> Result<u8, CommandError> {
     match &cli.command {
         Command::List => {
             let r = commands::list_cmd(target, timeout).await?;
@@ -193,8 +192,10 @@ async fn execute<S: Subsystem>(target: &S, cli: &Cli, timeout: Duration) -> Resu
         } => {
             let duration = match duration {
                 Some(d) if d.is_finite() && *d >= 0.0 => Some(Duration::from_secs_f64(*d)),
-                Some(_) => {
-                    return Err(CommandError::BadBusId("--duration must be a number of seconds".into()));
+                Some(d) => {
+                    return Err(CommandError::Usage(format!(
+                        "--duration must be a non-negative number of seconds, not {d}"
+                    )));
                 }
                 None => None,
             };

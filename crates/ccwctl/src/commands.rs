@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::assemble::Assembled;
 use crate::decode::{self, hex};
 use crate::program::{Program, ProgramError};
-use crate::senseid::{SenseData, SenseId};
+use crate::senseid::{SenseIdView, SenseView};
 use crate::target::{Subsystem, TargetError, WatchEvent};
 
 /// Why a command failed: each variant prints as one line.
@@ -34,6 +34,9 @@ pub enum CommandError {
     /// `decode` was given a block name it does not know.
     #[error("{0}")]
     UnknownBlock(#[from] decode::UnknownBlock),
+    /// The command line is inconsistent.
+    #[error("{0}")]
+    Usage(String),
     /// The bus id does not parse.
     #[error("bad bus id `{0}` (expected c.s.nnnn, e.g. 0.0.0000)")]
     BadBusId(String),
@@ -49,7 +52,10 @@ impl CommandError {
     /// The process exit code for this error: 1 for failures, 2 for usage errors.
     pub fn exit_code(&self) -> u8 {
         match self {
-            CommandError::BadBusId(_) | CommandError::Decode(_) | CommandError::UnknownBlock(_) => 2,
+            CommandError::BadBusId(_)
+            | CommandError::Usage(_)
+            | CommandError::Decode(_)
+            | CommandError::UnknownBlock(_) => 2,
             _ => 1,
         }
     }
@@ -227,10 +233,18 @@ impl Report for RunReport {
             "{} on {} ({} channel subsystem)",
             self.program, self.subchannel, self.backend
         );
-        let orb_line = self.orb.get("summary").and_then(Value::as_str).unwrap_or("");
+        let orb_line = self
+            .orb
+            .get("summary")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         let _ = writeln!(s, "  {orb_line}");
         for c in &self.ccws {
-            let marker = if Some(c.index) == self.last_ccw { ">" } else { " " };
+            let marker = if Some(c.index) == self.last_ccw {
+                ">"
+            } else {
+                " "
+            };
             let labels = if c.labels.is_empty() {
                 String::new()
             } else {
@@ -269,15 +283,15 @@ impl Report for RunReport {
                 );
             }
         }
-        if let Some(sense) = self
-            .irb
-            .get("concurrent_sense")
-            .and_then(Value::as_str)
-        {
+        if let Some(sense) = self.irb.get("concurrent_sense").and_then(Value::as_str) {
             let _ = writeln!(s, "  concurrent sense: {sense}");
         }
         for d in &self.data {
-            let _ = writeln!(s, "data of CCW {} at {:#x}, {} bytes:", d.ccw, d.addr, d.len);
+            let _ = writeln!(
+                s,
+                "data of CCW {} at {:#x}, {} bytes:",
+                d.ccw, d.addr, d.len
+            );
             let bytes: Vec<u8> = decode::parse_hex(&d.hex).unwrap_or_default();
             hexdump(&mut s, d.addr, &bytes, "  ");
             if let Some(dec) = &d.decoded {
@@ -336,7 +350,8 @@ pub async fn run_program<S: Subsystem>(
     let cpa = irb.scsw.cpa.get();
     let last = cpa.checked_sub(8).and_then(|a| asm.index_of(a));
     let residual = irb.scsw.count.get();
-    let transferred = last.map(|i| u32::from(asm.placed[i].ccw.count).saturating_sub(residual.into()));
+    let transferred =
+        last.map(|i| u32::from(asm.placed[i].ccw.count).saturating_sub(residual.into()));
     let program_check = irb
         .scsw
         .subchannel_status()
@@ -346,7 +361,9 @@ pub async fn run_program<S: Subsystem>(
     if let Some(last) = last {
         for (i, p) in asm.placed.iter().enumerate().take(last + 1) {
             let class = p.ccw.class(asm.format);
-            let Some((addr, count)) = p.buffer else { continue };
+            let Some((addr, count)) = p.buffer else {
+                continue;
+            };
             if !class.is_input() || p.ccw.flags.contains(CcwFlags::SKIP) {
                 continue;
             }
@@ -361,11 +378,12 @@ pub async fn run_program<S: Subsystem>(
             };
             let bytes = asm.read(addr, len).unwrap_or_default();
             let decoded = match p.ccw.cmd {
-                ccw_types::ccw::cmd::SENSE_ID if !bytes.is_empty() => {
-                    Some(SenseId::parse(&bytes).map_or_else(|e| format!("not SENSE ID data: {e}"), |d| d.to_string()))
-                }
+                ccw_types::ccw::cmd::SENSE_ID if !bytes.is_empty() => Some(
+                    SenseIdView::parse(&bytes)
+                        .map_or_else(|e| format!("not SENSE ID data: {e}"), |d| d.summary),
+                ),
                 ccw_types::ccw::cmd::SENSE if !bytes.is_empty() => {
-                    SenseData::parse(&bytes).ok().map(|d| d.to_string())
+                    SenseView::parse(&bytes).ok().map(|d| d.summary)
                 }
                 _ => None,
             };
@@ -393,7 +411,10 @@ pub async fn run_program<S: Subsystem>(
             labels: line.labels.clone(),
             addr: p.addr,
             command: line.command_text(),
-            ccw: with_summary(decode::ccw_summary(&p.ccw), decode::ccw_fields(&p.ccw, asm.format)),
+            ccw: with_summary(
+                decode::ccw_summary(&p.ccw),
+                decode::ccw_fields(&p.ccw, asm.format),
+            ),
             buffer: p.buffer.map(|b| b.0),
         })
         .collect();
@@ -425,7 +446,7 @@ pub struct SenseIdReport {
     pub subchannel: String,
     /// The decoded data.
     #[serde(flatten)]
-    pub id: SenseId,
+    pub id: SenseIdView,
     /// The raw bytes, hex.
     pub bytes: String,
     /// The final IRB's summary.
@@ -447,9 +468,7 @@ impl Report for SenseIdReport {
             let _ = writeln!(
                 s,
                 "  CIW {}: command {:#04x} count {}",
-                c.kind.map_or_else(|| format!("type {}", c.ct), str::to_string),
-                c.command,
-                c.count
+                c.kind, c.command, c.count
             );
         }
         let _ = writeln!(s, "  raw: {}", self.bytes);
@@ -476,9 +495,8 @@ pub async fn sense_id_of<S: Subsystem>(
         )));
     };
     let bytes = decode::parse_hex(&d.hex).unwrap_or_default();
-    let id = SenseId::parse(&bytes).map_err(|e| {
-        CommandError::Device(format!("{sch}: SENSE ID returned {}: {e}", d.hex))
-    })?;
+    let id = SenseIdView::parse(&bytes)
+        .map_err(|e| CommandError::Device(format!("{sch}: SENSE ID returned {}: {e}", d.hex)))?;
     Ok(SenseIdReport {
         subchannel: sch.to_string(),
         id,
@@ -554,9 +572,16 @@ impl Report for ListReport {
                 format!("{:02x}", e.pim),
                 format!("{:02x}", e.pam),
                 format!("{:02x}", e.pom),
-                if e.chpids.is_empty() { "-".to_string() } else { e.chpids.join(" ") },
+                if e.chpids.is_empty() {
+                    "-".to_string()
+                } else {
+                    e.chpids.join(" ")
+                },
                 e.state,
-                e.error.as_ref().map(|m| format!(" ({m})")).unwrap_or_default()
+                e.error
+                    .as_ref()
+                    .map(|m| format!(" ({m})"))
+                    .unwrap_or_default()
             );
         }
         s
@@ -579,7 +604,10 @@ fn state_of(schib: &Schib) -> String {
 }
 
 /// `ccwctl list`: every subchannel, with SENSE ID run on each one that has a device.
-pub async fn list_cmd<S: Subsystem>(target: &S, timeout: Duration) -> Result<ListReport, CommandError> {
+pub async fn list_cmd<S: Subsystem>(
+    target: &S,
+    timeout: Duration,
+) -> Result<ListReport, CommandError> {
     let mut all = target.probe().await?;
     all.sort_by_key(|(s, _)| *s);
     let mut out = Vec::new();
@@ -665,7 +693,11 @@ pub fn watch_line(t: Duration, ev: &WatchEvent) -> WatchLine {
             summary: format!(
                 "{}{}",
                 irb.scsw,
-                if irb.scsw.is_solicited() { "" } else { " (unsolicited)" }
+                if irb.scsw.is_solicited() {
+                    ""
+                } else {
+                    " (unsolicited)"
+                }
             ),
             fields: Some(decode::irb_fields(irb)),
         },

@@ -23,7 +23,7 @@ use ccw_types::{
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::senseid::{SenseData, SenseId};
+use crate::senseid::{SenseIdView, SenseView};
 
 /// The blocks `ccwctl decode` understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -236,21 +236,26 @@ pub fn decode(block: Block, bytes: &[u8]) -> Result<Decoded, DecodeFailure> {
         }
         Block::SenseId => {
             too_long("SenseID", 256, bytes)?;
-            let id = SenseId::parse(bytes)?;
+            let id = SenseIdView::parse(bytes)?;
             (
-                id.to_string(),
+                id.summary.clone(),
                 serde_json::to_value(&id).unwrap_or(Value::Null),
             )
         }
         Block::Sense => {
             too_long("sense", 32, bytes)?;
-            let s = SenseData::parse(bytes)?;
+            let s = SenseView::parse(bytes)?;
             (
-                s.to_string(),
+                s.summary.clone(),
                 serde_json::to_value(&s).unwrap_or(Value::Null),
             )
         }
     };
+    let mut fields = fields;
+    if let Value::Object(map) = &mut fields {
+        // The summary is reported once, beside the fields.
+        map.remove("summary");
+    }
     Ok(Decoded {
         block: block.name(),
         summary,

@@ -9,6 +9,8 @@
 //! - [`senseid`]: SENSE ID data with CIWs, basic sense data.
 
 pub mod assemble;
+pub mod backends;
+pub mod cli;
 pub mod commands;
 pub mod decode;
 mod lexer;

@@ -1,0 +1,288 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+
+//! The [`Subsystem`] over css-core: any [`Backend`] driven through `Css`/`Subchannel`, with
+//! ccw-translate's translator.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ccw_translate::{ChannelProgram, Mapper, TranslateError, Translator};
+use ccw_types::{Orb, Schib, Scsw, SubchannelId, SubchannelStatus};
+use css_core::{
+    Backend, BackendErrorKind, Css, CssError, CssErrorKind, HostProgram, SubchannelEvent,
+    Translate, TranslateFailure,
+};
+use tokio::sync::mpsc;
+use vm_memory::{GuestMemory, GuestMemoryMmap};
+
+use crate::target::{Completion, Subsystem, TargetError, TargetErrorKind, WatchEvent};
+
+/// ccw-translate's [`Translator`] as css-core's [`Translate`] (kernel-compatible limits).
+#[derive(Debug)]
+pub struct KernelTranslator(Translator);
+
+/// A translated program owned by css-core while it runs.
+#[derive(Debug)]
+pub struct Translated(ChannelProgram);
+
+/// A translation failure with its errno and program check.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct Rejected(TranslateError);
+
+impl HostProgram for Translated {
+    fn host_orb(&self) -> Orb {
+        self.0.host_orb()
+    }
+    fn update_scsw(&self, scsw: &mut Scsw) {
+        self.0.update_scsw(scsw);
+    }
+    fn release(self, mapper: &dyn Mapper) {
+        self.0.release(mapper);
+    }
+}
+
+impl TranslateFailure for Rejected {
+    fn errno(&self) -> i32 {
+        self.0.errno()
+    }
+    fn program_check(&self) -> Option<SubchannelStatus> {
+        self.0.program_check()
+    }
+}
+
+impl Translate for KernelTranslator {
+    type Program = Translated;
+    type Error = Rejected;
+    fn create() -> Self {
+        Self(Translator::new(Default::default()))
+    }
+    fn translate<M: GuestMemory + ?Sized>(
+        &mut self,
+        orb: &Orb,
+        mem: &M,
+        mapper: &dyn Mapper,
+        lpm_default: u8,
+    ) -> Result<Translated, Rejected> {
+        self.0
+            .translate(orb, mem, mapper, lpm_default)
+            .map(Translated)
+            .map_err(Rejected)
+    }
+}
+
+fn target_error(e: &CssError) -> TargetError {
+    let kind = match e.kind() {
+        CssErrorKind::NoDevice => TargetErrorKind::NoDevice,
+        CssErrorKind::Busy | CssErrorKind::Again | CssErrorKind::AlreadyOpen => {
+            TargetErrorKind::Busy
+        }
+        CssErrorKind::Unsupported => TargetErrorKind::Unavailable,
+        CssErrorKind::Translate => TargetErrorKind::Rejected,
+        CssErrorKind::Closed => TargetErrorKind::Gone,
+        CssErrorKind::Timeout => TargetErrorKind::Timeout,
+        _ => match e {
+            CssError::Backend(b) if b.kind == BackendErrorKind::PermissionDenied => {
+                TargetErrorKind::PermissionDenied
+            }
+            _ => TargetErrorKind::Other,
+        },
+    };
+    let mut message = e.to_string();
+    if let Some(pc) = e.program_check() {
+        message.push_str(&format!(
+            " (errno {}; a channel subsystem would end this program with {pc})",
+            e.errno()
+        ));
+    }
+    TargetError::new(kind, message)
+}
+
+/// A channel subsystem served by `B` through css-core.
+pub struct CssTarget<B: Backend> {
+    name: &'static str,
+    css: Css<B, KernelTranslator>,
+    /// Path events injected by `watch` (the simulator's hook), if the backend has one.
+    path_hook: Option<PathHook<B>>,
+}
+
+/// How a backend makes a channel path go away and come back.
+pub type PathHook<B> = fn(&B, u8, bool) -> Result<(), TargetError>;
+
+impl<B: Backend> CssTarget<B> {
+    /// Wraps `backend`; `name` is what the output calls it.
+    pub fn new(
+        name: &'static str,
+        backend: Arc<B>,
+        path_hook: Option<PathHook<B>>,
+    ) -> Result<Self, TargetError> {
+        let css = Css::new(backend).map_err(|e| target_error(&e))?;
+        Ok(Self {
+            name,
+            css,
+            path_hook,
+        })
+    }
+
+    /// The css-core channel subsystem.
+    pub fn css(&self) -> &Css<B, KernelTranslator> {
+        &self.css
+    }
+}
+
+impl<B: Backend> Subsystem for CssTarget<B> {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    async fn probe(&self) -> Result<Vec<(SubchannelId, Schib)>, TargetError> {
+        let ids = self.css.probe().await.map_err(|e| target_error(&e))?;
+        let mut out = Vec::with_capacity(ids.len());
+        for sch in ids {
+            let schib = match self.css.backend().store_schib(sch).await {
+                Ok(s) => s,
+                Err(_) => self.css.cached_schib(sch).map_err(|e| target_error(&e))?,
+            };
+            out.push((sch, schib));
+        }
+        Ok(out)
+    }
+
+    async fn run(
+        &self,
+        sch: SubchannelId,
+        orb: &Orb,
+        mem: &GuestMemoryMmap,
+        timeout: Duration,
+    ) -> Result<Completion, TargetError> {
+        let sub = self.css.open(sch).await.map_err(|e| target_error(&e))?;
+        let mut events = sub.events();
+        let start = tokio::time::Instant::now();
+        let result = tokio::time::timeout(timeout, sub.submit(orb, mem)).await;
+        let elapsed = start.elapsed();
+        let mut intermediate = Vec::new();
+        while let Ok(ev) = events.try_recv() {
+            if let SubchannelEvent::Status(irb) = ev {
+                intermediate.push(irb);
+            }
+        }
+        let outcome = match result {
+            Ok(Ok(done)) => Ok(Completion {
+                irb: done.irb,
+                intermediate,
+                elapsed,
+            }),
+            Ok(Err(e)) => Err(target_error(&e)),
+            Err(_) => {
+                // Stop the program before giving up on it; the close below quiesces too.
+                let _ = sub.clear().await;
+                Err(TargetError::new(
+                    TargetErrorKind::Timeout,
+                    format!("{sch}: no final status within {} ms", timeout.as_millis()),
+                ))
+            }
+        };
+        if let Err(e) = sub.close().await {
+            tracing::warn!(%sch, error = %e, "close after run failed");
+        }
+        outcome
+    }
+
+    async fn watch(&self) -> Result<mpsc::UnboundedReceiver<WatchEvent>, TargetError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut reports = self.css.subscribe_reports();
+        let tx_reports = tx.clone();
+        tokio::spawn(async move {
+            while let Some(crw) = reports.recv().await {
+                if tx_reports.send(WatchEvent::ChannelReport(crw)).is_err() {
+                    break;
+                }
+            }
+        });
+        // Open every subchannel so its unsolicited status reaches us.
+        for sch in self.css.probe().await.map_err(|e| target_error(&e))? {
+            let sub = match self.css.open(sch).await {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = tx.send(WatchEvent::Notice {
+                        sch: Some(sch),
+                        what: format!("not watched: {e}"),
+                    });
+                    continue;
+                }
+            };
+            let mut events = sub.events();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                // `sub` lives as long as the task: the subchannel stays open while watched.
+                let _open = sub;
+                while let Some(ev) = events.recv().await {
+                    let out = match ev {
+                        SubchannelEvent::Status(irb) => WatchEvent::Interrupt { sch, irb },
+                        // Channel reports also arrive through `subscribe_reports`.
+                        SubchannelEvent::ChannelReport(_) => continue,
+                        SubchannelEvent::SchibRefreshed(s) => WatchEvent::Notice {
+                            sch: Some(sch),
+                            what: format!(
+                                "SCHIB refreshed: pim={:02x} pam={:02x} pom={:02x} lpm={:02x}",
+                                s.pmcw.pim, s.pmcw.pam, s.pmcw.pom, s.pmcw.lpm
+                            ),
+                        },
+                        SubchannelEvent::NotOperational => WatchEvent::Notice {
+                            sch: Some(sch),
+                            what: "device not operational".into(),
+                        },
+                        SubchannelEvent::ReleaseRequested => WatchEvent::Notice {
+                            sch: Some(sch),
+                            what: "release requested".into(),
+                        },
+                        SubchannelEvent::Removed => WatchEvent::Notice {
+                            sch: Some(sch),
+                            what: "subchannel removed".into(),
+                        },
+                        other => WatchEvent::Notice {
+                            sch: Some(sch),
+                            what: format!("{other:?}"),
+                        },
+                    };
+                    if tx.send(out).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Ok(rx)
+    }
+
+    async fn inject_path_event(&self, chpid: u8) -> Result<(), TargetError> {
+        let Some(hook) = self.path_hook else {
+            return Err(TargetError::new(
+                TargetErrorKind::Unavailable,
+                format!("the {} backend cannot inject path events", self.name),
+            ));
+        };
+        let backend = self.css.backend().clone();
+        hook(&backend, chpid, false)?;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        hook(&backend, chpid, true)?;
+        Ok(())
+    }
+}
+
+/// Opens the vfio-ccw mediated device `mdev` (sysfs path or UUID).
+///
+/// This build has no vfio backend: the error says so.
+pub async fn open_vfio(mdev: &str) -> Result<std::convert::Infallible, TargetError> {
+    Err(TargetError::new(
+        TargetErrorKind::Unavailable,
+        format!("vfio backend not available in this build (cannot open {mdev})"),
+    ))
+}
+
+/// The built-in simulated channel subsystem.
+pub async fn simulated() -> Result<std::convert::Infallible, TargetError> {
+    Err(TargetError::new(
+        TargetErrorKind::Unavailable,
+        "simulated channel subsystem not available in this build",
+    ))
+}
