@@ -26,6 +26,8 @@
 //! # Ok::<(), ccwctl::program::ProgramError>(())
 //! ```
 
+use std::sync::Arc;
+
 use ccw_types::{
     CcwFlags, CcwFormat, CcwRepr, CommandClass, IdawFormat, MidawFlags, MidawRepr, Orb,
 };
@@ -60,7 +62,7 @@ pub struct Placed {
 #[derive(Debug)]
 pub struct Assembled {
     /// The guest memory holding everything.
-    pub mem: GuestMemoryMmap,
+    pub mem: Arc<GuestMemoryMmap>,
     /// The ORB (guest form: `cpa` is a guest address).
     pub orb: Orb,
     /// Per CCW, in program order.
@@ -120,9 +122,33 @@ fn idaw_list(fmt: IdawFormat, addr: u64, count: u64, backward: bool) -> Vec<u64>
 }
 
 impl Assembled {
-    /// Lays `program` out. Errors (addresses out of range for the format, overlaps with the
-    /// program, memory too large) name the CCW line.
+    /// Lays `program` out in a new guest memory sized for it. Errors (addresses out of range
+    /// for the format, overlaps with the program, memory too large) name the CCW line.
     pub fn new(program: &Program) -> Result<Self, ProgramError> {
+        Self::build(program, None)
+    }
+
+    /// Lays `program` out in `mem` (which a backend may already know), failing with a
+    /// placement error if something falls outside it. [`Assembled::memory_for`] makes a memory
+    /// that fits.
+    pub fn in_memory(program: &Program, mem: Arc<GuestMemoryMmap>) -> Result<Self, ProgramError> {
+        Self::build(program, Some(mem))
+    }
+
+    /// A guest memory with every region `program` needs (at least [`MIN_MEMORY`] from 0).
+    pub fn memory_for(program: &Program) -> Result<GuestMemoryMmap, ProgramError> {
+        Ok(Arc::unwrap_or_clone(Self::new(program)?.mem))
+    }
+
+    /// The default guest memory: [`MIN_MEMORY`] from 0 (enough for programs without `at=`
+    /// buffers beyond it).
+    pub fn default_memory() -> Result<GuestMemoryMmap, ProgramError> {
+        GuestMemoryMmap::from_ranges(&[(GuestAddress(0), MIN_MEMORY as usize)]).map_err(|_| {
+            place_err(Pos::default(), "guest memory", 0, "cannot map guest memory")
+        })
+    }
+
+    fn build(program: &Program, given: Option<Arc<GuestMemoryMmap>>) -> Result<Self, ProgramError> {
         let format = program.format();
         let first = program.ccws.first().map(|c| c.pos).unwrap_or_default();
         let cpa = program.cpa.unwrap_or(DEFAULT_CPA);
@@ -242,8 +268,12 @@ impl Assembled {
             .iter()
             .map(|&(s, e)| (GuestAddress(s), (e - s) as usize))
             .collect();
-        let mem = GuestMemoryMmap::from_ranges(&regions)
-            .map_err(|_| place_err(first, "guest memory", total, "cannot map guest memory"))?;
+        let mem = match given {
+            Some(m) => m,
+            None => Arc::new(GuestMemoryMmap::from_ranges(&regions).map_err(|_| {
+                place_err(first, "guest memory", total, "cannot map guest memory")
+            })?),
+        };
 
         // Second pass: write buffers, lists, CCWs.
         let mut placed = Vec::with_capacity(program.ccws.len());
