@@ -143,9 +143,8 @@ impl Assembled {
     /// The default guest memory: [`MIN_MEMORY`] from 0 (enough for programs without `at=`
     /// buffers beyond it).
     pub fn default_memory() -> Result<GuestMemoryMmap, ProgramError> {
-        GuestMemoryMmap::from_ranges(&[(GuestAddress(0), MIN_MEMORY as usize)]).map_err(|_| {
-            place_err(Pos::default(), "guest memory", 0, "cannot map guest memory")
-        })
+        GuestMemoryMmap::from_ranges(&[(GuestAddress(0), MIN_MEMORY as usize)])
+            .map_err(|_| place_err(Pos::default(), "guest memory", 0, "cannot map guest memory"))
     }
 
     fn build(program: &Program, given: Option<Arc<GuestMemoryMmap>>) -> Result<Self, ProgramError> {
@@ -268,12 +267,13 @@ impl Assembled {
             .iter()
             .map(|&(s, e)| (GuestAddress(s), (e - s) as usize))
             .collect();
-        let mem = match given {
-            Some(m) => m,
-            None => Arc::new(GuestMemoryMmap::from_ranges(&regions).map_err(|_| {
-                place_err(first, "guest memory", total, "cannot map guest memory")
-            })?),
-        };
+        let mem =
+            match given {
+                Some(m) => m,
+                None => Arc::new(GuestMemoryMmap::from_ranges(&regions).map_err(|_| {
+                    place_err(first, "guest memory", total, "cannot map guest memory")
+                })?),
+            };
 
         // Second pass: write buffers, lists, CCWs.
         let mut placed = Vec::with_capacity(program.ccws.len());

@@ -9,8 +9,8 @@ use std::time::Duration;
 use ccw_translate::{ChannelProgram, Mapper, TranslateError, Translator};
 use ccw_types::{Orb, Schib, Scsw, SubchannelId, SubchannelStatus};
 use css_core::{
-    Backend, BackendErrorKind, Css, CssError, CssErrorKind, HostProgram, SubchannelEvent,
-    Translate, TranslateFailure,
+    Backend, BackendError, BackendErrorKind, Css, CssError, CssErrorKind, HostProgram,
+    SubchannelEvent, Translate, TranslateFailure,
 };
 use tokio::sync::mpsc;
 use vm_memory::{GuestMemory, GuestMemoryMmap};
@@ -101,6 +101,7 @@ fn target_error(e: &CssError) -> TargetError {
 /// A channel subsystem served by `B` through css-core.
 pub struct CssTarget<B: Backend> {
     name: &'static str,
+    mem: Arc<GuestMemoryMmap>,
     css: Css<B, KernelTranslator>,
     /// Path events injected by `watch` (the simulator's hook), if the backend has one.
     path_hook: Option<PathHook<B>>,
@@ -110,15 +111,18 @@ pub struct CssTarget<B: Backend> {
 pub type PathHook<B> = fn(&B, u8, bool) -> Result<(), TargetError>;
 
 impl<B: Backend> CssTarget<B> {
-    /// Wraps `backend`; `name` is what the output calls it.
+    /// Wraps `backend`, which already knows the guest memory `mem`; `name` is what the
+    /// output calls it.
     pub fn new(
         name: &'static str,
         backend: Arc<B>,
+        mem: Arc<GuestMemoryMmap>,
         path_hook: Option<PathHook<B>>,
     ) -> Result<Self, TargetError> {
         let css = Css::new(backend).map_err(|e| target_error(&e))?;
         Ok(Self {
             name,
+            mem,
             css,
             path_hook,
         })
@@ -148,13 +152,17 @@ impl<B: Backend> Subsystem for CssTarget<B> {
         Ok(out)
     }
 
+    fn memory(&self) -> &Arc<GuestMemoryMmap> {
+        &self.mem
+    }
+
     async fn run(
         &self,
         sch: SubchannelId,
         orb: &Orb,
-        mem: &GuestMemoryMmap,
         timeout: Duration,
     ) -> Result<Completion, TargetError> {
+        let mem: &GuestMemoryMmap = &self.mem;
         let sub = self.css.open(sch).await.map_err(|e| target_error(&e))?;
         let mut events = sub.events();
         let start = tokio::time::Instant::now();
@@ -269,14 +277,28 @@ impl<B: Backend> Subsystem for CssTarget<B> {
     }
 }
 
-/// Opens the vfio-ccw mediated device `mdev` (sysfs path or UUID).
-///
-/// This build has no vfio backend: the error says so.
-pub async fn open_vfio(mdev: &str) -> Result<std::convert::Infallible, TargetError> {
-    Err(TargetError::new(
-        TargetErrorKind::Unavailable,
-        format!("vfio backend not available in this build (cannot open {mdev})"),
-    ))
+fn backend_error(e: &BackendError) -> TargetError {
+    let kind = match e.kind {
+        BackendErrorKind::NoDevice => TargetErrorKind::NoDevice,
+        BackendErrorKind::PermissionDenied => TargetErrorKind::PermissionDenied,
+        BackendErrorKind::Unsupported => TargetErrorKind::Unavailable,
+        BackendErrorKind::Again => TargetErrorKind::Busy,
+        _ => TargetErrorKind::Other,
+    };
+    TargetError::new(kind, e.to_string())
+}
+
+/// Opens the vfio-ccw mediated device `mdev` (sysfs path or UUID) and maps `mem` for its
+/// channel programs (IOVA = guest address).
+pub fn open_vfio(
+    mdev: &str,
+    mem: Arc<GuestMemoryMmap>,
+) -> Result<CssTarget<vfio_backend::VfioBackend>, TargetError> {
+    let backend = vfio_backend::VfioBackend::open(mdev).map_err(|e| backend_error(&e))?;
+    backend
+        .attach_memory(mem.clone())
+        .map_err(|e| backend_error(&e))?;
+    CssTarget::new("vfio", Arc::new(backend), mem, None)
 }
 
 /// The built-in simulated channel subsystem.

@@ -5,11 +5,14 @@
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use crate::assemble::Assembled;
 use crate::commands::{self, CommandError, Report};
+use crate::program::Program;
 use crate::target::Subsystem;
 
 /// Run, trace and decode s390 channel programs against a simulated or a real (vfio-ccw)
@@ -152,9 +155,22 @@ fn dispatch(cli: Cli) -> Result<u8, CommandError> {
                 format!("cannot start the async runtime: {e}"),
             ))
         })?;
+    // `run` parses its program first: a malformed file fails before any device is touched,
+    // and the guest memory is sized for the program.
+    let program = match &cli.command {
+        Command::Run { program, .. } => Some(Program::from_file(program)?),
+        _ => None,
+    };
+    let mem = Arc::new(match &program {
+        Some(p) => Assembled::memory_for(p)?,
+        None => Assembled::default_memory()?,
+    });
     rt.block_on(async {
         match &cli.vfio {
-            Some(mdev) => match crate::backends::open_vfio(mdev).await? {},
+            Some(mdev) => {
+                let target = crate::backends::open_vfio(mdev, mem)?;
+                execute(&target, &cli, program.as_ref(), timeout).await
+            }
             None => match crate::backends::simulated().await? {},
         }
     })
@@ -163,6 +179,7 @@ fn dispatch(cli: Cli) -> Result<u8, CommandError> {
 async fn execute<S: Subsystem>(
     target: &S,
     cli: &Cli,
+    parsed: Option<&Program>,
     timeout: Duration,
 ) -> Result<u8, CommandError> {
     match &cli.command {
@@ -181,7 +198,10 @@ async fn execute<S: Subsystem>(
             program,
             strict,
         } => {
-            let r = commands::run_cmd(target, busid, program, timeout).await?;
+            let Some(parsed) = parsed else {
+                return Err(CommandError::Usage("internal: program not parsed".into()));
+            };
+            let r = commands::run_cmd(target, busid, parsed, program, timeout).await?;
             print_report(cli.json, &r)?;
             Ok(if *strict && r.outcome != "ok" { 3 } else { 0 })
         }

@@ -324,16 +324,16 @@ pub fn is_clean(irb: &Irb) -> bool {
         && !irb.scsw.ctrl.sc().contains(StatusControl::ALERT)
 }
 
-/// Parses, assembles and runs the program at `path` on `busid`.
+/// Runs the program parsed from `path` on `busid`.
 pub async fn run_cmd<S: Subsystem>(
     target: &S,
     busid: &str,
+    program: &Program,
     path: &Path,
     timeout: Duration,
 ) -> Result<RunReport, CommandError> {
-    let program = Program::from_file(path)?;
     let sch = resolve(target, busid).await?;
-    run_program(target, sch, &program, &path.display().to_string(), timeout).await
+    run_program(target, sch, program, &path.display().to_string(), timeout).await
 }
 
 /// Assembles and runs an already parsed program.
@@ -344,8 +344,8 @@ pub async fn run_program<S: Subsystem>(
     name: &str,
     timeout: Duration,
 ) -> Result<RunReport, CommandError> {
-    let asm = Assembled::new(program)?;
-    let done = target.run(sch, &asm.orb, &asm.mem, timeout).await?;
+    let asm = Assembled::in_memory(program, target.memory().clone())?;
+    let done = target.run(sch, &asm.orb, timeout).await?;
     let irb = done.irb;
     let cpa = irb.scsw.cpa.get();
     let last = cpa.checked_sub(8).and_then(|a| asm.index_of(a));

@@ -8,6 +8,7 @@
 //! in their own.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ccw_types::{Crw, Irb, Orb, Schib, SubchannelId};
@@ -100,13 +101,15 @@ pub trait Subsystem {
     /// Every subchannel with its current SCHIB.
     fn probe(&self) -> impl Future<Output = Result<Vec<(SubchannelId, Schib)>, TargetError>>;
 
-    /// Starts the guest program `orb` (found in `mem`) on `sch` and waits for its final
-    /// status, at most `timeout`.
+    /// The guest memory programs run from (the backend maps it once, as a VMM maps guest RAM).
+    fn memory(&self) -> &Arc<GuestMemoryMmap>;
+
+    /// Starts the guest program `orb` (found in [`Subsystem::memory`]) on `sch` and waits for
+    /// its final status, at most `timeout`.
     fn run(
         &self,
         sch: SubchannelId,
         orb: &Orb,
-        mem: &GuestMemoryMmap,
         timeout: Duration,
     ) -> impl Future<Output = Result<Completion, TargetError>>;
 
