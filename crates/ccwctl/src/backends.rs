@@ -9,8 +9,8 @@ use std::time::Duration;
 use ccw_translate::{ChannelProgram, Mapper, TranslateError, Translator};
 use ccw_types::{Orb, Schib, Scsw, SubchannelId, SubchannelStatus};
 use css_core::{
-    Backend, BackendError, BackendErrorKind, Css, CssError, CssErrorKind, HostProgram,
-    SubchannelEvent, Translate, TranslateFailure,
+    Backend, BackendError, BackendErrorKind, ConditionCode, Css, CssError, CssErrorKind,
+    HostProgram, SubchannelEvent, Translate, TranslateFailure,
 };
 use tokio::sync::mpsc;
 use vm_memory::{GuestMemory, GuestMemoryMmap};
@@ -103,12 +103,17 @@ pub struct CssTarget<B: Backend> {
     name: &'static str,
     mem: Arc<GuestMemoryMmap>,
     css: Css<B, KernelTranslator>,
-    /// Path events injected by `watch` (the simulator's hook), if the backend has one.
-    path_hook: Option<PathHook<B>>,
+    /// What `watch` can make happen (the simulator's hooks), if the backend has any.
+    hooks: Option<Hooks<B>>,
 }
 
-/// How a backend makes a channel path go away and come back.
-pub type PathHook<B> = fn(&B, u8, bool) -> Result<(), TargetError>;
+/// How a backend makes things happen that `watch` shows.
+pub struct Hooks<B> {
+    /// Varies the paths `mask` of a subchannel off (`false`) or on (`true`).
+    pub vary_paths: fn(&B, SubchannelId, u8, bool) -> Result<(), BackendError>,
+    /// The device presents unsolicited attention status.
+    pub attention: fn(&B, SubchannelId) -> Result<ConditionCode, BackendError>,
+}
 
 impl<B: Backend> CssTarget<B> {
     /// Wraps `backend`, which already knows the guest memory `mem`; `name` is what the
@@ -117,20 +122,31 @@ impl<B: Backend> CssTarget<B> {
         name: &'static str,
         backend: Arc<B>,
         mem: Arc<GuestMemoryMmap>,
-        path_hook: Option<PathHook<B>>,
+        hooks: Option<Hooks<B>>,
     ) -> Result<Self, TargetError> {
         let css = Css::new(backend).map_err(|e| target_error(&e))?;
         Ok(Self {
             name,
             mem,
             css,
-            path_hook,
+            hooks,
         })
     }
 
     /// The css-core channel subsystem.
     pub fn css(&self) -> &Css<B, KernelTranslator> {
         &self.css
+    }
+}
+
+impl<B: Backend> CssTarget<B> {
+    fn hooks(&self, what: &str) -> Result<&Hooks<B>, TargetError> {
+        self.hooks.as_ref().ok_or_else(|| {
+            TargetError::new(
+                TargetErrorKind::Unavailable,
+                format!("the {} backend cannot inject {what}", self.name),
+            )
+        })
     }
 }
 
@@ -263,17 +279,45 @@ impl<B: Backend> Subsystem for CssTarget<B> {
     }
 
     async fn inject_path_event(&self, chpid: u8) -> Result<(), TargetError> {
-        let Some(hook) = self.path_hook else {
+        let hooks = self.hooks("path events")?;
+        let mut affected = Vec::new();
+        for (sch, schib) in self.probe().await? {
+            let p = &schib.pmcw;
+            let mask = (0..8)
+                .filter(|&i| p.pim & (0x80 >> i) != 0 && p.chpid[i] == chpid)
+                .fold(0u8, |m, i| m | (0x80 >> i));
+            if mask != 0 {
+                affected.push((sch, mask));
+            }
+        }
+        let hit = !affected.is_empty();
+        for online in [false, true] {
+            if online {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            for &(sch, mask) in &affected {
+                (hooks.vary_paths)(self.css.backend(), sch, mask, online)
+                    .map_err(|e| backend_error(&e))?;
+            }
+        }
+        if !hit {
             return Err(TargetError::new(
-                TargetErrorKind::Unavailable,
-                format!("the {} backend cannot inject path events", self.name),
+                TargetErrorKind::NoDevice,
+                format!("no subchannel uses CHPID {chpid:02x}"),
             ));
-        };
-        let backend = self.css.backend().clone();
-        hook(&backend, chpid, false)?;
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        hook(&backend, chpid, true)?;
+        }
         Ok(())
+    }
+
+    async fn inject_attention(&self, sch: SubchannelId) -> Result<(), TargetError> {
+        let hooks = self.hooks("attention")?;
+        match (hooks.attention)(self.css.backend(), sch).map_err(|e| backend_error(&e))? {
+            ConditionCode::Cc0 => Ok(()),
+            cc => Err(TargetError::new(
+                TargetErrorKind::Busy,
+                format!("{sch}: attention not presented (cc {})", cc.value()),
+            )),
+        }
     }
 }
 
@@ -301,10 +345,18 @@ pub fn open_vfio(
     CssTarget::new("vfio", Arc::new(backend), mem, None)
 }
 
-/// The built-in simulated channel subsystem.
-pub async fn simulated() -> Result<std::convert::Infallible, TargetError> {
-    Err(TargetError::new(
-        TargetErrorKind::Unavailable,
-        "simulated channel subsystem not available in this build",
-    ))
+/// The built-in simulated channel subsystem (mock-backend's default: virtio-blk-ccw devno
+/// 0005 on 0.0.0000, the test device devno 0006 on 0.0.0001), with `mem` attached.
+pub fn simulated(
+    mem: Arc<GuestMemoryMmap>,
+) -> Result<CssTarget<mock_backend::MockBackend>, TargetError> {
+    let backend =
+        mock_backend::MockBackend::default_subsystem(&*mem).map_err(|e| backend_error(&e))?;
+    let hooks = Hooks {
+        vary_paths: |b: &mock_backend::MockBackend, sch, mask, on| b.vary_paths(sch, mask, on),
+        attention: |b: &mock_backend::MockBackend, sch| {
+            b.unsolicited(sch, ccw_types::DeviceStatus::ATTENTION)
+        },
+    };
+    CssTarget::new("simulated", Arc::new(backend), mem, Some(hooks))
 }

@@ -85,6 +85,9 @@ pub enum Command {
         /// reports and path-related interruptions arrive (hex, e.g. 0x40).
         #[arg(long, value_name = "CHPID", value_parser = parse_u8)]
         inject_path_event: Option<u8>,
+        /// Simulator only: make the device at BUSID present unsolicited attention status.
+        #[arg(long, value_name = "BUSID")]
+        inject_attention: Option<String>,
     },
 }
 
@@ -171,7 +174,10 @@ fn dispatch(cli: Cli) -> Result<u8, CommandError> {
                 let target = crate::backends::open_vfio(mdev, mem)?;
                 execute(&target, &cli, program.as_ref(), timeout).await
             }
-            None => match crate::backends::simulated().await? {},
+            None => {
+                let target = crate::backends::simulated(mem)?;
+                execute(&target, &cli, program.as_ref(), timeout).await
+            }
         }
     })
 }
@@ -209,6 +215,7 @@ async fn execute<S: Subsystem>(
             duration,
             count,
             inject_path_event,
+            inject_attention,
         } => {
             let duration = match duration {
                 Some(d) if d.is_finite() && *d >= 0.0 => Some(Duration::from_secs_f64(*d)),
@@ -220,16 +227,25 @@ async fn execute<S: Subsystem>(
                 None => None,
             };
             let json = cli.json;
-            let watch = commands::watch_cmd(target, duration, *count, *inject_path_event, |line| {
-                let mut out = std::io::stdout().lock();
-                let text = if json {
-                    format!("{}\n", serde_json::to_string(line).unwrap_or_default())
-                } else {
-                    line.text()
-                };
-                let _ = out.write_all(text.as_bytes());
-                let _ = out.flush();
-            });
+            let watch = commands::watch_cmd(
+                target,
+                duration,
+                *count,
+                commands::Inject {
+                    path_event: *inject_path_event,
+                    attention: inject_attention.clone(),
+                },
+                |line| {
+                    let mut out = std::io::stdout().lock();
+                    let text = if json {
+                        format!("{}\n", serde_json::to_string(line).unwrap_or_default())
+                    } else {
+                        line.text()
+                    };
+                    let _ = out.write_all(text.as_bytes());
+                    let _ = out.flush();
+                },
+            );
             tokio::select! {
                 r = watch => { r?; }
                 _ = tokio::signal::ctrl_c() => {}

@@ -718,37 +718,62 @@ pub fn watch_line(t: Duration, ev: &WatchEvent) -> WatchLine {
     }
 }
 
+/// What `watch` makes happen once it is listening (simulator only).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Inject {
+    /// Vary the paths using this CHPID off and on again.
+    pub path_event: Option<u8>,
+    /// Unsolicited attention from the device with this bus id.
+    pub attention: Option<String>,
+}
+
 /// Streams events for at most `duration` (or forever when `None`) or until `count` arrived,
-/// calling `emit` for each; optionally injects a path event on `chpid` first.
+/// calling `emit` for each; first makes happen what `inject` asks.
 /// Returns how many events were shown.
 pub async fn watch_cmd<S: Subsystem>(
     target: &S,
     duration: Option<Duration>,
     count: Option<usize>,
-    inject: Option<u8>,
+    inject: Inject,
     mut emit: impl FnMut(&WatchLine),
 ) -> Result<usize, CommandError> {
+    let attention = match &inject.attention {
+        Some(busid) => Some(resolve(target, busid).await?),
+        None => None,
+    };
     let mut rx = target.watch().await?;
     let start = tokio::time::Instant::now();
-    if let Some(chpid) = inject {
-        target.inject_path_event(chpid).await?;
-    }
-    let mut seen = 0usize;
-    let deadline = duration.map(|d| start + d);
-    loop {
-        if count.is_some_and(|c| seen >= c) {
-            break;
+    // Inject while already receiving, so the time stamps show when things arrived.
+    let injecting = async {
+        if let Some(chpid) = inject.path_event {
+            target.inject_path_event(chpid).await?;
         }
-        let next = match deadline {
-            Some(d) => match tokio::time::timeout_at(d, rx.recv()).await {
-                Ok(ev) => ev,
-                Err(_) => break,
-            },
-            None => rx.recv().await,
-        };
-        let Some(ev) = next else { break };
-        emit(&watch_line(start.elapsed(), &ev));
-        seen += 1;
-    }
+        if let Some(sch) = attention {
+            target.inject_attention(sch).await?;
+        }
+        Ok::<(), TargetError>(())
+    };
+    let receiving = async {
+        let mut seen = 0usize;
+        let deadline = duration.map(|d| start + d);
+        loop {
+            if count.is_some_and(|c| seen >= c) {
+                break;
+            }
+            let next = match deadline {
+                Some(d) => match tokio::time::timeout_at(d, rx.recv()).await {
+                    Ok(ev) => ev,
+                    Err(_) => break,
+                },
+                None => rx.recv().await,
+            };
+            let Some(ev) = next else { break };
+            emit(&watch_line(start.elapsed(), &ev));
+            seen += 1;
+        }
+        seen
+    };
+    let (injected, seen) = tokio::join!(injecting, receiving);
+    injected?;
     Ok(seen)
 }

@@ -304,14 +304,19 @@ const MNEMONICS: &[Mnemonic] = &[
     m("eckd-read-track", 0xDE, None),
 ];
 
-/// The mnemonic of `code`, if it has one (the first in the table, generic names first).
+/// The device-independent mnemonic of `code`, if it has one. Device-specific names
+/// (`virtio-*`, `eckd-*`) are accepted in program files but never used for display, since
+/// their codes mean other things on other devices.
 ///
 /// ```
 /// assert_eq!(ccwctl::program::command_name(0xE4), Some("sense-id"));
-/// assert_eq!(ccwctl::program::command_name(0x27), None);
+/// assert_eq!(ccwctl::program::command_name(0x31), None);
 /// ```
 pub fn command_name(code: u8) -> Option<&'static str> {
-    MNEMONICS.iter().find(|m| m.code == code).map(|m| m.name)
+    MNEMONICS
+        .iter()
+        .find(|m| m.code == code && !m.name.starts_with("virtio-") && !m.name.starts_with("eckd-"))
+        .map(|m| m.name)
 }
 
 /// Every command name the format knows, with its code.

@@ -122,4 +122,8 @@ pub trait Subsystem {
     /// Makes something happen that `watch` can see (the simulator: a path event on `chpid`).
     /// Backends that cannot return [`TargetErrorKind::Unavailable`].
     fn inject_path_event(&self, chpid: u8) -> impl Future<Output = Result<(), TargetError>>;
+
+    /// Makes the device on `sch` present unsolicited attention status (the simulator).
+    /// Backends that cannot return [`TargetErrorKind::Unavailable`].
+    fn inject_attention(&self, sch: SubchannelId) -> impl Future<Output = Result<(), TargetError>>;
 }
