@@ -15,7 +15,7 @@
 //! the matching record, so the following Read Data transfers that record and a following Read
 //! Count the next one's count, which is what Linux's `dasd_eckd` relies on.
 
-use ccw_types::DeviceStatus;
+use ccw_types::{CcwFlags, DeviceStatus};
 
 use crate::device::{
     ChainContext, Command, DataStream, DeviceModel, DeviceOutcome, SenseData, SenseIdData,
@@ -179,6 +179,8 @@ struct Chain {
     track: Option<Track>,
     cursor: Option<Cursor>,
     index_passes: u8,
+    /// The current track was changed and not yet written to the image.
+    dirty: bool,
 }
 
 /// A failed command: the sense to present with unit check.
@@ -301,13 +303,44 @@ impl Eckd {
 
     /// Starts a new channel program: forgets extent, file mask, locate domain and orientation.
     pub fn start_chain(&mut self) {
+        self.flush_quietly();
         self.chain = Chain::default();
     }
 
     /// Selective reset / clear: ends the channel program and drops pending sense.
     pub fn reset(&mut self) {
+        self.flush_quietly();
         self.chain = Chain::default();
         self.sense = [0; SENSE_LEN];
+    }
+
+    /// Writes the current track if a command changed it. On failure the cached track is
+    /// dropped, so that later commands see what the image holds.
+    fn flush(&mut self) -> Result<(), Check> {
+        if !self.chain.dirty {
+            return Ok(());
+        }
+        self.chain.dirty = false;
+        let Some(track) = self.chain.track.as_ref() else {
+            return Ok(());
+        };
+        if let Err(e) = self.image.write_track(track) {
+            self.chain.track = None;
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// [`Eckd::flush`] where no status can report a failure (a new chain, a reset): the
+    /// channel program that made the change has already ended, so this only happens if the
+    /// channel ended it without telling the device.
+    fn flush_quietly(&mut self) {
+        if let Err(c) = self.flush() {
+            tracing::warn!(
+                byte0 = c.byte0,
+                "could not write a track left dirty by an ended program"
+            );
+        }
     }
 
     /// The sense bytes describing the last unit check (all zero if none is pending).
@@ -315,10 +348,38 @@ impl Eckd {
         self.sense
     }
 
-    /// Executes one command, for use without a channel (the [`DeviceModel`] implementation
-    /// calls this too). On unit check the sense is kept for [`Eckd::sense_bytes`] / Sense.
+    /// Executes one command, for use without a channel. Whatever it wrote is in the image
+    /// (journalled and synced) when it returns. On unit check the sense is kept for
+    /// [`Eckd::sense_bytes`] / Sense.
     pub fn execute(&mut self, code: u8, data: &mut dyn DataStream) -> DeviceOutcome {
-        match self.dispatch(code, data) {
+        self.execute_in_chain(code, data, false)
+    }
+
+    /// Executes one command; `chained` says the program certainly continues with another
+    /// command (the CCW chains commands, does not chain data, has no PCI). Only then may a
+    /// changed track stay in memory until the program moves to another track or ends: status
+    /// is presented to the program only at its end, so every write is in the image before
+    /// the program can see it complete, at one journalled write per track instead of one per
+    /// record.
+    fn execute_in_chain(
+        &mut self,
+        code: u8,
+        data: &mut dyn DataStream,
+        chained: bool,
+    ) -> DeviceOutcome {
+        let mut res = self.dispatch(code, data);
+        // If the count was not used up the channel will end the chain (incorrect length).
+        let defer = chained && res.is_ok() && data.remaining() == 0;
+        if !defer {
+            if let Err(c) = self.flush() {
+                if res.is_ok() {
+                    res = Err(c);
+                } else {
+                    tracing::warn!(byte0 = c.byte0, "track write failed after another check");
+                }
+            }
+        }
+        match res {
             Ok(status) => {
                 tracing::trace!(cmd = format_args!("{code:#04x}"), %status, "eckd command");
                 DeviceOutcome::with_status(status)
@@ -401,6 +462,7 @@ impl Eckd {
     }
 
     fn move_to(&mut self, t: TrackAddr) -> Result<(), Check> {
+        self.flush()?;
         if t.cyl >= self.image.cylinders() || t.head >= HEADS {
             return Err(Check::reject(sense::MSG_INVALID_PARAMETER));
         }
@@ -525,13 +587,9 @@ impl Eckd {
         }
     }
 
+    /// Records that the current track was changed; [`Eckd::flush`] writes it.
     fn commit(&mut self) -> Result<(), Check> {
-        let track = self
-            .chain
-            .track
-            .as_ref()
-            .ok_or(Check::reject(sense::MSG_INVALID_SEQUENCE))?;
-        self.image.write_track(track)?;
+        self.chain.dirty = true;
         Ok(())
     }
 
@@ -853,7 +911,9 @@ impl DeviceModel for Eckd {
         if ctx.is_first() {
             self.start_chain();
         }
-        Eckd::execute(self, cmd.code, data)
+        let chained =
+            cmd.flags.contains(CcwFlags::CC) && !cmd.flags.intersects(CcwFlags::CD | CcwFlags::PCI);
+        self.execute_in_chain(cmd.code, data, chained)
     }
 
     fn sense(&mut self) -> SenseData {
@@ -1259,6 +1319,81 @@ mod tests {
             DeviceStatus::UNIT_CHECK
         );
         assert_eq!(dev.sense_bytes()[7], sense::MSG_TRACK_FULL);
+    }
+
+    /// Runs `code` as the channel would, with `flags` on its CCW.
+    fn ex_chained(
+        dev: &mut Eckd,
+        code: u8,
+        flags: CcwFlags,
+        buf: &mut [u8],
+        first: bool,
+    ) -> DeviceStatus {
+        let cmd = Command {
+            code,
+            class: ccw_types::CommandClass::of(code, ccw_types::CcwFormat::Format1),
+            flags,
+            count: buf.len() as u16,
+            format: ccw_types::CcwFormat::Format1,
+            ccw_addr: 0,
+        };
+        let mut ctx = ChainContext::new();
+        ctx.index = usize::from(!first);
+        DeviceModel::execute(dev, &cmd, &mut SliceData::new(buf), &mut ctx).status
+    }
+
+    #[test]
+    fn chained_writes_reach_the_image_before_the_program_ends() {
+        let dir = Scratch::new("defer");
+        let mut dev = device(&dir, 1);
+        let path = dir.file("d.3390");
+        let t = TrackAddr::new(0, 7);
+        let on_disk = |n: usize| {
+            let img = CkdImage::open(&path, true).unwrap();
+            assert_eq!(img.read_track(t).unwrap().records.len(), n);
+        };
+        let cc = CcwFlags::CC;
+        DeviceModel::begin_chain(&mut dev);
+        assert_eq!(
+            ex_chained(&mut dev, cmd::DEFINE_EXTENT, cc, &mut de(0xC0, t, t), true),
+            DONE
+        );
+        let mut p = lr(0, op::FORMAT_WRITE, 3, t, 0, 100);
+        assert_eq!(ex_chained(&mut dev, cmd::LOCATE, cc, &mut p, false), DONE);
+        for r in 1..=2u8 {
+            let mut rec = count(t, r, 0, 100);
+            rec.extend([r; 100]);
+            assert_eq!(
+                ex_chained(&mut dev, cmd::WRITE_CKD, cc, &mut rec, false),
+                DONE
+            );
+        }
+        // Chained: one journalled write per track, not yet done.
+        on_disk(1);
+        // The last command (no command chaining) writes the track before its status.
+        let mut rec = count(t, 3, 0, 100);
+        rec.extend([3; 100]);
+        assert_eq!(
+            ex_chained(&mut dev, cmd::WRITE_CKD, CcwFlags::NONE, &mut rec, false),
+            DONE
+        );
+        on_disk(4);
+        // A chained write whose count is not used up (incorrect length ends the chain) is
+        // written at once.
+        DeviceModel::begin_chain(&mut dev);
+        assert_eq!(
+            ex_chained(&mut dev, cmd::DEFINE_EXTENT, cc, &mut de(0xC0, t, t), true),
+            DONE
+        );
+        let mut p = lr(0, op::FORMAT_WRITE, 1, t, 3, 100);
+        assert_eq!(ex_chained(&mut dev, cmd::LOCATE, cc, &mut p, false), DONE);
+        let mut rec = count(t, 4, 0, 100);
+        rec.extend([4; 120]);
+        assert_eq!(
+            ex_chained(&mut dev, cmd::WRITE_CKD, cc, &mut rec, false),
+            DONE
+        );
+        on_disk(5);
     }
 
     #[test]
