@@ -273,3 +273,30 @@ async fn short_read_without_sli_is_incorrect_length() {
         },
     );
 }
+
+#[tokio::test]
+async fn chained_write_is_durable_when_the_channel_ends_the_program() {
+    let dir = Scratch::new("pgm");
+    let mut s = session(&dir, 1).await;
+    let t = TrackAddr::new(0, 3);
+    let mut prog = EckdProgram::format_track(t, &[vec![9; 1000], vec![8; 1000]]);
+    // A no-op with the suspend flag after the last write, in a program whose ORB does not
+    // allow suspension: the channel ends the program with a program check when it fetches
+    // that CCW, without asking the device again.
+    prog.ccws.push(ProgramCcw {
+        cmd: 0x03,
+        flags: CcwFlags::S,
+        payload: Payload::Out(vec![0; 8]),
+    });
+    let out = s.run(&prog, IDAL_CD).await.unwrap();
+    assert!(
+        SubchannelStatus::from_bits(out.irb.scsw.cstat).contains(SubchannelStatus::PROGRAM_CHECK),
+        "{}",
+        out.irb
+    );
+    // The records written before the check are in the image file now.
+    let img = CkdImage::open(&dir.0.join("d.3390"), true).unwrap();
+    let track = img.read_track(t).unwrap();
+    assert_eq!(track.records.len(), 3);
+    assert!(track.records[2].data == vec![8; 1000]);
+}

@@ -932,6 +932,13 @@ impl DeviceModel for Eckd {
         self.start_chain();
     }
 
+    fn end_chain(&mut self) {
+        // Normally nothing is left: the last command of a program writes its track. This
+        // covers a program the channel ended after a chained write (a program check on the
+        // next CCW), before its status becomes pending.
+        self.flush_quietly();
+    }
+
     fn name(&self) -> &'static str {
         "eckd-3390"
     }
