@@ -300,3 +300,45 @@ async fn chained_write_is_durable_when_the_channel_ends_the_program() {
     assert_eq!(track.records.len(), 3);
     assert!(track.records[2].data == vec![8; 1000]);
 }
+
+#[tokio::test]
+async fn multi_track_format_count_and_record_zero() {
+    let dir = Scratch::new("mt");
+    let mut s = session(&dir, 2).await;
+    let first = TrackAddr::new(1, 2);
+    let prog = EckdProgram::format_tracks(first, 4, 12, 4096);
+    assert_eq!(prog.ccws.len(), 1 + 4 * 14);
+    let out = s.run(&prog, IDAL_CD).await.unwrap();
+    assert!(out.ok(), "{}", out.irb);
+    for head in 2..6 {
+        let t = TrackAddr::new(1, head);
+        let out = s
+            .run(&EckdProgram::read_count_of(t, 12), LayoutOptions::default())
+            .await
+            .unwrap();
+        assert!(out.ok(), "{}", out.irb);
+        let c = &out.inputs[0];
+        assert_eq!(&c[..4], &t.to_cchh());
+        assert_eq!(
+            (c[4], c[5], u16::from_be_bytes([c[6], c[7]])),
+            (12, 0, 4096)
+        );
+        // SLI, so no data chaining (SLI is ignored on a CCW that chains data).
+        let idal = LayoutOptions {
+            idal: true,
+            data_chain_reads: false,
+        };
+        let out = s.run(&EckdProgram::read_r0(t, 64), idal).await.unwrap();
+        assert!(out.ok(), "{}", out.irb);
+        assert_eq!(&out.inputs[0][..8], &[0, 1, 0, head as u8, 0, 0, 0, 8]);
+    }
+    // Record 13 does not exist: Read Count wraps past the index and then finds nothing.
+    let out = s
+        .run(
+            &EckdProgram::read_count_of(first, 14),
+            LayoutOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert!(out.unit_check(), "{}", out.irb);
+}

@@ -140,6 +140,29 @@ impl FromStr for Model3390 {
     }
 }
 
+/// How many records with `key_len`-byte keys and `data_len`-byte data fit on one 3390
+/// track, by the 3390 track-capacity formula (as Linux's `recs_per_track` computes it).
+///
+/// ```
+/// use mock_backend::dasd::records_per_track;
+/// assert_eq!(records_per_track(0, 4096), 12);
+/// assert_eq!(records_per_track(0, 512), 49);
+/// assert_eq!(records_per_track(0, 56664), 1);
+/// ```
+pub fn records_per_track(key_len: u16, data_len: u16) -> u16 {
+    let ceil = |a: u32, b: u32| a.div_ceil(b);
+    let dl = u32::from(data_len);
+    let kl = u32::from(key_len);
+    let dn = ceil(dl + 6, 232) + 1;
+    let per = if kl > 0 {
+        let kn = ceil(kl + 6, 232) + 1;
+        10 + 9 + ceil(kl + 6 * kn, 34) + 9 + ceil(dl + 6 * dn, 34)
+    } else {
+        10 + 9 + ceil(dl + 6 * dn, 34)
+    };
+    (1729 / per) as u16
+}
+
 /// Cylinder/head address of a track.
 ///
 /// ```

@@ -186,17 +186,10 @@ impl CkdImage {
             )));
         }
         if let Some(v) = &opts.volser {
-            if v.is_empty()
-                || v.len() > 6
-                || !v
-                    .bytes()
-                    .all(|c| c.is_ascii_alphanumeric() || b"@#$".contains(&c))
-            {
-                return Err(ImageError::Format {
-                    path: path.to_owned(),
-                    reason: format!("volser {v:?} must be 1-6 characters A-Z 0-9 @ # $"),
-                });
-            }
+            check_volser(v).map_err(|reason| ImageError::Format {
+                path: path.to_owned(),
+                reason,
+            })?;
         }
         let file = OpenOptions::new()
             .read(true)
@@ -522,21 +515,51 @@ fn ebcdic(s: &str) -> Vec<u8> {
     s.bytes().map(ascii_to_ebcdic).collect()
 }
 
-/// IPL1, IPL2 and VOL1 on track 0, the way an initialised volume carries them.
-fn label_records(volser: &str) -> Vec<Record> {
-    // IPL1: a PSW with the wait bit set (an unloaded volume IPLs into a disabled wait).
+/// IPL1, IPL2 and VOL1 of cylinder 0 head 0 (records 1-3, 4-byte EBCDIC keys), the way an
+/// initialised volume carries them: IPL1 holds a disabled-wait PSW, VOL1 the volume serial,
+/// no VTOC pointer and owner `CCW-RS`. Returns `(key, data)` per record.
+///
+/// ```
+/// use mock_backend::dasd::{parse_vol1, volume_labels};
+/// let labels = volume_labels("ABC123");
+/// assert_eq!(labels.len(), 3);
+/// assert_eq!(parse_vol1(&labels[2].1).as_deref(), Some("ABC123"));
+/// ```
+pub fn volume_labels(volser: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut ipl1 = vec![0u8; 24];
-    ipl1[1] = 0x02;
+    ipl1[1] = 0x02; // PSW wait bit
     let mut vol1 = ebcdic(&format!("VOL1{:<6}", volser.to_ascii_uppercase()));
     vol1.resize(80, 0x40);
     vol1[11..16].fill(0); // no VTOC
     let owner = ebcdic("CCW-RS");
     vol1[41..41 + owner.len()].copy_from_slice(&owner);
     vec![
-        Record::new([0, 0, 0, 0, 1], ebcdic("IPL1"), ipl1),
-        Record::new([0, 0, 0, 0, 2], ebcdic("IPL2"), vec![0; 144]),
-        Record::new([0, 0, 0, 0, 3], ebcdic("VOL1"), vol1),
+        (ebcdic("IPL1"), ipl1),
+        (ebcdic("IPL2"), vec![0; 144]),
+        (ebcdic("VOL1"), vol1),
     ]
+}
+
+/// Checks a volume serial: 1-6 characters A-Z, 0-9, `@`, `#`, `$` (lower case is accepted
+/// and stored upper case).
+pub fn check_volser(v: &str) -> Result<(), String> {
+    let ok = !v.is_empty()
+        && v.len() <= 6
+        && v.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"@#$".contains(&c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("volser {v:?} must be 1-6 characters A-Z 0-9 @ # $"))
+    }
+}
+
+fn label_records(volser: &str) -> Vec<Record> {
+    volume_labels(volser)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (k, d))| Record::new([0, 0, 0, 0, i as u8 + 1], k, d))
+        .collect()
 }
 
 /// The volser of an 80-byte VOL1 label's data area, if it is one.

@@ -21,10 +21,11 @@ pub use eckd::{Eckd, SliceData, sense};
 pub use geometry::{
     CMD_RCD, CU_MODEL, CU_TYPE, DEVICE_TYPE, HEADS, Identity, Model3390, R1_MAX, RCD_LEN, RDC_LEN,
     SENSE_LEN, TRACK_SLOT, TrackAddr, UnknownModel, ascii_to_ebcdic, ebcdic_to_ascii,
+    records_per_track,
 };
 pub use image::{
     CkdImage, CrashPoint, CreateOptions, DEVTYPE_3390, HEADER_LEN, ImageError, ImageErrorKind,
-    parse_vol1,
+    check_volser, parse_vol1, volume_labels,
 };
 pub use layout::{LaidOut, LayoutError, LayoutOptions, lay_out};
 pub use program::{EckdProgram, Payload, ProgramCcw, ProgramError, code, mask};

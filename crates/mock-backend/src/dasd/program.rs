@@ -285,6 +285,72 @@ impl EckdProgram {
         p
     }
 
+    /// Formats `tracks` consecutive tracks from `first` (within one cylinder) with a standard
+    /// R0 and `per_track` keyless records of `data_len` zero bytes each: one Define Extent
+    /// over the range, then per track Locate Record (orient home address, format write),
+    /// Write R0 and Write CKD... (how `dasdfmt` formats several tracks per request).
+    pub fn format_tracks(first: TrackAddr, tracks: u16, per_track: u8, data_len: u16) -> Self {
+        let mut p = Self::default();
+        let last = TrackAddr::new(first.cyl, (first.head + tracks.max(1) - 1).min(HEADS - 1));
+        p.push(
+            code::DEFINE_EXTENT,
+            Payload::Out(define_extent(mask::ALL, first, last)),
+        );
+        for head in first.head..=last.head {
+            let t = TrackAddr::new(first.cyl, head);
+            let n = per_track.saturating_add(1);
+            p.push(
+                code::LOCATE_RECORD,
+                Payload::Out(locate(1, 0x03, n, t, 0, data_len)),
+            );
+            let mut r0 = count_field(t, 0, 0, 8).to_vec();
+            r0.extend([0u8; 8]);
+            p.push(code::WRITE_R0, Payload::Out(r0));
+            for r in 1..=per_track {
+                let mut b = count_field(t, r, 0, data_len).to_vec();
+                b.resize(8 + usize::from(data_len), 0);
+                p.push(code::WRITE_CKD, Payload::Out(b));
+            }
+        }
+        p
+    }
+
+    /// Reads the count field of record `r` (>= 1) of `t`: Locate Record searching record
+    /// `r - 1`, then Read Count (which reads the next count field).
+    pub fn read_count_of(t: TrackAddr, r: u8) -> Self {
+        let mut p = Self::default();
+        p.push(
+            code::DEFINE_EXTENT,
+            Payload::Out(define_extent(mask::READ_ONLY, t, t)),
+        );
+        p.push(
+            code::LOCATE_RECORD,
+            Payload::Out(locate(0, 0x06, 1, t, r.saturating_sub(1), 0)),
+        );
+        p.push(code::READ_COUNT, Payload::In(8));
+        p
+    }
+
+    /// Reads record zero of `t` (count, key and data; up to `max` bytes, SLI set): Locate
+    /// Record oriented to the index with read-any, then Read Record Zero.
+    pub fn read_r0(t: TrackAddr, max: u16) -> Self {
+        let mut p = Self::default();
+        p.push(
+            code::DEFINE_EXTENT,
+            Payload::Out(define_extent(mask::READ_ONLY, t, t)),
+        );
+        p.push(
+            code::LOCATE_RECORD,
+            Payload::Out(locate(3, 0x16, 1, t, 0, 0)),
+        );
+        p.ccws.push(ProgramCcw {
+            cmd: 0x16,
+            flags: CcwFlags::SLI,
+            payload: Payload::In(usize::from(max)),
+        });
+        p
+    }
+
     /// The classic pre-ECKD way to read record `r` of `t`: Seek, Search ID Equal with a TIC
     /// back to it until the search succeeds (status modifier skips the TIC), Read Data.
     pub fn search_read(t: TrackAddr, r: u8, data_len: u16) -> Self {
