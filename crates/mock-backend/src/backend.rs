@@ -296,6 +296,9 @@ impl DeviceModel for WithForcedSense<'_> {
     fn begin_chain(&mut self) {
         self.dev.begin_chain();
     }
+    fn end_chain(&mut self) {
+        self.dev.end_chain();
+    }
 }
 
 enum Next {
@@ -578,12 +581,14 @@ impl Inner {
                     return Next::Yield;
                 }
                 Step::Suspend { cpa, pci } => {
+                    dev.end_chain();
                     debug!(sch = %sch.id, cpa, "suspended");
                     instr::suspend(st, cpa, pci);
                     self.deliver(sch, s);
                     return Next::Yield;
                 }
                 Step::End { mut ending, pci } => {
+                    dev.end_chain();
                     if pci {
                         ending.cstat |= ccw_types::SubchannelStatus::PCI;
                     }

@@ -386,6 +386,12 @@ pub trait DeviceModel: Send {
     /// the first command. The default does nothing.
     fn begin_chain(&mut self) {}
 
+    /// Called when the channel ends the start function or suspends the program, before the
+    /// status is made pending: a device that keeps changes in memory while commands chain
+    /// (the ECKD DASD model keeps a changed track) makes them durable here. The default does
+    /// nothing.
+    fn end_chain(&mut self) {}
+
     /// A short name for tracing and for `ccwctl` listings.
     fn name(&self) -> &'static str {
         "device"

@@ -16,6 +16,7 @@
 
 mod backend;
 mod channel;
+pub mod dasd;
 pub mod device;
 pub mod devices;
 mod fault;
