@@ -211,3 +211,48 @@ async fn modify_rejects_reserved_bits_and_busy() {
     let e = rig.backend.modify(TESTDEV, &schib).await.unwrap_err();
     assert_eq!(e.kind, BackendErrorKind::InvalidArgument);
 }
+
+#[tokio::test]
+async fn halt_while_the_program_runs() {
+    // A loop that transfers data never trips the TIC guard: it runs until halted.
+    let mut rig =
+        Rig::with(MockBackend::builder().subchannel(0x0006, Box::new(TestDevice::new(64)))).await;
+    let buf = rig.alloc(4, 0);
+    let prog = rig.alloc(16, 0);
+    rig.poke(
+        prog as u64,
+        &[ccw1(0x01, F::CC, 4, buf), ccw1(0x08, F::NONE, 0, prog)].concat(),
+    );
+    assert_eq!(rig.start(SCH, &orb(prog)).await, ConditionCode::Cc0);
+    // Single-threaded runtime: each yield lets the worker execute one command.
+    for _ in 0..25 {
+        tokio::task::yield_now().await;
+    }
+    let schib = rig.backend.store_schib(SCH).await.unwrap();
+    assert!(
+        schib
+            .scsw
+            .ctrl
+            .ac()
+            .contains(ActivityControl::SUBCHANNEL_ACTIVE)
+    );
+    assert_eq!(rig.backend.halt(SCH).await.unwrap(), ConditionCode::Cc0);
+    let (_, irb) = rig.irb().await;
+    // FC start + halt, SC primary + secondary + pending, device end, cpa = current CCW + 8.
+    let b = scsw(&irb);
+    assert_eq!(&b[..4], &[0x00, 0x80, 0x60, 0x07]);
+    let cpa = u32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+    assert!(cpa == prog + 8 || cpa == prog + 16, "cpa {cpa:#x}");
+    assert_eq!(&b[8..], &[0x04, 0, 0, 0]);
+    rig.quiet().await;
+}
+
+#[tokio::test]
+async fn release_request_is_an_event() {
+    let mut rig = Rig::default_enabled().await;
+    rig.backend.request_release(VIRTIO).unwrap();
+    assert_eq!(
+        rig.event().await,
+        BackendEvent::ReleaseRequest { sch: VIRTIO }
+    );
+}
