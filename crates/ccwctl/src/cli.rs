@@ -73,6 +73,13 @@ pub enum Command {
         #[arg(required = true, num_args = 1..)]
         hex: Vec<String>,
     },
+    /// An ECKD 3390 DASD on a Hercules CKD image, through channel programs on the simulated
+    /// channel subsystem.
+    Dasd {
+        /// What to do with it.
+        #[command(subcommand)]
+        cmd: crate::dasd::DasdCommand,
+    },
     /// Stream interruptions and channel reports as they arrive.
     Watch {
         /// Stop after this many seconds (default: run until Ctrl-C).
@@ -158,6 +165,19 @@ fn dispatch(cli: Cli) -> Result<u8, CommandError> {
                 format!("cannot start the async runtime: {e}"),
             ))
         })?;
+    // `dasd` brings its own simulated subsystem (a 3390 on the given image).
+    if let Command::Dasd { cmd } = &cli.command {
+        if cli.vfio.is_some() {
+            return Err(CommandError::Usage(
+                "`dasd` runs on the simulated subsystem; --vfio is not supported for it".into(),
+            ));
+        }
+        let print = rt.block_on(crate::dasd::dasd_cmd(cmd, timeout))?;
+        let _ = std::io::stdout()
+            .lock()
+            .write_all(print(cli.json).as_bytes());
+        return Ok(0);
+    }
     // `run` parses its program first: a malformed file fails before any device is touched,
     // and the guest memory is sized for the program.
     let program = match &cli.command {
@@ -252,6 +272,6 @@ async fn execute<S: Subsystem>(
             }
             Ok(0)
         }
-        Command::Decode { .. } => Ok(0),
+        Command::Decode { .. } | Command::Dasd { .. } => Ok(0),
     }
 }

@@ -82,7 +82,7 @@ async fn format_write_read_back_like_dasd_eckd() {
     // Format cylinder 1 heads 0-2 with 12 x 4 KiB blocks per track (dasdfmt's layout).
     for head in 0..3u16 {
         let t = TrackAddr::new(1, head);
-        let recs: Vec<Vec<u8>> = (1..=12).map(|r| vec![0; 4096 + 0 * r]).collect();
+        let recs = vec![vec![0u8; 4096]; 12];
         let out = s
             .run(&EckdProgram::format_track(t, &recs), IDAL_CD)
             .await
