@@ -35,26 +35,37 @@
 #[cfg(test)]
 extern crate std;
 
+mod block;
 pub mod ccw;
 pub mod crw;
 mod error;
 mod flags;
 mod idaw;
 mod irb;
+mod measure;
+mod midaw;
 mod orb;
+pub mod region;
 mod schib;
 mod schid;
 mod scsw;
+mod sense;
+mod senseid;
 
 pub use ccw::{Ccw0, Ccw1, CcwFlags, CcwFormat, CcwRepr, CommandClass};
-pub use crw::Crw;
+pub use crw::{Crw, CrwChain, CrwReport};
 pub use error::{DecodeError, DecodeReason};
 pub use idaw::IdawFormat;
-pub use irb::{Erw, Esw, Irb};
+pub use irb::{Emw, Erw, Esw, EswFormat, Irb, SubchannelLogout};
+pub use measure::{MeasurementBlock0, MeasurementBlock1, MeasurementFormat};
+pub use midaw::{Midaw, MidawFlags, MidawRepr};
 pub use orb::{CommandOrb, Orb, OrbControl, OrbPriorities, OrbRepr, TransportOrb};
+pub use region::{CmdRegion, CrwRegion, IoRegion, SchibRegion};
 pub use schib::{Pmcw, PmcwChars, PmcwFlags, Schib};
 pub use schid::{DeviceId, SubchannelId};
 pub use scsw::{
     ActivityControl, DeviceStatus, FunctionControl, Scsw, ScswControl, StatusControl,
-    SubchannelStatus,
+    SubchannelStatus, TmScsw, TmScswControl,
 };
+pub use sense::{BasicSense, EckdSenseByte1, EckdSenseByte2, SenseByte0};
+pub use senseid::{Ciw, CiwType, SenseId, SenseIdHeader};
