@@ -141,8 +141,14 @@ impl VfioBackend {
 
     /// Builds the backend on an open device: maps control memory, connects the io, crw and
     /// req interrupts, and starts the interrupt task. Must be called inside a tokio runtime.
-    pub fn from_device(device: VfioDevice, options: &VfioOptions) -> Result<Self, BackendError> {
-        let device = Arc::new(device);
+    ///
+    /// The device may be shared (a tool that also uses it directly); the backend connects
+    /// its own eventfds, replacing any trigger set before.
+    pub fn from_device(
+        device: impl Into<Arc<VfioDevice>>,
+        options: &VfioOptions,
+    ) -> Result<Self, BackendError> {
+        let device = device.into();
         let mapper = Arc::new(VfioMapper::new(
             device.clone(),
             options.control_iova,

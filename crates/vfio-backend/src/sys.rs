@@ -33,7 +33,8 @@ pub(crate) type SysResult<T> = Result<T, Errno>;
 pub(crate) struct Fd(RawFd);
 
 impl Fd {
-    /// Wraps a descriptor number.
+    /// Wraps a descriptor number (the test double hands out its own numbers).
+    #[cfg(test)]
     pub(crate) const fn from_raw(fd: RawFd) -> Self {
         Fd(fd)
     }
@@ -570,7 +571,7 @@ impl DmaBuffer {
         unsafe {
             std::ptr::copy_nonoverlapping(
                 bytes.as_ptr(),
-                self.ptr.as_ptr().add(offset),
+                self.ptr.as_ptr().wrapping_add(offset),
                 bytes.len(),
             )
         };
@@ -590,7 +591,7 @@ impl DmaBuffer {
         // a Rust reference.
         unsafe {
             std::ptr::copy_nonoverlapping(
-                self.ptr.as_ptr().add(offset),
+                self.ptr.as_ptr().wrapping_add(offset),
                 buf.as_mut_ptr(),
                 buf.len(),
             )
