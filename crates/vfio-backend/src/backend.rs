@@ -106,8 +106,13 @@ pub fn start_scsw() -> Scsw {
     }
 }
 
-/// The io region contents that start `orb` (its first 12 bytes: vfio-ccw takes no extension).
+/// The io region contents that start `orb`: its first 12 bytes and an SCSW saying start.
+///
+/// vfio-ccw's ORB area has no room for the ORB extension (word 3 priorities and beyond), so
+/// the X bit is cleared and any priorities are dropped, as vfio-ccw itself cannot pass them.
 pub fn start_request(orb: &Orb) -> IoRegion {
+    let mut orb = *orb;
+    orb.ctrl.set_extension(false);
     let mut r = IoRegion::new_zeroed();
     r.orb_area = orb.short_bytes();
     r.scsw_area = start_scsw().into_bytes();

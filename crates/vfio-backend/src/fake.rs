@@ -617,7 +617,9 @@ impl Sys for FakeSys {
                 if !st.crws.is_empty() {
                     Self::signal(&st, 1);
                 }
-                let mut b = crw.to_ne_bytes().to_vec();
+                // ccw-types reads the CRW word in architected (big-endian) order, which is
+                // the kernel's native order on s390x.
+                let mut b = crw.to_be_bytes().to_vec();
                 b.extend_from_slice(&[0; 4]);
                 b
             }

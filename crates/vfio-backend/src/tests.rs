@@ -312,6 +312,22 @@ async fn start_writes_the_io_region_and_reports_the_irb() {
     fake.assert_clean();
 }
 
+#[test]
+fn start_request_drops_the_orb_extension() {
+    let mut orb = CommandOrb::new(0x1234_5678, 0x1000);
+    orb.priorities = Some(ccw_types::OrbPriorities { css: 1, cu: 2 });
+    let r = crate::start_request(&orb.emit());
+    // Reference §13.2 ORB word 1 (F, P, H, LPM 0xFF) without X, and SCSW word 0 = 0x00004000.
+    assert_eq!(
+        r.orb_area,
+        [
+            0x12, 0x34, 0x56, 0x78, 0x00, 0xC2, 0xFF, 0x00, 0, 0, 0x10, 0
+        ]
+    );
+    assert_eq!(&r.scsw_area[..4], &[0, 0, 0x40, 0]);
+    assert_eq!(r.ret_code(), 0);
+}
+
 #[tokio::test]
 async fn region_errnos_become_condition_codes() {
     let fake = FakeSys::vfio_ccw();
