@@ -173,7 +173,12 @@ impl VfioBackend {
             None
         };
         let req = arm(&device, uapi::VFIO_CCW_REQ_IRQ_INDEX)?;
-        let task = tokio::spawn(interrupt_task(device.clone(), tx, io, crw, req));
+        let span =
+            tracing::debug_span!("vfio-ccw", sch = %device.subchannel(), uuid = device.uuid());
+        let task = tokio::spawn(tracing::Instrument::instrument(
+            interrupt_task(device.clone(), tx, io, crw, req),
+            span,
+        ));
         Ok(Self {
             device,
             mapper,
@@ -223,6 +228,25 @@ impl VfioBackend {
 
     fn check_sch(&self, sch: SubchannelId) -> bool {
         sch == self.device.subchannel()
+    }
+
+    /// Whether `sch` is this backend's subchannel and enabled (else instructions give cc 3).
+    fn usable(&self, sch: SubchannelId) -> bool {
+        self.check_sch(sch) && lock(&self.state).enabled
+    }
+
+    /// HALT or CLEAR through the async command region.
+    async fn async_cmd(
+        &self,
+        sch: SubchannelId,
+        op: &'static str,
+        command: u32,
+    ) -> Result<ConditionCode, BackendError> {
+        if !self.usable(sch) {
+            return Ok(ConditionCode::Cc3);
+        }
+        self.region_write(sch, op, || self.device.async_cmd(command))
+            .await
     }
 
     /// Writes a region until it is not busy; maps the answer to a condition code.
@@ -386,7 +410,7 @@ impl Backend for VfioBackend {
     }
 
     async fn start(&self, sch: SubchannelId, orb: &Orb) -> Result<ConditionCode, BackendError> {
-        if !self.check_sch(sch) || !lock(&self.state).enabled {
+        if !self.usable(sch) {
             return Ok(ConditionCode::Cc3);
         }
         let req = start_request(orb);
@@ -395,23 +419,13 @@ impl Backend for VfioBackend {
     }
 
     async fn halt(&self, sch: SubchannelId) -> Result<ConditionCode, BackendError> {
-        if !self.check_sch(sch) || !lock(&self.state).enabled {
-            return Ok(ConditionCode::Cc3);
-        }
-        self.region_write(sch, "halt", || {
-            self.device.async_cmd(uapi::VFIO_CCW_ASYNC_CMD_HSCH)
-        })
-        .await
+        self.async_cmd(sch, "halt", uapi::VFIO_CCW_ASYNC_CMD_HSCH)
+            .await
     }
 
     async fn clear(&self, sch: SubchannelId) -> Result<ConditionCode, BackendError> {
-        if !self.check_sch(sch) || !lock(&self.state).enabled {
-            return Ok(ConditionCode::Cc3);
-        }
-        self.region_write(sch, "clear", || {
-            self.device.async_cmd(uapi::VFIO_CCW_ASYNC_CMD_CSCH)
-        })
-        .await
+        self.async_cmd(sch, "clear", uapi::VFIO_CCW_ASYNC_CMD_CSCH)
+            .await
     }
 
     async fn store_schib(&self, sch: SubchannelId) -> Result<Schib, BackendError> {
