@@ -370,7 +370,10 @@ impl Mapper for HostStorage {
 
     fn free_control(&self, area: ControlArea) {
         if !lock(&self.arena).free(area.token) {
-            tracing::warn!(addr = area.addr, "free of a control area that is not allocated");
+            tracing::warn!(
+                addr = area.addr,
+                "free of a control area that is not allocated"
+            );
         }
     }
 }
@@ -489,7 +492,10 @@ mod tests {
             s.read(GUEST_BASE + (1 << 20) - 4, &mut b, 0),
             Err(StorageCheck::Nonexistent)
         );
-        assert_eq!(s.read(u64::MAX - 3, &mut b, 0), Err(StorageCheck::Nonexistent));
+        assert_eq!(
+            s.read(u64::MAX - 3, &mut b, 0),
+            Err(StorageCheck::Nonexistent)
+        );
         // Without pin enforcement any attached guest byte is reachable.
         s.read(GUEST_BASE + 0x100, &mut b, 0).unwrap();
     }

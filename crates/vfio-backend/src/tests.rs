@@ -634,7 +634,7 @@ async fn measurement_loops_run_raw_then_backend() {
     assert_eq!(raw.len(), 5);
     assert!(
         raw.iter()
-            .all(|t| t.irb == Irb::read_from(&sense_id_irb()).unwrap())
+            .all(|t| t.irb.scsw.cpa.get() == 0x7fe0_0008 && t.irb.scsw.is_final())
     );
     assert!(
         !fake.state().irq_fds.contains_key(&0),

@@ -463,9 +463,7 @@ pub fn halt_complete(s: &mut SchState, cpa: u32) {
 
 /// The clear function completes (reference §10.8, Hercules' exact result, §14 #13).
 pub fn clear_complete(s: &mut SchState) {
-    let key_flags = ScswControl::new()
-        .with_fc(Fc::CLEAR)
-        .with_sc(Sc::PENDING);
+    let key_flags = ScswControl::new().with_fc(Fc::CLEAR).with_sc(Sc::PENDING);
     s.schib.scsw = Scsw {
         ctrl: key_flags,
         ..Scsw::default()
