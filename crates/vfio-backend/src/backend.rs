@@ -154,6 +154,13 @@ impl VfioBackend {
         options: &VfioOptions,
     ) -> Result<Self, BackendError> {
         let device = device.into();
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(error(
+                BackendErrorKind::InvalidArgument,
+                "VfioBackend::from_device",
+                "must be called inside a tokio runtime (interrupts are tokio AsyncFds)",
+            ));
+        }
         let mapper = Arc::new(VfioMapper::new(
             device.clone(),
             options.control_iova,

@@ -665,3 +665,12 @@ async fn measurement_loops_run_raw_then_backend() {
     drop(dev);
     fake.assert_clean();
 }
+
+#[test]
+fn backend_outside_a_runtime_is_a_typed_error() {
+    let fake = FakeSys::vfio_ccw();
+    let dev = open(&fake, ApiChoice::Legacy).unwrap();
+    let e = VfioBackend::from_device(dev, &VfioOptions::default()).unwrap_err();
+    assert!(e.detail.contains("tokio runtime"), "{e}");
+    fake.assert_clean();
+}
