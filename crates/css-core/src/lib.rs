@@ -41,10 +41,10 @@
 # Example
 
 ```no_run
-# async fn example<B: css_core::Backend, T: css_core::Translate>(backend: std::sync::Arc<B>,
+# async fn example<B: css_core::Backend>(backend: std::sync::Arc<B>,
 #     mem: vm_memory::GuestMemoryMmap, orb: ccw_types::Orb) -> Result<(), css_core::CssError> {
 use css_core::Css;
-let css: Css<B, T> = Css::new(backend)?;
+let css: Css<B> = Css::new(backend)?;  // translator: ccw-translate's
 for sch in css.probe().await? {
     println!("{sch}: {:?}", css.state(sch)?);
 }
@@ -71,6 +71,9 @@ mod loom_models;
 
 #[cfg(not(loom))]
 mod css;
+
+#[cfg(all(feature = "conformance", not(loom)))]
+pub mod conformance;
 
 pub use crate::core::{IoCompletion, SubchannelEvent};
 pub use backend::{
