@@ -52,12 +52,15 @@ impl Default for VfioOptions {
     }
 }
 
-/// The local view of the subchannel (vfio-ccw keeps it enabled while the mdev is open;
-/// enable/disable gate this backend's use of it).
+/// The local view of the subchannel. vfio-ccw keeps the subchannel enabled while the mdev is
+/// open; enable/disable gate this backend's use of it, and `busy` (a start, halt or clear
+/// accepted whose final status has not arrived) makes disable answer cc 2 like MODIFY
+/// SUBCHANNEL does, so css-core quiesces with halt/clear before it releases a program.
 #[derive(Debug, Default)]
-struct SchState {
+pub(crate) struct SchState {
     enabled: bool,
     intparm: u32,
+    busy: bool,
 }
 
 /// css-core's [`Backend`] over one vfio-ccw mediated device (one subchannel).
@@ -81,7 +84,7 @@ struct SchState {
 pub struct VfioBackend {
     device: Arc<VfioDevice>,
     mapper: Arc<VfioMapper>,
-    state: Mutex<SchState>,
+    state: Arc<Mutex<SchState>>,
     events: Mutex<Option<EventReceiver>>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -182,14 +185,15 @@ impl VfioBackend {
         let req = arm(&device, uapi::VFIO_CCW_REQ_IRQ_INDEX)?;
         let span =
             tracing::debug_span!("vfio-ccw", sch = %device.subchannel(), uuid = device.uuid());
+        let state = Arc::new(Mutex::new(SchState::default()));
         let task = tokio::spawn(tracing::Instrument::instrument(
-            interrupt_task(device.clone(), tx, io, crw, req),
+            interrupt_task(device.clone(), state.clone(), tx, io, crw, req),
             span,
         ));
         Ok(Self {
             device,
             mapper,
-            state: Mutex::new(SchState::default()),
+            state,
             events: Mutex::new(Some(rx)),
             task: Mutex::new(Some(task)),
         })
@@ -257,7 +261,25 @@ impl VfioBackend {
     }
 
     /// Writes a region until it is not busy; maps the answer to a condition code.
+    ///
+    /// The subchannel counts as busy from just before the write (an interruption may arrive
+    /// before the write returns) until its final status arrives; a write that does not start
+    /// anything restores the previous value.
     async fn region_write(
+        &self,
+        sch: SubchannelId,
+        op: &'static str,
+        write: impl FnMut() -> Result<(), BackendError>,
+    ) -> Result<ConditionCode, BackendError> {
+        let was_busy = std::mem::replace(&mut lock(&self.state).busy, true);
+        let r = self.region_write_retrying(sch, op, write).await;
+        if !matches!(r, Ok(ConditionCode::Cc0)) {
+            lock(&self.state).busy = was_busy;
+        }
+        r
+    }
+
+    async fn region_write_retrying(
         &self,
         sch: SubchannelId,
         op: &'static str,
@@ -319,7 +341,11 @@ async fn fired(fd: Option<&AsyncFd<EventFd>>) -> std::io::Result<()> {
 }
 
 /// Reads what an interruption of each kind left and reports it.
-pub(crate) fn on_io(device: &VfioDevice, tx: &UnboundedSender<BackendEvent>) {
+pub(crate) fn on_io(
+    device: &VfioDevice,
+    state: &Mutex<SchState>,
+    tx: &UnboundedSender<BackendEvent>,
+) {
     let sch = device.subchannel();
     let irb = match device.read_io().and_then(|r| {
         Irb::read_from(&r.irb_area)
@@ -332,6 +358,10 @@ pub(crate) fn on_io(device: &VfioDevice, tx: &UnboundedSender<BackendEvent>) {
         }
     };
     tracing::debug!(%sch, scsw = %irb.scsw, "io interruption");
+    if irb.scsw.is_final() {
+        // Before the event goes out, so whoever reacts to it finds the subchannel idle.
+        lock(state).busy = false;
+    }
     let _ = tx.send(BackendEvent::Interrupt { sch, irb });
 }
 
@@ -353,6 +383,7 @@ pub(crate) fn on_crw(device: &VfioDevice, tx: &UnboundedSender<BackendEvent>) {
 
 async fn interrupt_task(
     device: Arc<VfioDevice>,
+    state: Arc<Mutex<SchState>>,
     tx: UnboundedSender<BackendEvent>,
     io: AsyncFd<EventFd>,
     crw: Option<AsyncFd<EventFd>>,
@@ -362,7 +393,7 @@ async fn interrupt_task(
     loop {
         tokio::select! {
             r = fired(Some(&io)) => match r {
-                Ok(()) => on_io(&device, &tx),
+                Ok(()) => on_io(&device, &state, &tx),
                 Err(e) => { tracing::error!(%sch, %e, "io eventfd failed; interrupt task ends"); return; }
             },
             r = fired(crw.as_ref()) => match r {
@@ -411,7 +442,12 @@ impl Backend for VfioBackend {
         if !self.check_sch(sch) {
             return Ok(ConditionCode::Cc3);
         }
-        lock(&self.state).enabled = false;
+        let mut st = lock(&self.state);
+        if st.busy {
+            tracing::debug!(%sch, "disable while a function is in progress: cc 2");
+            return Ok(ConditionCode::Cc2);
+        }
+        st.enabled = false;
         tracing::debug!(%sch, "disabled");
         Ok(ConditionCode::Cc0)
     }
