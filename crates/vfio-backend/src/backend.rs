@@ -170,19 +170,34 @@ impl VfioBackend {
             options.control_len,
         )?);
         let (tx, rx) = unbounded_channel();
-        let io = arm(&device, uapi::VFIO_CCW_IO_IRQ_INDEX)?.ok_or_else(|| {
-            error(
-                BackendErrorKind::Unsupported,
-                "arm io irq",
-                "no io interrupt",
-            )
-        })?;
-        let crw = if device.regions().crw.is_some() {
-            arm(&device, uapi::VFIO_CCW_CRW_IRQ_INDEX)?
-        } else {
-            None
+        let armed = (|| {
+            let io = arm(&device, uapi::VFIO_CCW_IO_IRQ_INDEX)?.ok_or_else(|| {
+                error(
+                    BackendErrorKind::Unsupported,
+                    "arm io irq",
+                    "no io interrupt",
+                )
+            })?;
+            let crw = if device.regions().crw.is_some() {
+                arm(&device, uapi::VFIO_CCW_CRW_IRQ_INDEX)?
+            } else {
+                None
+            };
+            let req = arm(&device, uapi::VFIO_CCW_REQ_IRQ_INDEX)?;
+            Ok::<_, BackendError>((io, crw, req))
+        })();
+        let (io, crw, req) = match armed {
+            Ok(fds) => fds,
+            Err(e) => {
+                // A shared device outlives this failure: leave no trigger connected.
+                for index in 0..uapi::VFIO_CCW_NUM_IRQS {
+                    if device.irq(index).is_some() {
+                        let _ = device.set_irq(index, None);
+                    }
+                }
+                return Err(e);
+            }
         };
-        let req = arm(&device, uapi::VFIO_CCW_REQ_IRQ_INDEX)?;
         let span =
             tracing::debug_span!("vfio-ccw", sch = %device.subchannel(), uuid = device.uuid());
         let state = Arc::new(Mutex::new(SchState::default()));
@@ -223,9 +238,12 @@ impl VfioBackend {
         self.mapper.attach_memory(mem)
     }
 
-    /// `VFIO_DEVICE_RESET`.
+    /// `VFIO_DEVICE_RESET`: vfio-ccw disables and re-enables the subchannel, which ends
+    /// whatever was in progress without an interruption.
     pub fn reset(&self) -> Result<(), BackendError> {
-        self.device.reset()
+        self.device.reset()?;
+        lock(&self.state).busy = false;
+        Ok(())
     }
 
     /// Stops the interrupt task and waits until it has released the device.

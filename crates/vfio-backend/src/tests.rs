@@ -791,3 +791,21 @@ mod css_driver {
         fake.assert_clean();
     }
 }
+
+#[tokio::test]
+async fn failed_setup_on_a_shared_device_leaves_no_trigger() {
+    let fake = FakeSys::vfio_ccw();
+    let dev = Arc::new(open(&fake, ApiChoice::Legacy).unwrap());
+    // io and crw connect, req fails.
+    fake.script("VFIO_DEVICE_SET_IRQS", &[None, None, Some(libc::EINVAL)]);
+    let e = VfioBackend::from_device(dev.clone(), &VfioOptions::default()).unwrap_err();
+    assert_eq!(e.errno, Some(libc::EINVAL));
+    assert!(
+        fake.state().irq_fds.is_empty(),
+        "{:?}",
+        fake.state().irq_fds.keys()
+    );
+    assert!(dev.dma_mappings().is_empty(), "control memory unmapped");
+    drop(dev);
+    fake.assert_clean();
+}
