@@ -3,6 +3,7 @@
 //! [`VfioBackend`]: css-core's [`Backend`] over one vfio-ccw mediated device.
 
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 
 use async_trait::async_trait;
 use ccw_translate::Mapper;
@@ -343,19 +344,55 @@ fn arm(device: &VfioDevice, index: u32) -> Result<Option<AsyncFd<EventFd>>, Back
     Ok(Some(afd))
 }
 
-/// Waits until `fd` fires and consumes its counter. `None` (pending forever) when absent.
-async fn fired(fd: Option<&AsyncFd<EventFd>>) -> std::io::Result<()> {
-    let Some(fd) = fd else {
-        return std::future::pending().await;
-    };
+/// Polls `fd` once: `Ready` when it fired (its counter is consumed), registering the waker
+/// otherwise. Uses the AsyncFd's reader slot, so polling it again and again costs no
+/// allocation or list operation (this is the per-I/O path).
+fn poll_fired(fd: &AsyncFd<EventFd>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
     loop {
-        let mut guard = fd.readable().await?;
+        let mut guard = match fd.poll_read_ready(cx) {
+            Poll::Ready(Ok(g)) => g,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
+        };
         match guard.try_io(|f| f.get_ref().read()) {
-            Ok(Ok(_)) => return Ok(()),
-            Ok(Err(e)) => return Err(e),
+            Ok(Ok(_)) => {
+                // The read reset the counter to zero: the fd is not readable any more.
+                // (Readiness that arrived after this guard was taken is kept by tokio.)
+                guard.clear_ready();
+                return Poll::Ready(Ok(()));
+            }
+            Ok(Err(e)) => return Poll::Ready(Err(e)),
             Err(_would_block) => continue,
         }
     }
+}
+
+/// Which interrupt fired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fired {
+    Io,
+    Crw,
+    Req,
+}
+
+/// Waits for the next interrupt; the io interrupt is looked at first.
+async fn next_fired(
+    io: &AsyncFd<EventFd>,
+    crw: Option<&AsyncFd<EventFd>>,
+    req: Option<&AsyncFd<EventFd>>,
+) -> (Fired, std::io::Result<()>) {
+    std::future::poll_fn(|cx| {
+        let fds = [(Fired::Io, Some(io)), (Fired::Crw, crw), (Fired::Req, req)];
+        for (which, fd) in fds {
+            if let Some(fd) = fd {
+                if let Poll::Ready(r) = poll_fired(fd, cx) {
+                    return Poll::Ready((which, r));
+                }
+            }
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// Reads what an interruption of each kind left and reports it.
@@ -409,22 +446,17 @@ async fn interrupt_task(
 ) {
     let sch = device.subchannel();
     loop {
-        tokio::select! {
-            r = fired(Some(&io)) => match r {
-                Ok(()) => on_io(&device, &state, &tx),
-                Err(e) => { tracing::error!(%sch, %e, "io eventfd failed; interrupt task ends"); return; }
-            },
-            r = fired(crw.as_ref()) => match r {
-                Ok(()) => on_crw(&device, &tx),
-                Err(e) => { tracing::error!(%sch, %e, "crw eventfd failed; interrupt task ends"); return; }
-            },
-            r = fired(req.as_ref()) => match r {
-                Ok(()) => {
-                    tracing::debug!(%sch, "release request");
-                    let _ = tx.send(BackendEvent::ReleaseRequest { sch });
-                }
-                Err(e) => { tracing::error!(%sch, %e, "req eventfd failed; interrupt task ends"); return; }
-            },
+        match next_fired(&io, crw.as_ref(), req.as_ref()).await {
+            (Fired::Io, Ok(())) => on_io(&device, &state, &tx),
+            (Fired::Crw, Ok(())) => on_crw(&device, &tx),
+            (Fired::Req, Ok(())) => {
+                tracing::debug!(%sch, "release request");
+                let _ = tx.send(BackendEvent::ReleaseRequest { sch });
+            }
+            (which, Err(e)) => {
+                tracing::error!(%sch, ?which, %e, "eventfd failed; interrupt task ends");
+                return;
+            }
         }
     }
 }
