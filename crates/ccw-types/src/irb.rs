@@ -121,7 +121,9 @@ impl fmt::Display for Erw {
                 (self.failing_address_64(), "R"),
             ],
         )?;
-        write!(f, " scnt={}", self.scnt())?;
+        if self.concurrent_sense() || self.scnt() != 0 {
+            write!(f, " scnt={}", self.scnt())?;
+        }
         if self.is_qemu_sense_count() {
             write!(f, " (qemu scnt={})", self.sense_count_lenient())?;
         } else if self.reserved0() || self.reserved1() != 0 {
