@@ -517,7 +517,10 @@ mod tests {
     #[test]
     fn raw_addresses_are_written_as_given() {
         let a = asm("read count=4 cda=0x80001000\ntic cda=0x1234\n").unwrap();
-        assert_eq!(word(&a, 0x1000, 8), vec![0x02, 0, 0, 4, 0x80, 0x00, 0x10, 0x00]);
+        assert_eq!(
+            word(&a, 0x1000, 8),
+            vec![0x02, 0, 0, 4, 0x80, 0x00, 0x10, 0x00]
+        );
         assert_eq!(word(&a, 0x1008, 8), vec![0x08, 0, 0, 0, 0, 0, 0x12, 0x34]);
         assert_eq!(a.placed[0].buffer, None);
         assert!(asm("orb format=0\nread count=4 cda=0x1000000\n").is_err());
