@@ -374,8 +374,16 @@ pub async fn run_program<S: Subsystem>(
     name: &str,
     timeout: Duration,
 ) -> Result<RunReport, CommandError> {
+    let span = tracing::debug_span!("run", %sch, program = name);
+    let _enter = span.enter();
     let asm = Assembled::in_memory(program, target.memory().clone())?;
-    let done = target.run(sch, &asm.orb, timeout).await?;
+    for (i, p) in asm.placed.iter().enumerate() {
+        tracing::debug!(index = i, addr = format_args!("{:#x}", p.addr), ccw = %p.ccw, buffer = ?p.buffer, "placed");
+    }
+    drop(_enter);
+    let done =
+        tracing::Instrument::instrument(target.run(sch, &asm.orb, timeout), span.clone()).await?;
+    tracing::debug!(parent: &span, irb = %done.irb, elapsed_us = done.elapsed.as_micros() as u64, "final status");
     let irb = done.irb;
     let cpa = irb.scsw.cpa.get();
     let last = cpa.checked_sub(8).and_then(|a| asm.index_of(a));
