@@ -18,13 +18,17 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ccw_translate::Mapper;
 use ccw_types::{Crw, DeviceStatus, Orb, OrbRepr, Schib, SubchannelId, crw};
-use css_core::{Backend, BackendError, BackendErrorKind, BackendEvent, ConditionCode, EventReceiver};
+use css_core::{
+    Backend, BackendError, BackendErrorKind, BackendEvent, ConditionCode, EventReceiver,
+};
 use tokio::sync::mpsc;
 use tracing::{debug, trace};
 use vm_memory::GuestMemoryMmap;
 
 use crate::channel::{DEFAULT_MAX_CCWS, Program, Step};
-use crate::device::{ChainContext, Command, DataStream, DeviceModel, DeviceOutcome, SenseData, SenseIdData};
+use crate::device::{
+    ChainContext, Command, DataStream, DeviceModel, DeviceOutcome, SenseData, SenseIdData,
+};
 use crate::devices::{TestDevice, VirtioBlkCcw};
 use crate::fault::{Fault, FaultPolicy, Point};
 use crate::instr::{self, Ending, OperandException, SchState};
@@ -152,12 +156,11 @@ impl MockBuilder {
 
     /// Builds the backend.
     pub fn build(self) -> Result<MockBackend, BackendError> {
-        let storage = HostStorage::new(self.arena_size, self.guest, self.require_pins).map_err(
-            |e| {
+        let storage =
+            HostStorage::new(self.arena_size, self.guest, self.require_pins).map_err(|e| {
                 BackendError::new(BackendErrorKind::Io, "build")
                     .with_detail(format!("cannot map the control arena: {e}"))
-            },
-        )?;
+            })?;
         let mut subchannels = HashMap::new();
         let mut order = Vec::new();
         for (id, devno, device) in self.subchannels {
@@ -533,7 +536,7 @@ impl Inner {
             _ => {}
         }
         instr::begin_start(&mut s.st, path);
-        if start && s.st.schib.scsw.ctrl.initial_status() {
+        if start && s.st.orb.initial_status() {
             let cpa = s.program.as_ref().map(|p| p.current_cpa()).unwrap_or(0);
             instr::intermediate(&mut s.st, cpa, false, true);
             self.deliver(sch, s);
@@ -660,6 +663,25 @@ impl MockBackend {
         self.inner.storage.set_storage_key(addr, key, fetch_protect);
     }
 
+    /// Reads simulated host storage (arena areas, attached guest memory) without any check but
+    /// existence: a debugging and test aid, not a channel access.
+    pub fn read_storage(&self, addr: u64, buf: &mut [u8]) -> Result<(), BackendError> {
+        self.inner.storage.peek(addr, buf).map_err(|_| {
+            BackendError::new(BackendErrorKind::InvalidArgument, "read_storage").with_detail(
+                format!("{:#x}+{:#x} is not simulated storage", addr, buf.len()),
+            )
+        })
+    }
+
+    /// Writes simulated host storage (see [`MockBackend::read_storage`]).
+    pub fn write_storage(&self, addr: u64, bytes: &[u8]) -> Result<(), BackendError> {
+        self.inner.storage.poke(addr, bytes).map_err(|_| {
+            BackendError::new(BackendErrorKind::InvalidArgument, "write_storage").with_detail(
+                format!("{:#x}+{:#x} is not simulated storage", addr, bytes.len()),
+            )
+        })
+    }
+
     /// Runs `f` on the device of `sch` (for tests and tools that inspect device state).
     pub fn with_device<R>(
         &self,
@@ -713,7 +735,12 @@ impl MockBackend {
 
     /// Varies channel paths `mask` of `sch` off- or online: PAM changes and a channel-path
     /// report (ERC permanent error / initialized) is queued for each path.
-    pub fn vary_paths(&self, sch: SubchannelId, mask: u8, online: bool) -> Result<(), BackendError> {
+    pub fn vary_paths(
+        &self,
+        sch: SubchannelId,
+        mask: u8,
+        online: bool,
+    ) -> Result<(), BackendError> {
         let s = self.inner.sch(sch, "vary_paths")?;
         let mut g = lock(&s.state);
         let mut reports = Vec::new();
@@ -818,9 +845,8 @@ impl Backend for MockBackend {
         let cc = instr::ssch(&mut g.st, orb).map_err(|e| operand("start", sch, e))?;
         debug!(%sch, cc = cc.value(), "start subchannel");
         if cc == ConditionCode::Cc0 {
-            let OrbRepr::Command(cmd) = OrbRepr::from_orb(orb).map_err(|e| {
-                operand("start", sch, OperandException::Operand(e))
-            })?
+            let OrbRepr::Command(cmd) = OrbRepr::from_orb(orb)
+                .map_err(|e| operand("start", sch, OperandException::Operand(e)))?
             else {
                 return Err(BackendError::unsupported("start").on(sch));
             };

@@ -29,6 +29,4 @@ pub use device::{
     TransferError,
 };
 pub use fault::{Fault, FaultKind, FaultPolicy};
-pub use storage::{
-    ARENA_BASE, DEFAULT_ARENA_SIZE, GUEST_BASE, MAX_ARENA_SIZE, MappingStats,
-};
+pub use storage::{ARENA_BASE, DEFAULT_ARENA_SIZE, GUEST_BASE, MAX_ARENA_SIZE, MappingStats};

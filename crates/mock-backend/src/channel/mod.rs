@@ -177,8 +177,8 @@ impl Program {
             }
             // TIC: never to another TIC; format 1 needs zero flags and count; the target must be
             // a valid CCW address (a bad target is reported at the TIC, as Hercules does).
-            let bad_fmt1 = p.format == CcwFormat::Format1
-                && (!ccw.flags.is_empty() || ccw.count != 0);
+            let bad_fmt1 =
+                p.format == CcwFormat::Format1 && (!ccw.flags.is_empty() || ccw.count != 0);
             if after_tic || bad_fmt1 || !p.ccw_addr_ok(u64::from(ccw.cda)) {
                 return Err(ccw_check(Check::Program, addr, DeviceStatus::NONE));
             }
@@ -309,8 +309,8 @@ impl Program {
                 pci: pci.then_some(at),
             };
         }
-        let sense = (concurrent_sense && dstat.contains(DeviceStatus::UNIT_CHECK))
-            .then(|| dev.sense());
+        let sense =
+            (concurrent_sense && dstat.contains(DeviceStatus::UNIT_CHECK)).then(|| dev.sense());
         Step::End {
             ending: Ending {
                 dstat,
@@ -457,7 +457,8 @@ impl<'a> Stream<'a> {
                 && !self.p.ils;
         }
         let suppressed = last.flags.contains(CcwFlags::SLI) && !last.flags.contains(CcwFlags::CD);
-        let wrong = last.consumed != last.count || self.overrun || last.flags.contains(CcwFlags::CD);
+        let wrong =
+            last.consumed != last.count || self.overrun || last.flags.contains(CcwFlags::CD);
         wrong && !suppressed
     }
 
@@ -483,8 +484,8 @@ impl<'a> Stream<'a> {
             if !ccw.is_tic(p.format) {
                 break ccw;
             }
-            let bad_fmt1 = p.format == CcwFormat::Format1
-                && (!ccw.flags.is_empty() || ccw.count != 0);
+            let bad_fmt1 =
+                p.format == CcwFormat::Format1 && (!ccw.flags.is_empty() || ccw.count != 0);
             if after_tic || bad_fmt1 || !p.ccw_addr_ok(u64::from(ccw.cda)) {
                 self.cur.addr = addr;
                 return Err(self.fail(Check::Program));
@@ -645,7 +646,11 @@ impl<'a> Stream<'a> {
                     return Err(self.fail(Check::Program));
                 }
                 if !self.cur.flags.contains(CcwFlags::CD) {
-                    self.overrun = true;
+                    // The device had more data than the count (device to storage). A device
+                    // reading from storage with a larger buffer than needed is no error.
+                    if matches!(dir, Dir::In(_)) {
+                        self.overrun = true;
+                    }
                     break;
                 }
                 self.chain_data()?;
