@@ -43,8 +43,6 @@ pub enum Unsupported {
         /// program-checks.
         orb_allows: bool,
     },
-    /// A read-backward CCW that transfers data (descending addresses are not translated yet).
-    ReadBackward,
 }
 
 impl core::fmt::Display for Unsupported {
@@ -52,7 +50,6 @@ impl core::fmt::Display for Unsupported {
         match self {
             Unsupported::TransportMode => f.write_str("transport-mode ORB"),
             Unsupported::Midaw { .. } => f.write_str("MIDA flag (MIDAW list)"),
-            Unsupported::ReadBackward => f.write_str("read backward with data transfer"),
         }
     }
 }

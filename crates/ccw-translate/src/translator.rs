@@ -369,12 +369,6 @@ impl Translator {
             if no_data {
                 continue;
             }
-            if e.class == CommandClass::ReadBackward {
-                return Err(
-                    TranslateError::from(K::Unsupported(Unsupported::ReadBackward))
-                        .at(index, e.guest_addr),
-                );
-            }
             let first = self.idaws.len();
             self.ccw_data(&e, guest.format, idaw_fmt, mem, mapper, pins)
                 .map_err(|err| err.at(index, e.guest_addr))?;
@@ -398,28 +392,49 @@ impl Translator {
         } else {
             DmaAccess::Read
         };
+        // Read backward stores at descending addresses: the address designates the highest
+        // byte, and each piece runs down to the start of its block.
+        let backward = e.class == CommandClass::ReadBackward;
+        let piece = |addr: u64, left: u64| {
+            if backward {
+                left.min(addr % bs + 1)
+            } else {
+                left.min(bs - addr % bs)
+            }
+        };
         let count = e.count as u64;
-        let first = self.idaws.len();
         let max_idaws = self.limits.max_idaws;
+        // Pins the piece of `len` bytes designated by `addr` and records its host IDAW.
         let mut pin = |idaws: &mut Vec<u64>, addr: u64, len: u64| -> Result<(), TranslateError> {
             if idaws.len() >= max_idaws {
                 return Err(K::TooManyIdaws { limit: max_idaws }.into());
             }
-            let range = GuestRange::new(addr, len);
+            let range = if backward {
+                GuestRange::new(addr + 1 - len, len)
+            } else {
+                GuestRange::new(addr, len)
+            };
             let dev = mapper.pin(range, access).map_err(|error| K::Map {
                 op: MapOp::Pin,
                 error,
             })?;
             pins.push(range);
+            let idaw = if backward {
+                dev.checked_add(len - 1)
+            } else {
+                dev.checked_add(len).map(|_| dev)
+            };
             // The host IDAW must designate the same bytes: same offset inside its block.
-            if dev % bs != addr % bs || dev.checked_add(len).is_none() {
-                return Err(K::MapperContract(
+            match idaw {
+                Some(idaw) if idaw % bs == addr % bs => {
+                    idaws.push(idaw);
+                    Ok(())
+                }
+                _ => Err(K::MapperContract(
                     "pin returned a device address whose offset in the IDAW block differs from the guest's",
                 )
-                .into());
+                .into()),
             }
-            idaws.push(dev);
-            Ok(())
         };
         if !e.flags.contains(CcwFlags::IDA) {
             // Direct addressing: fabricate an IDAL in blocks of the ORB's IDAW size.
@@ -427,21 +442,29 @@ impl Translator {
                 CcwFormat::Format0 => MAX_24,
                 CcwFormat::Format1 => MAX_31,
             };
-            if e.cda + count - 1 > max {
-                return Err(K::AddressRange {
-                    what: Block::Data,
-                    addr: e.cda,
-                    len: count,
-                    max,
+            let (lo, hi) = if backward {
+                (e.cda.checked_sub(count - 1), Some(e.cda))
+            } else {
+                (Some(e.cda), Some(e.cda + count - 1))
+            };
+            match (lo, hi) {
+                (Some(_), Some(hi)) if hi <= max => {}
+                _ => {
+                    return Err(K::AddressRange {
+                        what: Block::Data,
+                        addr: e.cda,
+                        len: count,
+                        max,
+                    }
+                    .into());
                 }
-                .into());
             }
             let (mut addr, mut left) = (e.cda, count);
             while left > 0 {
-                let len = left.min(bs - addr % bs);
+                let len = piece(addr, left);
                 pin(&mut self.idaws, addr, len)?;
-                addr += len;
                 left -= len;
+                addr = if backward { addr - len } else { addr + len };
             }
             return Ok(());
         }
@@ -467,7 +490,8 @@ impl Translator {
         mem.read_slice(&mut buf[..sz], GuestAddress(idal))
             .map_err(|_| fault(idal, sz))?;
         let a0 = decode_idaw(&buf[..sz], idaw_fmt)?;
-        let n = idaw_fmt.idaws_needed(a0, count) as usize;
+        let first_len = piece(a0, count);
+        let n = 1 + (count - first_len).div_ceil(bs) as usize;
         if n > 1 {
             let rest = idal + size;
             mem.read_slice(&mut buf[sz..n * sz], GuestAddress(rest))
@@ -479,7 +503,13 @@ impl Translator {
                 a0
             } else {
                 let a = decode_idaw(&buf[k * sz..(k + 1) * sz], idaw_fmt)?;
-                if a % bs != 0 {
+                // Later IDAWs designate the first (backward: last) byte of a block.
+                let aligned = if backward {
+                    (a + 1) % bs == 0
+                } else {
+                    a % bs == 0
+                };
+                if !aligned {
                     return Err(K::Misaligned {
                         what: Block::Idaw,
                         addr: a,
@@ -489,8 +519,13 @@ impl Translator {
                 }
                 a
             };
-            let len = left.min(bs - addr % bs);
-            if addr.checked_add(len).is_none() {
+            let len = piece(addr, left);
+            let fits = if backward {
+                addr.checked_sub(len - 1).is_some()
+            } else {
+                addr.checked_add(len).is_some()
+            };
+            if !fits {
                 return Err(K::AddressRange {
                     what: Block::Data,
                     addr,
@@ -503,7 +538,6 @@ impl Translator {
             left -= len;
         }
         debug_assert_eq!(left, 0);
-        debug_assert_eq!(self.idaws.len() - first, n);
         Ok(())
     }
 
