@@ -120,7 +120,7 @@ impl Translate for Prebuilt {
 }
 
 /// Writes a SENSE ID (SLI, count 8) with its data area into the arena; returns its ORB.
-/// The area stays allocated for the life of the benchmark.
+/// The area is never freed: it lives as long as the benchmark's backend.
 fn host_sense_id(mapper: &dyn Mapper) -> Result<Orb, String> {
     let area = mapper.alloc_control(16).map_err(|e| e.to_string())?;
     let data = u32::try_from(area.addr + 8).map_err(|e| e.to_string())?;
@@ -130,7 +130,6 @@ fn host_sense_id(mapper: &dyn Mapper) -> Result<Orb, String> {
         .write_control(&area, 0, &ccw)
         .map_err(|e| e.to_string())?;
     let cpa = u32::try_from(area.addr).map_err(|e| e.to_string())?;
-    std::mem::forget(area);
     Ok(CommandOrb::new(1, cpa).emit())
 }
 
