@@ -165,61 +165,43 @@ fn io_roundtrip(c: &mut Criterion) {
         });
     }
 
-    // Through css-core: submit a guest program (translated, data pinned), await completion.
-    {
-        let mem = guest();
-        let prog = [0xE4, 0x20, 0, 8, 0, 0, (DATA >> 8) as u8, DATA as u8];
-        mem.write_slice(&prog, GuestAddress(PROG)).expect("program");
-        let backend = Arc::new(MockBackend::default_subsystem(&mem).expect("mock"));
-        let (css, sub) = rt.block_on(async {
-            let css: Css<MockBackend> = Css::new(backend.clone()).expect("css");
-            css.probe().await.expect("probe");
-            let sub = css.open(SCH).await.expect("open");
-            (css, sub)
-        });
-        let orb = CommandOrb::new(1, PROG as u32).emit();
-        g.bench_function("css_core_submit_complete", |b| {
-            b.iter_custom(|iters| {
-                rt.block_on(async {
-                    let t = Instant::now();
-                    for _ in 0..iters {
-                        black_box(sub.submit(&orb, &mem).await.expect("submit"));
-                    }
-                    t.elapsed()
-                })
-            })
-        });
-        rt.block_on(sub.close()).expect("close");
-        assert!(backend.mapping_stats().is_idle());
-        drop(css);
-    }
-
-    // Through css-core with translation taken out: the driver's own cost.
-    {
-        let mem = guest();
-        let backend = Arc::new(MockBackend::default_subsystem(&mem).expect("mock"));
-        let (css, sub) = rt.block_on(async {
-            let css: Css<MockBackend, Prebuilt> = Css::new(backend.clone()).expect("css");
-            css.probe().await.expect("probe");
-            let sub = css.open(SCH).await.expect("open");
-            (css, sub)
-        });
-        let orb = CommandOrb::new(1, PROG as u32).emit();
-        g.bench_function("css_core_submit_complete_pretranslated", |b| {
-            b.iter_custom(|iters| {
-                rt.block_on(async {
-                    let t = Instant::now();
-                    for _ in 0..iters {
-                        black_box(sub.submit(&orb, &mem).await.expect("submit"));
-                    }
-                    t.elapsed()
-                })
-            })
-        });
-        rt.block_on(sub.close()).expect("close");
-        drop(css);
-    }
+    // Through css-core: a guest program translated (data pinned) per submit, and the same
+    // with translation taken out (the driver's own cost).
+    bench_submit::<ccw_translate::Translator>(&mut g, &rt, "css_core_submit_complete");
+    bench_submit::<Prebuilt>(&mut g, &rt, "css_core_submit_complete_pretranslated");
     g.finish();
+}
+
+/// submit -> completion of SENSE ID (count 8) through css-core with translator `T`.
+fn bench_submit<T: Translate>(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+) {
+    let mem = guest();
+    let prog = [0xE4, 0x20, 0, 8, 0, 0, (DATA >> 8) as u8, DATA as u8];
+    mem.write_slice(&prog, GuestAddress(PROG)).expect("program");
+    let backend = Arc::new(MockBackend::default_subsystem(&mem).expect("mock"));
+    let (css, sub) = rt.block_on(async {
+        let css: Css<MockBackend, T> = Css::new(backend.clone()).expect("css");
+        css.probe().await.expect("probe");
+        let sub = css.open(SCH).await.expect("open");
+        (css, sub)
+    });
+    let orb = CommandOrb::new(1, PROG as u32).emit();
+    g.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let t = Instant::now();
+                for _ in 0..iters {
+                    black_box(sub.submit(&orb, &mem).await.expect("submit"));
+                }
+                t.elapsed()
+            })
+        })
+    });
+    rt.block_on(sub.close()).expect("close");
+    drop(css);
 }
 
 /// Whether criterion runs for measurement (`cargo bench` passes `--bench`); `cargo test`

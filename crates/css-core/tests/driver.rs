@@ -171,6 +171,21 @@ fn mock_base(list: Vec<(SubchannelId, Schib)>) -> (MockBe, mpsc::UnboundedSender
     (be, tx)
 }
 
+/// HALT ends the running program: the backend presents final status with the halt
+/// function (at guest cpa 0x1008) on the event stream.
+fn halt_ends_program(be: &mut MockBe, tx: &mpsc::UnboundedSender<BackendEvent>, times: usize) {
+    let tx = tx.clone();
+    be.expect_halt().times(times).returning(move |sch| {
+        let mut i = final_irb(0x1008 + OFFSET);
+        i.scsw.ctrl = i
+            .scsw
+            .ctrl
+            .with_fc(FunctionControl::START | FunctionControl::HALT);
+        tx.send(BackendEvent::Interrupt { sch, irb: i }).unwrap();
+        Ok(ConditionCode::Cc0)
+    });
+}
+
 fn mem() -> GuestMemoryMmap {
     GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x1_0000)]).unwrap()
 }
@@ -346,16 +361,7 @@ async fn halt_during_io_completes_the_request() {
     let released = counter();
     let (mut be, tx) = mock_base(vec![(SCH, schib(5, true))]);
     be.expect_start().returning(|_, _| Ok(ConditionCode::Cc0));
-    let tx2 = tx.clone();
-    be.expect_halt().times(1).returning(move |sch| {
-        let mut i = final_irb(0x1008 + OFFSET);
-        i.scsw.ctrl = i
-            .scsw
-            .ctrl
-            .with_fc(FunctionControl::START | FunctionControl::HALT);
-        tx2.send(BackendEvent::Interrupt { sch, irb: i }).unwrap();
-        Ok(ConditionCode::Cc0)
-    });
+    halt_ends_program(&mut be, &tx, 1);
     let css: Css<MockBe, Offset> = Css::new(Arc::new(be)).unwrap();
     css.probe().await.unwrap();
     let sub = css.open(SCH).await.unwrap();
@@ -700,16 +706,7 @@ async fn vary_off_of_the_path_in_use_ends_the_program() {
     be.expect_cancel()
         .times(1)
         .returning(|sch| Err(BackendError::unsupported("cancel").on(sch)));
-    let tx2 = tx.clone();
-    be.expect_halt().times(1).returning(move |sch| {
-        let mut i = final_irb(0x1008 + OFFSET);
-        i.scsw.ctrl = i
-            .scsw
-            .ctrl
-            .with_fc(FunctionControl::START | FunctionControl::HALT);
-        tx2.send(BackendEvent::Interrupt { sch, irb: i }).unwrap();
-        Ok(ConditionCode::Cc0)
-    });
+    halt_ends_program(&mut be, &tx, 1);
     let css: Css<MockBe, Offset> = Css::new(Arc::new(be)).unwrap();
     css.probe().await.unwrap();
     let sub = css.open(SCH).await.unwrap();
