@@ -217,3 +217,43 @@ fn halt_vs_final_interrupt() {
         }
     });
 }
+
+/// close vs remove (vs the program's final status).
+///
+/// Invariant: whichever of close, removal and completion gets the request first answers it,
+/// exactly once, and its program is released exactly once; after both finish the
+/// subchannel is removed (`NotOper`, no owner) and a late close is refused.
+#[test]
+fn close_vs_remove() {
+    loom::model(|| {
+        let core = Arc::new(open_core());
+        let released = Arc::new(AtomicUsize::new(0));
+        let at_backend = AtomicBool::new(false);
+        let (_, rx) = submit(&core, &released, &at_backend);
+
+        let closer = {
+            let core = core.clone();
+            thread::spawn(move || {
+                if let Ok(td) = core.close_begin() {
+                    td.finish(|| CssError::Closed(SCH));
+                    core.close_end();
+                }
+            })
+        };
+        let irq = {
+            let core = core.clone();
+            thread::spawn(move || {
+                core.interrupt(final_irb(0));
+            })
+        };
+        let td = core.remove();
+        td.finish(|| CssError::Gone(SCH));
+        closer.join().expect("closer");
+        irq.join().expect("irq");
+
+        assert_eq!(answers(false, rx), 1, "exactly one answer");
+        assert_eq!(released.load(Ordering::SeqCst), 1, "released once");
+        assert_eq!(core.state(), State::NotOper);
+        assert!(core.io_request(1).is_err());
+    });
+}
