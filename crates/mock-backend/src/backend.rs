@@ -740,6 +740,25 @@ impl MockBackend {
         Ok(ConditionCode::Cc0)
     }
 
+    /// Applies instruction `f` under the subchannel's lock; on cc 0 `then` hands the
+    /// asynchronous part to the channel subsystem.
+    fn instruction(
+        &self,
+        sch: SubchannelId,
+        op: &'static str,
+        f: fn(&mut SchState) -> ConditionCode,
+        then: fn(&Arc<Inner>, &Arc<Sch>, &mut SchInner),
+    ) -> Result<ConditionCode, BackendError> {
+        let s = self.inner.sch(sch, op)?;
+        let mut g = lock(&s.state);
+        let cc = f(&mut g.st);
+        debug!(%sch, op, cc = cc.value(), "instruction");
+        if cc == ConditionCode::Cc0 {
+            then(&self.inner, s, &mut g);
+        }
+        Ok(cc)
+    }
+
     /// The owner of the device asks for it back: a [`BackendEvent::ReleaseRequest`] is queued
     /// (what vfio's request interrupt reports).
     pub fn request_release(&self, sch: SubchannelId) -> Result<(), BackendError> {
@@ -875,49 +894,30 @@ impl Backend for MockBackend {
     }
 
     async fn halt(&self, sch: SubchannelId) -> Result<ConditionCode, BackendError> {
-        let s = self.inner.sch(sch, "halt")?;
-        let mut g = lock(&s.state);
-        let cc = instr::hsch(&mut g.st);
-        debug!(%sch, cc = cc.value(), "halt subchannel");
-        if cc == ConditionCode::Cc0 {
-            self.inner.ensure_worker(s, &mut g);
-        }
-        Ok(cc)
+        self.instruction(sch, "halt", instr::hsch, |inner, s, g| {
+            inner.ensure_worker(s, g)
+        })
     }
 
     async fn clear(&self, sch: SubchannelId) -> Result<ConditionCode, BackendError> {
-        let s = self.inner.sch(sch, "clear")?;
-        let mut g = lock(&s.state);
-        let cc = instr::csch(&mut g.st);
-        debug!(%sch, cc = cc.value(), "clear subchannel");
-        if cc == ConditionCode::Cc0 {
-            self.inner.ensure_worker(s, &mut g);
-        }
-        Ok(cc)
+        self.instruction(sch, "clear", instr::csch, |inner, s, g| {
+            inner.ensure_worker(s, g)
+        })
     }
 
     async fn cancel(&self, sch: SubchannelId) -> Result<ConditionCode, BackendError> {
-        let s = self.inner.sch(sch, "cancel")?;
-        let mut g = lock(&s.state);
-        let cc = instr::xsch(&mut g.st);
-        debug!(%sch, cc = cc.value(), "cancel subchannel");
-        if cc == ConditionCode::Cc0 {
+        // No interruption follows a successful cancel: only the program is dropped.
+        self.instruction(sch, "cancel", instr::xsch, |_, _, g| {
             g.program = None;
             g.waited = false;
-        }
-        Ok(cc)
+        })
     }
 
     async fn resume(&self, sch: SubchannelId) -> Result<ConditionCode, BackendError> {
-        let s = self.inner.sch(sch, "resume")?;
-        let mut g = lock(&s.state);
-        let cc = instr::rsch(&mut g.st);
-        debug!(%sch, cc = cc.value(), "resume subchannel");
-        if cc == ConditionCode::Cc0 {
+        self.instruction(sch, "resume", instr::rsch, |inner, s, g| {
             g.waited = false;
-            self.inner.ensure_worker(s, &mut g);
-        }
-        Ok(cc)
+            inner.ensure_worker(s, g);
+        })
     }
 
     async fn store_schib(&self, sch: SubchannelId) -> Result<Schib, BackendError> {

@@ -718,14 +718,7 @@ impl DataStream for Stream<'_> {
     }
 
     fn peek(&mut self, offset: usize, buf: &mut [u8]) -> Result<usize, TransferError> {
-        let saved = (
-            self.cur,
-            self.transferred,
-            self.overrun,
-            self.touched,
-            self.check,
-            self.pci,
-        );
+        let saved = self.snapshot();
         let mut skip = vec![0u8; offset];
         let r = self.transfer(Dir::Out(&mut skip)).and_then(|n| {
             if n < offset {
@@ -734,15 +727,41 @@ impl DataStream for Stream<'_> {
                 self.transfer(Dir::Out(buf))
             }
         });
-        (
-            self.cur,
-            self.transferred,
-            self.overrun,
-            self.touched,
-            self.check,
-            self.pci,
-        ) = saved;
+        self.restore(saved);
         r
+    }
+}
+
+/// The position of a [`Stream`], for peeking without moving it.
+#[derive(Clone, Copy)]
+struct Snapshot {
+    cur: Cur,
+    transferred: usize,
+    overrun: bool,
+    touched: bool,
+    check: Option<Check>,
+    pci: bool,
+}
+
+impl Stream<'_> {
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            cur: self.cur,
+            transferred: self.transferred,
+            overrun: self.overrun,
+            touched: self.touched,
+            check: self.check,
+            pci: self.pci,
+        }
+    }
+
+    fn restore(&mut self, s: Snapshot) {
+        self.cur = s.cur;
+        self.transferred = s.transferred;
+        self.overrun = s.overrun;
+        self.touched = s.touched;
+        self.check = s.check;
+        self.pci = s.pci;
     }
 }
 
