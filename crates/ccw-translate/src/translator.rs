@@ -31,9 +31,74 @@ const MAX_31: u64 = 0x7FFF_FFFF;
 const MAX_24: u64 = 0x00FF_FFFF;
 /// Most IDAWs one CCW can need: 65535 bytes starting at the last byte of a 2 KiB block.
 const MAX_IDAWS_PER_CCW: usize = 34;
-/// Bytes of CCWs read from guest memory at once (never past a 4 KiB page or the segment
-/// limit).
-const CCW_CHUNK: usize = 2048;
+/// Largest snapshot of guest control bytes taken with one read.
+const SNAPSHOT_MAX: usize = 2048;
+/// First snapshot size of a translation; each refill doubles it up to [`SNAPSHOT_MAX`], so
+/// a one-CCW program copies little and a 255-CCW chain few times.
+const SNAPSHOT_MIN: usize = 128;
+
+/// Guest control bytes copied out of guest memory by one read and served to the control
+/// blocks inside them: every CCW and IDAW is parsed from exactly one copy, never from live
+/// guest memory and never from two reads. Refills never cross a 4 KiB page nor the `end`
+/// the caller allows (the segment window for CCWs); when the read-ahead is not backed by
+/// guest memory, exactly the requested bytes are read instead.
+struct Snapshot {
+    buf: [u8; SNAPSHOT_MAX],
+    addr: u64,
+    len: usize,
+    next: usize,
+}
+
+impl Snapshot {
+    fn new() -> Self {
+        Self {
+            buf: [0; SNAPSHOT_MAX],
+            addr: 0,
+            len: 0,
+            next: SNAPSHOT_MIN,
+        }
+    }
+
+    /// Copies the `out.len()` (at most 272) guest bytes at `addr` into `out`; `false` if
+    /// guest memory does not back them.
+    fn fetch<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &M,
+        addr: u64,
+        out: &mut [u8],
+        end: u64,
+    ) -> bool {
+        let n = out.len();
+        let have = addr >= self.addr && addr - self.addr + n as u64 <= self.len as u64;
+        if !have {
+            let to_page = 4096 - addr % 4096;
+            let want = (self.next as u64)
+                .min(to_page)
+                .min(end.saturating_sub(addr));
+            let want = (want as usize).max(n);
+            self.next = (self.next * 2).min(SNAPSHOT_MAX);
+            self.addr = addr;
+            self.len = if mem
+                .read_slice(&mut self.buf[..want], GuestAddress(addr))
+                .is_ok()
+            {
+                want
+            } else if want > n
+                && mem
+                    .read_slice(&mut self.buf[..n], GuestAddress(addr))
+                    .is_ok()
+            {
+                n
+            } else {
+                self.len = 0;
+                return false;
+            };
+        }
+        let off = (addr - self.addr) as usize;
+        out.copy_from_slice(&self.buf[off..off + n]);
+        true
+    }
+}
 
 /// Bounds on the work one translation may do. `Default` is what Linux vfio-ccw allows.
 ///
@@ -260,14 +325,14 @@ impl Translator {
             len: 0,
             host_off: 0,
         });
-        let mut chunk = [0u8; CCW_CHUNK];
+        let mut snap = Snapshot::new();
         let mut s = 0;
         while s < segments.len() {
             let head = segments[s].guest;
             let first = self.entries.len();
             let mut addr = head;
-            // Guest address and length of the valid bytes in `chunk`.
-            let (mut chunk_addr, mut chunk_len) = (0u64, 0usize);
+            // Never read past the segment window (the kernel's CCW 257).
+            let window_end = head.saturating_add(8 * max_len as u64);
             loop {
                 let index = self.entries.len();
                 let n = index - first;
@@ -285,31 +350,15 @@ impl Translator {
                     })
                     .at(index, addr));
                 }
-                if !(chunk_addr..chunk_addr + chunk_len as u64).contains(&addr) {
-                    // Refill: up to the end of the page, never beyond the segment limit.
-                    let to_page = 4096 - (addr % 4096) as usize;
-                    let len = CCW_CHUNK.min(to_page).min((max_len - n).saturating_mul(8));
-                    chunk_addr = addr;
-                    chunk_len = if mem
-                        .read_slice(&mut chunk[..len], GuestAddress(addr))
-                        .is_ok()
-                    {
-                        len
-                    } else if len > 8 && mem.read_slice(&mut chunk[..8], GuestAddress(addr)).is_ok()
-                    {
-                        8
-                    } else {
-                        return Err(TranslateError::from(K::GuestFault {
-                            what: Block::Ccw,
-                            addr,
-                            len: 8,
-                        })
-                        .at(index, addr));
-                    };
-                }
-                let off = (addr - chunk_addr) as usize;
                 let mut raw = [0u8; 8];
-                raw.copy_from_slice(&chunk[off..off + 8]);
+                if !snap.fetch(mem, addr, &mut raw, window_end) {
+                    return Err(TranslateError::from(K::GuestFault {
+                        what: Block::Ccw,
+                        addr,
+                        len: 8,
+                    })
+                    .at(index, addr));
+                }
                 let entry = parse_ccw(raw, addr, guest).map_err(|e| e.at(index, addr))?;
                 self.entries.push(entry);
                 if let HostCda::Tic(target) = entry.host {
@@ -357,7 +406,7 @@ impl Translator {
         mapper: &dyn Mapper,
         pins: &mut Vec<GuestRange>,
     ) -> Result<(), TranslateError> {
-        let idaw_fmt = guest.idaw_format();
+        let mut snap = Snapshot::new();
         for index in 0..self.entries.len() {
             let e = self.entries[index];
             if matches!(e.host, HostCda::Tic(_)) {
@@ -370,7 +419,7 @@ impl Translator {
                 continue;
             }
             let first = self.idaws.len();
-            self.ccw_data(&e, guest.format, idaw_fmt, mem, mapper, pins)
+            self.ccw_data(&e, guest, mem, &mut snap, mapper, pins)
                 .map_err(|err| err.at(index, e.guest_addr))?;
             self.entries[index].host = HostCda::Idal(first);
         }
@@ -380,12 +429,13 @@ impl Translator {
     fn ccw_data<M: GuestMemory + ?Sized>(
         &mut self,
         e: &Entry,
-        ccw_fmt: CcwFormat,
-        idaw_fmt: IdawFormat,
+        guest: &CommandOrb,
         mem: &M,
+        snap: &mut Snapshot,
         mapper: &dyn Mapper,
         pins: &mut Vec<GuestRange>,
     ) -> Result<(), TranslateError> {
+        let (ccw_fmt, idaw_fmt) = (guest.format, guest.idaw_format());
         let bs = idaw_fmt.block_size();
         let access = if e.class.is_input() {
             DmaAccess::Write
@@ -491,15 +541,17 @@ impl Translator {
             len,
         };
         let sz = size as usize;
-        mem.read_slice(&mut buf[..sz], GuestAddress(idal))
-            .map_err(|_| fault(idal, sz))?;
+        if !snap.fetch(mem, idal, &mut buf[..sz], u64::MAX) {
+            return Err(fault(idal, sz).into());
+        }
         let a0 = decode_idaw(&buf[..sz], idaw_fmt)?;
         let first_len = piece(a0, count);
         let n = 1 + (count - first_len).div_ceil(bs) as usize;
         if n > 1 {
             let rest = idal + size;
-            mem.read_slice(&mut buf[sz..n * sz], GuestAddress(rest))
-                .map_err(|_| fault(rest, (n - 1) * sz))?;
+            if !snap.fetch(mem, rest, &mut buf[sz..n * sz], u64::MAX) {
+                return Err(fault(rest, (n - 1) * sz).into());
+            }
         }
         let mut left = count;
         for k in 0..n {
