@@ -689,3 +689,40 @@ async fn release_request_is_an_event() {
         SubchannelEvent::ReleaseRequested
     );
 }
+
+#[tokio::test]
+async fn vary_off_of_the_path_in_use_ends_the_program() {
+    let released = counter();
+    let mut s = schib(5, true);
+    s.pmcw.lpum = 0x40; // the running program uses the second path, CHPID 0x11
+    let (mut be, tx) = mock_base(vec![(SCH, s)]);
+    be.expect_start().returning(|_, _| Ok(ConditionCode::Cc0));
+    be.expect_cancel()
+        .times(1)
+        .returning(|sch| Err(BackendError::unsupported("cancel").on(sch)));
+    let tx2 = tx.clone();
+    be.expect_halt().times(1).returning(move |sch| {
+        let mut i = final_irb(0x1008 + OFFSET);
+        i.scsw.ctrl = i
+            .scsw
+            .ctrl
+            .with_fc(FunctionControl::START | FunctionControl::HALT);
+        tx2.send(BackendEvent::Interrupt { sch, irb: i }).unwrap();
+        Ok(ConditionCode::Cc0)
+    });
+    let css: Css<MockBe, Offset> = Css::new(Arc::new(be)).unwrap();
+    css.probe().await.unwrap();
+    let sub = css.open(SCH).await.unwrap();
+    let m = mem();
+    let o = orb(1, 0x1000);
+    let (done, ()) = tokio::join!(sub.submit(&o, &m), async {
+        wait_state(&css, State::CpPending).await;
+        // Another path's vary does not touch the program.
+        css.vary_path(0x10, false).await;
+        css.vary_path(0x11, false).await;
+    });
+    let done = done.unwrap();
+    assert!(done.irb.scsw.ctrl.fc().contains(FunctionControl::HALT));
+    assert_eq!(css.cached_schib(SCH).unwrap().pmcw.lpm, 0x00);
+    assert_eq!(released.load(Ordering::SeqCst), 1);
+}
