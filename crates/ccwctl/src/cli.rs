@@ -248,6 +248,17 @@ async fn execute<S: Subsystem>(
                 None => None,
             };
             let json = cli.json;
+            if !json
+                && target.name() == "simulated"
+                && inject_path_event.is_none()
+                && inject_attention.is_none()
+            {
+                // Nothing happens on the simulator by itself: say how to make something happen.
+                eprintln!(
+                    "ccwctl: watching the simulated subsystem; it is quiet unless told otherwise \
+                     (try --inject-path-event 00 or --inject-attention 0.0.0001)"
+                );
+            }
             let watch = commands::watch_cmd(
                 target,
                 duration,

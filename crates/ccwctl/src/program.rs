@@ -1049,4 +1049,87 @@ mod tests {
             Reason::TooManyCcws
         ));
     }
+
+    mod roundtrip {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// One generated CCW: a TIC to another index, or a command with flags, count, data.
+        #[derive(Debug, Clone)]
+        enum Gen {
+            Tic(usize),
+            Ccw {
+                cmd: u8,
+                flags: u8,
+                count: u16,
+                data: Option<Vec<u8>>,
+            },
+        }
+
+        fn gen_ccw() -> impl Strategy<Value = Gen> {
+            prop_oneof![
+                (0usize..64).prop_map(Gen::Tic),
+                (
+                    any::<u8>().prop_filter("not a TIC", |c| *c != 0x08),
+                    any::<u8>(),
+                    0u16..300,
+                    proptest::option::of(proptest::collection::vec(any::<u8>(), 0..40)),
+                )
+                    .prop_map(|(cmd, flags, count, data)| {
+                        let count = data.as_ref().map_or(count, |d| count.max(d.len() as u16));
+                        Gen::Ccw {
+                            cmd,
+                            flags,
+                            count,
+                            data,
+                        }
+                    }),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(128))]
+            /// What the documented syntax says is what the parser builds, for any commands,
+            /// flags, counts, data and TIC targets.
+            #[test]
+            fn rendered_programs_parse_back(ccws in proptest::collection::vec(gen_ccw(), 1..24)) {
+                let n = ccws.len();
+                let mut src = String::from("orb lpm=0x80\n");
+                for (i, g) in ccws.iter().enumerate() {
+                    match g {
+                        Gen::Tic(t) => src.push_str(&format!("l{i}: tic l{}\n", t % n)),
+                        Gen::Ccw { cmd, flags, count, data } => {
+                            src.push_str(&format!("l{i}: {cmd:#04x} flags={flags:#x}, count={count}"));
+                            if let Some(d) = data {
+                                let hex: String = d.iter().map(|b| format!("{b:02x} ")).collect();
+                                src.push_str(&format!(" data=x\"{hex}\""));
+                            }
+                            src.push_str("  # comment\n");
+                        }
+                    }
+                }
+                let p = Program::parse(&src, "gen", &mut no_files).unwrap();
+                prop_assert_eq!(p.orb.lpm, 0x80);
+                prop_assert_eq!(p.ccws.len(), n);
+                for (i, (g, c)) in ccws.iter().zip(&p.ccws).enumerate() {
+                    prop_assert_eq!(&c.labels, &vec![format!("l{i}")]);
+                    match g {
+                        Gen::Tic(t) => {
+                            prop_assert_eq!(c.cmd, 0x08);
+                            prop_assert_eq!(c.tic_target, Some(t % n));
+                        }
+                        Gen::Ccw { cmd, flags, count, data } => {
+                            prop_assert_eq!((c.cmd, c.flags.bits(), c.count), (*cmd, *flags, *count));
+                            match (&c.data, data) {
+                                (Data::Buffer { init, at: None }, Some(d)) => prop_assert_eq!(init, d),
+                                (Data::Buffer { init, at: None }, None) => prop_assert!(init.is_empty() && *count > 0),
+                                (Data::None, None) => prop_assert_eq!(*count, 0),
+                                (other, _) => prop_assert!(false, "unexpected data {:?}", other),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

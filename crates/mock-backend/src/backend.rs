@@ -204,6 +204,7 @@ impl MockBuilder {
                 order,
                 latency: self.latency,
                 max_ccws: self.max_ccws,
+                faults_on: !self.faults.is_disabled(),
                 faults: Mutex::new(self.faults),
                 events: tx,
                 receiver: Mutex::new(Some(rx)),
@@ -245,6 +246,8 @@ struct Inner {
     latency: Duration,
     max_ccws: u64,
     faults: Mutex<FaultPolicy>,
+    /// Whether the policy can inject anything (else no decision takes its lock).
+    faults_on: bool,
     events: mpsc::UnboundedSender<BackendEvent>,
     receiver: Mutex<Option<EventReceiver>>,
     crw_overflow: AtomicBool,
@@ -330,6 +333,14 @@ impl Inner {
         })
     }
 
+    /// A fault decision; free when the policy can inject nothing.
+    fn decide(&self, sch: SubchannelId, point: Point) -> Option<Fault> {
+        if !self.faults_on {
+            return None;
+        }
+        lock(&self.faults).decide(sch, point)
+    }
+
     fn send(&self, ev: BackendEvent) {
         // A dropped receiver means nobody listens any more; events are then discarded.
         let _ = self.events.send(ev);
@@ -337,7 +348,7 @@ impl Inner {
 
     /// Queues a channel report, applying CRW-overflow faults.
     fn report(&self, mut c: Crw, sch: SubchannelId) {
-        if let Some(Fault::CrwOverflow) = lock(&self.faults).decide(sch, Point::Report) {
+        if let Some(Fault::CrwOverflow) = self.decide(sch, Point::Report) {
             debug!(%c, "fault: channel report lost (overflow)");
             self.crw_overflow.store(true, Ordering::SeqCst);
             return;
@@ -353,7 +364,7 @@ impl Inner {
         if !s.st.status_pending() || !s.st.schib.pmcw.flags.enabled() || s.delayed_delivery {
             return;
         }
-        let fault = lock(&self.faults).decide(sch.id, Point::Deliver);
+        let fault = self.decide(sch.id, Point::Deliver);
         match fault {
             Some(Fault::DelayedInterrupt) => {
                 s.delayed_delivery = true;
@@ -472,7 +483,7 @@ impl Inner {
         }
         let path = leftmost(paths);
         let fault = if start {
-            lock(&self.faults).decide(sch.id, Point::Execute)
+            self.decide(sch.id, Point::Execute)
         } else {
             None
         };
@@ -689,7 +700,8 @@ impl MockBackend {
         })
     }
 
-    /// Runs `f` on the device of `sch` (for tests and tools that inspect device state).
+    /// Runs `f` on the device of `sch` (for tests and tools that inspect device state; reach
+    /// a concrete model with [`DeviceModel::as_any_mut`]).
     pub fn with_device<R>(
         &self,
         sch: SubchannelId,
@@ -738,6 +750,25 @@ impl MockBackend {
         instr::unsolicited(&mut g.st, dstat);
         self.inner.deliver(s, &mut g);
         Ok(ConditionCode::Cc0)
+    }
+
+    /// Applies instruction `f` under the subchannel's lock; on cc 0 `then` hands the
+    /// asynchronous part to the channel subsystem.
+    fn instruction(
+        &self,
+        sch: SubchannelId,
+        op: &'static str,
+        f: fn(&mut SchState) -> ConditionCode,
+        then: fn(&Arc<Inner>, &Arc<Sch>, &mut SchInner),
+    ) -> Result<ConditionCode, BackendError> {
+        let s = self.inner.sch(sch, op)?;
+        let mut g = lock(&s.state);
+        let cc = f(&mut g.st);
+        debug!(%sch, op, cc = cc.value(), "instruction");
+        if cc == ConditionCode::Cc0 {
+            then(&self.inner, s, &mut g);
+        }
+        Ok(cc)
     }
 
     /// The owner of the device asks for it back: a [`BackendEvent::ReleaseRequest`] is queued
@@ -822,10 +853,12 @@ impl Backend for MockBackend {
     async fn start(&self, sch: SubchannelId, orb: &Orb) -> Result<ConditionCode, BackendError> {
         let s = self.inner.sch(sch, "start")?;
         let mut g = lock(&s.state);
-        let fault = {
+        let fault = if self.inner.faults_on {
             let mut f = lock(&self.inner.faults);
             f.note_start(sch);
             f.decide(sch, Point::Start)
+        } else {
+            None
         };
         match fault {
             Some(Fault::StartNotOperational) => {
@@ -868,56 +901,37 @@ impl Backend for MockBackend {
             g.program = Some(Program::new(&cmd, self.inner.max_ccws));
             g.waited = false;
             self.inner.ensure_worker(s, &mut g);
-        } else {
+        } else if self.inner.faults_on {
             lock(&self.inner.faults).disarm(sch);
         }
         Ok(cc)
     }
 
     async fn halt(&self, sch: SubchannelId) -> Result<ConditionCode, BackendError> {
-        let s = self.inner.sch(sch, "halt")?;
-        let mut g = lock(&s.state);
-        let cc = instr::hsch(&mut g.st);
-        debug!(%sch, cc = cc.value(), "halt subchannel");
-        if cc == ConditionCode::Cc0 {
-            self.inner.ensure_worker(s, &mut g);
-        }
-        Ok(cc)
+        self.instruction(sch, "halt", instr::hsch, |inner, s, g| {
+            inner.ensure_worker(s, g)
+        })
     }
 
     async fn clear(&self, sch: SubchannelId) -> Result<ConditionCode, BackendError> {
-        let s = self.inner.sch(sch, "clear")?;
-        let mut g = lock(&s.state);
-        let cc = instr::csch(&mut g.st);
-        debug!(%sch, cc = cc.value(), "clear subchannel");
-        if cc == ConditionCode::Cc0 {
-            self.inner.ensure_worker(s, &mut g);
-        }
-        Ok(cc)
+        self.instruction(sch, "clear", instr::csch, |inner, s, g| {
+            inner.ensure_worker(s, g)
+        })
     }
 
     async fn cancel(&self, sch: SubchannelId) -> Result<ConditionCode, BackendError> {
-        let s = self.inner.sch(sch, "cancel")?;
-        let mut g = lock(&s.state);
-        let cc = instr::xsch(&mut g.st);
-        debug!(%sch, cc = cc.value(), "cancel subchannel");
-        if cc == ConditionCode::Cc0 {
+        // No interruption follows a successful cancel: only the program is dropped.
+        self.instruction(sch, "cancel", instr::xsch, |_, _, g| {
             g.program = None;
             g.waited = false;
-        }
-        Ok(cc)
+        })
     }
 
     async fn resume(&self, sch: SubchannelId) -> Result<ConditionCode, BackendError> {
-        let s = self.inner.sch(sch, "resume")?;
-        let mut g = lock(&s.state);
-        let cc = instr::rsch(&mut g.st);
-        debug!(%sch, cc = cc.value(), "resume subchannel");
-        if cc == ConditionCode::Cc0 {
+        self.instruction(sch, "resume", instr::rsch, |inner, s, g| {
             g.waited = false;
-            self.inner.ensure_worker(s, &mut g);
-        }
-        Ok(cc)
+            inner.ensure_worker(s, g);
+        })
     }
 
     async fn store_schib(&self, sch: SubchannelId) -> Result<Schib, BackendError> {

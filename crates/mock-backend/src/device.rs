@@ -392,6 +392,12 @@ pub trait DeviceModel: Send {
     /// nothing.
     fn end_chain(&mut self) {}
 
+    /// The device as `Any`, so tools and tests can reach a concrete model's state through
+    /// `MockBackend::with_device` (`downcast_mut`). The default is `None`.
+    fn as_any_mut(&mut self) -> Option<&mut dyn Any> {
+        None
+    }
+
     /// A short name for tracing and for `ccwctl` listings.
     fn name(&self) -> &'static str {
         "device"

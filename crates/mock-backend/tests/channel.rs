@@ -400,27 +400,13 @@ async fn initial_status_interruption() {
     assert_eq!(scsw(&i2), scsw_bytes(DONE, prog + 8, 0x0c, 0, 0));
 }
 
-/// Builds a format-2 (4 KiB) IDAL in the arena for `len` bytes at guest `gpa` (pinned).
-fn idal2(rig: &mut Rig, gpa: u64, len: u64) -> u32 {
-    rig.pin(gpa, len);
-    let mut idaws = Vec::new();
-    let mut at = gpa;
-    while at < gpa + len {
-        idaws.extend_from_slice(&(GUEST_BASE + at).to_be_bytes());
-        at = (at / 4096 + 1) * 4096;
-    }
-    let addr = rig.alloc(idaws.len(), 0);
-    rig.poke(addr as u64, &idaws);
-    addr
-}
-
 #[tokio::test]
 async fn multi_idaw_transfer_is_correct() {
     // The transfer QEMU gets wrong (s390x-guest.md): 6000 bytes over two 4 KiB blocks.
     let mut rig = Rig::default_enabled().await;
     let record: Vec<u8> = (0..6000u32).map(|i| (i * 7 % 251) as u8).collect();
     write_record(&mut rig, &record).await;
-    let idal = idal2(&mut rig, 0x10F00, 6000);
+    let idal = rig.idal2(0x10F00, 6000);
     let prog = rig.program(&[ccw1(0x02, F::IDA, 6000, idal)]);
     let irb = rig.run(TESTDEV, &orb(prog)).await;
     assert_eq!(scsw(&irb), scsw_bytes(DONE, prog + 8, 0x0c, 0, 0));

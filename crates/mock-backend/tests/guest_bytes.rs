@@ -8,21 +8,7 @@ mod common;
 use ccw_types::CcwFlags as F;
 use common::*;
 use css_core::Backend;
-use mock_backend::{GUEST_BASE, devices::VirtioBlkCcw};
-
-/// A format-2 IDAL (4 KiB blocks) for `len` bytes at guest address `gpa`, in the arena.
-fn idal(rig: &mut Rig, gpa: u64, len: u64) -> u32 {
-    rig.pin(gpa, len);
-    let mut idaws = Vec::new();
-    let mut at = gpa;
-    while at < gpa + len {
-        idaws.extend_from_slice(&(GUEST_BASE + at).to_be_bytes());
-        at = (at / 4096 + 1) * 4096;
-    }
-    let addr = rig.alloc(idaws.len(), 0);
-    rig.poke(addr as u64, &idaws);
-    addr
-}
+use mock_backend::devices::VirtioBlkCcw;
 
 #[tokio::test]
 async fn schib_after_enable_matches_the_vfio_schib_region() {
@@ -42,7 +28,7 @@ async fn schib_after_enable_matches_the_vfio_schib_region() {
 #[tokio::test]
 async fn sense_id_answers_virtio_blk() {
     let mut rig = Rig::default_enabled().await;
-    let data = idal(&mut rig, 0x3000, 256);
+    let data = rig.idal2(0x3000, 256);
     let prog = rig.program(&[ccw1(0xE4, F::SLI | F::IDA, 256, data)]);
     let irb = rig.run(VIRTIO, &orb(prog)).await;
     // `00 80 40 07 | cpa = last CCW + 8 | 0c 00 00 00`: CE+DE, residual 0.
@@ -63,7 +49,7 @@ async fn sense_id_answers_virtio_blk() {
 }
 
 async fn read_conf(rig: &mut Rig) -> Vec<u8> {
-    let data = idal(rig, 0x5000, 8);
+    let data = rig.idal2(0x5000, 8);
     let prog = rig.program(&[ccw1(0x22, F::IDA, 8, data)]);
     let irb = rig.run(VIRTIO, &orb(prog)).await;
     assert_eq!(

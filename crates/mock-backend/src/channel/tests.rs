@@ -127,3 +127,58 @@ fn peek_does_not_move_the_stream() {
     // Peeking past the count gives nothing.
     assert_eq!(s.peek(0, &mut b), Ok(0));
 }
+
+#[test]
+fn garbage_programs_always_end() {
+    // Random bytes as CCWs, IDAWs and MIDAWs with random ORB controls: every program ends (or
+    // suspends) within the bounds, and nothing panics.
+    let mem = HostStorage::new(1 << 16, None, true).unwrap();
+    let area = mem.alloc_control(4096).unwrap();
+    let base = area.addr;
+    let mut dev = crate::devices::TestDevice::new(256);
+    let mut x = 0x1234_5678_9abc_def0u64;
+    let mut next = move || {
+        x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let mut ended = 0;
+    for _ in 0..2000 {
+        let mut bytes = vec![0u8; 4096];
+        for chunk in bytes.chunks_mut(8) {
+            let mut v = next();
+            // Keep many addresses inside the area so programs get somewhere.
+            if v & 3 == 0 {
+                v = (v & 0xFFFF_FFFF_0000_0000) | (base + (v >> 40) % 4096);
+            }
+            chunk.copy_from_slice(&v.to_be_bytes());
+        }
+        mem.write_control(&area, 0, &bytes).unwrap();
+        let mut orb = CommandOrb::new(0, (base + (next() % 512) * 8) as u32);
+        let c = next();
+        orb.format = if c & 1 == 0 {
+            CcwFormat::Format1
+        } else {
+            CcwFormat::Format0
+        };
+        orb.suspend = c & 2 != 0;
+        orb.midaw = c & 4 != 0;
+        orb.format2_idaw = c & 8 != 0;
+        orb.idaw_2k = c & 16 != 0;
+        orb.ils = c & 32 != 0;
+        let mut p = Program::new(&orb, 10_000);
+        let mut steps = 0;
+        loop {
+            steps += 1;
+            assert!(steps <= 10_001, "the CCW bound holds");
+            match p.step(&mem, &mut dev, c & 64 != 0) {
+                Step::Continue { .. } => continue,
+                Step::Suspend { .. } | Step::End { .. } => break,
+            }
+        }
+        ended += 1;
+    }
+    assert_eq!(ended, 2000);
+}

@@ -105,6 +105,20 @@ impl Rig {
         GUEST_BASE + gpa
     }
 
+    /// Pins `[gpa, gpa + len)` and builds a format-2 IDAL (4 KiB blocks) for it in the arena.
+    pub fn idal2(&mut self, gpa: u64, len: u64) -> u32 {
+        self.pin(gpa, len);
+        let mut idaws = Vec::new();
+        let mut at = gpa;
+        while at < gpa + len {
+            idaws.extend_from_slice(&(GUEST_BASE + at).to_be_bytes());
+            at = (at / 4096 + 1) * 4096;
+        }
+        let addr = self.alloc(idaws.len(), 0);
+        self.poke(addr as u64, &idaws);
+        addr
+    }
+
     pub fn unpin(&self, gpa: u64, len: u64) {
         let mut at = gpa;
         while at < gpa + len {
