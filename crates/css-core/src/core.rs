@@ -311,6 +311,9 @@ impl<P: Program> Core<P> {
     /// reports [`Core::translate_failed`] or [`Core::install`] + [`Core::started`].
     pub(crate) fn io_request(&self, intparm: u32) -> Result<Ticket, CssError> {
         let mut g = self.lock();
+        if g.removed {
+            return Err(CssError::Gone(self.sch));
+        }
         let state = g.state;
         match g.apply(self.sch, Event::IoRequest) {
             (Action::TranslateAndStart, Outcome::Ok) => {
@@ -473,7 +476,7 @@ impl<P: Program> Core<P> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 

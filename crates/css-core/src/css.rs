@@ -97,13 +97,13 @@ struct Shared<B: ?Sized, T: Translate> {
 /// backend's interruptions and channel reports to them.
 ///
 /// `T` is the channel-program translator (ccw-translate's by default).
-pub struct Css<B: Backend + ?Sized, T: Translate> {
+pub struct Css<B: Backend + ?Sized, T: Translate = ccw_translate::Translator> {
     shared: Arc<Shared<B, T>>,
     task: Option<JoinHandle<()>>,
 }
 
 /// An open subchannel: submit channel programs, halt, clear, read the SCHIB, receive events.
-pub struct Subchannel<B: Backend + ?Sized, T: Translate> {
+pub struct Subchannel<B: Backend + ?Sized, T: Translate = ccw_translate::Translator> {
     entry: Arc<Entry<T>>,
     shared: Arc<Shared<B, T>>,
     span: tracing::Span,

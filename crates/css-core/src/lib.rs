@@ -34,16 +34,17 @@
 //! # Tracing
 //! A `subchannel` span per open subchannel and an `io` span per request (subchannel id,
 //! intparm); state transitions are logged at debug level.
+#![cfg_attr(loom, allow(dead_code))]
 #![cfg_attr(
     not(loom),
     doc = r#"
 # Example
 
 ```no_run
-# async fn example<B: css_core::Backend, T: css_core::Translate>(backend: std::sync::Arc<B>,
+# async fn example<B: css_core::Backend>(backend: std::sync::Arc<B>,
 #     mem: vm_memory::GuestMemoryMmap, orb: ccw_types::Orb) -> Result<(), css_core::CssError> {
 use css_core::Css;
-let css: Css<B, T> = Css::new(backend)?;
+let css: Css<B> = Css::new(backend)?;  // translator: ccw-translate's
 for sch in css.probe().await? {
     println!("{sch}: {:?}", css.state(sch)?);
 }
@@ -65,8 +66,14 @@ mod program;
 mod registry;
 mod sync;
 
+#[cfg(all(test, loom))]
+mod loom_models;
+
 #[cfg(not(loom))]
 mod css;
+
+#[cfg(all(feature = "conformance", not(loom)))]
+pub mod conformance;
 
 pub use crate::core::{IoCompletion, SubchannelEvent};
 pub use backend::{

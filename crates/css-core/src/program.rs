@@ -47,3 +47,44 @@ pub trait Translate: Send + 'static {
         lpm_default: u8,
     ) -> Result<Self::Program, Self::Error>;
 }
+
+/// ccw-translate's translator: the default of [`crate::Css`].
+impl Translate for ccw_translate::Translator {
+    type Program = ccw_translate::ChannelProgram;
+    type Error = ccw_translate::TranslateError;
+
+    fn create() -> Self {
+        ccw_translate::Translator::new(ccw_translate::Limits::default())
+    }
+
+    fn translate<M: GuestMemory + ?Sized>(
+        &mut self,
+        orb: &Orb,
+        mem: &M,
+        mapper: &dyn Mapper,
+        lpm_default: u8,
+    ) -> Result<Self::Program, Self::Error> {
+        ccw_translate::Translator::translate(self, orb, mem, mapper, lpm_default)
+    }
+}
+
+impl HostProgram for ccw_translate::ChannelProgram {
+    fn host_orb(&self) -> Orb {
+        ccw_translate::ChannelProgram::host_orb(self)
+    }
+    fn update_scsw(&self, scsw: &mut Scsw) {
+        ccw_translate::ChannelProgram::update_scsw(self, scsw);
+    }
+    fn release(self, mapper: &dyn Mapper) {
+        ccw_translate::ChannelProgram::release(self, mapper);
+    }
+}
+
+impl TranslateFailure for ccw_translate::TranslateError {
+    fn errno(&self) -> i32 {
+        ccw_translate::TranslateError::errno(self)
+    }
+    fn program_check(&self) -> Option<SubchannelStatus> {
+        ccw_translate::TranslateError::program_check(self)
+    }
+}

@@ -115,7 +115,9 @@ pub trait DataStream {
     fn write(&mut self, data: &[u8]) -> Result<usize, TransferError>;
 
     /// Storage to device (write and control commands): fills `buf`, returns how many bytes the
-    /// channel supplied (fewer when the count ran out).
+    /// channel supplied (fewer when the count ran out). Asking for more than the count is no
+    /// error: the channel reports incorrect length when the device takes *less* than the count.
+    /// A device that needs more than it got should reject the command (unit check).
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, TransferError>;
 
     /// Bytes left in the current CCW (data chaining may supply more after it).
