@@ -369,6 +369,20 @@ fn read_backward_direct_and_indirect() {
             align: 4096
         }
     );
+    // Direct read backward ending exactly at address 0 (found by the fuzzer: the cursor
+    // must not step below 0 after the last piece).
+    put(&mem, 0x1000, &ccw1(0x0C, 0, 1, 0));
+    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    assert_eq!(p.pins(), &[GuestRange::new(0, 1)]);
+    check_program(&p, &m, &mem, F1, IdawFormat::Format2K4);
+    p.release(&m);
+    put(&mem, 0x1000, &ccw1(0x0C, 0, 0x1001, 0x1000));
+    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    assert_eq!(
+        p.pins(),
+        &[GuestRange::new(0x1000, 1), GuestRange::new(0, 0x1000)]
+    );
+    p.release(&m);
     // Direct read backward below address 0.
     put(&mem, 0x1000, &ccw1(0x0C, 0, 0x100, 0x10));
     assert!(matches!(

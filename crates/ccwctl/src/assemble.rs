@@ -29,9 +29,10 @@
 use std::sync::Arc;
 
 use ccw_types::{
-    CcwFlags, CcwFormat, CcwRepr, CommandClass, IdawFormat, MidawFlags, MidawRepr, Orb,
+    Ccw1, CcwFlags, CcwFormat, CcwRepr, CommandClass, IdawFormat, MidawFlags, MidawRepr, Orb,
 };
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use zerocopy::big_endian::{U16, U32};
 
 use crate::program::{Data, Pos, Program, ProgramError, Reason};
 
@@ -356,7 +357,7 @@ impl Assembled {
                 }
                 (Data::Buffer { .. }, None) => 0,
             };
-            let max = match format {
+            let max: u64 = match format {
                 CcwFormat::Format0 => 0xFF_FFFF,
                 CcwFormat::Format1 => 0x7FFF_FFFF,
             };
@@ -366,7 +367,8 @@ impl Assembled {
                 } else {
                     u64::from(line.count)
                 };
-            if !matches!(line.data, Data::Raw(_)) && (cda > max || direct_end > max + 1) {
+            let raw = matches!(line.data, Data::Raw(_));
+            if !raw && (cda > max || direct_end > max + 1) {
                 return Err(place_err(
                     line.pos,
                     "data buffer",
@@ -378,19 +380,29 @@ impl Assembled {
                 cmd: line.cmd,
                 flags: line.flags,
                 count: line.count,
-                cda: (cda & u64::from(max)) as u32,
+                cda: cda as u32,
             };
-            let bytes = match ccw.emit(format) {
-                Ok(b) => b,
-                // A raw address too large for the format: keep the bits the format stores.
-                Err(_) => {
-                    return Err(place_err(
-                        line.pos,
-                        "data address",
-                        cda,
-                        "does not fit the CCW format",
-                    ));
+            // Stored forms directly: a raw `cda=` may set bits the validated form refuses
+            // (format-1 bit 0), which is the point of writing one.
+            let bytes = match format {
+                CcwFormat::Format1 => Ccw1 {
+                    cmd: ccw.cmd,
+                    flags: ccw.flags.bits(),
+                    count: U16::new(ccw.count),
+                    cda: U32::new(ccw.cda),
                 }
+                .into_bytes(),
+                CcwFormat::Format0 => match ccw.emit(CcwFormat::Format0) {
+                    Ok(b) => b,
+                    Err(_) => {
+                        return Err(place_err(
+                            line.pos,
+                            "data address",
+                            cda,
+                            "does not fit a format-0 CCW (24 bits)",
+                        ));
+                    }
+                },
             };
             let addr = cpa + 8 * i as u32;
             mem.write_slice(&bytes, GuestAddress(u64::from(addr)))
@@ -500,6 +512,18 @@ mod tests {
         assert_eq!(a.placed[0].list.as_ref().unwrap().1, vec![0x1_0000_0000]);
         assert!(asm("read count=16 at=0x1_0000_0000\n").is_err());
         assert!(asm("orb idaw=format1\nread ida count=16 at=0x1_0000_0000\n").is_err());
+    }
+
+    #[test]
+    fn raw_addresses_are_written_as_given() {
+        let a = asm("read count=4 cda=0x80001000\ntic cda=0x1234\n").unwrap();
+        assert_eq!(
+            word(&a, 0x1000, 8),
+            vec![0x02, 0, 0, 4, 0x80, 0x00, 0x10, 0x00]
+        );
+        assert_eq!(word(&a, 0x1008, 8), vec![0x08, 0, 0, 0, 0, 0, 0x12, 0x34]);
+        assert_eq!(a.placed[0].buffer, None);
+        assert!(asm("orb format=0\nread count=4 cda=0x1000000\n").is_err());
     }
 
     #[test]

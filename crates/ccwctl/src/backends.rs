@@ -1,75 +1,21 @@
 // SPDX-License-Identifier: Apache-2.0 OR MIT
 
 //! The [`Subsystem`] over css-core: any [`Backend`] driven through `Css`/`Subchannel`, with
-//! ccw-translate's translator.
+//! ccw-translate's [`Translator`] (css-core's default).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use ccw_translate::{ChannelProgram, Mapper, TranslateError, Translator};
-use ccw_types::{Orb, Schib, Scsw, SubchannelId, SubchannelStatus};
+use ccw_translate::Translator;
+use ccw_types::{Orb, Schib, SubchannelId};
 use css_core::{
     Backend, BackendError, BackendErrorKind, ConditionCode, Css, CssError, CssErrorKind,
-    HostProgram, SubchannelEvent, Translate, TranslateFailure,
+    SubchannelEvent,
 };
 use tokio::sync::mpsc;
-use vm_memory::{GuestMemory, GuestMemoryMmap};
+use vm_memory::GuestMemoryMmap;
 
 use crate::target::{Completion, Subsystem, TargetError, TargetErrorKind, WatchEvent};
-
-/// ccw-translate's [`Translator`] as css-core's [`Translate`] (kernel-compatible limits).
-#[derive(Debug)]
-pub struct KernelTranslator(Translator);
-
-/// A translated program owned by css-core while it runs.
-#[derive(Debug)]
-pub struct Translated(ChannelProgram);
-
-/// A translation failure with its errno and program check.
-#[derive(Debug, thiserror::Error)]
-#[error(transparent)]
-pub struct Rejected(TranslateError);
-
-impl HostProgram for Translated {
-    fn host_orb(&self) -> Orb {
-        self.0.host_orb()
-    }
-    fn update_scsw(&self, scsw: &mut Scsw) {
-        self.0.update_scsw(scsw);
-    }
-    fn release(self, mapper: &dyn Mapper) {
-        self.0.release(mapper);
-    }
-}
-
-impl TranslateFailure for Rejected {
-    fn errno(&self) -> i32 {
-        self.0.errno()
-    }
-    fn program_check(&self) -> Option<SubchannelStatus> {
-        self.0.program_check()
-    }
-}
-
-impl Translate for KernelTranslator {
-    type Program = Translated;
-    type Error = Rejected;
-    fn create() -> Self {
-        Self(Translator::new(Default::default()))
-    }
-    fn translate<M: GuestMemory + ?Sized>(
-        &mut self,
-        orb: &Orb,
-        mem: &M,
-        mapper: &dyn Mapper,
-        lpm_default: u8,
-    ) -> Result<Translated, Rejected> {
-        self.0
-            .translate(orb, mem, mapper, lpm_default)
-            .map(Translated)
-            .map_err(Rejected)
-    }
-}
 
 fn target_error(e: &CssError) -> TargetError {
     let kind = match e.kind() {
@@ -102,7 +48,7 @@ fn target_error(e: &CssError) -> TargetError {
 pub struct CssTarget<B: Backend> {
     name: &'static str,
     mem: Arc<GuestMemoryMmap>,
-    css: Css<B, KernelTranslator>,
+    css: Css<B, Translator>,
     /// What `watch` can make happen (the simulator's hooks), if the backend has any.
     hooks: Option<Hooks<B>>,
 }
@@ -134,7 +80,7 @@ impl<B: Backend> CssTarget<B> {
     }
 
     /// The css-core channel subsystem.
-    pub fn css(&self) -> &Css<B, KernelTranslator> {
+    pub fn css(&self) -> &Css<B, Translator> {
         &self.css
     }
 }

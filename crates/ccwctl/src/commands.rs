@@ -199,8 +199,21 @@ pub struct RunReport {
     pub elapsed_us: u64,
 }
 
+/// A classic hex dump; repeated lines collapse into one `*` line, as hexdump(1) does.
 fn hexdump(out: &mut String, base: u64, bytes: &[u8], indent: &str) {
+    let mut prev: Option<&[u8]> = None;
+    let mut starred = false;
     for (i, chunk) in bytes.chunks(16).enumerate() {
+        let last = (i + 1) * 16 >= bytes.len();
+        if prev == Some(chunk) && chunk.len() == 16 && !last {
+            if !starred {
+                let _ = writeln!(out, "{indent}*");
+                starred = true;
+            }
+            continue;
+        }
+        starred = false;
+        prev = Some(chunk);
         let _ = write!(out, "{indent}{:08x}  ", base + 16 * i as u64);
         for j in 0..16 {
             match chunk.get(j) {
@@ -267,12 +280,29 @@ impl Report for RunReport {
             );
         }
         let _ = writeln!(s, "status: {} ({})", self.irb_summary, self.outcome);
+        let checked = self
+            .irb
+            .pointer("/scsw/cstat")
+            .and_then(Value::as_array)
+            .is_some_and(|c| c.iter().any(|x| x == "PGM" || x == "PROT"));
         match (self.last_ccw, self.transferred) {
-            (Some(i), Some(t)) => {
+            (Some(i), _) if checked => {
+                let line = self.ccws.get(i).map_or(0, |c| c.line);
                 let _ = writeln!(
                     s,
-                    "  ended at CCW {i}: residual count {}, {t} bytes transferred",
-                    self.residual
+                    "  channel-program check at CCW {i} (line {line}); the SCSW's CCW address is 8 past it"
+                );
+            }
+            (Some(i), Some(t)) => {
+                let c = self.ccws.get(i);
+                let _ = writeln!(
+                    s,
+                    "  ended at CCW {i} (line {}): residual count {} of {}, {t} bytes transferred",
+                    c.map_or(0, |c| c.line),
+                    self.residual,
+                    c.and_then(|c| c.ccw.get("count"))
+                        .and_then(Value::as_u64)
+                        .unwrap_or(0),
                 );
             }
             _ => {
@@ -344,8 +374,16 @@ pub async fn run_program<S: Subsystem>(
     name: &str,
     timeout: Duration,
 ) -> Result<RunReport, CommandError> {
+    let span = tracing::debug_span!("run", %sch, program = name);
+    let _enter = span.enter();
     let asm = Assembled::in_memory(program, target.memory().clone())?;
-    let done = target.run(sch, &asm.orb, timeout).await?;
+    for (i, p) in asm.placed.iter().enumerate() {
+        tracing::debug!(index = i, addr = format_args!("{:#x}", p.addr), ccw = %p.ccw, buffer = ?p.buffer, "placed");
+    }
+    drop(_enter);
+    let done =
+        tracing::Instrument::instrument(target.run(sch, &asm.orb, timeout), span.clone()).await?;
+    tracing::debug!(parent: &span, irb = %done.irb, elapsed_us = done.elapsed.as_micros() as u64, "final status");
     let irb = done.irb;
     let cpa = irb.scsw.cpa.get();
     let last = cpa.checked_sub(8).and_then(|a| asm.index_of(a));
@@ -471,7 +509,19 @@ impl Report for SenseIdReport {
                 c.kind, c.command, c.count
             );
         }
-        let _ = writeln!(s, "  raw: {}", self.bytes);
+        let trimmed = self.bytes.trim_end_matches('0');
+        // Keep whole bytes.
+        let keep = trimmed.len().div_ceil(2) * 2;
+        let zeros = (self.bytes.len() - keep) / 2;
+        if zeros > 0 {
+            let _ = writeln!(
+                s,
+                "  raw: {} (then {zeros} zero bytes)",
+                &self.bytes[..keep]
+            );
+        } else {
+            let _ = writeln!(s, "  raw: {}", self.bytes);
+        }
         let _ = writeln!(s, "  {}", self.irb_summary);
         s
     }

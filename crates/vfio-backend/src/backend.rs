@@ -106,8 +106,13 @@ pub fn start_scsw() -> Scsw {
     }
 }
 
-/// The io region contents that start `orb` (its first 12 bytes: vfio-ccw takes no extension).
+/// The io region contents that start `orb`: its first 12 bytes and an SCSW saying start.
+///
+/// vfio-ccw's ORB area has no room for the ORB extension (word 3 priorities and beyond), so
+/// the X bit is cleared and any priorities are dropped, as vfio-ccw itself cannot pass them.
 pub fn start_request(orb: &Orb) -> IoRegion {
+    let mut orb = *orb;
+    orb.ctrl.set_extension(false);
     let mut r = IoRegion::new_zeroed();
     r.orb_area = orb.short_bytes();
     r.scsw_area = start_scsw().into_bytes();
@@ -141,8 +146,21 @@ impl VfioBackend {
 
     /// Builds the backend on an open device: maps control memory, connects the io, crw and
     /// req interrupts, and starts the interrupt task. Must be called inside a tokio runtime.
-    pub fn from_device(device: VfioDevice, options: &VfioOptions) -> Result<Self, BackendError> {
-        let device = Arc::new(device);
+    ///
+    /// The device may be shared (a tool that also uses it directly); the backend connects
+    /// its own eventfds, replacing any trigger set before.
+    pub fn from_device(
+        device: impl Into<Arc<VfioDevice>>,
+        options: &VfioOptions,
+    ) -> Result<Self, BackendError> {
+        let device = device.into();
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(error(
+                BackendErrorKind::InvalidArgument,
+                "VfioBackend::from_device",
+                "must be called inside a tokio runtime (interrupts are tokio AsyncFds)",
+            ));
+        }
         let mapper = Arc::new(VfioMapper::new(
             device.clone(),
             options.control_iova,
@@ -162,7 +180,12 @@ impl VfioBackend {
             None
         };
         let req = arm(&device, uapi::VFIO_CCW_REQ_IRQ_INDEX)?;
-        let task = tokio::spawn(interrupt_task(device.clone(), tx, io, crw, req));
+        let span =
+            tracing::debug_span!("vfio-ccw", sch = %device.subchannel(), uuid = device.uuid());
+        let task = tokio::spawn(tracing::Instrument::instrument(
+            interrupt_task(device.clone(), tx, io, crw, req),
+            span,
+        ));
         Ok(Self {
             device,
             mapper,
@@ -212,6 +235,25 @@ impl VfioBackend {
 
     fn check_sch(&self, sch: SubchannelId) -> bool {
         sch == self.device.subchannel()
+    }
+
+    /// Whether `sch` is this backend's subchannel and enabled (else instructions give cc 3).
+    fn usable(&self, sch: SubchannelId) -> bool {
+        self.check_sch(sch) && lock(&self.state).enabled
+    }
+
+    /// HALT or CLEAR through the async command region.
+    async fn async_cmd(
+        &self,
+        sch: SubchannelId,
+        op: &'static str,
+        command: u32,
+    ) -> Result<ConditionCode, BackendError> {
+        if !self.usable(sch) {
+            return Ok(ConditionCode::Cc3);
+        }
+        self.region_write(sch, op, || self.device.async_cmd(command))
+            .await
     }
 
     /// Writes a region until it is not busy; maps the answer to a condition code.
@@ -375,7 +417,7 @@ impl Backend for VfioBackend {
     }
 
     async fn start(&self, sch: SubchannelId, orb: &Orb) -> Result<ConditionCode, BackendError> {
-        if !self.check_sch(sch) || !lock(&self.state).enabled {
+        if !self.usable(sch) {
             return Ok(ConditionCode::Cc3);
         }
         let req = start_request(orb);
@@ -384,23 +426,13 @@ impl Backend for VfioBackend {
     }
 
     async fn halt(&self, sch: SubchannelId) -> Result<ConditionCode, BackendError> {
-        if !self.check_sch(sch) || !lock(&self.state).enabled {
-            return Ok(ConditionCode::Cc3);
-        }
-        self.region_write(sch, "halt", || {
-            self.device.async_cmd(uapi::VFIO_CCW_ASYNC_CMD_HSCH)
-        })
-        .await
+        self.async_cmd(sch, "halt", uapi::VFIO_CCW_ASYNC_CMD_HSCH)
+            .await
     }
 
     async fn clear(&self, sch: SubchannelId) -> Result<ConditionCode, BackendError> {
-        if !self.check_sch(sch) || !lock(&self.state).enabled {
-            return Ok(ConditionCode::Cc3);
-        }
-        self.region_write(sch, "clear", || {
-            self.device.async_cmd(uapi::VFIO_CCW_ASYNC_CMD_CSCH)
-        })
-        .await
+        self.async_cmd(sch, "clear", uapi::VFIO_CCW_ASYNC_CMD_CSCH)
+            .await
     }
 
     async fn store_schib(&self, sch: SubchannelId) -> Result<Schib, BackendError> {

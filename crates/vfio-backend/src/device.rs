@@ -433,10 +433,7 @@ impl VfioDevice {
                 "the device has no async command region",
             )
         })?;
-        let cmd = CmdRegion {
-            command: command.into(),
-            ret_code: 0.into(),
-        };
+        let cmd = CmdRegion::command(command);
         self.write_exact(OP, r.offset, cmd.as_bytes())
     }
 
@@ -452,7 +449,7 @@ impl VfioDevice {
         })?;
         let mut s = SchibRegion::new_zeroed();
         self.read_exact(OP, r.offset, s.as_mut_bytes())?;
-        Ok(Schib::from_bytes(s.schib_area))
+        Ok(s.schib_area)
     }
 
     /// Reads (and so consumes) one channel report from the crw region; `None` when none is
@@ -468,8 +465,7 @@ impl VfioDevice {
         })?;
         let mut c = CrwRegion::new_zeroed();
         self.read_exact(OP, r.offset, c.as_mut_bytes())?;
-        let crw = Crw::from_bytes(c.crw_bytes());
-        Ok((!crw.is_empty()).then_some(crw))
+        Ok(c.pending())
     }
 
     /// Connects `eventfd` to interrupt `index` (or disconnects it with `None`).

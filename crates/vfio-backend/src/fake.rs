@@ -617,7 +617,9 @@ impl Sys for FakeSys {
                 if !st.crws.is_empty() {
                     Self::signal(&st, 1);
                 }
-                let mut b = crw.to_ne_bytes().to_vec();
+                // ccw-types reads the CRW word in architected (big-endian) order, which is
+                // the kernel's native order on s390x.
+                let mut b = crw.to_be_bytes().to_vec();
                 b.extend_from_slice(&[0; 4]);
                 b
             }
@@ -643,7 +645,16 @@ impl Sys for FakeSys {
                 st.starts.push(req);
                 st.io.orb_area = req.orb_area;
                 st.io.scsw_area = req.scsw_area;
-                if let Some(irb) = st.auto_complete {
+                if let Some(mut irb) = st.auto_complete {
+                    // Like a one-CCW program ending: SCSW cpa = the ORB's cpa + 8 (vfio-ccw
+                    // maps the host address back to the IOVA the ORB used).
+                    let cpa = u32::from_be_bytes([
+                        req.orb_area[8],
+                        req.orb_area[9],
+                        req.orb_area[10],
+                        req.orb_area[11],
+                    ]);
+                    irb[4..8].copy_from_slice(&cpa.wrapping_add(8).to_be_bytes());
                     st.io.irb_area = irb;
                     Self::signal(&st, 0);
                 }

@@ -42,6 +42,7 @@ mod backend;
 mod device;
 mod error;
 mod mapper;
+pub mod measure;
 mod regions;
 mod sys;
 mod sysfs;

@@ -4,15 +4,14 @@
 //!
 //! `vfio-bindings` is generated from `linux/vfio.h` only: it has the VFIO constants and the
 //! generic structs (we use those), but neither `linux/vfio_ccw.h` (the four vfio-ccw region
-//! layouts and the region/irq indexes) nor `linux/iommufd.h` (IOAS alloc/map/unmap, destroy).
-//! They are defined here from the UAPI headers' documented layouts (reference §12.1, §12.3).
+//! layouts, the region/irq indexes, the async commands) nor `linux/iommufd.h` (IOAS
+//! alloc/map/unmap, destroy). The region layouts are ccw-types' (re-exported here); the
+//! indexes and the iommufd structs are defined here from the UAPI headers' documented layouts
+//! (reference §12.1, §12.3).
 //!
 //! Kernel structs are native-endian (big-endian on s390x, the only place vfio-ccw exists);
 //! the architected blocks *inside* the regions (ORB, SCSW, IRB, SCHIB) are big-endian always
 //! and are decoded by ccw-types.
-
-use zerocopy::native_endian::U32 as NeU32;
-use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 /// `VFIO_CCW_CONFIG_REGION_INDEX`: the io region.
 pub const VFIO_CCW_CONFIG_REGION_INDEX: u32 = 0;
@@ -25,81 +24,13 @@ pub const VFIO_CCW_REQ_IRQ_INDEX: u32 = 2;
 /// `VFIO_CCW_NUM_IRQS`.
 pub const VFIO_CCW_NUM_IRQS: u32 = 3;
 /// `VFIO_CCW_ASYNC_CMD_HSCH`: the async command region's HALT SUBCHANNEL.
-pub const VFIO_CCW_ASYNC_CMD_HSCH: u32 = 1 << 0;
+pub const VFIO_CCW_ASYNC_CMD_HSCH: u32 = CmdRegion::HSCH;
 /// `VFIO_CCW_ASYNC_CMD_CSCH`: the async command region's CLEAR SUBCHANNEL.
-pub const VFIO_CCW_ASYNC_CMD_CSCH: u32 = 1 << 1;
+pub const VFIO_CCW_ASYNC_CMD_CSCH: u32 = CmdRegion::CSCH;
 
-/// `struct ccw_io_region` (packed, 124 bytes).
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned,
-)]
-#[repr(C)]
-pub struct IoRegion {
-    /// The first 12 bytes of the ORB (vfio-ccw takes no extension).
-    pub orb_area: [u8; 12],
-    /// The SCSW whose function control says which function to perform (start).
-    pub scsw_area: [u8; 12],
-    /// The IRB of the last interruption (Linux's 64-byte IRB, the rest zero).
-    pub irb_area: [u8; 96],
-    /// Written by the kernel: 0 or a negative errno.
-    pub ret_code: NeU32,
-}
-
-/// `struct ccw_cmd_region` (packed, 8 bytes).
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned,
-)]
-#[repr(C)]
-pub struct CmdRegion {
-    /// [`VFIO_CCW_ASYNC_CMD_HSCH`] or [`VFIO_CCW_ASYNC_CMD_CSCH`].
-    pub command: NeU32,
-    /// Written by the kernel: 0 or a negative errno.
-    pub ret_code: NeU32,
-}
-
-/// `struct ccw_schib_region` (packed, 52 bytes).
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned,
-)]
-#[repr(C)]
-pub struct SchibRegion {
-    /// The SCHIB as STORE SUBCHANNEL stored it.
-    pub schib_area: [u8; 52],
-}
-
-/// `struct ccw_crw_region` (packed, 8 bytes).
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned,
-)]
-#[repr(C)]
-pub struct CrwRegion {
-    /// The CRW as a host-endian `u32` (0: none pending).
-    pub crw: NeU32,
-    /// Padding.
-    pub pad: NeU32,
-}
-
-const _: () = assert!(size_of::<IoRegion>() == 124);
-const _: () = assert!(size_of::<CmdRegion>() == 8);
-const _: () = assert!(size_of::<SchibRegion>() == 52);
-const _: () = assert!(size_of::<CrwRegion>() == 8);
-
-impl IoRegion {
-    /// Size in bytes.
-    pub const LEN: usize = 124;
-
-    /// `ret_code` as the signed errno the kernel meant (0 or negative).
-    pub fn ret_code(&self) -> i32 {
-        self.ret_code.get() as i32
-    }
-}
-
-impl CrwRegion {
-    /// The CRW in architected (big-endian) storage order.
-    pub fn crw_bytes(&self) -> [u8; 4] {
-        self.crw.get().to_be_bytes()
-    }
-}
+// The four region layouts (`struct ccw_io_region`, `ccw_cmd_region`, `ccw_schib_region`,
+// `ccw_crw_region`) are ccw-types' zerocopy structs.
+pub use ccw_types::{CmdRegion, CrwRegion, IoRegion, SchibRegion};
 
 /// `IOMMU_IOAS_MAP_FIXED_IOVA`.
 pub const IOMMU_IOAS_MAP_FIXED_IOVA: u32 = 1 << 0;
