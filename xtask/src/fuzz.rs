@@ -74,15 +74,23 @@ fn ensure_cargo_fuzz() -> util::Result {
 pub(crate) fn run(args: &[String]) -> util::Result {
     let (target, secs) = parse(args)?;
     ensure_cargo_fuzz()?;
-    let root = util::root();
-    std::fs::create_dir_all(root.join("fuzz/corpus").join(target))
-        .map_err(|e| format!("cannot create the corpus directory: {e}"))?;
-    util::run(util::cargo().current_dir(root.join("fuzz")).args([
+    let fuzz = util::root().join("fuzz");
+    // New inputs go to the (ignored) corpus; inputs that once crashed, kept in git under
+    // `regressions/<target>/`, seed every run so old bugs stay fixed.
+    let corpus = format!("corpus/{target}");
+    let regressions = format!("regressions/{target}");
+    for dir in [&corpus, &regressions] {
+        std::fs::create_dir_all(fuzz.join(dir))
+            .map_err(|e| format!("cannot create fuzz/{dir}: {e}"))?;
+    }
+    util::run(util::cargo().current_dir(&fuzz).args([
         "fuzz",
         "run",
         target,
         "--sanitizer",
         "none",
+        &corpus,
+        &regressions,
         "--",
         &format!("-max_total_time={secs}"),
     ]))

@@ -410,7 +410,7 @@ impl Translator {
                 return Err(K::TooManyIdaws { limit: max_idaws }.into());
             }
             let range = if backward {
-                GuestRange::new(addr + 1 - len, len)
+                GuestRange::new(addr - (len - 1), len)
             } else {
                 GuestRange::new(addr, len)
             };
@@ -509,7 +509,7 @@ impl Translator {
                 let a = decode_idaw(&buf[k * sz..(k + 1) * sz], idaw_fmt)?;
                 // Later IDAWs designate the first (backward: last) byte of a block.
                 let aligned = if backward {
-                    (a + 1) % bs == 0
+                    a % bs == bs - 1
                 } else {
                     a % bs == 0
                 };
@@ -524,8 +524,9 @@ impl Translator {
                 a
             };
             let len = piece(addr, left);
+            // The piece must be a representable range (its end below 2^64).
             let fits = if backward {
-                addr.checked_sub(len - 1).is_some()
+                addr.checked_sub(len - 1).is_some() && addr.checked_add(1).is_some()
             } else {
                 addr.checked_add(len).is_some()
             };

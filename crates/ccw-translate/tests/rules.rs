@@ -383,6 +383,21 @@ fn read_backward_direct_and_indirect() {
         &[GuestRange::new(0x1000, 1), GuestRange::new(0, 0x1000)]
     );
     p.release(&m);
+    // A backward IDAW at the top of the 64-bit space (found by the fuzzer): the piece's end
+    // is not representable, rejected instead of overflowing.
+    put(&mem, 0x1000, &ccw1(0x0C, IDA, 0x10, 0x2000));
+    idal(&mem, 0x2000, IdawFormat::Format2K4, &[u64::MAX]);
+    assert!(matches!(
+        err(&orb1(0x1000), &mem, &m).kind,
+        K::AddressRange { .. }
+    ));
+    // ... and as a later IDAW (found by the fuzzer: the alignment check overflowed).
+    put(&mem, 0x1000, &ccw1(0x0C, IDA, 0x110, 0x2000));
+    idal(&mem, 0x2000, IdawFormat::Format2K4, &[0x60FF, u64::MAX]);
+    assert!(matches!(
+        err(&orb1(0x1000), &mem, &m).kind,
+        K::AddressRange { .. }
+    ));
     // Direct read backward below address 0.
     put(&mem, 0x1000, &ccw1(0x0C, 0, 0x100, 0x10));
     assert!(matches!(
