@@ -3,6 +3,7 @@
 //! [`VfioBackend`]: css-core's [`Backend`] over one vfio-ccw mediated device.
 
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 
 use async_trait::async_trait;
 use ccw_translate::Mapper;
@@ -52,12 +53,15 @@ impl Default for VfioOptions {
     }
 }
 
-/// The local view of the subchannel (vfio-ccw keeps it enabled while the mdev is open;
-/// enable/disable gate this backend's use of it).
+/// The local view of the subchannel. vfio-ccw keeps the subchannel enabled while the mdev is
+/// open; enable/disable gate this backend's use of it, and `busy` (a start, halt or clear
+/// accepted whose final status has not arrived) makes disable answer cc 2 like MODIFY
+/// SUBCHANNEL does, so css-core quiesces with halt/clear before it releases a program.
 #[derive(Debug, Default)]
-struct SchState {
+pub(crate) struct SchState {
     enabled: bool,
     intparm: u32,
+    busy: bool,
 }
 
 /// css-core's [`Backend`] over one vfio-ccw mediated device (one subchannel).
@@ -81,7 +85,7 @@ struct SchState {
 pub struct VfioBackend {
     device: Arc<VfioDevice>,
     mapper: Arc<VfioMapper>,
-    state: Mutex<SchState>,
+    state: Arc<Mutex<SchState>>,
     events: Mutex<Option<EventReceiver>>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -167,29 +171,45 @@ impl VfioBackend {
             options.control_len,
         )?);
         let (tx, rx) = unbounded_channel();
-        let io = arm(&device, uapi::VFIO_CCW_IO_IRQ_INDEX)?.ok_or_else(|| {
-            error(
-                BackendErrorKind::Unsupported,
-                "arm io irq",
-                "no io interrupt",
-            )
-        })?;
-        let crw = if device.regions().crw.is_some() {
-            arm(&device, uapi::VFIO_CCW_CRW_IRQ_INDEX)?
-        } else {
-            None
+        let armed = (|| {
+            let io = arm(&device, uapi::VFIO_CCW_IO_IRQ_INDEX)?.ok_or_else(|| {
+                error(
+                    BackendErrorKind::Unsupported,
+                    "arm io irq",
+                    "no io interrupt",
+                )
+            })?;
+            let crw = if device.regions().crw.is_some() {
+                arm(&device, uapi::VFIO_CCW_CRW_IRQ_INDEX)?
+            } else {
+                None
+            };
+            let req = arm(&device, uapi::VFIO_CCW_REQ_IRQ_INDEX)?;
+            Ok::<_, BackendError>((io, crw, req))
+        })();
+        let (io, crw, req) = match armed {
+            Ok(fds) => fds,
+            Err(e) => {
+                // A shared device outlives this failure: leave no trigger connected.
+                for index in 0..uapi::VFIO_CCW_NUM_IRQS {
+                    if device.irq(index).is_some() {
+                        let _ = device.set_irq(index, None);
+                    }
+                }
+                return Err(e);
+            }
         };
-        let req = arm(&device, uapi::VFIO_CCW_REQ_IRQ_INDEX)?;
         let span =
             tracing::debug_span!("vfio-ccw", sch = %device.subchannel(), uuid = device.uuid());
+        let state = Arc::new(Mutex::new(SchState::default()));
         let task = tokio::spawn(tracing::Instrument::instrument(
-            interrupt_task(device.clone(), tx, io, crw, req),
+            interrupt_task(device.clone(), state.clone(), tx, io, crw, req),
             span,
         ));
         Ok(Self {
             device,
             mapper,
-            state: Mutex::new(SchState::default()),
+            state,
             events: Mutex::new(Some(rx)),
             task: Mutex::new(Some(task)),
         })
@@ -219,9 +239,12 @@ impl VfioBackend {
         self.mapper.attach_memory(mem)
     }
 
-    /// `VFIO_DEVICE_RESET`.
+    /// `VFIO_DEVICE_RESET`: vfio-ccw disables and re-enables the subchannel, which ends
+    /// whatever was in progress without an interruption.
     pub fn reset(&self) -> Result<(), BackendError> {
-        self.device.reset()
+        self.device.reset()?;
+        lock(&self.state).busy = false;
+        Ok(())
     }
 
     /// Stops the interrupt task and waits until it has released the device.
@@ -257,7 +280,25 @@ impl VfioBackend {
     }
 
     /// Writes a region until it is not busy; maps the answer to a condition code.
+    ///
+    /// The subchannel counts as busy from just before the write (an interruption may arrive
+    /// before the write returns) until its final status arrives; a write that does not start
+    /// anything restores the previous value.
     async fn region_write(
+        &self,
+        sch: SubchannelId,
+        op: &'static str,
+        write: impl FnMut() -> Result<(), BackendError>,
+    ) -> Result<ConditionCode, BackendError> {
+        let was_busy = std::mem::replace(&mut lock(&self.state).busy, true);
+        let r = self.region_write_retrying(sch, op, write).await;
+        if !matches!(r, Ok(ConditionCode::Cc0)) {
+            lock(&self.state).busy = was_busy;
+        }
+        r
+    }
+
+    async fn region_write_retrying(
         &self,
         sch: SubchannelId,
         op: &'static str,
@@ -303,23 +344,63 @@ fn arm(device: &VfioDevice, index: u32) -> Result<Option<AsyncFd<EventFd>>, Back
     Ok(Some(afd))
 }
 
-/// Waits until `fd` fires and consumes its counter. `None` (pending forever) when absent.
-async fn fired(fd: Option<&AsyncFd<EventFd>>) -> std::io::Result<()> {
-    let Some(fd) = fd else {
-        return std::future::pending().await;
-    };
+/// Polls `fd` once: `Ready` when it fired (its counter is consumed), registering the waker
+/// otherwise. Uses the AsyncFd's reader slot, so polling it again and again costs no
+/// allocation or list operation (this is the per-I/O path).
+fn poll_fired(fd: &AsyncFd<EventFd>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
     loop {
-        let mut guard = fd.readable().await?;
+        let mut guard = match fd.poll_read_ready(cx) {
+            Poll::Ready(Ok(g)) => g,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
+        };
         match guard.try_io(|f| f.get_ref().read()) {
-            Ok(Ok(_)) => return Ok(()),
-            Ok(Err(e)) => return Err(e),
+            Ok(Ok(_)) => {
+                // The read reset the counter to zero: the fd is not readable any more.
+                // (Readiness that arrived after this guard was taken is kept by tokio.)
+                guard.clear_ready();
+                return Poll::Ready(Ok(()));
+            }
+            Ok(Err(e)) => return Poll::Ready(Err(e)),
             Err(_would_block) => continue,
         }
     }
 }
 
+/// Which interrupt fired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fired {
+    Io,
+    Crw,
+    Req,
+}
+
+/// Waits for the next interrupt; the io interrupt is looked at first.
+async fn next_fired(
+    io: &AsyncFd<EventFd>,
+    crw: Option<&AsyncFd<EventFd>>,
+    req: Option<&AsyncFd<EventFd>>,
+) -> (Fired, std::io::Result<()>) {
+    std::future::poll_fn(|cx| {
+        let fds = [(Fired::Io, Some(io)), (Fired::Crw, crw), (Fired::Req, req)];
+        for (which, fd) in fds {
+            if let Some(fd) = fd {
+                if let Poll::Ready(r) = poll_fired(fd, cx) {
+                    return Poll::Ready((which, r));
+                }
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
 /// Reads what an interruption of each kind left and reports it.
-pub(crate) fn on_io(device: &VfioDevice, tx: &UnboundedSender<BackendEvent>) {
+pub(crate) fn on_io(
+    device: &VfioDevice,
+    state: &Mutex<SchState>,
+    tx: &UnboundedSender<BackendEvent>,
+) {
     let sch = device.subchannel();
     let irb = match device.read_io().and_then(|r| {
         Irb::read_from(&r.irb_area)
@@ -332,6 +413,10 @@ pub(crate) fn on_io(device: &VfioDevice, tx: &UnboundedSender<BackendEvent>) {
         }
     };
     tracing::debug!(%sch, scsw = %irb.scsw, "io interruption");
+    if irb.scsw.is_final() {
+        // Before the event goes out, so whoever reacts to it finds the subchannel idle.
+        lock(state).busy = false;
+    }
     let _ = tx.send(BackendEvent::Interrupt { sch, irb });
 }
 
@@ -353,6 +438,7 @@ pub(crate) fn on_crw(device: &VfioDevice, tx: &UnboundedSender<BackendEvent>) {
 
 async fn interrupt_task(
     device: Arc<VfioDevice>,
+    state: Arc<Mutex<SchState>>,
     tx: UnboundedSender<BackendEvent>,
     io: AsyncFd<EventFd>,
     crw: Option<AsyncFd<EventFd>>,
@@ -360,22 +446,17 @@ async fn interrupt_task(
 ) {
     let sch = device.subchannel();
     loop {
-        tokio::select! {
-            r = fired(Some(&io)) => match r {
-                Ok(()) => on_io(&device, &tx),
-                Err(e) => { tracing::error!(%sch, %e, "io eventfd failed; interrupt task ends"); return; }
-            },
-            r = fired(crw.as_ref()) => match r {
-                Ok(()) => on_crw(&device, &tx),
-                Err(e) => { tracing::error!(%sch, %e, "crw eventfd failed; interrupt task ends"); return; }
-            },
-            r = fired(req.as_ref()) => match r {
-                Ok(()) => {
-                    tracing::debug!(%sch, "release request");
-                    let _ = tx.send(BackendEvent::ReleaseRequest { sch });
-                }
-                Err(e) => { tracing::error!(%sch, %e, "req eventfd failed; interrupt task ends"); return; }
-            },
+        match next_fired(&io, crw.as_ref(), req.as_ref()).await {
+            (Fired::Io, Ok(())) => on_io(&device, &state, &tx),
+            (Fired::Crw, Ok(())) => on_crw(&device, &tx),
+            (Fired::Req, Ok(())) => {
+                tracing::debug!(%sch, "release request");
+                let _ = tx.send(BackendEvent::ReleaseRequest { sch });
+            }
+            (which, Err(e)) => {
+                tracing::error!(%sch, ?which, %e, "eventfd failed; interrupt task ends");
+                return;
+            }
         }
     }
 }
@@ -411,7 +492,12 @@ impl Backend for VfioBackend {
         if !self.check_sch(sch) {
             return Ok(ConditionCode::Cc3);
         }
-        lock(&self.state).enabled = false;
+        let mut st = lock(&self.state);
+        if st.busy {
+            tracing::debug!(%sch, "disable while a function is in progress: cc 2");
+            return Ok(ConditionCode::Cc2);
+        }
+        st.enabled = false;
         tracing::debug!(%sch, "disabled");
         Ok(ConditionCode::Cc0)
     }

@@ -120,8 +120,8 @@ pub(crate) trait Sys: Send + Sync + 'static {
     fn region_info(&self, device: &Fd, index: u32, argsz: u32) -> SysResult<Vec<u8>>;
     /// `VFIO_DEVICE_GET_IRQ_INFO`.
     fn irq_info(&self, device: &Fd, index: u32) -> SysResult<IrqInfo>;
-    /// `VFIO_DEVICE_SET_IRQS` with `ACTION_TRIGGER`: connects `eventfd` to vector 0 of
-    /// `index`, or disconnects the index when `None`.
+    /// `VFIO_DEVICE_SET_IRQS` with `ACTION_TRIGGER | DATA_EVENTFD`: connects `eventfd` to
+    /// vector 0 of `index`, or disconnects it when `None` (eventfd -1).
     fn set_irq_eventfd(&self, device: &Fd, index: u32, eventfd: Option<&EventFd>) -> SysResult<()>;
     /// `VFIO_DEVICE_RESET`.
     fn device_reset(&self, device: &Fd) -> SysResult<()>;
@@ -441,24 +441,16 @@ impl Sys for HostSys {
             data: [i32; 1],
         }
         const _: () = assert!(size_of::<IrqSetOne>() == 24);
-        let set = match eventfd {
-            Some(efd) => IrqSetOne {
-                argsz: 24,
-                flags: vb::VFIO_IRQ_SET_DATA_EVENTFD | vb::VFIO_IRQ_SET_ACTION_TRIGGER,
-                index,
-                start: 0,
-                count: 1,
-                data: [efd.as_raw_fd()],
-            },
-            // DATA_NONE with count 0 tears the trigger down.
-            None => IrqSetOne {
-                argsz: 20,
-                flags: vb::VFIO_IRQ_SET_DATA_NONE | vb::VFIO_IRQ_SET_ACTION_TRIGGER,
-                index,
-                start: 0,
-                count: 0,
-                data: [0],
-            },
+        // Disconnecting is an eventfd of -1: vfio-ccw answers DATA_NONE by *signalling* the
+        // trigger (vfio_ccw_mdev_set_irqs), not by removing it as vfio-pci does.
+        let fd = eventfd.map_or(-1, |e| e.as_raw_fd());
+        let set = IrqSetOne {
+            argsz: size_of::<IrqSetOne>() as u32,
+            flags: vb::VFIO_IRQ_SET_DATA_EVENTFD | vb::VFIO_IRQ_SET_ACTION_TRIGGER,
+            index,
+            start: 0,
+            count: 1,
+            data: [fd],
         };
         // SAFETY: `set` is a valid vfio_irq_set followed by `count` eventfds (argsz bytes),
         // which the kernel only reads.

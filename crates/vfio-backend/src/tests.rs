@@ -379,9 +379,48 @@ async fn region_errnos_become_condition_codes() {
         BackendErrorKind::InvalidArgument
     );
 
-    // Disabled again: cc 3.
-    b.disable(SCH).await.unwrap();
+    // The start that went through is still in progress: disable is cc 2 (busy), failed
+    // starts did not change that.
+    let mut rx = b.take_events().unwrap();
+    assert_eq!(b.disable(SCH).await.unwrap(), ConditionCode::Cc2);
+    // Its final status arrives: idle, disable works, and a disabled subchannel is cc 3.
+    fake.complete_io(sense_id_irb());
+    next(&mut rx).await;
+    assert_eq!(b.disable(SCH).await.unwrap(), ConditionCode::Cc0);
     assert_eq!(b.clear(SCH).await.unwrap(), ConditionCode::Cc3);
+    b.shutdown().await;
+    fake.assert_clean();
+}
+
+#[tokio::test]
+async fn busy_until_final_status() {
+    let fake = FakeSys::vfio_ccw();
+    let b = backend(&fake, ApiChoice::Legacy);
+    let mut rx = b.take_events().unwrap();
+    b.enable(SCH, 1).await.unwrap();
+    // A failed start leaves an idle subchannel idle.
+    fake.fail_next("write io", &[libc::EBUSY]);
+    let orb = CommandOrb::new(1, 0x7ff0_0000).emit();
+    assert_eq!(b.start(SCH, &orb).await.unwrap(), ConditionCode::Cc2);
+    assert_eq!(b.disable(SCH).await.unwrap(), ConditionCode::Cc0);
+    b.enable(SCH, 1).await.unwrap();
+    // Intermediate status (subchannel and device still active) does not end the function.
+    assert_eq!(b.start(SCH, &orb).await.unwrap(), ConditionCode::Cc0);
+    let mut irb = sense_id_irb();
+    // Word 0: FC start; AC subchannel + device active; SC intermediate + pending (PCI).
+    irb[2..4].copy_from_slice(&[0x40, 0xC9]);
+    fake.complete_io(irb);
+    let BackendEvent::Interrupt { irb, .. } = next(&mut rx).await else {
+        panic!()
+    };
+    assert!(!irb.scsw.is_final());
+    assert_eq!(b.disable(SCH).await.unwrap(), ConditionCode::Cc2);
+    // Halt: the function goes on until the halt's final status.
+    assert_eq!(b.halt(SCH).await.unwrap(), ConditionCode::Cc0);
+    assert_eq!(b.disable(SCH).await.unwrap(), ConditionCode::Cc2);
+    fake.complete_io(sense_id_irb());
+    next(&mut rx).await;
+    assert_eq!(b.disable(SCH).await.unwrap(), ConditionCode::Cc0);
     b.shutdown().await;
     fake.assert_clean();
 }
@@ -751,4 +790,22 @@ mod css_driver {
         b.shutdown().await;
         fake.assert_clean();
     }
+}
+
+#[tokio::test]
+async fn failed_setup_on_a_shared_device_leaves_no_trigger() {
+    let fake = FakeSys::vfio_ccw();
+    let dev = Arc::new(open(&fake, ApiChoice::Legacy).unwrap());
+    // io and crw connect, req fails.
+    fake.script("VFIO_DEVICE_SET_IRQS", &[None, None, Some(libc::EINVAL)]);
+    let e = VfioBackend::from_device(dev.clone(), &VfioOptions::default()).unwrap_err();
+    assert_eq!(e.errno, Some(libc::EINVAL));
+    assert!(
+        fake.state().irq_fds.is_empty(),
+        "{:?}",
+        fake.state().irq_fds.keys()
+    );
+    assert!(dev.dma_mappings().is_empty(), "control memory unmapped");
+    drop(dev);
+    fake.assert_clean();
 }
