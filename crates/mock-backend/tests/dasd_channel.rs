@@ -11,29 +11,15 @@ use mock_backend::dasd::{
     ProgramCcw, TrackAddr, code, parse_vol1, sense,
 };
 
-struct Scratch(std::path::PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("ccw-dasdch-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Scratch(p)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod dasd_common;
+use dasd_common::Scratch;
 
 async fn session(dir: &Scratch, cyls: u32) -> DasdSession {
     let opts = CreateOptions {
         cylinders: Some(cyls),
         volser: Some("LNX001".into()),
     };
-    let img = CkdImage::create(&dir.0.join("d.3390"), Model3390::M1, &opts).unwrap();
+    let img = CkdImage::create(&dir.file("d.3390"), Model3390::M1, &opts).unwrap();
     DasdSession::new(img, 0x0300).await.unwrap()
 }
 
@@ -250,7 +236,7 @@ async fn errors_present_unit_check_with_the_right_sense() {
 async fn read_only_volume_is_write_inhibited() {
     let dir = Scratch::new("ro");
     drop(session(&dir, 1).await);
-    let img = CkdImage::open(&dir.0.join("d.3390"), true).unwrap();
+    let img = CkdImage::open(&dir.file("d.3390"), true).unwrap();
     let mut s = DasdSession::new(img, 0x0301).await.unwrap();
     let prog = EckdProgram::write_data(TrackAddr::new(0, 0), 3, &[vec![0x40; 80]]);
     let out = s.run(&prog, IDAL_CD).await.unwrap();
@@ -317,7 +303,7 @@ async fn chained_write_is_durable_when_the_channel_ends_the_program() {
         out.irb
     );
     // The records written before the check are in the image file now.
-    let img = CkdImage::open(&dir.0.join("d.3390"), true).unwrap();
+    let img = CkdImage::open(&dir.file("d.3390"), true).unwrap();
     let track = img.read_track(t).unwrap();
     assert_eq!(track.records.len(), 3);
     assert!(track.records[2].data == vec![8; 1000]);
