@@ -136,37 +136,37 @@ async fn label_and_counts_through_the_channel() {
 }
 
 /// Seek, Search ID Equal, TIC back to the search, Read Data: the loop pre-ECKD code (and IPL)
-/// uses; the channel skips the TIC when the search presents status modifier. Run natively
-/// (CCWs in control memory, no translation): see the ignored translated variant below.
-#[tokio::test]
-async fn search_id_equal_tic_loop() {
-    let dir = Scratch::new("tic");
+/// uses; the channel skips the TIC when the search presents status modifier. `native` runs
+/// the programs with CCWs in control memory (no translation), else as guest programs.
+async fn tic_loop(tag: &str, native: bool) {
+    let dir = Scratch::new(tag);
     let mut s = session(&dir, 1).await;
+    let run = async |s: &mut DasdSession, p: &EckdProgram| {
+        if native {
+            s.run_native(p, false).await.unwrap()
+        } else {
+            s.run(p, LayoutOptions::default()).await.unwrap()
+        }
+    };
     let t = TrackAddr::new(0, 4);
     let recs: Vec<Vec<u8>> = (1..=6u8).map(|r| vec![r; 512]).collect();
-    assert!(
-        s.run_native(&EckdProgram::format_track(t, &recs), false)
-            .await
-            .unwrap()
-            .ok()
-    );
-    let out = s
-        .run_native(&EckdProgram::search_read(t, 5, 512), false)
-        .await
-        .unwrap();
+    assert!(run(&mut s, &EckdProgram::format_track(t, &recs)).await.ok());
+    let out = run(&mut s, &EckdProgram::search_read(t, 5, 512)).await;
     assert!(out.ok(), "{}", out.irb);
     same(&out.inputs, &[vec![5; 512]]).unwrap();
     // A record that is not there: the loop ends with unit check, no record found.
-    let out = s
-        .run_native(&EckdProgram::search_read(t, 9, 512), false)
-        .await
-        .unwrap();
+    let out = run(&mut s, &EckdProgram::search_read(t, 9, 512)).await;
     assert!(out.unit_check(), "{}", out.irb);
     let sns = sense_of(&mut s, &out).await;
     assert_eq!(sns[1], sense::NO_RECORD_FOUND);
-    // Native programs release what they pinned.
+    // Nothing stays pinned or allocated.
     let stats = s.backend().mapping_stats();
     assert_eq!(stats, mock_backend::MappingStats::default());
+}
+
+#[tokio::test]
+async fn search_id_equal_tic_loop() {
+    tic_loop("tic", true).await;
 }
 
 /// The same loop as a guest program through ccw-translate.
@@ -175,25 +175,7 @@ async fn search_id_equal_tic_loop() {
             translated (program check when status modifier skips to it); vfio-ccw keeps counting \
             when the TIC loops back into the segment (anchors.md, ccwchain_calc_length)"]
 async fn search_id_equal_tic_loop_translated() {
-    let dir = Scratch::new("tic-tr");
-    let mut s = session(&dir, 1).await;
-    let t = TrackAddr::new(0, 4);
-    let recs: Vec<Vec<u8>> = (1..=6u8).map(|r| vec![r; 512]).collect();
-    assert!(
-        s.run(&EckdProgram::format_track(t, &recs), IDAL_CD)
-            .await
-            .unwrap()
-            .ok()
-    );
-    let out = s
-        .run(
-            &EckdProgram::search_read(t, 5, 512),
-            LayoutOptions::default(),
-        )
-        .await
-        .unwrap();
-    assert!(out.ok(), "{}", out.irb);
-    same(&out.inputs, &[vec![5; 512]]).unwrap();
+    tic_loop("tic-tr", false).await;
 }
 
 #[tokio::test]

@@ -1187,12 +1187,12 @@ mod tests {
         let mut dev = device(&dir, 2);
         let (a, b) = (TrackAddr::new(0, 1), TrackAddr::new(0, 3));
         // Outside the extent: file protected.
-        dev.start_chain();
-        assert_eq!(ex(&mut dev, cmd::DEFINE_EXTENT, &mut de(0x40, a, b)), DONE);
-        let st = ex(
+        let st = domain(
             &mut dev,
-            cmd::LOCATE,
-            &mut lr(0, op::READ_DATA, 1, TrackAddr::new(1, 0), 1, 0),
+            0x40,
+            a,
+            b,
+            lr(0, op::READ_DATA, 1, TrackAddr::new(1, 0), 1, 0),
         );
         assert!(st.contains(DeviceStatus::UNIT_CHECK));
         let s = DeviceModel::sense(&mut dev);
@@ -1203,20 +1203,12 @@ mod tests {
             "sense is consumed"
         );
         // No such record: no record found.
-        dev.start_chain();
-        assert_eq!(ex(&mut dev, cmd::DEFINE_EXTENT, &mut de(0x40, a, b)), DONE);
-        let st = ex(&mut dev, cmd::LOCATE, &mut lr(0, op::READ_DATA, 1, a, 7, 0));
+        let st = domain(&mut dev, 0x40, a, b, lr(0, op::READ_DATA, 1, a, 7, 0));
         assert!(st.contains(DeviceStatus::UNIT_CHECK));
         assert_eq!(dev.sense_bytes()[1], sense::NO_RECORD_FOUND);
         assert_eq!(&dev.sense_bytes()[8..12], &a.to_cchh());
         // File mask "inhibit all writes": a write domain is rejected.
-        dev.start_chain();
-        assert_eq!(ex(&mut dev, cmd::DEFINE_EXTENT, &mut de(0x40, a, b)), DONE);
-        let st = ex(
-            &mut dev,
-            cmd::LOCATE,
-            &mut lr(0, op::WRITE_DATA, 1, a, 0, 8),
-        );
+        let st = domain(&mut dev, 0x40, a, b, lr(0, op::WRITE_DATA, 1, a, 0, 8));
         assert_eq!(st, DeviceStatus::UNIT_CHECK);
         assert_eq!(dev.sense_bytes()[0], sense::CMD_REJECT);
         assert_eq!(dev.sense_bytes()[1], sense::FILE_PROTECTED);
@@ -1224,13 +1216,7 @@ mod tests {
         drop(dev);
         let img = CkdImage::open(&dir.file("d.3390"), true).unwrap();
         let mut dev = Eckd::new(img, 1);
-        dev.start_chain();
-        assert_eq!(ex(&mut dev, cmd::DEFINE_EXTENT, &mut de(0x80, a, b)), DONE);
-        let st = ex(
-            &mut dev,
-            cmd::LOCATE,
-            &mut lr(0, op::WRITE_DATA, 1, a, 0, 8),
-        );
+        let st = domain(&mut dev, 0x80, a, b, lr(0, op::WRITE_DATA, 1, a, 0, 8));
         assert_eq!(st, DeviceStatus::UNIT_CHECK);
         assert_eq!(dev.sense_bytes()[0], sense::CMD_REJECT);
         assert_eq!(dev.sense_bytes()[1], sense::WRITE_INHIBITED);
