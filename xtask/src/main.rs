@@ -4,6 +4,7 @@
 //!
 //! Each command lives in its own module; `main` only dispatches. Run `cargo xtask help`.
 
+mod bench;
 mod fuzz;
 mod lint;
 mod loom;
@@ -31,7 +32,12 @@ const COMMANDS: &[Command] = &[
         "loom models of css-core's locking (RUSTFLAGS=--cfg loom, release)",
         loom::run,
     ),
-    ("ci", "what .ci/run runs: test, then lint", ci),
+    ("ci", "what .ci/run runs: test, lint, loom", ci),
+    (
+        "bench",
+        "criterion benchmarks: bench [filter] [-- criterion args]",
+        bench::run,
+    ),
     (
         "fuzz",
         "run a cargo-fuzz target on stable: fuzz <target> [--secs N]",
@@ -43,6 +49,7 @@ fn ci(args: &[String]) -> util::Result {
     util::no_args("ci", args)?;
     test::run(&[])?;
     lint::run(&[])?;
+    loom::run(&[])?;
     Ok(())
 }
 
