@@ -4,6 +4,7 @@
 //!
 //! Each command lives in its own module; `main` only dispatches. Run `cargo xtask help`.
 
+mod fuzz;
 mod lint;
 mod loom;
 mod test;
@@ -31,6 +32,11 @@ const COMMANDS: &[Command] = &[
         loom::run,
     ),
     ("ci", "what .ci/run runs: test, then lint", ci),
+    (
+        "fuzz",
+        "run a cargo-fuzz target on stable: fuzz <target> [--secs N]",
+        fuzz::run,
+    ),
 ];
 
 fn ci(args: &[String]) -> util::Result {

@@ -31,9 +31,74 @@ const MAX_31: u64 = 0x7FFF_FFFF;
 const MAX_24: u64 = 0x00FF_FFFF;
 /// Most IDAWs one CCW can need: 65535 bytes starting at the last byte of a 2 KiB block.
 const MAX_IDAWS_PER_CCW: usize = 34;
-/// Bytes of CCWs read from guest memory at once (never past a 4 KiB page or the segment
-/// limit).
-const CCW_CHUNK: usize = 2048;
+/// Largest snapshot of guest control bytes taken with one read.
+const SNAPSHOT_MAX: usize = 2048;
+/// First snapshot size of a translation; each refill doubles it up to [`SNAPSHOT_MAX`], so
+/// a one-CCW program copies little and a 255-CCW chain few times.
+const SNAPSHOT_MIN: usize = 128;
+
+/// Guest control bytes copied out of guest memory by one read and served to the control
+/// blocks inside them: every CCW and IDAW is parsed from exactly one copy, never from live
+/// guest memory and never from two reads. Refills never cross a 4 KiB page nor the `end`
+/// the caller allows (the segment window for CCWs); when the read-ahead is not backed by
+/// guest memory, exactly the requested bytes are read instead.
+struct Snapshot {
+    buf: [u8; SNAPSHOT_MAX],
+    addr: u64,
+    len: usize,
+    next: usize,
+}
+
+impl Snapshot {
+    fn new() -> Self {
+        Self {
+            buf: [0; SNAPSHOT_MAX],
+            addr: 0,
+            len: 0,
+            next: SNAPSHOT_MIN,
+        }
+    }
+
+    /// Copies the `out.len()` (at most 272) guest bytes at `addr` into `out`; `false` if
+    /// guest memory does not back them.
+    fn fetch<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &M,
+        addr: u64,
+        out: &mut [u8],
+        end: u64,
+    ) -> bool {
+        let n = out.len();
+        let have = addr >= self.addr && addr - self.addr + n as u64 <= self.len as u64;
+        if !have {
+            let to_page = 4096 - addr % 4096;
+            let want = (self.next as u64)
+                .min(to_page)
+                .min(end.saturating_sub(addr));
+            let want = (want as usize).max(n);
+            self.next = (self.next * 2).min(SNAPSHOT_MAX);
+            self.addr = addr;
+            self.len = if mem
+                .read_slice(&mut self.buf[..want], GuestAddress(addr))
+                .is_ok()
+            {
+                want
+            } else if want > n
+                && mem
+                    .read_slice(&mut self.buf[..n], GuestAddress(addr))
+                    .is_ok()
+            {
+                n
+            } else {
+                self.len = 0;
+                return false;
+            };
+        }
+        let off = (addr - self.addr) as usize;
+        out.copy_from_slice(&self.buf[off..off + n]);
+        true
+    }
+}
 
 /// Bounds on the work one translation may do. `Default` is what Linux vfio-ccw allows.
 ///
@@ -260,14 +325,14 @@ impl Translator {
             len: 0,
             host_off: 0,
         });
-        let mut chunk = [0u8; CCW_CHUNK];
+        let mut snap = Snapshot::new();
         let mut s = 0;
         while s < segments.len() {
             let head = segments[s].guest;
             let first = self.entries.len();
             let mut addr = head;
-            // Guest address and length of the valid bytes in `chunk`.
-            let (mut chunk_addr, mut chunk_len) = (0u64, 0usize);
+            // Never read past the segment window (the kernel's CCW 257).
+            let window_end = head.saturating_add(8 * max_len as u64);
             loop {
                 let index = self.entries.len();
                 let n = index - first;
@@ -285,31 +350,15 @@ impl Translator {
                     })
                     .at(index, addr));
                 }
-                if !(chunk_addr..chunk_addr + chunk_len as u64).contains(&addr) {
-                    // Refill: up to the end of the page, never beyond the segment limit.
-                    let to_page = 4096 - (addr % 4096) as usize;
-                    let len = CCW_CHUNK.min(to_page).min((max_len - n) * 8);
-                    chunk_addr = addr;
-                    chunk_len = if mem
-                        .read_slice(&mut chunk[..len], GuestAddress(addr))
-                        .is_ok()
-                    {
-                        len
-                    } else if len > 8 && mem.read_slice(&mut chunk[..8], GuestAddress(addr)).is_ok()
-                    {
-                        8
-                    } else {
-                        return Err(TranslateError::from(K::GuestFault {
-                            what: Block::Ccw,
-                            addr,
-                            len: 8,
-                        })
-                        .at(index, addr));
-                    };
-                }
-                let off = (addr - chunk_addr) as usize;
                 let mut raw = [0u8; 8];
-                raw.copy_from_slice(&chunk[off..off + 8]);
+                if !snap.fetch(mem, addr, &mut raw, window_end) {
+                    return Err(TranslateError::from(K::GuestFault {
+                        what: Block::Ccw,
+                        addr,
+                        len: 8,
+                    })
+                    .at(index, addr));
+                }
                 let entry = parse_ccw(raw, addr, guest).map_err(|e| e.at(index, addr))?;
                 self.entries.push(entry);
                 if let HostCda::Tic(target) = entry.host {
@@ -357,7 +406,7 @@ impl Translator {
         mapper: &dyn Mapper,
         pins: &mut Vec<GuestRange>,
     ) -> Result<(), TranslateError> {
-        let idaw_fmt = guest.idaw_format();
+        let mut snap = Snapshot::new();
         for index in 0..self.entries.len() {
             let e = self.entries[index];
             if matches!(e.host, HostCda::Tic(_)) {
@@ -370,7 +419,7 @@ impl Translator {
                 continue;
             }
             let first = self.idaws.len();
-            self.ccw_data(&e, guest.format, idaw_fmt, mem, mapper, pins)
+            self.ccw_data(&e, guest, mem, &mut snap, mapper, pins)
                 .map_err(|err| err.at(index, e.guest_addr))?;
             self.entries[index].host = HostCda::Idal(first);
         }
@@ -380,12 +429,13 @@ impl Translator {
     fn ccw_data<M: GuestMemory + ?Sized>(
         &mut self,
         e: &Entry,
-        ccw_fmt: CcwFormat,
-        idaw_fmt: IdawFormat,
+        guest: &CommandOrb,
         mem: &M,
+        snap: &mut Snapshot,
         mapper: &dyn Mapper,
         pins: &mut Vec<GuestRange>,
     ) -> Result<(), TranslateError> {
+        let (ccw_fmt, idaw_fmt) = (guest.format, guest.idaw_format());
         let bs = idaw_fmt.block_size();
         let access = if e.class.is_input() {
             DmaAccess::Write
@@ -410,7 +460,7 @@ impl Translator {
                 return Err(K::TooManyIdaws { limit: max_idaws }.into());
             }
             let range = if backward {
-                GuestRange::new(addr + 1 - len, len)
+                GuestRange::new(addr - (len - 1), len)
             } else {
                 GuestRange::new(addr, len)
             };
@@ -464,6 +514,10 @@ impl Translator {
                 let len = piece(addr, left);
                 pin(&mut self.idaws, addr, len)?;
                 left -= len;
+                if left == 0 {
+                    break;
+                }
+                // Backward: the next piece ends below this one (addr >= len - 1 + left).
                 addr = if backward { addr - len } else { addr + len };
             }
             return Ok(());
@@ -487,15 +541,17 @@ impl Translator {
             len,
         };
         let sz = size as usize;
-        mem.read_slice(&mut buf[..sz], GuestAddress(idal))
-            .map_err(|_| fault(idal, sz))?;
+        if !snap.fetch(mem, idal, &mut buf[..sz], u64::MAX) {
+            return Err(fault(idal, sz).into());
+        }
         let a0 = decode_idaw(&buf[..sz], idaw_fmt)?;
         let first_len = piece(a0, count);
         let n = 1 + (count - first_len).div_ceil(bs) as usize;
         if n > 1 {
             let rest = idal + size;
-            mem.read_slice(&mut buf[sz..n * sz], GuestAddress(rest))
-                .map_err(|_| fault(rest, (n - 1) * sz))?;
+            if !snap.fetch(mem, rest, &mut buf[sz..n * sz], u64::MAX) {
+                return Err(fault(rest, (n - 1) * sz).into());
+            }
         }
         let mut left = count;
         for k in 0..n {
@@ -505,7 +561,7 @@ impl Translator {
                 let a = decode_idaw(&buf[k * sz..(k + 1) * sz], idaw_fmt)?;
                 // Later IDAWs designate the first (backward: last) byte of a block.
                 let aligned = if backward {
-                    (a + 1) % bs == 0
+                    a % bs == bs - 1
                 } else {
                     a % bs == 0
                 };
@@ -520,8 +576,9 @@ impl Translator {
                 a
             };
             let len = piece(addr, left);
+            // The piece must be a representable range (its end below 2^64).
             let fits = if backward {
-                addr.checked_sub(len - 1).is_some()
+                addr.checked_sub(len - 1).is_some() && addr.checked_add(1).is_some()
             } else {
                 addr.checked_add(len).is_some()
             };
@@ -560,7 +617,8 @@ impl Translator {
             op: MapOp::AllocControl,
             error,
         })?;
-        if area.len < total || area.addr % 8 != 0 || area.addr + total as u64 > MAX_31 + 1 {
+        let end = area.addr.checked_add(total as u64);
+        if area.len < total || area.addr % 8 != 0 || end.is_none_or(|end| end > MAX_31 + 1) {
             mapper.free_control(area);
             return Err(
                 K::MapperContract("control area too short, misaligned or not below 2 GiB").into(),
@@ -718,4 +776,76 @@ fn parse_ccw(raw: [u8; 8], addr: u64, orb: &CommandOrb) -> Result<Entry, Transla
         class,
         host,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn orb(fmt: CcwFormat) -> CommandOrb {
+        let mut o = CommandOrb::new(0, 0x1000);
+        o.format = fmt;
+        o
+    }
+
+    #[test]
+    fn format0_tic_is_normalized() {
+        let e = parse_ccw(
+            [0xF8, 0x00, 0x20, 0x00, 0xFF, 0x00, 0x12, 0x34],
+            0x1000,
+            &orb(CcwFormat::Format0),
+        )
+        .unwrap();
+        assert_eq!((e.cmd, e.flags, e.count), (0x08, CcwFlags::NONE, 0));
+        assert!(matches!(e.host, HostCda::Tic(0x2000)));
+    }
+
+    #[test]
+    fn format1_tic_keeps_its_bytes_for_the_hardware_to_judge() {
+        let e = parse_ccw(
+            [0x08, 0x40, 0x00, 0x10, 0x00, 0x00, 0x20, 0x00],
+            0x1000,
+            &orb(CcwFormat::Format1),
+        )
+        .unwrap();
+        assert_eq!((e.cmd, e.flags, e.count), (0x08, CcwFlags::CC, 0x10));
+    }
+
+    #[test]
+    fn format0_data_ccw_is_converted() {
+        let e = parse_ccw(
+            [0x02, 0x01, 0x23, 0x40, 0x24, 0x00, 0x00, 0x07],
+            0x1000,
+            &orb(CcwFormat::Format0),
+        )
+        .unwrap();
+        assert_eq!(
+            (e.cmd, e.flags, e.count, e.cda),
+            (0x02, CcwFlags::SLI | CcwFlags::IDA, 7, 0x12340)
+        );
+        assert_eq!(e.class, CommandClass::Read);
+    }
+
+    #[test]
+    fn idaw_decoding() {
+        assert_eq!(
+            decode_idaw(&[0x00, 0x00, 0x10, 0x00], IdawFormat::Format1).unwrap(),
+            0x1000
+        );
+        assert!(decode_idaw(&[0x80, 0x00, 0x10, 0x00], IdawFormat::Format1).is_err());
+        assert_eq!(
+            decode_idaw(&[0x80, 0, 0, 0, 0, 0, 0x10, 0], IdawFormat::Format2K4).unwrap(),
+            0x8000_0000_0000_1000
+        );
+    }
+
+    #[test]
+    fn limits() {
+        assert_eq!(Limits::default(), Limits::KERNEL);
+        let l = Limits {
+            max_ccws_per_segment: 0,
+            ..Limits::KERNEL
+        };
+        assert_eq!(l.max_segment_len(), 0);
+    }
 }

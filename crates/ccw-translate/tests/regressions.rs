@@ -107,7 +107,6 @@ fn recursive_tics_terminate() {
         0x2000,
         &[ccw1(0x01, CC, 8, 0x3100), ccw1(0x08, 0, 0, 0x1000)],
     );
-    // And a TIC to itself in a third place reached from nowhere: irrelevant but harmless.
     let m = RecordingMapper::new();
     let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
     assert_eq!(p.segments().count(), 2);
@@ -403,5 +402,37 @@ fn each_ccw_is_read_once() {
     for k in 0..101 {
         assert_eq!(w.touching(0x1000 + 8 * k, 8), 1, "CCW {k}");
     }
+    p.release(&m);
+}
+
+/// Read-ahead of control bytes never turns a valid program into a fault: guest memory that
+/// ends right after the last CCW and right after the IDAL (not on a page boundary).
+#[test]
+fn read_ahead_stops_at_the_end_of_guest_memory() {
+    let g = GuestMemoryMmap::<()>::from_ranges(&[
+        (GuestAddress(0), 0x2000),
+        (GuestAddress(0x10000), 0x3018),
+    ])
+    .unwrap();
+    chain(
+        &g,
+        0x13000,
+        &[
+            ccw1(0x02, CC | IDA, 0x900, 0x13010),
+            ccw1(0x01, 0, 8, 0x100),
+        ],
+    );
+    idal(&g, 0x13010, IdawFormat::Format2K4, &[0x1F00]);
+    // The IDAL's single IDAW ends guest memory: 0x900 bytes from 0x1F00 need two IDAWs.
+    let m = RecordingMapper::new();
+    let e = t().translate(&orb1(0x13000), &g, &m, 0x80).unwrap_err();
+    assert!(matches!(e.kind, K::GuestFault { addr: 0x13018, .. }), "{e}");
+    put(&g, 0x13000, &ccw1(0x02, CC | IDA, 0x100, 0x13010));
+    let p = t().translate(&orb1(0x13000), &g, &m, 0x80).unwrap();
+    assert_eq!(
+        p.pins(),
+        &[GuestRange::new(0x1F00, 0x100), GuestRange::new(0x100, 8)]
+    );
+    check_program(&p, &m, &g, F1, IdawFormat::Format2K4);
     p.release(&m);
 }
