@@ -6,7 +6,7 @@
 //! the effects that are cheap and non-blocking (answering a request, forwarding an event,
 //! releasing a finished program) and returns what the caller has to do with the backend,
 //! *after* the lock is released. Nothing here is async, so no lock can be held across an
-//! `.await`; the loom models (`tests/loom.rs`) drive these methods directly.
+//! `.await`; the loom models (`src/loom_models.rs`) drive these methods directly.
 //!
 //! Exactly-once rules, all enforced under the lock:
 //! - the request's answer (the [`Waiter`]) and its program live in `Inner`; whoever takes them

@@ -22,7 +22,7 @@ use css_core::{
     Backend, BackendError, BackendErrorKind, BackendEvent, ConditionCode, EventReceiver,
 };
 use tokio::sync::mpsc;
-use tracing::{debug, trace};
+use tracing::{Instrument, debug, trace};
 use vm_memory::GuestMemoryMmap;
 
 use crate::channel::{DEFAULT_MAX_CCWS, Program, Step};
@@ -34,8 +34,9 @@ use crate::fault::{Fault, FaultPolicy, Point};
 use crate::instr::{self, Ending, OperandException, SchState};
 use crate::storage::{DEFAULT_ARENA_SIZE, HostStorage, MappingStats};
 
-/// Steps a worker executes before it yields to the runtime (and to halt/clear).
-const STEPS_PER_SLICE: usize = 32;
+/// Commands a worker executes before it yields to the runtime (and so to halt and clear):
+/// one, so a halt or clear issued while a program runs acts at the next command.
+const STEPS_PER_SLICE: usize = 1;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -203,6 +204,7 @@ impl MockBuilder {
                 order,
                 latency: self.latency,
                 max_ccws: self.max_ccws,
+                faults_on: !self.faults.is_disabled(),
                 faults: Mutex::new(self.faults),
                 events: tx,
                 receiver: Mutex::new(Some(rx)),
@@ -244,6 +246,8 @@ struct Inner {
     latency: Duration,
     max_ccws: u64,
     faults: Mutex<FaultPolicy>,
+    /// Whether the policy can inject anything (else no decision takes its lock).
+    faults_on: bool,
     events: mpsc::UnboundedSender<BackendEvent>,
     receiver: Mutex<Option<EventReceiver>>,
     crw_overflow: AtomicBool,
@@ -296,6 +300,9 @@ impl DeviceModel for WithForcedSense<'_> {
     fn begin_chain(&mut self) {
         self.dev.begin_chain();
     }
+    fn end_chain(&mut self) {
+        self.dev.end_chain();
+    }
 }
 
 enum Next {
@@ -326,6 +333,14 @@ impl Inner {
         })
     }
 
+    /// A fault decision; free when the policy can inject nothing.
+    fn decide(&self, sch: SubchannelId, point: Point) -> Option<Fault> {
+        if !self.faults_on {
+            return None;
+        }
+        lock(&self.faults).decide(sch, point)
+    }
+
     fn send(&self, ev: BackendEvent) {
         // A dropped receiver means nobody listens any more; events are then discarded.
         let _ = self.events.send(ev);
@@ -333,7 +348,7 @@ impl Inner {
 
     /// Queues a channel report, applying CRW-overflow faults.
     fn report(&self, mut c: Crw, sch: SubchannelId) {
-        if let Some(Fault::CrwOverflow) = lock(&self.faults).decide(sch, Point::Report) {
+        if let Some(Fault::CrwOverflow) = self.decide(sch, Point::Report) {
             debug!(%c, "fault: channel report lost (overflow)");
             self.crw_overflow.store(true, Ordering::SeqCst);
             return;
@@ -349,7 +364,7 @@ impl Inner {
         if !s.st.status_pending() || !s.st.schib.pmcw.flags.enabled() || s.delayed_delivery {
             return;
         }
-        let fault = lock(&self.faults).decide(sch.id, Point::Deliver);
+        let fault = self.decide(sch.id, Point::Deliver);
         match fault {
             Some(Fault::DelayedInterrupt) => {
                 s.delayed_delivery = true;
@@ -394,8 +409,9 @@ impl Inner {
     fn ensure_worker(self: &Arc<Self>, sch: &Arc<Sch>, s: &mut SchInner) {
         if !s.worker {
             s.worker = true;
+            let span = tracing::debug_span!("mock_subchannel", sch = %sch.id);
             let (inner, sch) = (Arc::clone(self), Arc::clone(sch));
-            tokio::spawn(async move { inner.run(sch).await });
+            tokio::spawn(async move { inner.run(sch).await }.instrument(span));
         }
     }
 
@@ -467,7 +483,7 @@ impl Inner {
         }
         let path = leftmost(paths);
         let fault = if start {
-            lock(&self.faults).decide(sch.id, Point::Execute)
+            self.decide(sch.id, Point::Execute)
         } else {
             None
         };
@@ -536,7 +552,7 @@ impl Inner {
             _ => {}
         }
         instr::begin_start(&mut s.st, path);
-        if start && s.st.schib.scsw.ctrl.initial_status() {
+        if start && s.st.orb.initial_status() {
             let cpa = s.program.as_ref().map(|p| p.current_cpa()).unwrap_or(0);
             instr::intermediate(&mut s.st, cpa, false, true);
             self.deliver(sch, s);
@@ -578,12 +594,14 @@ impl Inner {
                     return Next::Yield;
                 }
                 Step::Suspend { cpa, pci } => {
+                    dev.end_chain();
                     debug!(sch = %sch.id, cpa, "suspended");
                     instr::suspend(st, cpa, pci);
                     self.deliver(sch, s);
                     return Next::Yield;
                 }
                 Step::End { mut ending, pci } => {
+                    dev.end_chain();
                     if pci {
                         ending.cstat |= ccw_types::SubchannelStatus::PCI;
                     }
@@ -663,7 +681,27 @@ impl MockBackend {
         self.inner.storage.set_storage_key(addr, key, fetch_protect);
     }
 
-    /// Runs `f` on the device of `sch` (for tests and tools that inspect device state).
+    /// Reads simulated host storage (arena areas, attached guest memory) without any check but
+    /// existence: a debugging and test aid, not a channel access.
+    pub fn read_storage(&self, addr: u64, buf: &mut [u8]) -> Result<(), BackendError> {
+        self.inner.storage.peek(addr, buf).map_err(|_| {
+            BackendError::new(BackendErrorKind::InvalidArgument, "read_storage").with_detail(
+                format!("{:#x}+{:#x} is not simulated storage", addr, buf.len()),
+            )
+        })
+    }
+
+    /// Writes simulated host storage (see [`MockBackend::read_storage`]).
+    pub fn write_storage(&self, addr: u64, bytes: &[u8]) -> Result<(), BackendError> {
+        self.inner.storage.poke(addr, bytes).map_err(|_| {
+            BackendError::new(BackendErrorKind::InvalidArgument, "write_storage").with_detail(
+                format!("{:#x}+{:#x} is not simulated storage", addr, bytes.len()),
+            )
+        })
+    }
+
+    /// Runs `f` on the device of `sch` (for tests and tools that inspect device state; reach
+    /// a concrete model with [`DeviceModel::as_any_mut`]).
     pub fn with_device<R>(
         &self,
         sch: SubchannelId,
@@ -712,6 +750,33 @@ impl MockBackend {
         instr::unsolicited(&mut g.st, dstat);
         self.inner.deliver(s, &mut g);
         Ok(ConditionCode::Cc0)
+    }
+
+    /// Applies instruction `f` under the subchannel's lock; on cc 0 `then` hands the
+    /// asynchronous part to the channel subsystem.
+    fn instruction(
+        &self,
+        sch: SubchannelId,
+        op: &'static str,
+        f: fn(&mut SchState) -> ConditionCode,
+        then: fn(&Arc<Inner>, &Arc<Sch>, &mut SchInner),
+    ) -> Result<ConditionCode, BackendError> {
+        let s = self.inner.sch(sch, op)?;
+        let mut g = lock(&s.state);
+        let cc = f(&mut g.st);
+        debug!(%sch, op, cc = cc.value(), "instruction");
+        if cc == ConditionCode::Cc0 {
+            then(&self.inner, s, &mut g);
+        }
+        Ok(cc)
+    }
+
+    /// The owner of the device asks for it back: a [`BackendEvent::ReleaseRequest`] is queued
+    /// (what vfio's request interrupt reports).
+    pub fn request_release(&self, sch: SubchannelId) -> Result<(), BackendError> {
+        self.inner.sch(sch, "request_release")?;
+        self.inner.send(BackendEvent::ReleaseRequest { sch });
+        Ok(())
     }
 
     /// Varies channel paths `mask` of `sch` off- or online: PAM changes and a channel-path
@@ -788,10 +853,12 @@ impl Backend for MockBackend {
     async fn start(&self, sch: SubchannelId, orb: &Orb) -> Result<ConditionCode, BackendError> {
         let s = self.inner.sch(sch, "start")?;
         let mut g = lock(&s.state);
-        let fault = {
+        let fault = if self.inner.faults_on {
             let mut f = lock(&self.inner.faults);
             f.note_start(sch);
             f.decide(sch, Point::Start)
+        } else {
+            None
         };
         match fault {
             Some(Fault::StartNotOperational) => {
@@ -834,56 +901,37 @@ impl Backend for MockBackend {
             g.program = Some(Program::new(&cmd, self.inner.max_ccws));
             g.waited = false;
             self.inner.ensure_worker(s, &mut g);
-        } else {
+        } else if self.inner.faults_on {
             lock(&self.inner.faults).disarm(sch);
         }
         Ok(cc)
     }
 
     async fn halt(&self, sch: SubchannelId) -> Result<ConditionCode, BackendError> {
-        let s = self.inner.sch(sch, "halt")?;
-        let mut g = lock(&s.state);
-        let cc = instr::hsch(&mut g.st);
-        debug!(%sch, cc = cc.value(), "halt subchannel");
-        if cc == ConditionCode::Cc0 {
-            self.inner.ensure_worker(s, &mut g);
-        }
-        Ok(cc)
+        self.instruction(sch, "halt", instr::hsch, |inner, s, g| {
+            inner.ensure_worker(s, g)
+        })
     }
 
     async fn clear(&self, sch: SubchannelId) -> Result<ConditionCode, BackendError> {
-        let s = self.inner.sch(sch, "clear")?;
-        let mut g = lock(&s.state);
-        let cc = instr::csch(&mut g.st);
-        debug!(%sch, cc = cc.value(), "clear subchannel");
-        if cc == ConditionCode::Cc0 {
-            self.inner.ensure_worker(s, &mut g);
-        }
-        Ok(cc)
+        self.instruction(sch, "clear", instr::csch, |inner, s, g| {
+            inner.ensure_worker(s, g)
+        })
     }
 
     async fn cancel(&self, sch: SubchannelId) -> Result<ConditionCode, BackendError> {
-        let s = self.inner.sch(sch, "cancel")?;
-        let mut g = lock(&s.state);
-        let cc = instr::xsch(&mut g.st);
-        debug!(%sch, cc = cc.value(), "cancel subchannel");
-        if cc == ConditionCode::Cc0 {
+        // No interruption follows a successful cancel: only the program is dropped.
+        self.instruction(sch, "cancel", instr::xsch, |_, _, g| {
             g.program = None;
             g.waited = false;
-        }
-        Ok(cc)
+        })
     }
 
     async fn resume(&self, sch: SubchannelId) -> Result<ConditionCode, BackendError> {
-        let s = self.inner.sch(sch, "resume")?;
-        let mut g = lock(&s.state);
-        let cc = instr::rsch(&mut g.st);
-        debug!(%sch, cc = cc.value(), "resume subchannel");
-        if cc == ConditionCode::Cc0 {
+        self.instruction(sch, "resume", instr::rsch, |inner, s, g| {
             g.waited = false;
-            self.inner.ensure_worker(s, &mut g);
-        }
-        Ok(cc)
+            inner.ensure_worker(s, g);
+        })
     }
 
     async fn store_schib(&self, sch: SubchannelId) -> Result<Schib, BackendError> {

@@ -264,15 +264,15 @@ impl Program {
             },
             _ => dev.execute(&command, &mut stream, &mut self.ctx),
         };
-        let pci = ccw.flags.contains(CcwFlags::PCI) || stream.pci;
+        let pci = ccw.flags.contains(CcwFlags::PCI) || stream.pos.pci;
         let dstat = outcome.status;
         self.ctx.previous = Some((ccw.cmd, dstat));
         self.ctx.index += 1;
-        if stream.transferred > 0 {
+        if stream.pos.transferred > 0 {
             self.tics_without_data = 0;
         }
-        let last = stream.cur;
-        if let Some(check) = stream.check {
+        let last = stream.pos.cur;
+        if let Some(check) = stream.pos.check {
             return Step::End {
                 ending: Ending {
                     dstat,
@@ -414,11 +414,23 @@ pub(crate) struct Stream<'a> {
     mem: &'a HostStorage,
     p: Params,
     class: CommandClass,
+    pos: Position,
+}
+
+/// Where a [`Stream`] stands; copied to peek without moving it.
+#[derive(Debug, Clone, Copy)]
+struct Position {
+    /// The CCW currently supplying data.
     cur: Cur,
+    /// Bytes transferred or skipped so far.
     transferred: usize,
+    /// The device offered more than the count (device to storage).
     overrun: bool,
+    /// The device called `read` or `write` at least once.
     touched: bool,
+    /// The check that stopped the transfer.
     check: Option<Check>,
+    /// A data-chained CCW had PCI.
     pci: bool,
 }
 
@@ -428,12 +440,14 @@ impl<'a> Stream<'a> {
             mem,
             p,
             class,
-            cur: Cur::new(addr, &ccw),
-            transferred: 0,
-            overrun: false,
-            touched: false,
-            check: None,
-            pci: false,
+            pos: Position {
+                cur: Cur::new(addr, &ccw),
+                transferred: 0,
+                overrun: false,
+                touched: false,
+                check: None,
+                pci: false,
+            },
         }
     }
 
@@ -442,14 +456,14 @@ impl<'a> Stream<'a> {
     }
 
     fn fail(&mut self, check: Check) -> TransferError {
-        self.check = Some(check);
+        self.pos.check = Some(check);
         check.error()
     }
 
     /// Incorrect length for the command that just ended (reference §1.7).
     fn incorrect_length(&self, first: &CcwRepr) -> bool {
-        let last = &self.cur;
-        if self.class == CommandClass::Control && !self.touched {
+        let last = &self.pos.cur;
+        if self.class == CommandClass::Control && !self.pos.touched {
             // Immediate command: format 1 only, non-zero count, unless SLI or ORB L.
             return self.p.format == CcwFormat::Format1
                 && first.count != 0
@@ -458,27 +472,27 @@ impl<'a> Stream<'a> {
         }
         let suppressed = last.flags.contains(CcwFlags::SLI) && !last.flags.contains(CcwFlags::CD);
         let wrong =
-            last.consumed != last.count || self.overrun || last.flags.contains(CcwFlags::CD);
+            last.consumed != last.count || self.pos.overrun || last.flags.contains(CcwFlags::CD);
         wrong && !suppressed
     }
 
     /// Continues the command with the next CCW (data chaining).
     fn chain_data(&mut self) -> Result<(), TransferError> {
         let p = self.p;
-        let mut addr = self.cur.addr.wrapping_add(8);
+        let mut addr = self.pos.cur.addr.wrapping_add(8);
         let mut after_tic = false;
         let ccw = loop {
             if !p.ccw_addr_ok(u64::from(addr)) {
-                self.cur.addr = addr;
+                self.pos.cur.addr = addr;
                 return Err(self.fail(Check::Program));
             }
             let mut raw = [0u8; 8];
             if let Err(e) = self.mem.read(u64::from(addr), &mut raw, p.key) {
-                self.cur.addr = addr;
+                self.pos.cur.addr = addr;
                 return Err(self.fail(e.into()));
             }
             let Ok(ccw) = CcwRepr::parse(raw, p.format) else {
-                self.cur.addr = addr;
+                self.pos.cur.addr = addr;
                 return Err(self.fail(Check::Program));
             };
             if !ccw.is_tic(p.format) {
@@ -487,14 +501,14 @@ impl<'a> Stream<'a> {
             let bad_fmt1 =
                 p.format == CcwFormat::Format1 && (!ccw.flags.is_empty() || ccw.count != 0);
             if after_tic || bad_fmt1 || !p.ccw_addr_ok(u64::from(ccw.cda)) {
-                self.cur.addr = addr;
+                self.pos.cur.addr = addr;
                 return Err(self.fail(Check::Program));
             }
             after_tic = true;
             addr = ccw.cda;
         };
         let f = ccw.flags;
-        self.cur = Cur::new(addr, &ccw);
+        self.pos.cur = Cur::new(addr, &ccw);
         // A data-chained CCW: count 0 and S are program checks (Hercules, reference §14 #24).
         if ccw.count == 0
             || f.contains(CcwFlags::S)
@@ -504,14 +518,14 @@ impl<'a> Stream<'a> {
             return Err(self.fail(Check::Program));
         }
         if f.contains(CcwFlags::PCI) {
-            self.pci = true;
+            self.pos.pci = true;
         }
         Ok(())
     }
 
     /// The storage for up to `want` of the next bytes of the current CCW.
     fn piece(&mut self, want: usize) -> Result<Piece, Check> {
-        let c = self.cur;
+        let c = self.pos.cur;
         let f = c.flags;
         if f.contains(CcwFlags::SKIP) && self.class.honours_skip() {
             return Ok(Piece::Skip(want));
@@ -529,28 +543,28 @@ impl<'a> Stream<'a> {
             };
             return Ok(Piece::At(addr, want));
         }
-        if self.cur.block_left == 0 {
+        if self.pos.cur.block_left == 0 {
             self.next_idaw()?;
         }
-        let n = want.min(self.cur.block_left as usize);
-        Ok(Piece::At(self.cur.block_addr, n))
+        let n = want.min(self.pos.cur.block_left as usize);
+        Ok(Piece::At(self.pos.cur.block_addr, n))
     }
 
     fn next_idaw(&mut self) -> Result<(), Check> {
         let fmt = self.p.idaw;
         let size = fmt.idaw_size();
-        let list = u64::from(self.cur.cda);
+        let list = u64::from(self.pos.cur.cda);
         if list % size != 0 || (self.p.format == CcwFormat::Format0 && list > 0x00FF_FFFF) {
             return Err(Check::Program);
         }
-        let at = list + self.cur.idaws * size;
+        let at = list + self.pos.cur.idaws * size;
         let mut raw = [0u8; 8];
         let raw = &mut raw[..size as usize];
         self.mem.read(at, raw, self.p.key)?;
         let addr = fmt.decode(raw).map_err(|_| Check::Program)?;
         let bs = fmt.block_size();
         let back = self.backward();
-        let left = if self.cur.idaws == 0 {
+        let left = if self.pos.cur.idaws == 0 {
             if back {
                 (addr & (bs - 1)) + 1
             } else {
@@ -567,21 +581,21 @@ impl<'a> Stream<'a> {
             }
             bs
         };
-        self.cur.idaws += 1;
-        self.cur.block_addr = addr;
-        self.cur.block_left = left;
+        self.pos.cur.idaws += 1;
+        self.pos.cur.block_addr = addr;
+        self.pos.cur.block_left = left;
         Ok(())
     }
 
     fn midaw_piece(&mut self, want: usize) -> Result<Piece, Check> {
-        if self.cur.block_left == 0 {
-            if self.cur.midaw_off > 0 && self.cur.midaw_last {
+        if self.pos.cur.block_left == 0 {
+            if self.pos.cur.midaw_off > 0 && self.pos.cur.midaw_last {
                 // The list ended with count left.
                 return Err(Check::Program);
             }
-            let list = u64::from(self.cur.cda);
-            let at = list + self.cur.midaw_off;
-            if list % 16 != 0 || (self.cur.midaw_off > 0 && at % 4096 == 0) {
+            let list = u64::from(self.pos.cur.cda);
+            let at = list + self.pos.cur.midaw_off;
+            if list % 16 != 0 || (self.pos.cur.midaw_off > 0 && at % 4096 == 0) {
                 return Err(Check::Program);
             }
             let mut raw = [0u8; 16];
@@ -601,28 +615,28 @@ impl<'a> Stream<'a> {
             if raw[..5].iter().any(|&b| b != 0)
                 || flags & 0x3F != 0
                 || count == 0
-                || count > self.cur.left() as u64
+                || count > self.pos.cur.left() as u64
                 || (!skip && crosses)
             {
                 return Err(Check::Program);
             }
-            self.cur.midaw_off += 16;
-            self.cur.block_addr = addr;
-            self.cur.block_left = count;
-            self.cur.midaw_skip = skip;
-            self.cur.midaw_last = flags & 0x80 != 0;
+            self.pos.cur.midaw_off += 16;
+            self.pos.cur.block_addr = addr;
+            self.pos.cur.block_left = count;
+            self.pos.cur.midaw_skip = skip;
+            self.pos.cur.midaw_last = flags & 0x80 != 0;
         }
-        let n = want.min(self.cur.block_left as usize);
-        if self.cur.midaw_skip {
+        let n = want.min(self.pos.cur.block_left as usize);
+        if self.pos.cur.midaw_skip {
             return Ok(Piece::Skip(n));
         }
-        Ok(Piece::At(self.cur.block_addr, n))
+        Ok(Piece::At(self.pos.cur.block_addr, n))
     }
 
     fn advance(&mut self, n: usize) {
-        self.cur.consumed += n as u16;
-        self.transferred += n;
-        let c = &mut self.cur;
+        self.pos.cur.consumed += n as u16;
+        self.pos.transferred += n;
+        let c = &mut self.pos.cur;
         if c.flags.intersects(CcwFlags::IDA | CcwFlags::MIDA) && c.block_left > 0 {
             c.block_left -= n as u64;
             if self.class == CommandClass::ReadBackward {
@@ -634,24 +648,28 @@ impl<'a> Stream<'a> {
     }
 
     fn transfer(&mut self, mut dir: Dir<'_>) -> Result<usize, TransferError> {
-        self.touched = true;
-        if let Some(c) = self.check {
+        self.pos.touched = true;
+        if let Some(c) = self.pos.check {
             return Err(c.error());
         }
         let total = dir.len();
         let mut done = 0;
         while done < total {
-            if self.cur.left() == 0 {
-                if self.cur.flags.contains(CcwFlags::MIDA) && !self.cur.midaw_last {
+            if self.pos.cur.left() == 0 {
+                if self.pos.cur.flags.contains(CcwFlags::MIDA) && !self.pos.cur.midaw_last {
                     return Err(self.fail(Check::Program));
                 }
-                if !self.cur.flags.contains(CcwFlags::CD) {
-                    self.overrun = true;
+                if !self.pos.cur.flags.contains(CcwFlags::CD) {
+                    // The device had more data than the count (device to storage). A device
+                    // reading from storage with a larger buffer than needed is no error.
+                    if matches!(dir, Dir::In(_)) {
+                        self.pos.overrun = true;
+                    }
                     break;
                 }
                 self.chain_data()?;
             }
-            let want = (total - done).min(self.cur.left());
+            let want = (total - done).min(self.pos.cur.left());
             let piece = match self.piece(want) {
                 Ok(p) => p,
                 Err(c) => return Err(self.fail(c)),
@@ -681,9 +699,9 @@ impl<'a> Stream<'a> {
             self.advance(n);
             done += n;
         }
-        if self.cur.left() == 0
-            && self.cur.flags.contains(CcwFlags::MIDA)
-            && !self.cur.midaw_last
+        if self.pos.cur.left() == 0
+            && self.pos.cur.flags.contains(CcwFlags::MIDA)
+            && !self.pos.cur.midaw_last
             && done > 0
         {
             return Err(self.fail(Check::Program));
@@ -702,26 +720,19 @@ impl DataStream for Stream<'_> {
     }
 
     fn remaining(&self) -> usize {
-        self.cur.left()
+        self.pos.cur.left()
     }
 
     fn chains_data(&self) -> bool {
-        self.cur.flags.contains(CcwFlags::CD)
+        self.pos.cur.flags.contains(CcwFlags::CD)
     }
 
     fn transferred(&self) -> usize {
-        self.transferred
+        self.pos.transferred
     }
 
     fn peek(&mut self, offset: usize, buf: &mut [u8]) -> Result<usize, TransferError> {
-        let saved = (
-            self.cur,
-            self.transferred,
-            self.overrun,
-            self.touched,
-            self.check,
-            self.pci,
-        );
+        let saved = self.pos;
         let mut skip = vec![0u8; offset];
         let r = self.transfer(Dir::Out(&mut skip)).and_then(|n| {
             if n < offset {
@@ -730,14 +741,7 @@ impl DataStream for Stream<'_> {
                 self.transfer(Dir::Out(buf))
             }
         });
-        (
-            self.cur,
-            self.transferred,
-            self.overrun,
-            self.touched,
-            self.check,
-            self.pci,
-        ) = saved;
+        self.pos = saved;
         r
     }
 }

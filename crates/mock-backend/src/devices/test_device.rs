@@ -118,6 +118,10 @@ impl DeviceModel for TestDevice {
         self.sense = SenseData::default();
     }
 
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self)
+    }
+
     fn name(&self) -> &'static str {
         "test-device"
     }

@@ -285,6 +285,10 @@ impl DeviceModel for VirtioBlkCcw {
         self.sense = SenseData::default();
     }
 
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self)
+    }
+
     fn name(&self) -> &'static str {
         "virtio-blk-ccw"
     }
