@@ -4,7 +4,8 @@
 //! - `io_roundtrip`: one SENSE ID (count 8, data pinned in guest memory) through
 //!   `Subchannel::submit` (state machine, translation, start, interrupt routing, completion,
 //!   release) against the bare mock round trip (START SUBCHANNEL of a prebuilt host program +
-//!   receiving its interruption, no css-core) in the same group;
+//!   receiving its interruption, no css-core) in the same group, plus css-core with a
+//!   pre-translated program (the driver's cost without translation and pinning);
 //! - `scale`: probe + open of 65,536 subchannels (memory per subchannel printed, measured
 //!   with a counting allocator);
 //! - `crw_storm`: N subchannel reports processed (SCHIB refresh each), N = 4,096 .. 65,536,
@@ -16,9 +17,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
-use ccw_types::{CommandOrb, Crw, SubchannelId, crw};
+use ccw_translate::Mapper;
+use ccw_types::{CommandOrb, Crw, Orb, Scsw, SubchannelId, crw};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use css_core::{Backend, BackendEvent, Css};
+use css_core::{Backend, BackendEvent, Css, HostProgram, Translate, TranslateFailure};
 use mock_backend::MockBackend;
 use mock_backend::devices::TestDevice;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
@@ -68,6 +70,69 @@ fn guest() -> GuestMemoryMmap {
     GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 1 << 20)]).expect("guest memory")
 }
 
+/// A "translator" that hands out one host program built once in the arena (SENSE ID, count
+/// 8, data in the arena): isolates the driver's cost from translation and pinning.
+struct Prebuilt(Option<Orb>);
+
+struct PrebuiltProgram(Orb);
+
+impl HostProgram for PrebuiltProgram {
+    fn host_orb(&self) -> Orb {
+        self.0
+    }
+    fn update_scsw(&self, _: &mut Scsw) {}
+    fn release(self, _: &dyn Mapper) {}
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("arena: {0}")]
+struct ArenaError(String);
+
+impl TranslateFailure for ArenaError {
+    fn errno(&self) -> i32 {
+        12
+    }
+    fn program_check(&self) -> Option<ccw_types::SubchannelStatus> {
+        None
+    }
+}
+
+impl Translate for Prebuilt {
+    type Program = PrebuiltProgram;
+    type Error = ArenaError;
+    fn create() -> Self {
+        Prebuilt(None)
+    }
+    fn translate<M: vm_memory::GuestMemory + ?Sized>(
+        &mut self,
+        _orb: &Orb,
+        _mem: &M,
+        mapper: &dyn Mapper,
+        _lpm: u8,
+    ) -> Result<PrebuiltProgram, ArenaError> {
+        if let Some(orb) = self.0 {
+            return Ok(PrebuiltProgram(orb));
+        }
+        let orb = host_sense_id(mapper).map_err(ArenaError)?;
+        self.0 = Some(orb);
+        Ok(PrebuiltProgram(orb))
+    }
+}
+
+/// Writes a SENSE ID (SLI, count 8) with its data area into the arena; returns its ORB.
+/// The area is never freed: it lives as long as the benchmark's backend.
+fn host_sense_id(mapper: &dyn Mapper) -> Result<Orb, String> {
+    let area = mapper.alloc_control(16).map_err(|e| e.to_string())?;
+    let data = u32::try_from(area.addr + 8).map_err(|e| e.to_string())?;
+    let [a, b, c, d] = data.to_be_bytes();
+    let ccw = [0xE4, 0x20, 0, 8, a, b, c, d];
+    mapper
+        .write_control(&area, 0, &ccw)
+        .map_err(|e| e.to_string())?;
+    let cpa = u32::try_from(area.addr).map_err(|e| e.to_string())?;
+    Ok(CommandOrb::new(1, cpa).emit())
+}
+
 fn io_roundtrip(c: &mut Criterion) {
     let rt = runtime();
     let mut g = c.benchmark_group("io_roundtrip");
@@ -79,20 +144,7 @@ fn io_roundtrip(c: &mut Criterion) {
         let backend = MockBackend::default_subsystem(&mem).expect("mock");
         let mut events = backend.take_events().expect("events");
         let mapper = backend.mapper(SCH).expect("mapper");
-        let area = mapper.alloc_control(16).expect("arena");
-        let data = u32::try_from(area.addr + 8).expect("31-bit arena");
-        let ccw = [
-            0xE4,
-            0x20,
-            0,
-            8,
-            (data >> 24) as u8,
-            (data >> 16) as u8,
-            (data >> 8) as u8,
-            data as u8,
-        ];
-        mapper.write_control(&area, 0, &ccw).expect("write");
-        let orb = CommandOrb::new(1, u32::try_from(area.addr).expect("31-bit")).emit();
+        let orb = host_sense_id(&*mapper).expect("arena");
         rt.block_on(backend.enable(SCH, 1)).expect("enable");
         g.bench_function("bare_mock_start_interrupt", |b| {
             b.iter_custom(|iters| {
@@ -111,38 +163,45 @@ fn io_roundtrip(c: &mut Criterion) {
                 })
             })
         });
-        mapper.free_control(area);
     }
 
-    // Through css-core: submit a guest program (translated, data pinned), await completion.
-    {
-        let mem = guest();
-        let prog = [0xE4, 0x20, 0, 8, 0, 0, (DATA >> 8) as u8, DATA as u8];
-        mem.write_slice(&prog, GuestAddress(PROG)).expect("program");
-        let backend = Arc::new(MockBackend::default_subsystem(&mem).expect("mock"));
-        let (css, sub) = rt.block_on(async {
-            let css: Css<MockBackend> = Css::new(backend.clone()).expect("css");
-            css.probe().await.expect("probe");
-            let sub = css.open(SCH).await.expect("open");
-            (css, sub)
-        });
-        let orb = CommandOrb::new(1, PROG as u32).emit();
-        g.bench_function("css_core_submit_complete", |b| {
-            b.iter_custom(|iters| {
-                rt.block_on(async {
-                    let t = Instant::now();
-                    for _ in 0..iters {
-                        black_box(sub.submit(&orb, &mem).await.expect("submit"));
-                    }
-                    t.elapsed()
-                })
-            })
-        });
-        rt.block_on(sub.close()).expect("close");
-        assert!(backend.mapping_stats().is_idle());
-        drop(css);
-    }
+    // Through css-core: a guest program translated (data pinned) per submit, and the same
+    // with translation taken out (the driver's own cost).
+    bench_submit::<ccw_translate::Translator>(&mut g, &rt, "css_core_submit_complete");
+    bench_submit::<Prebuilt>(&mut g, &rt, "css_core_submit_complete_pretranslated");
     g.finish();
+}
+
+/// submit -> completion of SENSE ID (count 8) through css-core with translator `T`.
+fn bench_submit<T: Translate>(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+) {
+    let mem = guest();
+    let prog = [0xE4, 0x20, 0, 8, 0, 0, (DATA >> 8) as u8, DATA as u8];
+    mem.write_slice(&prog, GuestAddress(PROG)).expect("program");
+    let backend = Arc::new(MockBackend::default_subsystem(&mem).expect("mock"));
+    let (css, sub) = rt.block_on(async {
+        let css: Css<MockBackend, T> = Css::new(backend.clone()).expect("css");
+        css.probe().await.expect("probe");
+        let sub = css.open(SCH).await.expect("open");
+        (css, sub)
+    });
+    let orb = CommandOrb::new(1, PROG as u32).emit();
+    g.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let t = Instant::now();
+                for _ in 0..iters {
+                    black_box(sub.submit(&orb, &mem).await.expect("submit"));
+                }
+                t.elapsed()
+            })
+        })
+    });
+    rt.block_on(sub.close()).expect("close");
+    drop(css);
 }
 
 /// Whether criterion runs for measurement (`cargo bench` passes `--bench`); `cargo test`
