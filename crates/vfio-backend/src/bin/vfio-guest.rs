@@ -346,12 +346,6 @@ const QEMU_LIMITS: &[(&str, &str)] = &[
          no-data loop guard never fires and the guest's only CPU spins forever",
     ),
     (
-        "unknown_command",
-        "css-core's suite takes the concurrent sense from Irb::concurrent_sense(), which is empty \
-         for QEMU's IRB (ERW C set, count only concurrent_sense_lenient() reads), and indexes it: \
-         a panic that would end the whole run (passes on both APIs with the lenient count)",
-    ),
-    (
         "data_chain",
         "QEMU's css_interpret_ccw() length-checks each CCW of a data chain on its own: SENSE ID \
          with CD and count 4 is a program check",
@@ -543,7 +537,7 @@ mod tests {
             .iter()
             .map(|(w, _)| w.as_str())
             .collect();
-        assert_eq!(names, ["async", "unknown_command", "data_chain"]);
+        assert_eq!(names, ["async", "data_chain"]);
         assert!(
             !names.contains(&"multi-idaw"),
             "multi-idaw runs and is reported apart"
