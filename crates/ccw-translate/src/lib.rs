@@ -25,6 +25,7 @@
 //! With the `test-utils` feature, `testing::RecordingMapper` is a complete in-memory mapper
 //! for unit tests, benchmarks and fuzzing.
 
+pub mod control;
 pub mod error;
 pub mod mapper;
 mod program;

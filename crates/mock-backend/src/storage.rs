@@ -16,10 +16,11 @@
 //! reaches guest memory: format-1 CCWs and format-1 IDAWs cannot address it at all, and a
 //! format-2 IDAW that holds a raw guest address points at nothing.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 
+use ccw_translate::control::ControlAllocator;
 use ccw_translate::{ControlArea, DeviceAddr, DmaAccess, GuestRange, MapError, Mapper};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
@@ -69,73 +70,12 @@ impl MappingStats {
     }
 }
 
-#[derive(Debug)]
-struct Arena {
-    /// Free extents: offset -> length.
-    free: BTreeMap<u64, u64>,
-    /// Allocated extents: offset -> length.
-    used: BTreeMap<u64, u64>,
-}
-
-impl Arena {
-    fn new(size: u64) -> Self {
-        let mut free = BTreeMap::new();
-        free.insert(0, size);
-        Self {
-            free,
-            used: BTreeMap::new(),
-        }
-    }
-
-    fn alloc(&mut self, len: u64) -> Option<u64> {
-        let len = len.div_ceil(ARENA_ALIGN).max(1) * ARENA_ALIGN;
-        let (&off, &flen) = self.free.iter().find(|&(_, &l)| l >= len)?;
-        self.free.remove(&off);
-        if flen > len {
-            self.free.insert(off + len, flen - len);
-        }
-        self.used.insert(off, len);
-        Some(off)
-    }
-
-    fn free(&mut self, off: u64) -> bool {
-        let Some(len) = self.used.remove(&off) else {
-            return false;
-        };
-        let (mut start, mut end) = (off, off + len);
-        if let Some((&prev, &plen)) = self.free.range(..off).next_back() {
-            if prev + plen == start {
-                self.free.remove(&prev);
-                start = prev;
-            }
-        }
-        if let Some(&nlen) = self.free.get(&end) {
-            self.free.remove(&end);
-            end += nlen;
-        }
-        self.free.insert(start, end - start);
-        true
-    }
-
-    /// Whether `[off, off + len)` lies inside allocated extents.
-    fn covers(&self, mut off: u64, len: u64) -> bool {
-        let end = off + len;
-        while off < end {
-            match self.used.range(..=off).next_back() {
-                Some((&s, &l)) if s + l > off => off = s + l,
-                _ => return false,
-            }
-        }
-        true
-    }
-}
-
 /// The simulated host storage: control arena plus the attached guest memory.
 #[derive(Debug)]
 pub(crate) struct HostStorage {
     arena_mem: GuestMemoryMmap,
     arena_size: u64,
-    arena: Mutex<Arena>,
+    arena: Mutex<ControlAllocator>,
     guest: RwLock<Option<GuestMemoryMmap>>,
     /// Pin count per guest page (gpa >> 12).
     pins: Mutex<HashMap<u64, u32>>,
@@ -162,7 +102,7 @@ impl HostStorage {
         Ok(Self {
             arena_mem,
             arena_size: arena_size as u64,
-            arena: Mutex::new(Arena::new(arena_size as u64)),
+            arena: Mutex::new(ControlAllocator::new(arena_size as u64, ARENA_ALIGN)),
             guest: RwLock::new(guest),
             pins: Mutex::new(HashMap::new()),
             pin_calls: AtomicUsize::new(0),
@@ -181,8 +121,8 @@ impl HostStorage {
         MappingStats {
             pins: self.pin_calls.load(Ordering::SeqCst),
             pinned_pages: lock(&self.pins).len(),
-            control_areas: arena.used.len(),
-            control_bytes: arena.used.values().sum::<u64>() as usize,
+            control_areas: arena.outstanding(),
+            control_bytes: arena.used_bytes() as usize,
             unbalanced_unpins: self.unbalanced.load(Ordering::SeqCst),
         }
     }

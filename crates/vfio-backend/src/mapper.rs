@@ -12,9 +12,10 @@
 //!   has 2 KiB of mapped memory behind it.
 
 use std::any::Any;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use ccw_translate::control::ControlAllocator;
 use ccw_translate::{ControlArea, DeviceAddr, DmaAccess, GuestRange, MapError, Mapper};
 use css_core::{BackendError, BackendErrorKind};
 use vm_memory::{Address, GuestMemoryBackend, GuestMemoryRegion, MemoryRegionAddress};
@@ -30,67 +31,7 @@ pub const DEFAULT_CONTROL_IOVA: u64 = 0x7FF0_0000;
 /// Default size of the control-memory window.
 pub const DEFAULT_CONTROL_LEN: usize = 1 << 20;
 /// Control allocations are aligned to this (CCWs and IDAWs are 8 bytes).
-const ALIGN: usize = 8;
-
-/// A first-fit allocator over `[0, len)` with coalescing frees (offsets, not addresses).
-#[derive(Debug)]
-struct Allocator {
-    /// offset -> length of every free block.
-    free: BTreeMap<usize, usize>,
-    /// offset -> length of every allocated block.
-    used: HashMap<usize, usize>,
-}
-
-impl Allocator {
-    fn new(len: usize) -> Self {
-        let mut free = BTreeMap::new();
-        if len > 0 {
-            free.insert(0, len);
-        }
-        Self {
-            free,
-            used: HashMap::new(),
-        }
-    }
-
-    fn alloc(&mut self, len: usize) -> Option<usize> {
-        let len = len.checked_next_multiple_of(ALIGN)?;
-        let (&off, &flen) = self.free.iter().find(|&(_, &l)| l >= len)?;
-        self.free.remove(&off);
-        if flen > len {
-            self.free.insert(off + len, flen - len);
-        }
-        self.used.insert(off, len);
-        Some(off)
-    }
-
-    /// Frees the block at `off`; false if there is none (a double free).
-    fn free(&mut self, off: usize) -> bool {
-        let Some(len) = self.used.remove(&off) else {
-            return false;
-        };
-        let (mut start, mut end) = (off, off + len);
-        if let Some((&p, &plen)) = self.free.range(..off).next_back() {
-            if p + plen == off {
-                self.free.remove(&p);
-                start = p;
-            }
-        }
-        if let Some(nlen) = self.free.remove(&end) {
-            end += nlen;
-        }
-        self.free.insert(start, end - start);
-        true
-    }
-
-    fn used_len(&self, off: usize) -> Option<usize> {
-        self.used.get(&off).copied()
-    }
-
-    fn outstanding(&self) -> usize {
-        self.used.len()
-    }
-}
+const ALIGN: u64 = 8;
 
 /// One attached guest-memory region.
 #[derive(Debug, Clone, Copy)]
@@ -106,7 +47,7 @@ pub struct VfioMapper {
     control_iova: u64,
     /// Bytes of `control` that may be allocated (the rest is the kernel's 2 KiB read-ahead).
     usable: usize,
-    alloc: Mutex<Allocator>,
+    alloc: Mutex<ControlAllocator>,
     memory: Mutex<Vec<Attached>>,
     pins: Mutex<HashMap<GuestRange, usize>>,
     /// Guest memory objects kept alive while mapped.
@@ -157,7 +98,7 @@ impl VfioMapper {
             device,
             control_iova: iova,
             usable,
-            alloc: Mutex::new(Allocator::new(usable)),
+            alloc: Mutex::new(ControlAllocator::new(usable as u64, ALIGN)),
             control,
             memory: Mutex::new(Vec::new()),
             pins: Mutex::new(HashMap::new()),
@@ -260,7 +201,8 @@ impl VfioMapper {
         let off =
             usize::try_from(area.token).map_err(|_| MapError::Invalid("unknown control area"))?;
         let len = lock(&self.alloc)
-            .used_len(off)
+            .len_of(area.token)
+            .and_then(|l| usize::try_from(l).ok())
             .ok_or(MapError::Invalid("unknown or freed control area"))?;
         if area.addr != self.control_iova + off as u64 || area.len > len {
             return Err(MapError::Invalid(
@@ -310,12 +252,13 @@ impl Mapper for VfioMapper {
             return Err(MapError::Invalid("zero-length control area"));
         }
         let off = lock(&self.alloc)
-            .alloc(len)
+            .alloc(len as u64)
             .ok_or(MapError::Exhausted("vfio control memory"))?;
+        let off = usize::try_from(off).map_err(|_| MapError::Exhausted("vfio control memory"))?;
         // Fresh areas read as zero, like newly allocated kernel memory.
         let zeros = vec![0u8; len];
         if let Err(e) = self.control.write(off, &zeros) {
-            lock(&self.alloc).free(off);
+            lock(&self.alloc).free(off as u64);
             return Err(MapError::Os {
                 op: "write control",
                 errno: e.errno(),
@@ -342,9 +285,7 @@ impl Mapper for VfioMapper {
     }
 
     fn free_control(&self, area: ControlArea) {
-        let ok = usize::try_from(area.token)
-            .map(|off| lock(&self.alloc).free(off))
-            .unwrap_or(false);
+        let ok = lock(&self.alloc).free(area.token);
         if !ok {
             tracing::error!(addr = area.addr, "free of an unknown control area");
         }
@@ -368,33 +309,3 @@ impl Drop for VfioMapper {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn allocator_first_fit_and_coalescing() {
-        let mut a = Allocator::new(64);
-        let x = a.alloc(10).unwrap(); // 16
-        let y = a.alloc(8).unwrap();
-        let z = a.alloc(40).unwrap();
-        assert_eq!((x, y, z), (0, 16, 24));
-        assert_eq!(a.alloc(1), None);
-        assert!(a.free(y));
-        assert!(!a.free(y), "double free is refused");
-        assert!(a.free(x));
-        // x and y coalesced into 24 bytes at 0.
-        assert_eq!(a.alloc(24), Some(0));
-        assert!(a.free(0));
-        assert!(a.free(z));
-        assert_eq!(a.outstanding(), 0);
-        assert_eq!(a.free.len(), 1, "everything coalesced: {:?}", a.free);
-        assert_eq!(a.alloc(64), Some(0));
-    }
-
-    #[test]
-    fn allocator_rejects_overflow() {
-        let mut a = Allocator::new(64);
-        assert_eq!(a.alloc(usize::MAX), None);
-    }
-}
