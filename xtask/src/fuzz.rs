@@ -8,10 +8,16 @@
 use crate::util;
 
 /// Fuzz targets in `fuzz/fuzz_targets/`: name and what it exercises.
-const TARGETS: &[(&str, &str)] = &[(
-    "translate",
-    "ccw-translate over arbitrary guest memory images and ORBs",
-)];
+const TARGETS: &[(&str, &str)] = &[
+    (
+        "translate",
+        "ccw-translate over arbitrary guest memory images and ORBs",
+    ),
+    (
+        "program",
+        "ccwctl's program-file parser and assembler over arbitrary text",
+    ),
+];
 
 fn usage() -> String {
     let mut s = String::from("usage: cargo xtask fuzz <target> [--secs N]\n\ntargets:\n");

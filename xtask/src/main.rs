@@ -6,6 +6,7 @@
 
 mod fuzz;
 mod lint;
+mod loom;
 mod test;
 mod util;
 
@@ -24,6 +25,11 @@ const COMMANDS: &[Command] = &[
         "lint",
         "cargo fmt --check, clippy -D warnings on all targets, rustdoc -D warnings",
         lint::run,
+    ),
+    (
+        "loom",
+        "loom models of css-core's locking (RUSTFLAGS=--cfg loom, release)",
+        loom::run,
     ),
     ("ci", "what .ci/run runs: test, then lint", ci),
     (

@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+
+//! The virtio-blk-ccw control device beyond the guest's byte strings.
+
+mod common;
+
+use ccw_types::CcwFlags as F;
+use common::*;
+use mock_backend::devices::VirtioBlkCcw;
+
+async fn run1(rig: &mut Rig, cmd: u8, flags: F, data: &[u8], count: u16) -> (ccw_types::Irb, u32) {
+    let buf = rig.alloc(usize::from(count).max(1), 0);
+    rig.poke(buf as u64, data);
+    let prog = rig.program(&[ccw1(cmd, flags, count, buf)]);
+    (rig.run(VIRTIO, &orb(prog)).await, buf)
+}
+
+#[tokio::test]
+async fn read_feat_word_0_and_legacy_word_1() {
+    let mut rig = Rig::default_enabled().await;
+    let (irb, buf) = run1(&mut rig, 0x12, F::NONE, &[0, 0, 0, 0, 0], 5).await;
+    assert_eq!(irb.scsw.dstat, 0x0c);
+    let b = rig.peek(buf as u64, 5);
+    let word = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    assert_ne!(word & (1 << 28), 0, "RING_INDIRECT_DESC offered");
+    assert_eq!(b[4], 0);
+    // Legacy: word 1 (VERSION_1) is not offered.
+    let (_, buf) = run1(&mut rig, 0x12, F::NONE, &[0, 0, 0, 0, 1], 5).await;
+    assert_eq!(rig.peek(buf as u64, 5), [0, 0, 0, 0, 1]);
+}
+
+#[tokio::test]
+async fn status_byte_round_trip_and_queue_config() {
+    let mut rig = Rig::default_enabled().await;
+    let (irb, _) = run1(&mut rig, 0x31, F::NONE, &[0x07], 1).await;
+    assert_eq!(irb.scsw.dstat, 0x0c);
+    let (_, buf) = run1(&mut rig, 0x72, F::NONE, &[], 1).await;
+    assert_eq!(rig.peek(buf as u64, 1), [0x07]);
+    // READ_VQ_CONF: queue 0 has 256 entries; queue 1 does not exist.
+    let (irb, buf) = run1(&mut rig, 0x32, F::NONE, &[0, 0], 4).await;
+    assert_eq!(irb.scsw.dstat, 0x0c);
+    assert_eq!(rig.peek(buf as u64, 4), [0, 0, 0x01, 0x00]);
+    let (irb, _) = run1(&mut rig, 0x32, F::NONE, &[0, 1], 4).await;
+    assert_eq!(irb.scsw.dstat, 0x02);
+}
+
+#[tokio::test]
+async fn set_vq_is_recorded() {
+    let mut rig = Rig::default_enabled().await;
+    let vq: Vec<u8> = (0..16).collect();
+    let (irb, _) = run1(&mut rig, 0x13, F::NONE, &vq, 16).await;
+    assert_eq!(irb.scsw.dstat, 0x0c);
+    let seen = rig
+        .backend
+        .with_device(VIRTIO, |d| {
+            let v = d.as_any_mut()?.downcast_mut::<VirtioBlkCcw>()?;
+            v.recorded(0x13).map(<[u8]>::to_vec)
+        })
+        .unwrap();
+    assert_eq!(seen, Some(vq));
+}
+
+#[tokio::test]
+async fn unsupported_revision_is_rejected() {
+    let mut rig = Rig::default_enabled().await;
+    let (irb, _) = run1(&mut rig, 0x83, F::NONE, &[0, 3, 0, 0], 4).await;
+    assert_eq!(irb.scsw.dstat, 0x02);
+    assert_eq!(irb.concurrent_sense().map(|s| s[0]), Some(0x80));
+    // Revision 1 with a non-zero length: rejected as well.
+    let (irb, _) = run1(&mut rig, 0x83, F::NONE, &[0, 1, 0, 4], 4).await;
+    assert_eq!(irb.scsw.dstat, 0x02);
+    // Revision 2 is accepted while nothing else came first.
+    let (irb, _) = run1(&mut rig, 0x83, F::NONE, &[0, 2, 0, 0], 4).await;
+    assert_eq!(irb.scsw.dstat, 0x0c);
+}
+
+#[tokio::test]
+async fn read_conf_longer_than_the_config_is_incorrect_length() {
+    let mut rig = Rig::default_enabled().await;
+    let (irb, _) = run1(&mut rig, 0x22, F::NONE, &[], 64).await;
+    // 24 bytes of configuration: residual 40, incorrect length.
+    assert_eq!(irb.scsw.cstat, 0x40);
+    assert_eq!(irb.scsw.count.get(), 40);
+    let (irb, _) = run1(&mut rig, 0x22, F::SLI, &[], 64).await;
+    assert_eq!(irb.scsw.cstat, 0);
+}
