@@ -201,6 +201,17 @@ pub struct RunReport {
 
 /// A classic hex dump; repeated lines collapse into one `*` line, as hexdump(1) does.
 fn hexdump(out: &mut String, base: u64, bytes: &[u8], indent: &str) {
+    hexdump_with(out, base, bytes, indent, |b| b);
+}
+
+/// [`hexdump`] with the text column mapped through `text` (e.g. EBCDIC to ASCII) first.
+pub(crate) fn hexdump_with(
+    out: &mut String,
+    base: u64,
+    bytes: &[u8],
+    indent: &str,
+    text: fn(u8) -> u8,
+) {
     let mut prev: Option<&[u8]> = None;
     let mut starred = false;
     for (i, chunk) in bytes.chunks(16).enumerate() {
@@ -228,6 +239,7 @@ fn hexdump(out: &mut String, base: u64, bytes: &[u8], indent: &str) {
         }
         out.push_str(" |");
         for &b in chunk {
+            let b = text(b);
             out.push(if b.is_ascii_graphic() || b == b' ' {
                 b as char
             } else {

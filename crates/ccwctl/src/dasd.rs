@@ -339,25 +339,9 @@ pub struct ReadReport {
     raw_key: Vec<u8>,
 }
 
-/// Hex dump with an EBCDIC column (DASD contents are mostly EBCDIC).
+/// Hex dump with an EBCDIC text column (DASD contents are mostly EBCDIC).
 fn dump(out: &mut String, bytes: &[u8]) {
-    for (i, chunk) in bytes.chunks(16).enumerate() {
-        let _ = write!(out, "  {:06x}  ", 16 * i);
-        for j in 0..16 {
-            match chunk.get(j) {
-                Some(b) => {
-                    let _ = write!(out, "{b:02x} ");
-                }
-                None => out.push_str("   "),
-            }
-            if j == 7 {
-                out.push(' ');
-            }
-        }
-        out.push_str(" |");
-        out.extend(chunk.iter().map(|&b| ebcdic_to_ascii(b) as char));
-        out.push_str("|\n");
-    }
+    crate::commands::hexdump_with(out, 0, bytes, "  ", ebcdic_to_ascii);
 }
 
 impl Report for ReadReport {

@@ -11,29 +11,15 @@ use mock_backend::dasd::{
     ProgramCcw, TrackAddr, code, parse_vol1, sense,
 };
 
-struct Scratch(std::path::PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("ccw-dasdch-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Scratch(p)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod dasd_common;
+use dasd_common::Scratch;
 
 async fn session(dir: &Scratch, cyls: u32) -> DasdSession {
     let opts = CreateOptions {
         cylinders: Some(cyls),
         volser: Some("LNX001".into()),
     };
-    let img = CkdImage::create(&dir.0.join("d.3390"), Model3390::M1, &opts).unwrap();
+    let img = CkdImage::create(&dir.file("d.3390"), Model3390::M1, &opts).unwrap();
     DasdSession::new(img, 0x0300).await.unwrap()
 }
 
@@ -149,43 +135,47 @@ async fn label_and_counts_through_the_channel() {
     assert_eq!(out.inputs[0][0], 0xC4);
 }
 
-/// Seek, Search ID Equal, TIC back to the search, Read Data: the loop `dasd_eckd`-era code
-/// (and IPL) uses. The device side is covered without a channel in `dasd::eckd`'s unit tests.
+/// Seek, Search ID Equal, TIC back to the search, Read Data: the loop pre-ECKD code (and IPL)
+/// uses; the channel skips the TIC when the search presents status modifier. `native` runs
+/// the programs with CCWs in control memory (no translation), else as guest programs.
+async fn tic_loop(tag: &str, native: bool) {
+    let dir = Scratch::new(tag);
+    let mut s = session(&dir, 1).await;
+    let run = async |s: &mut DasdSession, p: &EckdProgram| {
+        if native {
+            s.run_native(p, false).await.unwrap()
+        } else {
+            s.run(p, LayoutOptions::default()).await.unwrap()
+        }
+    };
+    let t = TrackAddr::new(0, 4);
+    let recs: Vec<Vec<u8>> = (1..=6u8).map(|r| vec![r; 512]).collect();
+    assert!(run(&mut s, &EckdProgram::format_track(t, &recs)).await.ok());
+    let out = run(&mut s, &EckdProgram::search_read(t, 5, 512)).await;
+    assert!(out.ok(), "{}", out.irb);
+    same(&out.inputs, &[vec![5; 512]]).unwrap();
+    // A record that is not there: the loop ends with unit check, no record found.
+    let out = run(&mut s, &EckdProgram::search_read(t, 9, 512)).await;
+    assert!(out.unit_check(), "{}", out.irb);
+    let sns = sense_of(&mut s, &out).await;
+    assert_eq!(sns[1], sense::NO_RECORD_FOUND);
+    // Nothing stays pinned or allocated.
+    let stats = s.backend().mapping_stats();
+    assert_eq!(stats, mock_backend::MappingStats::default());
+}
+
+#[tokio::test]
+async fn search_id_equal_tic_loop() {
+    tic_loop("tic", true).await;
+}
+
+/// The same loop as a guest program through ccw-translate.
 #[tokio::test]
 #[ignore = "ccw-translate ends a chain segment at every TIC, so the Read after the TIC is never \
             translated (program check when status modifier skips to it); vfio-ccw keeps counting \
             when the TIC loops back into the segment (anchors.md, ccwchain_calc_length)"]
-async fn search_id_equal_tic_loop() {
-    let dir = Scratch::new("tic");
-    let mut s = session(&dir, 1).await;
-    let t = TrackAddr::new(0, 4);
-    let recs: Vec<Vec<u8>> = (1..=6u8).map(|r| vec![r; 512]).collect();
-    assert!(
-        s.run(&EckdProgram::format_track(t, &recs), IDAL_CD)
-            .await
-            .unwrap()
-            .ok()
-    );
-    let out = s
-        .run(
-            &EckdProgram::search_read(t, 5, 512),
-            LayoutOptions::default(),
-        )
-        .await
-        .unwrap();
-    assert!(out.ok(), "{}", out.irb);
-    same(&out.inputs, &[vec![5; 512]]).unwrap();
-    // A record that is not there: the loop ends with unit check, no record found.
-    let out = s
-        .run(
-            &EckdProgram::search_read(t, 9, 512),
-            LayoutOptions::default(),
-        )
-        .await
-        .unwrap();
-    assert!(out.unit_check(), "{}", out.irb);
-    let sns = sense_of(&mut s, &out).await;
-    assert_eq!(sns[1], sense::NO_RECORD_FOUND);
+async fn search_id_equal_tic_loop_translated() {
+    tic_loop("tic-tr", false).await;
 }
 
 #[tokio::test]
@@ -228,7 +218,7 @@ async fn errors_present_unit_check_with_the_right_sense() {
 async fn read_only_volume_is_write_inhibited() {
     let dir = Scratch::new("ro");
     drop(session(&dir, 1).await);
-    let img = CkdImage::open(&dir.0.join("d.3390"), true).unwrap();
+    let img = CkdImage::open(&dir.file("d.3390"), true).unwrap();
     let mut s = DasdSession::new(img, 0x0301).await.unwrap();
     let prog = EckdProgram::write_data(TrackAddr::new(0, 0), 3, &[vec![0x40; 80]]);
     let out = s.run(&prog, IDAL_CD).await.unwrap();
@@ -295,7 +285,7 @@ async fn chained_write_is_durable_when_the_channel_ends_the_program() {
         out.irb
     );
     // The records written before the check are in the image file now.
-    let img = CkdImage::open(&dir.0.join("d.3390"), true).unwrap();
+    let img = CkdImage::open(&dir.file("d.3390"), true).unwrap();
     let track = img.read_track(t).unwrap();
     assert_eq!(track.records.len(), 3);
     assert!(track.records[2].data == vec![8; 1000]);

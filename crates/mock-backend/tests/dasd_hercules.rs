@@ -20,25 +20,8 @@ use mock_backend::dasd::{
     CkdImage, CreateOptions, Eckd, EckdProgram, Model3390, TrackAddr, ascii_to_ebcdic, parse_vol1,
 };
 
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("ccw-herc-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Scratch(p)
-    }
-    fn file(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod dasd_common;
+use dasd_common::Scratch;
 
 /// The directory holding Hercules' DASD tools, or `None` (after saying why) if absent.
 fn hercules() -> Option<PathBuf> {

@@ -994,36 +994,28 @@ mod tests {
     }
 
     fn de(mask: u8, beg: TrackAddr, end: TrackAddr) -> Vec<u8> {
-        let mut p = vec![0u8; 16];
-        p[0] = mask;
-        p[1] = 0xC0; // ECKD mode
-        p[8..12].copy_from_slice(&beg.to_cchh());
-        p[12..16].copy_from_slice(&end.to_cchh());
-        p
+        super::super::program::define_extent(mask, beg, end)
     }
 
     fn lr(orient: u8, op: u8, count: u8, seek: TrackAddr, rec: u8, len: u16) -> Vec<u8> {
-        let mut p = vec![0u8; 16];
-        p[0] = (orient << 6) | op;
-        p[3] = count;
-        p[4..8].copy_from_slice(&seek.to_cchh());
-        p[8..12].copy_from_slice(&seek.to_cchh());
-        p[12] = rec;
-        p[14..16].copy_from_slice(&len.to_be_bytes());
-        p
+        super::super::program::locate(orient, op, count, seek, rec, len)
     }
 
     fn count(t: TrackAddr, r: u8, kl: u8, dl: u16) -> Vec<u8> {
-        let c = t.to_cchh();
-        Count {
-            cyl: u16::from_be_bytes([c[0], c[1]]),
-            head: u16::from_be_bytes([c[2], c[3]]),
-            record: r,
-            key_len: kl,
-            data_len: dl,
-        }
-        .to_bytes()
-        .to_vec()
+        super::super::program::count_field(t, r, kl, dl).to_vec()
+    }
+
+    /// A new chain with Define Extent (`mask`, `beg..=end`), then Locate Record `lr`.
+    fn domain(
+        dev: &mut Eckd,
+        mask: u8,
+        beg: TrackAddr,
+        end: TrackAddr,
+        mut lr: Vec<u8>,
+    ) -> DeviceStatus {
+        dev.start_chain();
+        assert_eq!(ex(dev, cmd::DEFINE_EXTENT, &mut de(mask, beg, end)), DONE);
+        ex(dev, cmd::LOCATE, &mut lr)
     }
 
     /// Formats `t` with R0 and `n` records of `dl` bytes filled with `r` (Linux's format
@@ -1057,16 +1049,13 @@ mod tests {
         format_track(&mut dev, t1, 12, 4096);
         format_track(&mut dev, t2, 12, 4096);
         // Update R12 of t1 and R1 of t2 in one domain (write, multitrack).
-        dev.start_chain();
         assert_eq!(
-            ex(&mut dev, cmd::DEFINE_EXTENT, &mut de(0x80, t1, t2)),
-            DONE
-        );
-        assert_eq!(
-            ex(
+            domain(
                 &mut dev,
-                cmd::LOCATE,
-                &mut lr(0, op::WRITE_DATA, 2, t1, 12, 4096)
+                0x80,
+                t1,
+                t2,
+                lr(0, op::WRITE_DATA, 2, t1, 12, 4096)
             ),
             DONE
         );
@@ -1077,16 +1066,13 @@ mod tests {
         assert!(st.contains(DeviceStatus::UNIT_CHECK));
         assert_eq!(dev.sense_bytes()[0], sense::CMD_REJECT);
         // Read R11..t2 R2 back (Linux: DE read-only, LR read data, Read MT...).
-        dev.start_chain();
         assert_eq!(
-            ex(&mut dev, cmd::DEFINE_EXTENT, &mut de(0x40, t1, t2)),
-            DONE
-        );
-        assert_eq!(
-            ex(
+            domain(
                 &mut dev,
-                cmd::LOCATE,
-                &mut lr(0, op::READ_DATA, 4, t1, 11, 4096)
+                0x40,
+                t1,
+                t2,
+                lr(0, op::READ_DATA, 4, t1, 11, 4096)
             ),
             DONE
         );
@@ -1110,17 +1096,8 @@ mod tests {
         let dir = Scratch::new("rc");
         let mut dev = device(&dir, 1);
         let t0 = TrackAddr::new(0, 0);
-        dev.start_chain();
         assert_eq!(
-            ex(&mut dev, cmd::DEFINE_EXTENT, &mut de(0x40, t0, t0)),
-            DONE
-        );
-        assert_eq!(
-            ex(
-                &mut dev,
-                cmd::LOCATE,
-                &mut lr(0, op::READ_DATA, 3, t0, 0, 0)
-            ),
+            domain(&mut dev, 0x40, t0, t0, lr(0, op::READ_DATA, 3, t0, 0, 0)),
             DONE
         );
         let mut seen = Vec::new();
@@ -1138,17 +1115,8 @@ mod tests {
         let dir = Scratch::new("vol1");
         let mut dev = device(&dir, 1);
         let t0 = TrackAddr::new(0, 0);
-        dev.start_chain();
         assert_eq!(
-            ex(&mut dev, cmd::DEFINE_EXTENT, &mut de(0x40, t0, t0)),
-            DONE
-        );
-        assert_eq!(
-            ex(
-                &mut dev,
-                cmd::LOCATE,
-                &mut lr(0, op::READ_DATA, 1, t0, 3, 84)
-            ),
+            domain(&mut dev, 0x40, t0, t0, lr(0, op::READ_DATA, 1, t0, 3, 84)),
             DONE
         );
         let mut kd = vec![0u8; 84];
@@ -1162,10 +1130,8 @@ mod tests {
         let dir = Scratch::new("ha");
         let mut dev = device(&dir, 1);
         let t = TrackAddr::new(0, 9);
-        dev.start_chain();
-        assert_eq!(ex(&mut dev, cmd::DEFINE_EXTENT, &mut de(0x40, t, t)), DONE);
         assert_eq!(
-            ex(&mut dev, cmd::LOCATE, &mut lr(3, op::READ_ANY, 1, t, 0, 0)),
+            domain(&mut dev, 0x40, t, t, lr(3, op::READ_ANY, 1, t, 0, 0)),
             DONE
         );
         let mut ha = [0u8; 5];
@@ -1221,12 +1187,12 @@ mod tests {
         let mut dev = device(&dir, 2);
         let (a, b) = (TrackAddr::new(0, 1), TrackAddr::new(0, 3));
         // Outside the extent: file protected.
-        dev.start_chain();
-        assert_eq!(ex(&mut dev, cmd::DEFINE_EXTENT, &mut de(0x40, a, b)), DONE);
-        let st = ex(
+        let st = domain(
             &mut dev,
-            cmd::LOCATE,
-            &mut lr(0, op::READ_DATA, 1, TrackAddr::new(1, 0), 1, 0),
+            0x40,
+            a,
+            b,
+            lr(0, op::READ_DATA, 1, TrackAddr::new(1, 0), 1, 0),
         );
         assert!(st.contains(DeviceStatus::UNIT_CHECK));
         let s = DeviceModel::sense(&mut dev);
@@ -1237,20 +1203,12 @@ mod tests {
             "sense is consumed"
         );
         // No such record: no record found.
-        dev.start_chain();
-        assert_eq!(ex(&mut dev, cmd::DEFINE_EXTENT, &mut de(0x40, a, b)), DONE);
-        let st = ex(&mut dev, cmd::LOCATE, &mut lr(0, op::READ_DATA, 1, a, 7, 0));
+        let st = domain(&mut dev, 0x40, a, b, lr(0, op::READ_DATA, 1, a, 7, 0));
         assert!(st.contains(DeviceStatus::UNIT_CHECK));
         assert_eq!(dev.sense_bytes()[1], sense::NO_RECORD_FOUND);
         assert_eq!(&dev.sense_bytes()[8..12], &a.to_cchh());
         // File mask "inhibit all writes": a write domain is rejected.
-        dev.start_chain();
-        assert_eq!(ex(&mut dev, cmd::DEFINE_EXTENT, &mut de(0x40, a, b)), DONE);
-        let st = ex(
-            &mut dev,
-            cmd::LOCATE,
-            &mut lr(0, op::WRITE_DATA, 1, a, 0, 8),
-        );
+        let st = domain(&mut dev, 0x40, a, b, lr(0, op::WRITE_DATA, 1, a, 0, 8));
         assert_eq!(st, DeviceStatus::UNIT_CHECK);
         assert_eq!(dev.sense_bytes()[0], sense::CMD_REJECT);
         assert_eq!(dev.sense_bytes()[1], sense::FILE_PROTECTED);
@@ -1258,13 +1216,7 @@ mod tests {
         drop(dev);
         let img = CkdImage::open(&dir.file("d.3390"), true).unwrap();
         let mut dev = Eckd::new(img, 1);
-        dev.start_chain();
-        assert_eq!(ex(&mut dev, cmd::DEFINE_EXTENT, &mut de(0x80, a, b)), DONE);
-        let st = ex(
-            &mut dev,
-            cmd::LOCATE,
-            &mut lr(0, op::WRITE_DATA, 1, a, 0, 8),
-        );
+        let st = domain(&mut dev, 0x80, a, b, lr(0, op::WRITE_DATA, 1, a, 0, 8));
         assert_eq!(st, DeviceStatus::UNIT_CHECK);
         assert_eq!(dev.sense_bytes()[0], sense::CMD_REJECT);
         assert_eq!(dev.sense_bytes()[1], sense::WRITE_INHIBITED);
@@ -1309,14 +1261,8 @@ mod tests {
         assert_eq!(ex(&mut dev, cmd::RELEASE, &mut b), DONE);
         // A track that is full refuses another record.
         format_track(&mut dev, t, 1, 56000);
-        dev.start_chain();
-        assert_eq!(ex(&mut dev, cmd::DEFINE_EXTENT, &mut de(0x00, t, t)), DONE);
         assert_eq!(
-            ex(
-                &mut dev,
-                cmd::LOCATE,
-                &mut lr(0, op::FORMAT_WRITE, 1, t, 1, 1000)
-            ),
+            domain(&mut dev, 0x00, t, t, lr(0, op::FORMAT_WRITE, 1, t, 1, 1000)),
             DONE
         );
         let mut rec = count(t, 2, 0, 1000);

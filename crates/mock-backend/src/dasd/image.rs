@@ -20,6 +20,8 @@
 //! 2. `pwrite` the slot in place and `fdatasync` the image;
 //! 3. clear the journal's magic (no sync needed: replaying a finished update is idempotent).
 //!
+//! Closing the image removes the journal file.
+//!
 //! Opening an image replays a journal whose checksum verifies (the crash hit step 2) and
 //! discards one that does not (the crash hit step 1, so the image was not touched yet). Either
 //! way every track is entirely old or entirely new. Only then is device status presented, so
@@ -483,6 +485,16 @@ impl CkdImage {
     }
 }
 
+impl Drop for CkdImage {
+    /// Every update was synced and its journal record invalidated, so the journal file is
+    /// removed: one left behind means a process ended in the middle of an update.
+    fn drop(&mut self) {
+        if self.journal.take().is_some() && self.crash.is_none() {
+            let _ = std::fs::remove_file(self.journal_path());
+        }
+    }
+}
+
 fn simulated_crash(path: &Path) -> ImageError {
     ImageError::Io {
         path: path.to_owned(),
@@ -705,8 +717,10 @@ pub(crate) mod tests {
         drop(img);
         let img = CkdImage::open(&dir.file("a.3390"), true).unwrap();
         assert_eq!(img.read_track(addr).unwrap(), t);
-        let j = std::fs::read(dir.file("a.3390.journal")).unwrap();
-        assert_eq!(&j[..8], &[0; 8], "journal record invalidated");
+        assert!(
+            !dir.file("a.3390.journal").exists(),
+            "a clean close removes the journal"
+        );
     }
 
     /// A crash anywhere in an update leaves the track entirely old or entirely new.

@@ -4,6 +4,7 @@
 //! START SUBCHANNEL: parameter blocks, data buffers, optionally IDALs (format-2, 4 KiB blocks)
 //! and data chaining, then a TIC where the program loops.
 
+use ccw_translate::{ControlArea, DmaAccess, GuestRange, Mapper};
 use ccw_types::{CcwFlags, CcwFormat, CcwRepr, CommandOrb, IdawFormat};
 use vm_memory::{Bytes, GuestAddress, GuestMemory};
 
@@ -92,15 +93,154 @@ impl Arena {
     }
 }
 
-/// One CCW to emit: command, flags, count and where its data lives.
-struct Slot {
-    cmd: u8,
-    flags: CcwFlags,
-    count: u16,
-    cda: u32,
+/// Where one planned CCW points.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    /// A TIC to the planned CCW with this index.
+    Tic(usize),
+    /// Data in guest memory.
+    Data { gpa: u64, len: usize },
 }
 
-/// Lays `prog` out at `base` (8-aligned, below 2 GiB) in `mem`.
+/// One CCW before addresses of CCWs and IDALs are assigned.
+#[derive(Debug, Clone, Copy)]
+struct Planned {
+    cmd: u8,
+    flags: CcwFlags,
+    target: Target,
+}
+
+/// The CCWs of `prog` with their data placed (and, for output, written) in guest memory from
+/// `data_base` on; also the guest ranges of each input command.
+struct Plan {
+    ccws: Vec<Planned>,
+    inputs: Vec<Vec<(u64, usize)>>,
+    arena: Arena,
+}
+
+fn split(opts: LayoutOptions, p: &Payload) -> bool {
+    opts.data_chain_reads && matches!(p, Payload::In(n) if *n >= 2)
+}
+
+fn ccw_count(prog: &EckdProgram, opts: LayoutOptions) -> usize {
+    prog.ccws
+        .iter()
+        .map(|c| if split(opts, &c.payload) { 2 } else { 1 })
+        .sum()
+}
+
+fn plan<M: GuestMemory>(
+    prog: &EckdProgram,
+    mem: &M,
+    data_base: u64,
+    opts: LayoutOptions,
+) -> Result<Plan, LayoutError> {
+    // Index of each command's first CCW (TIC targets).
+    let mut first_ccw = Vec::with_capacity(prog.ccws.len());
+    let mut k = 0usize;
+    for c in &prog.ccws {
+        first_ccw.push(k);
+        k += if split(opts, &c.payload) { 2 } else { 1 };
+    }
+    let mut arena = Arena { next: data_base };
+    let mut ccws = Vec::with_capacity(k);
+    let mut inputs = Vec::new();
+    for (index, c) in prog.ccws.iter().enumerate() {
+        let (bytes, len, is_in) = match &c.payload {
+            Payload::Tic(to) => {
+                let target = *first_ccw
+                    .get(*to)
+                    .ok_or_else(|| mem_err(0, "TIC target out of range"))?;
+                ccws.push(Planned {
+                    cmd: 0x08,
+                    flags: CcwFlags::NONE,
+                    target: Target::Tic(target),
+                });
+                continue;
+            }
+            Payload::Out(b) => (Some(b.as_slice()), b.len(), false),
+            Payload::In(n) => (None, *n, true),
+        };
+        if len > usize::from(u16::MAX) {
+            return Err(LayoutError::TooLong { index, len });
+        }
+        let parts: Vec<usize> = if split(opts, &c.payload) {
+            vec![len / 2, len - len / 2]
+        } else {
+            vec![len]
+        };
+        let mut ranges = Vec::new();
+        let mut off = 0usize;
+        for (pi, &plen) in parts.iter().enumerate() {
+            // Buffers start mid-page with IDALs so that they cross page boundaries.
+            let gpa = if opts.idal {
+                arena.take(PAGE + plen as u64, PAGE) + PAGE / 2
+            } else {
+                arena.take(plen as u64, 8)
+            };
+            arena.next = arena.next.max(gpa + plen as u64);
+            if let Some(b) = bytes {
+                mem.write_slice(&b[off..off + plen], GuestAddress(gpa))
+                    .map_err(|e| mem_err(gpa, e))?;
+            }
+            ranges.push((gpa, plen));
+            off += plen;
+            let mut flags = c.flags;
+            if pi + 1 < parts.len() {
+                flags |= CcwFlags::CD;
+            }
+            ccws.push(Planned {
+                cmd: c.cmd,
+                flags,
+                target: Target::Data { gpa, len: plen },
+            });
+        }
+        if is_in {
+            inputs.push(ranges);
+        }
+    }
+    Ok(Plan {
+        ccws,
+        inputs,
+        arena,
+    })
+}
+
+/// Encodes the planned CCWs with their final data addresses; command chaining is set on every
+/// CCW that does not chain data, except the last and TICs.
+fn encode(ccws: &[Planned], cdas: &[u64], ida: bool) -> Result<Vec<u8>, LayoutError> {
+    let last = ccws.len().saturating_sub(1);
+    let mut out = Vec::with_capacity(ccws.len() * 8);
+    for (i, (c, &cda)) in ccws.iter().zip(cdas).enumerate() {
+        let mut flags = c.flags;
+        if i < last && c.cmd != 0x08 && !flags.contains(CcwFlags::CD) {
+            flags |= CcwFlags::CC;
+        }
+        let count = match c.target {
+            Target::Tic(_) => 0,
+            Target::Data { len, .. } => {
+                if ida {
+                    flags |= CcwFlags::IDA;
+                }
+                len as u16
+            }
+        };
+        if cda > 0x7FFF_FFFF {
+            return Err(mem_err(cda, "above 2 GiB"));
+        }
+        let repr = CcwRepr {
+            cmd: c.cmd,
+            flags,
+            count,
+            cda: cda as u32,
+        };
+        out.extend_from_slice(&repr.emit(CcwFormat::Format1).map_err(|e| mem_err(cda, e))?);
+    }
+    Ok(out)
+}
+
+/// Lays `prog` out at `base` (8-aligned, below 2 GiB) in `mem`: CCWs first, then data and
+/// IDALs, all at guest addresses (what a guest hands to START SUBCHANNEL).
 ///
 /// ```
 /// use mock_backend::dasd::{EckdProgram, LayoutOptions, TrackAddr, lay_out};
@@ -118,118 +258,33 @@ pub fn lay_out<M: GuestMemory>(
     base: u64,
     opts: LayoutOptions,
 ) -> Result<LaidOut, LayoutError> {
-    // First pass: how many CCWs (data chaining adds one per read).
-    let split = |p: &Payload| opts.data_chain_reads && matches!(p, Payload::In(n) if *n >= 2);
-    let n_ccws: u64 = prog
-        .ccws
-        .iter()
-        .map(|c| if split(&c.payload) { 2 } else { 1 })
-        .sum();
-    let mut arena = Arena { next: base };
-    let ccw_base = arena.take(n_ccws * 8, 8);
-    // Index of each command's first CCW (for TIC targets).
-    let mut first_ccw = Vec::with_capacity(prog.ccws.len());
-    let mut k = 0u64;
-    for c in &prog.ccws {
-        first_ccw.push(ccw_base + k * 8);
-        k += if split(&c.payload) { 2 } else { 1 };
-    }
-
-    let mut slots: Vec<Slot> = Vec::new();
-    let mut inputs = Vec::new();
-    for (index, c) in prog.ccws.iter().enumerate() {
-        let (bytes, len, is_in) = match &c.payload {
-            Payload::Tic(to) => {
-                let target = *first_ccw
-                    .get(*to)
-                    .ok_or_else(|| mem_err(0, "TIC target out of range"))?;
-                slots.push(Slot {
-                    cmd: 0x08,
-                    flags: CcwFlags::NONE,
-                    count: 0,
-                    cda: target as u32,
-                });
-                continue;
-            }
-            Payload::Out(b) => (Some(b.as_slice()), b.len(), false),
-            Payload::In(n) => (None, *n, true),
-        };
-        if len > usize::from(u16::MAX) {
-            return Err(LayoutError::TooLong { index, len });
-        }
-        let parts: Vec<usize> = if split(&c.payload) {
-            vec![len / 2, len - len / 2]
-        } else {
-            vec![len]
-        };
-        let mut ranges = Vec::new();
-        let mut off = 0usize;
-        for (pi, &plen) in parts.iter().enumerate() {
-            // Buffers start mid-page with IDALs so that they cross page boundaries.
-            let addr = if opts.idal {
-                arena.take(PAGE + plen as u64, PAGE) + PAGE / 2
-            } else {
-                arena.take(plen as u64, 8)
-            };
-            arena.next = arena.next.max(addr + plen as u64);
-            if let Some(b) = bytes {
-                mem.write_slice(&b[off..off + plen], GuestAddress(addr))
-                    .map_err(|e| mem_err(addr, e))?;
-            }
-            ranges.push((addr, plen));
-            off += plen;
-            let mut flags = c.flags;
-            if pi + 1 < parts.len() {
-                flags |= CcwFlags::CD;
-            }
-            let cda = if opts.idal {
-                flags |= CcwFlags::IDA;
+    let ccw_base = base.next_multiple_of(8);
+    let n = ccw_count(prog, opts) as u64;
+    let Plan {
+        ccws,
+        inputs,
+        mut arena,
+    } = plan(prog, mem, ccw_base + n * 8, opts)?;
+    let mut cdas = Vec::with_capacity(ccws.len());
+    for c in &ccws {
+        cdas.push(match c.target {
+            Target::Tic(i) => ccw_base + 8 * i as u64,
+            Target::Data { gpa, .. } if !opts.idal => gpa,
+            Target::Data { gpa, len } => {
                 let list: Vec<u64> = IdawFormat::Format2K4
-                    .idaw_addresses(addr, plen as u64)
+                    .idaw_addresses(gpa, len as u64)
                     .collect();
                 let at = arena.take(list.len() as u64 * 8, 8);
-                for (i, a) in list.iter().enumerate() {
-                    mem.write_slice(&a.to_be_bytes(), GuestAddress(at + i as u64 * 8))
-                        .map_err(|e| mem_err(at, e))?;
-                }
+                let bytes: Vec<u8> = list.iter().flat_map(|a| a.to_be_bytes()).collect();
+                mem.write_slice(&bytes, GuestAddress(at))
+                    .map_err(|e| mem_err(at, e))?;
                 at
-            } else {
-                addr
-            };
-            if cda > 0x7FFF_FFFF {
-                return Err(mem_err(cda, "above 2 GiB"));
             }
-            slots.push(Slot {
-                cmd: c.cmd,
-                flags,
-                count: plen as u16,
-                cda: cda as u32,
-            });
-        }
-        if is_in {
-            inputs.push(ranges);
-        }
+        });
     }
-    // Command chaining: every CCW that does not chain data chains commands, except the last
-    // and TICs (which need no flags).
-    let last = slots.len().saturating_sub(1);
-    for (i, s) in slots.iter_mut().enumerate() {
-        if i < last && s.cmd != 0x08 && !s.flags.contains(CcwFlags::CD) {
-            s.flags |= CcwFlags::CC;
-        }
-        let repr = CcwRepr {
-            cmd: s.cmd,
-            flags: s.flags,
-            count: s.count,
-            cda: s.cda,
-        };
-        let bytes = repr
-            .emit(CcwFormat::Format1)
-            .map_err(|e| mem_err(ccw_base, e))?;
-        let at = ccw_base + i as u64 * 8;
-        mem.write_slice(&bytes, GuestAddress(at))
-            .map_err(|e| mem_err(at, e))?;
-    }
+    let bytes = encode(&ccws, &cdas, opts.idal)?;
+    mem.write_slice(&bytes, GuestAddress(ccw_base))
+        .map_err(|e| mem_err(ccw_base, e))?;
     if ccw_base > 0x7FFF_FFFF {
         return Err(mem_err(ccw_base, "above 2 GiB"));
     }
@@ -238,6 +293,154 @@ pub fn lay_out<M: GuestMemory>(
         inputs,
         end: arena.next,
     })
+}
+
+/// A program laid out the way a driver running directly on the channel subsystem (not in a
+/// guest) builds it: CCWs and IDALs in control memory from the [`Mapper`], data in guest
+/// memory pinned page by page and addressed through format-2 IDAWs with device addresses.
+/// Release it with [`NativeProgram::release`] once its final status arrived.
+#[derive(Debug)]
+pub struct NativeProgram {
+    /// The ORB to start it with.
+    pub orb: CommandOrb,
+    /// For each `In` command in order: the guest ranges its data lands in.
+    pub inputs: Vec<Vec<(u64, usize)>>,
+    area: Option<ControlArea>,
+    pins: Vec<GuestRange>,
+}
+
+impl NativeProgram {
+    /// Unpins the data and frees the control memory.
+    pub fn release(mut self, mapper: &dyn Mapper) {
+        self.release_parts(mapper);
+    }
+
+    fn release_parts(&mut self, mapper: &dyn Mapper) {
+        for r in self.pins.drain(..) {
+            mapper.unpin(r);
+        }
+        if let Some(a) = self.area.take() {
+            mapper.free_control(a);
+        }
+    }
+
+    /// Reads the data the `In` commands received back from guest memory.
+    pub fn read_inputs<M: GuestMemory>(&self, mem: &M) -> Result<Vec<Vec<u8>>, LayoutError> {
+        LaidOut {
+            orb: self.orb,
+            inputs: self.inputs.clone(),
+            end: 0,
+        }
+        .read_inputs(mem)
+    }
+}
+
+/// Lays `prog` out for direct execution (see [`NativeProgram`]); data goes to guest memory
+/// from `data_base`. Every data CCW uses an IDAL.
+pub fn lay_out_native<M: GuestMemory>(
+    prog: &EckdProgram,
+    mem: &M,
+    data_base: u64,
+    mapper: &dyn Mapper,
+    data_chain_reads: bool,
+) -> Result<NativeProgram, LayoutError> {
+    let opts = LayoutOptions {
+        idal: true,
+        data_chain_reads,
+    };
+    let Plan { ccws, inputs, .. } = plan(prog, mem, data_base, opts)?;
+    let mut native = NativeProgram {
+        orb: CommandOrb::new(0, 0),
+        inputs,
+        area: None,
+        pins: Vec::new(),
+    };
+    match build_native(&ccws, mapper, &mut native) {
+        Ok(()) => Ok(native),
+        Err(e) => {
+            native.release_parts(mapper);
+            Err(e)
+        }
+    }
+}
+
+fn build_native(
+    ccws: &[Planned],
+    mapper: &dyn Mapper,
+    native: &mut NativeProgram,
+) -> Result<(), LayoutError> {
+    let map_err = |e: ccw_translate::MapError| mem_err(0, e);
+    // IDAWs per data CCW, each piece pinned without crossing a page.
+    let mut idals: Vec<Vec<u64>> = Vec::with_capacity(ccws.len());
+    for c in ccws {
+        let mut list = Vec::new();
+        if let Target::Data { gpa, len } = c.target {
+            let access = match ccw_types::CommandClass::of(c.cmd, CcwFormat::Format1) {
+                ccw_types::CommandClass::Write | ccw_types::CommandClass::Control => {
+                    DmaAccess::Read
+                }
+                _ => DmaAccess::Write,
+            };
+            let end = gpa + (len as u64).max(1);
+            let mut at = gpa;
+            while at < end {
+                let piece = GuestRange {
+                    gpa: at,
+                    len: (at | (PAGE - 1)) + 1 - at,
+                }
+                .clamp_to(end);
+                let dev = mapper.pin(piece, access).map_err(map_err)?;
+                native.pins.push(piece);
+                list.push(dev);
+                at += piece.len;
+            }
+        }
+        idals.push(list);
+    }
+    let ccw_bytes = ccws.len() * 8;
+    let idal_bytes: usize = idals.iter().map(|l| l.len() * 8).sum();
+    let area = mapper
+        .alloc_control(ccw_bytes + idal_bytes)
+        .map_err(map_err)?;
+    let base = area.addr;
+    native.area = Some(area);
+    let mut cdas = Vec::with_capacity(ccws.len());
+    let mut idal_off = ccw_bytes;
+    let mut idal_area = Vec::with_capacity(idal_bytes);
+    for (c, list) in ccws.iter().zip(&idals) {
+        cdas.push(match c.target {
+            Target::Tic(i) => base + 8 * i as u64,
+            Target::Data { .. } => {
+                let at = base + idal_off as u64;
+                idal_off += list.len() * 8;
+                idal_area.extend(list.iter().flat_map(|a| a.to_be_bytes()));
+                at
+            }
+        });
+    }
+    let mut bytes = encode(ccws, &cdas, true)?;
+    bytes.extend_from_slice(&idal_area);
+    let area = native
+        .area
+        .as_ref()
+        .ok_or_else(|| mem_err(base, "control area lost"))?;
+    mapper.write_control(area, 0, &bytes).map_err(map_err)?;
+    native.orb = CommandOrb::new(0x00D0_A5D1, base as u32);
+    Ok(())
+}
+
+trait ClampTo {
+    fn clamp_to(self, end: u64) -> Self;
+}
+
+impl ClampTo for GuestRange {
+    /// The range cut so that it ends no later than `end`.
+    fn clamp_to(self, end: u64) -> Self {
+        GuestRange {
+            gpa: self.gpa,
+            len: self.len.min(end - self.gpa),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ pub use image::{
     CkdImage, CrashPoint, CreateOptions, DEVTYPE_3390, HEADER_LEN, ImageError, ImageErrorKind,
     check_volser, parse_vol1, volume_labels,
 };
-pub use layout::{LaidOut, LayoutError, LayoutOptions, lay_out};
+pub use layout::{LaidOut, LayoutError, LayoutOptions, NativeProgram, lay_out, lay_out_native};
 pub use program::{EckdProgram, Payload, ProgramCcw, ProgramError, code, mask};
 pub use session::{DasdSession, ProgramOutcome, SessionError};
 pub use track::{COUNT_LEN, Count, EOT, HA_LEN, Record, Track, TrackFormatError};

@@ -114,7 +114,7 @@ pub struct EckdProgram {
     pub ccws: Vec<ProgramCcw>,
 }
 
-fn define_extent(mask: u8, beg: TrackAddr, end: TrackAddr) -> Vec<u8> {
+pub(super) fn define_extent(mask: u8, beg: TrackAddr, end: TrackAddr) -> Vec<u8> {
     let mut p = vec![0u8; 16];
     p[0] = mask;
     p[1] = 0xC0; // ECKD mode
@@ -123,7 +123,7 @@ fn define_extent(mask: u8, beg: TrackAddr, end: TrackAddr) -> Vec<u8> {
     p
 }
 
-fn locate(orient: u8, op: u8, count: u8, seek: TrackAddr, rec: u8, len: u16) -> Vec<u8> {
+pub(super) fn locate(orient: u8, op: u8, count: u8, seek: TrackAddr, rec: u8, len: u16) -> Vec<u8> {
     let mut p = vec![0u8; 16];
     p[0] = (orient << 6) | op;
     if len != 0 {
@@ -137,7 +137,7 @@ fn locate(orient: u8, op: u8, count: u8, seek: TrackAddr, rec: u8, len: u16) -> 
     p
 }
 
-fn count_field(t: TrackAddr, record: u8, key_len: u8, data_len: u16) -> [u8; 8] {
+pub(super) fn count_field(t: TrackAddr, record: u8, key_len: u8, data_len: u16) -> [u8; 8] {
     let c = t.to_cchh();
     Count {
         cyl: u16::from_be_bytes([c[0], c[1]]),
@@ -163,6 +163,18 @@ impl EckdProgram {
         });
     }
 
+    /// Define Extent over `beg..=end` with file mask `mask`, then Locate Record `lr`: how
+    /// every `dasd_eckd` data program starts.
+    fn domain(mask: u8, beg: TrackAddr, end: TrackAddr, lr: Vec<u8>) -> Self {
+        let mut p = Self::default();
+        p.push(
+            code::DEFINE_EXTENT,
+            Payload::Out(define_extent(mask, beg, end)),
+        );
+        p.push(code::LOCATE_RECORD, Payload::Out(lr));
+        p
+    }
+
     /// Read Device Characteristics (64 bytes).
     pub fn rdc() -> Self {
         let mut p = Self::default();
@@ -181,15 +193,12 @@ impl EckdProgram {
     /// track `t`, continuing onto following tracks of the cylinder (Define Extent read-only,
     /// Locate Record read data, `n` x Read Data multitrack).
     pub fn read_data(t: TrackAddr, first: u8, n: u8, data_len: u16) -> Self {
-        let mut p = Self::default();
         let end = cylinder_end(t);
-        p.push(
-            code::DEFINE_EXTENT,
-            Payload::Out(define_extent(mask::READ_ONLY, t, end)),
-        );
-        p.push(
-            code::LOCATE_RECORD,
-            Payload::Out(locate(0, 0x06, n, t, first, data_len)),
+        let mut p = Self::domain(
+            mask::READ_ONLY,
+            t,
+            end,
+            locate(0, 0x06, n, t, first, data_len),
         );
         for _ in 0..n {
             p.push(code::READ_MT, Payload::In(usize::from(data_len)));
@@ -199,16 +208,8 @@ impl EckdProgram {
 
     /// Reads key and data of one record (`key_len + data_len` bytes).
     pub fn read_key_data(t: TrackAddr, record: u8, key_len: u8, data_len: u16) -> Self {
-        let mut p = Self::default();
-        p.push(
-            code::DEFINE_EXTENT,
-            Payload::Out(define_extent(mask::READ_ONLY, t, t)),
-        );
         let len = data_len + u16::from(key_len);
-        p.push(
-            code::LOCATE_RECORD,
-            Payload::Out(locate(0, 0x06, 1, t, record, len)),
-        );
+        let mut p = Self::domain(mask::READ_ONLY, t, t, locate(0, 0x06, 1, t, record, len));
         p.push(code::READ_KD_MT, Payload::In(usize::from(len)));
         p
     }
@@ -216,15 +217,7 @@ impl EckdProgram {
     /// Reads the count fields of all records after R0 on track `t` (up to `max`), the way
     /// `dasd_eckd` analyses a volume: Locate Record read data searching R0, then Read Count.
     pub fn read_counts(t: TrackAddr, max: u8) -> Self {
-        let mut p = Self::default();
-        p.push(
-            code::DEFINE_EXTENT,
-            Payload::Out(define_extent(mask::READ_ONLY, t, t)),
-        );
-        p.push(
-            code::LOCATE_RECORD,
-            Payload::Out(locate(0, 0x06, max, t, 0, 0)),
-        );
+        let mut p = Self::domain(mask::READ_ONLY, t, t, locate(0, 0x06, max, t, 0, 0));
         for _ in 0..max {
             p.push(code::READ_COUNT, Payload::In(8));
         }
@@ -235,17 +228,9 @@ impl EckdProgram {
     /// (update write: the records keep their lengths), continuing onto following tracks of the
     /// cylinder.
     pub fn write_data(t: TrackAddr, first: u8, data: &[Vec<u8>]) -> Self {
-        let mut p = Self::default();
         let len = data.first().map_or(0, |d| d.len() as u16);
-        let end = cylinder_end(t);
-        p.push(
-            code::DEFINE_EXTENT,
-            Payload::Out(define_extent(mask::UPDATE, t, end)),
-        );
-        p.push(
-            code::LOCATE_RECORD,
-            Payload::Out(locate(0, 0x01, data.len() as u8, t, first, len)),
-        );
+        let lr = locate(0, 0x01, data.len() as u8, t, first, len);
+        let mut p = Self::domain(mask::UPDATE, t, cylinder_end(t), lr);
         for d in data {
             p.push(code::WRITE_MT, Payload::Out(d.clone()));
         }
@@ -268,21 +253,28 @@ impl EckdProgram {
             code::DEFINE_EXTENT,
             Payload::Out(define_extent(mask::ALL, t, t)),
         );
+        p.push_format(t, records);
+        p
+    }
+
+    /// Locate Record (orient home address, format write) on `t`, Write R0, then one Write
+    /// CKD per record (R1, R2, ...).
+    fn push_format(&mut self, t: TrackAddr, records: &[(Vec<u8>, Vec<u8>)]) {
         let n = u8::try_from(records.len() + 1).unwrap_or(u8::MAX);
-        p.push(
+        let len = records.first().map_or(8, |(_, d)| d.len() as u16);
+        self.push(
             code::LOCATE_RECORD,
-            Payload::Out(locate(1, 0x03, n, t, 0, 8)),
+            Payload::Out(locate(1, 0x03, n, t, 0, len)),
         );
         let mut r0 = count_field(t, 0, 0, 8).to_vec();
         r0.extend([0u8; 8]);
-        p.push(code::WRITE_R0, Payload::Out(r0));
+        self.push(code::WRITE_R0, Payload::Out(r0));
         for (i, (key, data)) in records.iter().enumerate() {
             let mut b = count_field(t, (i + 1) as u8, key.len() as u8, data.len() as u16).to_vec();
             b.extend_from_slice(key);
             b.extend_from_slice(data);
-            p.push(code::WRITE_CKD, Payload::Out(b));
+            self.push(code::WRITE_CKD, Payload::Out(b));
         }
-        p
     }
 
     /// Formats `tracks` consecutive tracks from `first` (within one cylinder) with a standard
@@ -290,27 +282,15 @@ impl EckdProgram {
     /// over the range, then per track Locate Record (orient home address, format write),
     /// Write R0 and Write CKD... (how `dasdfmt` formats several tracks per request).
     pub fn format_tracks(first: TrackAddr, tracks: u16, per_track: u8, data_len: u16) -> Self {
-        let mut p = Self::default();
         let last = TrackAddr::new(first.cyl, (first.head + tracks.max(1) - 1).min(HEADS - 1));
+        let mut p = Self::default();
         p.push(
             code::DEFINE_EXTENT,
             Payload::Out(define_extent(mask::ALL, first, last)),
         );
+        let records = vec![(Vec::new(), vec![0u8; usize::from(data_len)]); usize::from(per_track)];
         for head in first.head..=last.head {
-            let t = TrackAddr::new(first.cyl, head);
-            let n = per_track.saturating_add(1);
-            p.push(
-                code::LOCATE_RECORD,
-                Payload::Out(locate(1, 0x03, n, t, 0, data_len)),
-            );
-            let mut r0 = count_field(t, 0, 0, 8).to_vec();
-            r0.extend([0u8; 8]);
-            p.push(code::WRITE_R0, Payload::Out(r0));
-            for r in 1..=per_track {
-                let mut b = count_field(t, r, 0, data_len).to_vec();
-                b.resize(8 + usize::from(data_len), 0);
-                p.push(code::WRITE_CKD, Payload::Out(b));
-            }
+            p.push_format(TrackAddr::new(first.cyl, head), &records);
         }
         p
     }
@@ -318,14 +298,11 @@ impl EckdProgram {
     /// Reads the count field of record `r` (>= 1) of `t`: Locate Record searching record
     /// `r - 1`, then Read Count (which reads the next count field).
     pub fn read_count_of(t: TrackAddr, r: u8) -> Self {
-        let mut p = Self::default();
-        p.push(
-            code::DEFINE_EXTENT,
-            Payload::Out(define_extent(mask::READ_ONLY, t, t)),
-        );
-        p.push(
-            code::LOCATE_RECORD,
-            Payload::Out(locate(0, 0x06, 1, t, r.saturating_sub(1), 0)),
+        let mut p = Self::domain(
+            mask::READ_ONLY,
+            t,
+            t,
+            locate(0, 0x06, 1, t, r.saturating_sub(1), 0),
         );
         p.push(code::READ_COUNT, Payload::In(8));
         p
@@ -334,15 +311,7 @@ impl EckdProgram {
     /// Reads record zero of `t` (count, key and data; up to `max` bytes, SLI set): Locate
     /// Record oriented to the index with read-any, then Read Record Zero.
     pub fn read_r0(t: TrackAddr, max: u16) -> Self {
-        let mut p = Self::default();
-        p.push(
-            code::DEFINE_EXTENT,
-            Payload::Out(define_extent(mask::READ_ONLY, t, t)),
-        );
-        p.push(
-            code::LOCATE_RECORD,
-            Payload::Out(locate(3, 0x16, 1, t, 0, 0)),
-        );
+        let mut p = Self::domain(mask::READ_ONLY, t, t, locate(3, 0x16, 1, t, 0, 0));
         p.ccws.push(ProgramCcw {
             cmd: 0x16,
             flags: CcwFlags::SLI,

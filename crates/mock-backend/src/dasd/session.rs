@@ -32,7 +32,7 @@ use vm_memory::{GuestAddress, GuestMemoryMmap};
 
 use super::eckd::Eckd;
 use super::image::CkdImage;
-use super::layout::{LayoutError, LayoutOptions, lay_out};
+use super::layout::{LayoutError, LayoutOptions, lay_out, lay_out_native};
 use super::program::EckdProgram;
 use crate::MockBackend;
 
@@ -139,37 +139,66 @@ impl DasdSession {
         let orb = laid.orb.emit();
         let mapper: Arc<dyn ccw_translate::Mapper> = self.backend.mapper(self.sch)?;
         let cp = self.translator.translate(&orb, &self.mem, &*mapper, 0x80)?;
-        let cc = match self.backend.start(self.sch, &cp.host_orb()).await {
-            Ok(cc) => cc,
+        let mut irb = match self.start_and_wait(&cp.host_orb()).await {
+            Ok(irb) => irb,
             Err(e) => {
                 cp.release(&*mapper);
-                return Err(e.into());
+                return Err(e);
             }
         };
+        cp.update_scsw(&mut irb.scsw);
+        cp.release(&*mapper);
+        let inputs = laid.read_inputs(&self.mem)?;
+        Ok(ProgramOutcome { irb, inputs })
+    }
+
+    /// Runs `prog` the way a driver on the channel subsystem itself does (no guest, no
+    /// translation): CCWs and IDALs in control memory, data pinned in guest memory
+    /// ([`lay_out_native`]). Reads never data chain (`data_chain_reads` off) unless asked.
+    pub async fn run_native(
+        &mut self,
+        prog: &EckdProgram,
+        data_chain_reads: bool,
+    ) -> Result<ProgramOutcome, SessionError> {
+        let mapper: Arc<dyn ccw_translate::Mapper> = self.backend.mapper(self.sch)?;
+        let native = lay_out_native(prog, &self.mem, PROGRAM_BASE, &*mapper, data_chain_reads)?;
+        let orb = native.orb.emit();
+        let irb = match self.start_and_wait(&orb).await {
+            Ok(irb) => irb,
+            Err(e) => {
+                native.release(&*mapper);
+                return Err(e);
+            }
+        };
+        let inputs = native.read_inputs(&self.mem);
+        native.release(&*mapper);
+        Ok(ProgramOutcome {
+            irb,
+            inputs: inputs?,
+        })
+    }
+
+    /// Starts a host ORB and waits for the final status (host addresses); on timeout the
+    /// program is cleared.
+    async fn start_and_wait(&mut self, orb: &ccw_types::Orb) -> Result<Irb, SessionError> {
+        let cc = self.backend.start(self.sch, orb).await?;
         if cc != ConditionCode::Cc0 {
-            cp.release(&*mapper);
             return Err(SessionError::Start(cc));
         }
-        let irb = loop {
+        loop {
             match tokio::time::timeout(TIMEOUT, self.events.recv()).await {
-                Ok(Some(BackendEvent::Interrupt { sch, mut irb })) if sch == self.sch => {
+                Ok(Some(BackendEvent::Interrupt { sch, irb })) if sch == self.sch => {
                     if irb.scsw.is_final() {
-                        cp.update_scsw(&mut irb.scsw);
-                        break irb;
+                        return Ok(irb);
                     }
                 }
                 Ok(Some(_)) => {}
                 Ok(None) | Err(_) => {
-                    // Nothing will complete the program: end it and release what it pinned.
                     let _ = self.backend.clear(self.sch).await;
-                    cp.release(&*mapper);
                     return Err(SessionError::Timeout(TIMEOUT));
                 }
             }
-        };
-        cp.release(&*mapper);
-        let inputs = laid.read_inputs(&self.mem)?;
-        Ok(ProgramOutcome { irb, inputs })
+        }
     }
 
     /// Runs a basic Sense and returns the 32 sense bytes.
