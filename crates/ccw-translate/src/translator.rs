@@ -5,7 +5,10 @@
 //! Three passes, each bounded by [`Limits`]:
 //! 1. **Discover**: starting at the ORB's cpa, copy every CCW of every chain segment out of
 //!    guest memory exactly once (format 0 converted to format 1), following TICs to new
-//!    segments through a work list (no recursion).
+//!    segments through a work list (no recursion). A segment goes on while a CCW chains (CC
+//!    or CD) or is a TIC back into the CCWs counted so far (vfio-ccw's
+//!    `is_tic_within_range`: status modifier can skip such a TIC). Each CCW is classified by
+//!    the command it executes: its own, or its data chain's first command.
 //! 2. **Data**: for every CCW that transfers data, copy its IDAL (or fabricate one for a
 //!    direct address), pin each block piece and record its device address as a host IDAW.
 //! 3. **Emit**: allocate control memory once, write host CCWs and format-2 IDALs with one
