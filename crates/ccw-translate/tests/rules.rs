@@ -816,6 +816,18 @@ fn error_messages_name_ccw_and_address() {
     );
 }
 
+/// Translates the format-1 program at `cpa` (4 KiB IDAWs), which must succeed, and checks it
+/// against the byte-level channel model.
+fn ok(
+    mem: &vm_memory::GuestMemoryMmap<()>,
+    m: &RecordingMapper,
+    cpa: u32,
+) -> ccw_translate::ChannelProgram {
+    let p = t().translate(&orb1(cpa), mem, m, 0x80).unwrap();
+    check_program(&p, m, mem, F1, IdawFormat::Format2K4);
+    p
+}
+
 /// Pin directions the mapper saw, in pin order.
 fn pin_dirs(m: &RecordingMapper) -> Vec<DmaAccess> {
     m.events()
@@ -844,7 +856,7 @@ fn tic_back_into_the_segment_continues_it() {
         ],
     );
     let m = RecordingMapper::new();
-    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    let p = ok(&mem, &m, 0x1000);
     let segs: Vec<_> = p.segments().collect();
     assert_eq!(segs.len(), 1);
     assert_eq!((segs[0].0, segs[0].2), (0x1000, 4));
@@ -869,7 +881,6 @@ fn tic_back_into_the_segment_continues_it() {
         p.update_scsw(&mut scsw);
         assert_eq!(scsw.cpa.get() as u64, guest_cpa);
     }
-    check_program(&p, &m, &mem, F1, IdawFormat::Format2K4);
     p.release(&m);
     assert!(m.live_pins().is_empty());
 }
@@ -889,14 +900,14 @@ fn tic_within_range_is_measured_against_the_ccws_counted_so_far() {
             ccw1(0x02, 0, 4, 0x3000),
         ],
     );
-    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    let p = ok(&mem, &m, 0x1000);
     assert_eq!(p.segments().map(|s| s.2).collect::<Vec<_>>(), [3]);
     assert_eq!(p.pins(), &[GuestRange::new(0x3000, 4)]);
     p.release(&m);
     // A forward TIC (to the CCW right after it, not yet counted) ends the segment: its target
     // becomes a segment of its own.
     put(&mem, 0x1008, &ccw1(0x08, 0, 0, 0x1010));
-    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    let p = ok(&mem, &m, 0x1000);
     assert_eq!(
         p.segments().map(|s| (s.0, s.2)).collect::<Vec<_>>(),
         [(0x1000, 2), (0x1010, 1)]
@@ -909,7 +920,7 @@ fn tic_within_range_is_measured_against_the_ccws_counted_so_far() {
         &[ccw1(0x03, CC, 0, 0), ccw1(0x08, 0, 0, 0x1ff8)],
     );
     put(&mem, 0x1ff8, &ccw1(0x03, 0, 0, 0));
-    let p = t().translate(&orb1(0x2000), &mem, &m, 0x80).unwrap();
+    let p = ok(&mem, &m, 0x2000);
     assert_eq!(
         p.segments().map(|s| (s.0, s.2)).collect::<Vec<_>>(),
         [(0x2000, 2), (0x1ff8, 1)]
@@ -926,7 +937,7 @@ fn tic_within_range_keeps_the_segment_length_limit() {
     ccws.push(ccw1(0x08, 0, 0, 0x1000));
     ccws.push(ccw1(0x03, 0, 0, 0));
     chain(&mem, 0x1000, &ccws);
-    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    let p = ok(&mem, &m, 0x1000);
     assert_eq!(p.segments().next().unwrap().2, 255);
     p.release(&m);
     // The CCW after the TIC chains on: 256 CCWs, refused as before.
@@ -970,12 +981,11 @@ fn ccw_after_a_looping_tic_that_a_css_would_refuse_is_poisoned_not_refused() {
             &[ccw1(0x03, CC, 0, 0), ccw1(0x08, 0, 0, 0x1000), junk],
         );
         let m = RecordingMapper::new().with_guest_limit(0x10000);
-        let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+        let p = ok(&mem, &m, 0x1000);
         let (_, host, len) = p.segments().next().unwrap();
         assert_eq!(len, 3);
         assert_eq!(host_ccw(&m, host + 16).into_bytes(), [0; 8], "{junk:x?}");
         assert!(p.pins().is_empty());
-        check_program(&p, &m, &mem, F1, IdawFormat::Format2K4);
         p.release(&m);
         assert!(m.live_pins().is_empty());
     }
@@ -1010,7 +1020,7 @@ fn data_chained_ccws_are_classified_by_the_chains_command() {
         ],
     );
     let m = RecordingMapper::new().recording(true);
-    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    let p = ok(&mem, &m, 0x1000);
     assert_eq!(
         p.pins(),
         &[
@@ -1030,7 +1040,6 @@ fn data_chained_ccws_are_classified_by_the_chains_command() {
     assert_eq!((c.cmd, c.flags), (0x03, CD | IDA));
     let c = host_ccw(&m, host + 8 * 8);
     assert_eq!((c.cmd, c.flags & IDA, c.cda.get()), (0x02, 0, 0));
-    check_program(&p, &m, &mem, F1, IdawFormat::Format2K4);
     p.release(&m);
 }
 
@@ -1045,13 +1054,12 @@ fn read_backward_data_chain_continues_backward() {
         &[ccw1(0x0C, CD, 0x10, 0x30FF), ccw1(0x02, 0, 0x20, 0x401F)],
     );
     let m = RecordingMapper::new().recording(true);
-    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    let p = ok(&mem, &m, 0x1000);
     assert_eq!(
         p.pins(),
         &[GuestRange::new(0x30F0, 0x10), GuestRange::new(0x4000, 0x20)]
     );
     assert_eq!(pin_dirs(&m), [DmaAccess::Write, DmaAccess::Write]);
-    check_program(&p, &m, &mem, F1, IdawFormat::Format2K4);
     p.release(&m);
 }
 
@@ -1067,14 +1075,13 @@ fn data_chaining_through_a_tic() {
     );
     put(&mem, 0x2000, &ccw1(0x02, 0, 8, 0x3100));
     let m = RecordingMapper::new().recording(true);
-    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    let p = ok(&mem, &m, 0x1000);
     assert_eq!(p.segments().count(), 2);
     assert_eq!(pin_dirs(&m), [DmaAccess::Read, DmaAccess::Read]);
-    check_program(&p, &m, &mem, F1, IdawFormat::Format2K4);
     p.release(&m);
     // Data chaining through a TIC into an invalid command code: the code is ignored.
     put(&mem, 0x2000, &ccw1(0x00, 0, 8, 0x3100));
-    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    let p = ok(&mem, &m, 0x1000);
     p.release(&m);
     // Command chaining through a TIC into it: a new command, invalid.
     put(&mem, 0x1000, &ccw1(0x01, CC, 8, 0x3000));
@@ -1108,7 +1115,6 @@ fn ccw_reached_as_two_different_commands_is_unsupported() {
     // The same shape where both roles execute the same way is fine (write chain into a
     // write).
     put(&mem, 0x1008, &ccw1(0x01, CC, 8, 0x3000));
-    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
-    check_program(&p, &m, &mem, F1, IdawFormat::Format2K4);
+    let p = ok(&mem, &m, 0x1000);
     p.release(&m);
 }
