@@ -24,8 +24,75 @@ fn in_pins(pins: &[GuestRange], gpa: u64, len: u64) -> bool {
         .any(|r| r.gpa <= gpa && gpa + len <= r.gpa + r.len)
 }
 
+fn host_ccw(m: &RecordingMapper, h: u64) -> Ccw1 {
+    let mut b = [0u8; 8];
+    assert!(m.read_control(h, &mut b));
+    Ccw1::from_bytes(b)
+}
+
+/// The class of the guest CCW whose host copy is at `h`, and whether it data-chains (CD,
+/// not a TIC). Read from guest memory: a poisoned host copy (all zero) has lost both.
+fn guest_ccw(
+    p: &ChannelProgram,
+    mem: &GuestMemoryMmap<()>,
+    fmt: CcwFormat,
+    h: u64,
+) -> (CommandClass, bool) {
+    let g = p.guest_cpa(h).unwrap();
+    let mut raw = [0u8; 8];
+    mem.read_slice(&mut raw, GuestAddress(g)).unwrap();
+    let flags = match fmt {
+        CcwFormat::Format1 => raw[1],
+        CcwFormat::Format0 => raw[4],
+    };
+    let class = CommandClass::of(raw[0], fmt);
+    (class, class != CommandClass::Tic && flags & 0x80 != 0)
+}
+
+/// The class host CCW `h` executes as: its own command's, or for a CCW reached by data
+/// chaining (the guest CCW before it in its segment data-chains, or a host TIC whose
+/// predecessor data-chains lands on it) its chain's first command's. `None` inside a
+/// data-chain loop.
+fn exec_class(
+    p: &ChannelProgram,
+    m: &RecordingMapper,
+    mem: &GuestMemoryMmap<()>,
+    fmt: CcwFormat,
+    h: u64,
+    seen: &mut Vec<u64>,
+) -> Option<CommandClass> {
+    if seen.contains(&h) {
+        return None;
+    }
+    seen.push(h);
+    let own = guest_ccw(p, mem, fmt, h).0;
+    let chains = |h: u64| guest_ccw(p, mem, fmt, h).1;
+    let segs: Vec<_> = p.segments().collect();
+    if segs.first().is_some_and(|s| s.1 == h) {
+        return Some(own);
+    }
+    if !segs.iter().any(|s| s.1 == h) {
+        return if chains(h - 8) {
+            exec_class(p, m, mem, fmt, h - 8, seen)
+        } else {
+            Some(own)
+        };
+    }
+    for &(_, host, len) in &segs {
+        for k in 1..len as u64 {
+            let tic = host_ccw(m, host + 8 * k);
+            if tic.cmd == 0x08 && tic.cda.get() as u64 == h && chains(host + 8 * (k - 1)) {
+                if let Some(c) = exec_class(p, m, mem, fmt, host + 8 * (k - 1), seen) {
+                    return Some(c);
+                }
+            }
+        }
+    }
+    Some(own)
+}
+
 /// Follows every host data CCW's IDAL piece by piece, as a channel would.
-fn check(p: &ChannelProgram, m: &RecordingMapper) {
+fn check(p: &ChannelProgram, m: &RecordingMapper, mem: &GuestMemoryMmap<()>, fmt: CcwFormat) {
     let pins = p.pins();
     for r in pins {
         assert!(
@@ -56,7 +123,8 @@ fn check(p: &ChannelProgram, m: &RecordingMapper) {
                 assert_eq!(c.cda.get(), 0, "direct host CCW with an address");
                 continue;
             }
-            let backward = class == CommandClass::ReadBackward;
+            let exec = exec_class(p, m, mem, fmt, host + 8 * k, &mut Vec::new()).unwrap_or(class);
+            let backward = exec == CommandClass::ReadBackward;
             let mut left = c.count.get() as u64;
             let mut i = 0;
             while left > 0 {
@@ -119,7 +187,7 @@ fuzz_target!(|data: &[u8]| {
     let mut t = Translator::new(limits);
     match t.translate(&orb, &mem, &m, 0x80) {
         Ok(p) => {
-            check(&p, &m);
+            check(&p, &m, &mem, p.guest_orb().format);
             p.release(&m);
         }
         Err(e) => {

@@ -43,6 +43,11 @@ pub enum Unsupported {
         /// program-checks.
         orb_allows: bool,
     },
+    /// A CCW the channel would reach in two roles that need different host treatment: as a
+    /// new command and as the data-chained continuation of another command (or of two
+    /// commands of different classes), e.g. a TIC carrying data chaining into a CCW that
+    /// command chaining also reaches. One host copy cannot serve both.
+    AmbiguousDataChain,
 }
 
 impl core::fmt::Display for Unsupported {
@@ -50,6 +55,9 @@ impl core::fmt::Display for Unsupported {
         match self {
             Unsupported::TransportMode => f.write_str("transport-mode ORB"),
             Unsupported::Midaw { .. } => f.write_str("MIDA flag (MIDAW list)"),
+            Unsupported::AmbiguousDataChain => {
+                f.write_str("CCW reached both as a new command and by data chaining")
+            }
         }
     }
 }
@@ -347,6 +355,12 @@ mod tests {
             ),
             (
                 K::Unsupported(Unsupported::Midaw { orb_allows: true }),
+                libc::EOPNOTSUPP,
+                None,
+                ErrorKind::Unsupported,
+            ),
+            (
+                K::Unsupported(Unsupported::AmbiguousDataChain),
                 libc::EOPNOTSUPP,
                 None,
                 ErrorKind::Unsupported,

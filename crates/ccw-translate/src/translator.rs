@@ -5,7 +5,10 @@
 //! Three passes, each bounded by [`Limits`]:
 //! 1. **Discover**: starting at the ORB's cpa, copy every CCW of every chain segment out of
 //!    guest memory exactly once (format 0 converted to format 1), following TICs to new
-//!    segments through a work list (no recursion).
+//!    segments through a work list (no recursion). A segment goes on while a CCW chains (CC
+//!    or CD) or is a TIC back into the CCWs counted so far (vfio-ccw's
+//!    `is_tic_within_range`: status modifier can skip such a TIC). Each CCW is classified by
+//!    the command it executes: its own, or its data chain's first command.
 //! 2. **Data**: for every CCW that transfers data, copy its IDAL (or fabricate one for a
 //!    direct address), pin each block piece and record its device address as a host IDAW.
 //! 3. **Emit**: allocate control memory once, write host CCWs and format-2 IDALs with one
@@ -151,6 +154,41 @@ enum HostCda {
     Idal(usize),
     /// A TIC to this guest CCW address.
     Tic(u64),
+    /// A CCW that is only reached when the CCW before an in-segment TIC ends with status
+    /// modifier, and that a real channel subsystem would program-check (or could not fetch):
+    /// the host copy is an all-zero CCW (command code 0x00), so the channel program-checks
+    /// at the same place instead of the translation refusing a program that may never get
+    /// there.
+    Poison,
+}
+
+/// How the channel executes a CCW: a new command executes its own command code; a CCW
+/// reached by data chaining continues the command of its chain's first CCW and its own
+/// command code is ignored (unless it is a TIC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Exec {
+    /// The class of the executing command (direction, read backward, SKIP honoured).
+    class: CommandClass,
+    /// The executing command is control no-operation: nothing is transferred.
+    nop: bool,
+}
+
+impl Exec {
+    fn of(cmd: u8, class: CommandClass) -> Self {
+        Self {
+            class,
+            nop: cmd == ccw_types::ccw::cmd::NOP,
+        }
+    }
+}
+
+/// How a segment is entered.
+#[derive(Debug, Clone, Copy)]
+struct Head {
+    /// `Some` when the TIC that found the segment carries data chaining into it.
+    chained: Option<Exec>,
+    /// The segment was found by a speculative TIC (see [`Entry::spec`]).
+    spec: bool,
 }
 
 /// One guest CCW as copied (converted to format 1).
@@ -161,8 +199,47 @@ struct Entry {
     flags: CcwFlags,
     count: u16,
     cda: u64,
-    class: CommandClass,
+    /// The class of the CCW's own command code.
+    own: CommandClass,
+    /// Non-TIC: how the channel executes the CCW. TIC: the data chaining it carries (see
+    /// `chained`).
+    exec: Exec,
+    /// Non-TIC: reached by data chaining from the CCW before it. TIC: carries data chaining
+    /// from the CCW before it into its target.
+    chained: bool,
+    /// Follows an in-segment TIC: reached only when a status modifier skips that TIC, so the
+    /// bytes may be no channel program at all. Program checks found here become
+    /// [`HostCda::Poison`] instead of errors.
+    spec: bool,
     host: HostCda,
+}
+
+impl Entry {
+    /// The all-zero host CCW a real channel subsystem program-checks at.
+    fn poison(guest_addr: u64) -> Self {
+        Self {
+            guest_addr,
+            cmd: 0,
+            flags: CcwFlags::NONE,
+            count: 0,
+            cda: 0,
+            own: CommandClass::Invalid,
+            exec: Exec::of(0, CommandClass::Invalid),
+            chained: false,
+            spec: true,
+            host: HostCda::Poison,
+        }
+    }
+
+    /// The data chaining this CCW passes to the CCW the channel fetches next (at +8, or at
+    /// the target of a TIC): `Some(command)` when it data-chains.
+    fn passes(&self) -> Option<Exec> {
+        match self.host {
+            HostCda::Tic(_) => self.chained.then_some(self.exec),
+            HostCda::Poison => None,
+            _ => self.flags.contains(CcwFlags::CD).then_some(self.exec),
+        }
+    }
 }
 
 /// Translates guest channel programs; keeps scratch buffers between translations so a warm
@@ -192,6 +269,7 @@ struct Entry {
 pub struct Translator {
     limits: Limits,
     entries: Vec<Entry>,
+    heads: Vec<Head>,
     idaws: Vec<u64>,
     image: Vec<u8>,
     pool: Pool,
@@ -203,6 +281,7 @@ impl Translator {
         Self {
             limits,
             entries: Vec::new(),
+            heads: Vec::new(),
             idaws: Vec::new(),
             image: Vec::new(),
             pool: Arc::new(Mutex::new(Vec::new())),
@@ -237,6 +316,7 @@ impl Translator {
         };
         let mut bufs = pool_take(&self.pool);
         self.entries.clear();
+        self.heads.clear();
         self.idaws.clear();
         let result = self.build(&guest, mem, mapper, &mut bufs);
         match result {
@@ -282,6 +362,7 @@ impl Translator {
         bufs: &mut Buffers,
     ) -> Result<ControlArea, TranslateError> {
         self.discover(guest, mem, &mut bufs.segments)?;
+        self.check_tic_targets(&bufs.segments)?;
         self.data(guest, mem, mapper, &mut bufs.pins)?;
         self.emit(mapper, &mut bufs.segments)
     }
@@ -325,12 +406,20 @@ impl Translator {
             len: 0,
             host_off: 0,
         });
+        self.heads.push(Head {
+            chained: None,
+            spec: false,
+        });
         let mut snap = Snapshot::new();
         let mut s = 0;
         while s < segments.len() {
             let head = segments[s].guest;
             let first = self.entries.len();
             let mut addr = head;
+            let Head {
+                chained: mut incoming,
+                mut spec,
+            } = self.heads[s];
             // Never read past the segment window (the kernel's CCW 257).
             let window_end = head.saturating_add(8 * max_len as u64);
             loop {
@@ -341,27 +430,47 @@ impl Translator {
                         TranslateError::from(K::SegmentTooLong { limit: max_len }).at(index, addr)
                     );
                 }
-                if addr + 8 > max_addr + 1 {
-                    return Err(TranslateError::from(K::AddressRange {
+                let mut raw = [0u8; 8];
+                let parsed = if addr + 8 > max_addr + 1 {
+                    Err(TranslateError::from(K::AddressRange {
                         what: Block::Ccw,
                         addr,
                         len: 8,
                         max: max_addr,
-                    })
-                    .at(index, addr));
-                }
-                let mut raw = [0u8; 8];
-                if !snap.fetch(mem, addr, &mut raw, window_end) {
-                    return Err(TranslateError::from(K::GuestFault {
+                    }))
+                } else if snap.fetch(mem, addr, &mut raw, window_end) {
+                    parse_ccw(raw, addr, guest, incoming)
+                } else {
+                    Err(TranslateError::from(K::GuestFault {
                         what: Block::Ccw,
                         addr,
                         len: 8,
-                    })
-                    .at(index, addr));
-                }
-                let entry = parse_ccw(raw, addr, guest).map_err(|e| e.at(index, addr))?;
+                    }))
+                };
+                let mut entry = match parsed {
+                    Ok(entry) => entry,
+                    Err(e) if spec && e.program_check().is_some() => {
+                        // Never executed unless a status modifier gets here: let the
+                        // channel program-check if it does, and read no further.
+                        self.entries.push(Entry::poison(addr));
+                        break;
+                    }
+                    Err(e) => return Err(e.at(index, addr)),
+                };
+                entry.spec = spec;
                 self.entries.push(entry);
                 if let HostCda::Tic(target) = entry.host {
+                    // vfio-ccw's is_tic_within_range: a TIC back into the CCWs counted so
+                    // far (itself included) does not end the segment. The CCW before it may
+                    // end with status modifier, and then the channel skips the TIC and
+                    // fetches the CCW after it, which must be in the host program too.
+                    let counted = (self.entries.len() - first) as u64;
+                    if (head..head + 8 * counted).contains(&target) {
+                        spec = true;
+                        incoming = None;
+                        addr += 8;
+                        continue;
+                    }
                     let known = segments.iter().enumerate().any(|(i, seg)| {
                         let len = if i == s {
                             self.entries.len() - first
@@ -384,16 +493,73 @@ impl Translator {
                             len: 0,
                             host_off: 0,
                         });
+                        self.heads.push(Head {
+                            chained: entry.passes(),
+                            spec,
+                        });
                     }
                     break;
                 }
                 if !entry.flags.intersects(CcwFlags::CC | CcwFlags::CD) {
                     break;
                 }
+                incoming = entry.passes();
                 addr += 8;
             }
             segments[s].len = self.entries.len() - first;
             s += 1;
+        }
+        Ok(())
+    }
+
+    /// Between the passes: the CCW a TIC lands on must execute the way its host copy was
+    /// translated. A TIC carries the chaining of the CCW before it: the target is a new
+    /// command (its own command code must be valid) or continues the data chain of that
+    /// CCW's command. Its host copy was classified from its own predecessor (or from the TIC
+    /// that found its segment); when the two need different host treatment, one copy cannot
+    /// serve both. A speculative TIC (after an in-segment TIC) gets poisoned instead.
+    fn check_tic_targets(&mut self, segments: &[Segment]) -> Result<(), TranslateError> {
+        for index in 0..self.entries.len() {
+            let tic = self.entries[index];
+            let HostCda::Tic(target) = tic.host else {
+                continue;
+            };
+            // The copy the host TIC will point at: the first segment holding the target
+            // (as `host_of` chooses).
+            let mut first = 0;
+            let mut found = None;
+            for seg in segments {
+                if (seg.guest..seg.guest + 8 * seg.len as u64).contains(&target) {
+                    found = Some(first + ((target - seg.guest) / 8) as usize);
+                    break;
+                }
+                first += seg.len;
+            }
+            let Some(t) = found else {
+                continue;
+            };
+            let dest = self.entries[t];
+            if matches!(dest.host, HostCda::Tic(_) | HostCda::Poison) {
+                // TIC to TIC: the executing channel program-checks. Poison: already does.
+                continue;
+            }
+            let err = match tic.passes() {
+                None if dest.own == CommandClass::Invalid => Some(
+                    TranslateError::from(K::InvalidCommand { cmd: dest.cmd })
+                        .at(t, dest.guest_addr),
+                ),
+                None if Exec::of(dest.cmd, dest.own) == dest.exec => None,
+                Some(exec) if exec == dest.exec => None,
+                _ => Some(
+                    TranslateError::from(K::Unsupported(Unsupported::AmbiguousDataChain))
+                        .at(t, dest.guest_addr),
+                ),
+            };
+            match err {
+                None => {}
+                Some(_) if tic.spec => self.entries[index] = Entry::poison(tic.guest_addr),
+                Some(e) => return Err(e),
+            }
         }
         Ok(())
     }
@@ -409,19 +575,32 @@ impl Translator {
         let mut snap = Snapshot::new();
         for index in 0..self.entries.len() {
             let e = self.entries[index];
-            if matches!(e.host, HostCda::Tic(_)) {
+            if matches!(e.host, HostCda::Tic(_) | HostCda::Poison) {
                 continue;
             }
+            // Classified by the executing command: a data-chained CCW's own command code
+            // is ignored by the channel.
             let no_data = e.count == 0
-                || e.cmd == ccw_types::ccw::cmd::NOP
-                || (e.flags.contains(CcwFlags::SKIP) && e.class.honours_skip());
+                || e.exec.nop
+                || (e.flags.contains(CcwFlags::SKIP) && e.exec.class.honours_skip());
             if no_data {
                 continue;
             }
             let first = self.idaws.len();
-            self.ccw_data(&e, guest, mem, &mut snap, mapper, pins)
-                .map_err(|err| err.at(index, e.guest_addr))?;
-            self.entries[index].host = HostCda::Idal(first);
+            let pinned = pins.len();
+            match self.ccw_data(&e, guest, mem, &mut snap, mapper, pins) {
+                Ok(()) => self.entries[index].host = HostCda::Idal(first),
+                Err(err) if e.spec && err.program_check().is_some() => {
+                    // A speculative CCW whose data a real CSS would refuse: undo its pins
+                    // and let the channel program-check if it ever gets there.
+                    for range in pins.drain(pinned..) {
+                        mapper.unpin(range);
+                    }
+                    self.idaws.truncate(first);
+                    self.entries[index] = Entry::poison(e.guest_addr);
+                }
+                Err(err) => return Err(err.at(index, e.guest_addr)),
+            }
         }
         Ok(())
     }
@@ -437,14 +616,14 @@ impl Translator {
     ) -> Result<(), TranslateError> {
         let (ccw_fmt, idaw_fmt) = (guest.format, guest.idaw_format());
         let bs = idaw_fmt.block_size();
-        let access = if e.class.is_input() {
+        let access = if e.exec.class.is_input() {
             DmaAccess::Write
         } else {
             DmaAccess::Read
         };
         // Read backward stores at descending addresses: the address designates the highest
         // byte, and each piece runs down to the start of its block.
-        let backward = e.class == CommandClass::ReadBackward;
+        let backward = e.exec.class == CommandClass::ReadBackward;
         let piece = |addr: u64, left: u64| {
             if backward {
                 left.min(addr % bs + 1)
@@ -634,6 +813,7 @@ impl Translator {
                 i += 1;
                 let (flags, cda) = match e.host {
                     HostCda::None => (e.flags.difference(CcwFlags::IDA), 0),
+                    HostCda::Poison => (CcwFlags::NONE, 0),
                     HostCda::Idal(j) => (e.flags | CcwFlags::IDA, base + (idal_off + 8 * j) as u64),
                     HostCda::Tic(t) => {
                         let Some(host) = host_of(segments, base, t) else {
@@ -699,7 +879,16 @@ fn decode_idaw(bytes: &[u8], fmt: IdawFormat) -> Result<u64, TranslateError> {
 
 /// Decodes one guest CCW (converting format 0 to format 1) and applies the checks that do
 /// not need more guest memory.
-fn parse_ccw(raw: [u8; 8], addr: u64, orb: &CommandOrb) -> Result<Entry, TranslateError> {
+///
+/// `chained` is the command whose data chain reaches this CCW, `None` for a new command.
+/// A data-chained CCW's own command code is ignored by the channel unless it is a TIC, so
+/// it is neither validated nor used to classify the CCW.
+fn parse_ccw(
+    raw: [u8; 8],
+    addr: u64,
+    orb: &CommandOrb,
+    chained: Option<Exec>,
+) -> Result<Entry, TranslateError> {
     let fmt = orb.format;
     let (mut cmd, mut flags, mut count, cda) = match fmt {
         CcwFormat::Format1 => {
@@ -711,8 +900,8 @@ fn parse_ccw(raw: [u8; 8], addr: u64, orb: &CommandOrb) -> Result<Entry, Transla
             (c.cmd, c.flag_set(), c.count.get(), c.data_address() as u64)
         }
     };
-    let class = CommandClass::of(cmd, fmt);
-    let host = match class {
+    let own = CommandClass::of(cmd, fmt);
+    let host = match own {
         CommandClass::Tic => {
             if fmt == CcwFormat::Format0 {
                 // Format-0 TIC: high nibble, flags and count are ignored; format 1 has
@@ -740,7 +929,9 @@ fn parse_ccw(raw: [u8; 8], addr: u64, orb: &CommandOrb) -> Result<Entry, Transla
             }
             HostCda::Tic(cda)
         }
-        CommandClass::Invalid => return Err(K::InvalidCommand { cmd }.into()),
+        CommandClass::Invalid if chained.is_none() => {
+            return Err(K::InvalidCommand { cmd }.into());
+        }
         _ => {
             if flags.contains(CcwFlags::MIDA) {
                 return Err(K::Unsupported(Unsupported::Midaw {
@@ -773,7 +964,10 @@ fn parse_ccw(raw: [u8; 8], addr: u64, orb: &CommandOrb) -> Result<Entry, Transla
         flags,
         count,
         cda,
-        class,
+        own,
+        exec: chained.unwrap_or(Exec::of(cmd, own)),
+        chained: chained.is_some(),
+        spec: false,
         host,
     })
 }
@@ -794,6 +988,7 @@ mod tests {
             [0xF8, 0x00, 0x20, 0x00, 0xFF, 0x00, 0x12, 0x34],
             0x1000,
             &orb(CcwFormat::Format0),
+            None,
         )
         .unwrap();
         assert_eq!((e.cmd, e.flags, e.count), (0x08, CcwFlags::NONE, 0));
@@ -806,6 +1001,7 @@ mod tests {
             [0x08, 0x40, 0x00, 0x10, 0x00, 0x00, 0x20, 0x00],
             0x1000,
             &orb(CcwFormat::Format1),
+            None,
         )
         .unwrap();
         assert_eq!((e.cmd, e.flags, e.count), (0x08, CcwFlags::CC, 0x10));
@@ -817,13 +1013,14 @@ mod tests {
             [0x02, 0x01, 0x23, 0x40, 0x24, 0x00, 0x00, 0x07],
             0x1000,
             &orb(CcwFormat::Format0),
+            None,
         )
         .unwrap();
         assert_eq!(
             (e.cmd, e.flags, e.count, e.cda),
             (0x02, CcwFlags::SLI | CcwFlags::IDA, 7, 0x12340)
         );
-        assert_eq!(e.class, CommandClass::Read);
+        assert_eq!(e.exec.class, CommandClass::Read);
     }
 
     #[test]

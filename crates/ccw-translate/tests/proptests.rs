@@ -29,8 +29,9 @@ struct CcwSpec {
     blocks: Vec<u64>,
 }
 
-/// A segment's CCWs and, optionally, a closing TIC to (segment, CCW index).
-type SegmentSpec = (Vec<CcwSpec>, Option<(usize, usize)>);
+/// A segment's CCWs, optionally a closing TIC to (segment, CCW index), and CCWs after the
+/// TIC (what a status modifier skips to when the TIC loops back into its own segment).
+type SegmentSpec = (Vec<CcwSpec>, Option<(usize, usize)>, Vec<CcwSpec>);
 
 #[derive(Debug, Clone)]
 struct Program {
@@ -78,6 +79,7 @@ fn program() -> impl Strategy<Value = Program> {
                 prop::collection::vec((ccw_spec(), any::<bool>()), 1..8),
                 any::<bool>(),
                 any::<(usize, usize)>(),
+                prop::collection::vec((ccw_spec(), any::<bool>()), 0..3),
             ),
             1..5,
         ),
@@ -85,18 +87,34 @@ fn program() -> impl Strategy<Value = Program> {
         .prop_map(|(fmt, idaw, segs)| {
             let n = segs.len();
             let lens: Vec<usize> = segs.iter().map(|s| s.0.len()).collect();
+            // TICs land on the first CCW of a data chain, so every CCW has one role (a
+            // CCW both data-chained into and entered as a new command is refused).
+            let cd: Vec<Vec<bool>> = segs
+                .iter()
+                .map(|s| s.0.iter().map(|c| c.1).collect())
+                .collect();
+            let chain_start = |j: usize, mut k: usize| {
+                while k > 0 && cd[j][k - 1] {
+                    k -= 1;
+                }
+                k
+            };
             let segments = segs
                 .into_iter()
-                .map(|(ccws, tic, (j, k))| {
-                    let ccws = ccws
-                        .into_iter()
-                        .map(|(mut c, data_chain)| {
-                            c.flags |= if data_chain { CD } else { CC };
-                            c
-                        })
-                        .collect();
-                    let tic = tic.then(|| (j % n, k % lens[j % n]));
-                    (ccws, tic)
+                .enumerate()
+                .map(|(i, (ccws, tic, (j, k), after))| {
+                    let chained = |v: Vec<(CcwSpec, bool)>| -> Vec<CcwSpec> {
+                        v.into_iter()
+                            .map(|(mut c, data_chain)| {
+                                c.flags |= if data_chain { CD } else { CC };
+                                c
+                            })
+                            .collect()
+                    };
+                    // Half of the TICs loop back into their own segment.
+                    let j = if j % 2 == 0 { i } else { j % n };
+                    let tic = tic.then(|| (j, chain_start(j, k % lens[j])));
+                    (chained(ccws), tic, chained(after))
                 })
                 .collect();
             Program {
@@ -116,19 +134,33 @@ fn build(p: &Program) -> vm_memory::GuestMemoryMmap<()> {
     let mem = mem(MEM);
     let bs = p.idaw.block_size();
     let mut idal_at = 0x8000u64;
-    for (i, (ccws, tic)) in p.segments.iter().enumerate() {
+    for (i, (ccws, tic, after)) in p.segments.iter().enumerate() {
         let mut words = Vec::new();
-        for (k, c) in ccws.iter().enumerate() {
-            let last = k + 1 == ccws.len();
+        let n = ccws.len();
+        let after: &[CcwSpec] = if tic.is_some() { after } else { &[] };
+        // The command the channel executes (a data-chained CCW's own code is ignored): it
+        // decides the direction of the IDAL's later IDAWs.
+        let mut exec = 0;
+        let mut chained = false;
+        for (k, c) in ccws.iter().chain(after).enumerate() {
+            let last = k + 1 == n + after.len();
             let mut flags = c.flags;
-            if last && tic.is_none() {
+            if last && (tic.is_none() || k >= n) {
                 flags &= !(CC | CD);
             }
+            if k + 1 == n && tic.is_some() {
+                // The TIC carries no data chaining (see `chain_start`).
+                flags = (flags & !CD) | CC;
+            }
+            if !chained || k == n {
+                exec = c.cmd;
+            }
+            chained = flags & CD != 0;
             let mut count = c.count;
             if p.fmt == CcwFormat::Format0 && count == 0 {
                 count = 1;
             }
-            let backward = c.cmd & 0x0F == 0x0C;
+            let backward = exec & 0x0F == 0x0C;
             let cda = if flags & IDA != 0 {
                 let mut idaws = vec![c.addr];
                 // Enough later IDAWs for any count.
@@ -145,6 +177,7 @@ fn build(p: &Program) -> vm_memory::GuestMemoryMmap<()> {
             };
             words.push(ccw(p.fmt, c.cmd, flags, count, cda as u32));
         }
+        let after = words.split_off(n);
         if let Some((j, k)) = tic {
             words.push(ccw(
                 p.fmt,
@@ -154,6 +187,7 @@ fn build(p: &Program) -> vm_memory::GuestMemoryMmap<()> {
                 (seg_addr(*j) + 8 * *k as u64) as u32,
             ));
         }
+        words.extend(after);
         chain(&mem, seg_addr(i), &words);
     }
     mem
@@ -168,10 +202,14 @@ proptest! {
         let m = RecordingMapper::new().with_offset(0x4000_0000_0000);
         let mut t = Translator::new(Limits::default());
         let o = orb(p.fmt, p.idaw, seg_addr(0) as u32);
-        let prog = t.translate(&o, &mem, &m, 0x80).unwrap();
-        check_program(&prog, &m, &mem, p.fmt, p.idaw);
-        prop_assert_eq!(prog.pins().len(), m.live_pins().len());
-        prog.release(&m);
+        match t.translate(&o, &mem, &m, 0x80) {
+            Ok(prog) => {
+                check_program(&prog, &m, &mem, p.fmt, p.idaw);
+                prop_assert_eq!(prog.pins().len(), m.live_pins().len());
+                prog.release(&m);
+            }
+            Err(e) => prop_assert!(false, "{e:?}"),
+        }
         let s = m.stats();
         prop_assert_eq!(s.pins, s.unpins);
         prop_assert_eq!(s.allocs, s.frees);

@@ -112,10 +112,12 @@ fn recursive_tics_terminate() {
     assert_eq!(p.segments().count(), 2);
     check_program(&p, &m, &mem, F1, IdawFormat::Format2K4);
     p.release(&m);
-    // A TIC to itself (TIC to TIC is for the executing CSS to reject).
+    // A TIC to itself (TIC to TIC is for the executing CSS to reject). It is within the
+    // CCWs counted so far, so, as in vfio-ccw, the segment goes on to the (old) TIC after
+    // it, whose target 0x2000 is read once more as its own segment.
     put(&mem, 0x1000, &ccw1(0x08, 0, 0, 0x1000));
     let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
-    assert_eq!(p.segments().map(|s| s.2).collect::<Vec<_>>(), [1]);
+    assert_eq!(p.segments().map(|s| s.2).collect::<Vec<_>>(), [2, 2]);
     check_program(&p, &m, &mem, F1, IdawFormat::Format2K4);
     p.release(&m);
 }
@@ -435,4 +437,48 @@ fn read_ahead_stops_at_the_end_of_guest_memory() {
     );
     check_program(&p, &m, &g, F1, IdawFormat::Format2K4);
     p.release(&m);
+}
+
+/// vfio-ccw's `ccwchain_calc_length` keeps counting past a TIC whose target lies within the
+/// CCWs counted so far (`is_tic_within_range`): the device-orientation idiom (Seek, Search
+/// ID Equal, TIC back to the search, Read) needs the Read, which the channel fetches at
+/// TIC + 8 when the search ends with status modifier. Ending the segment at every TIC left
+/// the Read out of the host program: a program check, and an SCSW cpa that mapped back to
+/// the wrong guest CCW.
+#[test]
+fn vfio_ccw_is_tic_within_range_keeps_the_ccw_after_a_looping_tic() {
+    let g = mem(0x10000);
+    chain(
+        &g,
+        0x1000,
+        &[
+            ccw1(0x07, CC, 6, 0x3000),      // Seek
+            ccw1(0x31, CC, 5, 0x3010),      // Search ID Equal
+            ccw1(0x08, 0, 0, 0x1008),       // TIC back to the search
+            ccw1(0x06, CD, 0x100, 0x4000),  // Read Data, data-chained ...
+            ccw1(0x03, SLI, 0x100, 0x5000), // ... on (its NOP code is ignored)
+        ],
+    );
+    let w = Watched::new(g);
+    let m = RecordingMapper::new();
+    let p = t().translate(&orb1(0x1000), &w, &m, 0x80).unwrap();
+    let segs: Vec<_> = p.segments().collect();
+    assert_eq!(segs.len(), 1);
+    assert_eq!((segs[0].0, segs[0].2), (0x1000, 5));
+    for k in 0..5 {
+        assert_eq!(w.touching(0x1000 + 8 * k, 8), 1, "CCW {k} read once");
+    }
+    assert!(p.is_pinned(GuestRange::new(0x4000, 0x100)));
+    assert!(p.is_pinned(GuestRange::new(0x5000, 0x100)));
+    // Final status after the last CCW, and a unit check on the Read, map back exactly.
+    let host = segs[0].1;
+    for (k, guest) in [(5, 0x1028), (4, 0x1020)] {
+        let mut scsw = Scsw::default();
+        scsw.cpa.set((host + 8 * k) as u32);
+        p.update_scsw(&mut scsw);
+        assert_eq!(scsw.cpa.get(), guest);
+    }
+    check_program(&p, &m, &w.inner, F1, IdawFormat::Format2K4);
+    p.release(&m);
+    assert!(m.live_pins().is_empty());
 }

@@ -815,3 +815,306 @@ fn error_messages_name_ccw_and_address() {
         "CCW #1 at 0x1008: IDAL address 0x2004 is not 8-byte aligned"
     );
 }
+
+/// Translates the format-1 program at `cpa` (4 KiB IDAWs), which must succeed, and checks it
+/// against the byte-level channel model.
+fn ok(
+    mem: &vm_memory::GuestMemoryMmap<()>,
+    m: &RecordingMapper,
+    cpa: u32,
+) -> ccw_translate::ChannelProgram {
+    let p = t().translate(&orb1(cpa), mem, m, 0x80).unwrap();
+    check_program(&p, m, mem, F1, IdawFormat::Format2K4);
+    p
+}
+
+/// Pin directions the mapper saw, in pin order.
+fn pin_dirs(m: &RecordingMapper) -> Vec<DmaAccess> {
+    m.events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Pin(_, d, _) => Some(d),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn tic_back_into_the_segment_continues_it() {
+    // The device-orientation idiom: Seek, Search ID Equal (CC), TIC back to the search,
+    // Read. A search hit presents status modifier and the channel skips the TIC, fetching
+    // the Read at TIC + 8: it must be in the same host segment and have its data pinned.
+    let mem = mem(0x10000);
+    chain(
+        &mem,
+        0x1000,
+        &[
+            ccw1(0x07, CC, 6, 0x3000),    // Seek
+            ccw1(0x31, CC, 5, 0x3010),    // Search ID Equal
+            ccw1(0x08, 0, 0, 0x1008),     // TIC back to the search
+            ccw1(0x06, SLI, 512, 0x4000), // Read Data
+        ],
+    );
+    let m = RecordingMapper::new();
+    let p = ok(&mem, &m, 0x1000);
+    let segs: Vec<_> = p.segments().collect();
+    assert_eq!(segs.len(), 1);
+    assert_eq!((segs[0].0, segs[0].2), (0x1000, 4));
+    let host = segs[0].1;
+    assert_eq!(
+        host_ccw(&m, host + 16).cda.get() as u64,
+        host + 8,
+        "TIC retarget"
+    );
+    let read = host_ccw(&m, host + 24);
+    assert_eq!((read.cmd, read.flags & IDA), (0x06, IDA));
+    assert!(p.is_pinned(GuestRange::new(0x4000, 512)));
+    // Status after the Read (one past the end), after the TIC (skipped or program check
+    // there) and after the search map back to the guest program.
+    for (host_cpa, guest_cpa) in [
+        (host + 32, 0x1020),
+        (host + 24, 0x1018),
+        (host + 16, 0x1010),
+    ] {
+        let mut scsw = Scsw::default();
+        scsw.cpa.set(host_cpa as u32);
+        p.update_scsw(&mut scsw);
+        assert_eq!(scsw.cpa.get() as u64, guest_cpa);
+    }
+    p.release(&m);
+    assert!(m.live_pins().is_empty());
+}
+
+#[test]
+fn tic_within_range_is_measured_against_the_ccws_counted_so_far() {
+    let mem = mem(0x10000);
+    let m = RecordingMapper::new();
+    // A TIC to itself is within the range (vfio-ccw counts the TIC itself); the CCW after it
+    // is part of the segment.
+    chain(
+        &mem,
+        0x1000,
+        &[
+            ccw1(0x03, CC, 0, 0),
+            ccw1(0x08, 0, 0, 0x1008),
+            ccw1(0x02, 0, 4, 0x3000),
+        ],
+    );
+    let p = ok(&mem, &m, 0x1000);
+    assert_eq!(p.segments().map(|s| s.2).collect::<Vec<_>>(), [3]);
+    assert_eq!(p.pins(), &[GuestRange::new(0x3000, 4)]);
+    p.release(&m);
+    // A forward TIC (to the CCW right after it, not yet counted) ends the segment: its target
+    // becomes a segment of its own.
+    put(&mem, 0x1008, &ccw1(0x08, 0, 0, 0x1010));
+    let p = ok(&mem, &m, 0x1000);
+    assert_eq!(
+        p.segments().map(|s| (s.0, s.2)).collect::<Vec<_>>(),
+        [(0x1000, 2), (0x1010, 1)]
+    );
+    p.release(&m);
+    // A TIC to before the segment's head (into memory not counted) ends it too.
+    chain(
+        &mem,
+        0x2000,
+        &[ccw1(0x03, CC, 0, 0), ccw1(0x08, 0, 0, 0x1ff8)],
+    );
+    put(&mem, 0x1ff8, &ccw1(0x03, 0, 0, 0));
+    let p = ok(&mem, &m, 0x2000);
+    assert_eq!(
+        p.segments().map(|s| (s.0, s.2)).collect::<Vec<_>>(),
+        [(0x2000, 2), (0x1ff8, 1)]
+    );
+    p.release(&m);
+}
+
+#[test]
+fn tic_within_range_keeps_the_segment_length_limit() {
+    let mem = mem(0x10000);
+    let m = RecordingMapper::new();
+    // 253 chained NOPs, a TIC back to the head, one NOP: 255 CCWs, the most a segment holds.
+    let mut ccws = vec![ccw1(0x03, CC, 0, 0); 253];
+    ccws.push(ccw1(0x08, 0, 0, 0x1000));
+    ccws.push(ccw1(0x03, 0, 0, 0));
+    chain(&mem, 0x1000, &ccws);
+    let p = ok(&mem, &m, 0x1000);
+    assert_eq!(p.segments().next().unwrap().2, 255);
+    p.release(&m);
+    // The CCW after the TIC chains on: 256 CCWs, refused as before.
+    ccws[254] = ccw1(0x03, CC, 0, 0);
+    ccws.push(ccw1(0x03, 0, 0, 0));
+    chain(&mem, 0x1000, &ccws);
+    let e = err(&orb1(0x1000), &mem, &m);
+    assert_eq!(e.kind, K::SegmentTooLong { limit: 255 });
+    assert_eq!(e.ccw_index, Some(255));
+    // Every CCW was read once: a TIC loop is not followed round and round.
+    let mut counting = Translator::new(Limits {
+        max_ccws_per_segment: 8,
+        ..Limits::default()
+    });
+    chain(
+        &mem,
+        0x1000,
+        &[ccw1(0x03, CC, 0, 0), ccw1(0x08, 0, 0, 0x1000)],
+    );
+    put(&mem, 0x1010, &ccw1(0x03, 0, 0, 0));
+    let p = counting.translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    assert_eq!(p.segments().map(|s| s.2).collect::<Vec<_>>(), [3]);
+    p.release(&m);
+}
+
+#[test]
+fn ccw_after_a_looping_tic_that_a_css_would_refuse_is_poisoned_not_refused() {
+    // A plain loop (NOP CC; TIC back) followed by bytes that are no CCW: the channel only
+    // gets there after a status modifier, so the program is valid. The host copy is an
+    // all-zero CCW (invalid command), where the channel program-checks if it ever arrives.
+    let mem = mem(0x10000);
+    let m = RecordingMapper::new();
+    for junk in [
+        [0u8; 8],                      // command code 0x00
+        ccw1(0x02, IDA, 8, 0x3001),    // misaligned IDAL
+        ccw1(0x02, 0, 8, 0x7FFF_FFFC), // data past guest memory: the backend cannot map it
+    ] {
+        chain(
+            &mem,
+            0x1000,
+            &[ccw1(0x03, CC, 0, 0), ccw1(0x08, 0, 0, 0x1000), junk],
+        );
+        let m = RecordingMapper::new().with_guest_limit(0x10000);
+        let p = ok(&mem, &m, 0x1000);
+        let (_, host, len) = p.segments().next().unwrap();
+        assert_eq!(len, 3);
+        assert_eq!(host_ccw(&m, host + 16).into_bytes(), [0; 8], "{junk:x?}");
+        assert!(p.pins().is_empty());
+        p.release(&m);
+        assert!(m.live_pins().is_empty());
+    }
+    // The same junk where command chaining reaches it is refused, as before.
+    chain(&mem, 0x1000, &[ccw1(0x03, CC, 0, 0), [0u8; 8]]);
+    let e = err(&orb1(0x1000), &mem, &m);
+    assert_eq!(
+        (e.kind, e.ccw_index),
+        (K::InvalidCommand { cmd: 0 }, Some(1))
+    );
+}
+
+#[test]
+fn data_chained_ccws_are_classified_by_the_chains_command() {
+    // In data chaining the channel ignores the continuation's command code (the command is
+    // the chain's first): a NOP code moves data, a read code in a write chain is read by
+    // the device, a SKIP on a write chain is ignored, on a sense chain honoured.
+    let mem = mem(0x10000);
+    chain(
+        &mem,
+        0x1000,
+        &[
+            ccw1(0x01, CD, 16, 0x3000),        // write ...
+            ccw1(0x03, CD, 16, 0x3100),        // ... continued under a NOP code: data
+            ccw1(0x02, CD | SKIP, 16, 0x3200), // ... under a read code with SKIP: write ignores SKIP
+            ccw1(0x00, CC, 16, 0x3300),        // ... under an invalid code: ignored too
+            ccw1(0x04, CD, 8, 0x3400),         // sense ...
+            ccw1(0x01, CD | SKIP, 8, 0x3500),  // ... under a write code with SKIP: not stored
+            ccw1(0x03, CC, 8, 0x3600),         // ... under a NOP code: stored
+            ccw1(0x03, CD, 8, 0x3700),         // NOP ...
+            ccw1(0x02, 0, 8, 0x3800),          // ... under a read code: NOP moves nothing
+        ],
+    );
+    let m = RecordingMapper::new().recording(true);
+    let p = ok(&mem, &m, 0x1000);
+    assert_eq!(
+        p.pins(),
+        &[
+            GuestRange::new(0x3000, 16),
+            GuestRange::new(0x3100, 16),
+            GuestRange::new(0x3200, 16),
+            GuestRange::new(0x3300, 16),
+            GuestRange::new(0x3400, 8),
+            GuestRange::new(0x3600, 8),
+        ]
+    );
+    use DmaAccess::{Read as R, Write as W};
+    assert_eq!(pin_dirs(&m), [R, R, R, R, W, W]);
+    // Host CCWs keep the guest's command codes and flags (only the data address changes).
+    let host = p.host_orb().cpa.get() as u64;
+    let c = host_ccw(&m, host + 8);
+    assert_eq!((c.cmd, c.flags), (0x03, CD | IDA));
+    let c = host_ccw(&m, host + 8 * 8);
+    assert_eq!((c.cmd, c.flags & IDA, c.cda.get()), (0x02, 0, 0));
+    p.release(&m);
+}
+
+#[test]
+fn read_backward_data_chain_continues_backward() {
+    // Read backward, data-chained into a CCW with a (forward) read code: the continuation
+    // also stores at descending addresses, so its address designates the highest byte.
+    let mem = mem(0x10000);
+    chain(
+        &mem,
+        0x1000,
+        &[ccw1(0x0C, CD, 0x10, 0x30FF), ccw1(0x02, 0, 0x20, 0x401F)],
+    );
+    let m = RecordingMapper::new().recording(true);
+    let p = ok(&mem, &m, 0x1000);
+    assert_eq!(
+        p.pins(),
+        &[GuestRange::new(0x30F0, 0x10), GuestRange::new(0x4000, 0x20)]
+    );
+    assert_eq!(pin_dirs(&m), [DmaAccess::Write, DmaAccess::Write]);
+    p.release(&m);
+}
+
+#[test]
+fn data_chaining_through_a_tic() {
+    // A TIC carries the chaining of the CCW before it: a write data-chains through a TIC
+    // into a CCW with a read code, which the device therefore reads.
+    let mem = mem(0x10000);
+    chain(
+        &mem,
+        0x1000,
+        &[ccw1(0x01, CD, 8, 0x3000), ccw1(0x08, 0, 0, 0x2000)],
+    );
+    put(&mem, 0x2000, &ccw1(0x02, 0, 8, 0x3100));
+    let m = RecordingMapper::new().recording(true);
+    let p = ok(&mem, &m, 0x1000);
+    assert_eq!(p.segments().count(), 2);
+    assert_eq!(pin_dirs(&m), [DmaAccess::Read, DmaAccess::Read]);
+    p.release(&m);
+    // Data chaining through a TIC into an invalid command code: the code is ignored.
+    put(&mem, 0x2000, &ccw1(0x00, 0, 8, 0x3100));
+    let p = ok(&mem, &m, 0x1000);
+    p.release(&m);
+    // Command chaining through a TIC into it: a new command, invalid.
+    put(&mem, 0x1000, &ccw1(0x01, CC, 8, 0x3000));
+    let e = err(&orb1(0x1000), &mem, &m);
+    assert_eq!(
+        (e.kind, e.guest_addr),
+        (K::InvalidCommand { cmd: 0 }, Some(0x2000))
+    );
+}
+
+#[test]
+fn ccw_reached_as_two_different_commands_is_unsupported() {
+    // 0x1000 write CC, 0x1008 read (new command by command chaining); 0x1010 write CD,
+    // 0x1018 TIC to 0x1008, which makes the read a continuation of a write as well.
+    let mem = mem(0x10000);
+    chain(
+        &mem,
+        0x1000,
+        &[
+            ccw1(0x03, CC, 0, 0),
+            ccw1(0x02, CC, 8, 0x3000),
+            ccw1(0x01, CD, 8, 0x3100),
+            ccw1(0x08, 0, 0, 0x1008),
+        ],
+    );
+    let m = RecordingMapper::new();
+    let e = err(&orb1(0x1000), &mem, &m);
+    assert_eq!(e.kind, K::Unsupported(Unsupported::AmbiguousDataChain));
+    assert_eq!((e.ccw_index, e.guest_addr), (Some(1), Some(0x1008)));
+    assert_eq!((e.errno(), e.program_check()), (libc::EOPNOTSUPP, None));
+    // The same shape where both roles execute the same way is fine (write chain into a
+    // write).
+    put(&mem, 0x1008, &ccw1(0x01, CC, 8, 0x3000));
+    let p = ok(&mem, &m, 0x1000);
+    p.release(&m);
+}

@@ -134,8 +134,6 @@ fn program_check_example_ends_with_pgm_at_the_second_tic() {
 }
 
 #[test]
-#[ignore = "ccw-translate ends a chain segment at a TIC, so a status-modifier skip over a TIC \
-            that loops back (vfio-ccw keeps such a TIC in the segment) leaves the host program"]
 fn tic_loop_example_finds_the_key_and_reads_the_record() {
     let v = json(&["run", "0.0.0001", &example("tic-loop.ccw")]);
     assert_eq!(v["outcome"], "ok", "{v}");

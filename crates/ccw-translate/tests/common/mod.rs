@@ -95,10 +95,20 @@ pub fn host_block(p: &ChannelProgram) -> u64 {
 /// Guest byte addresses the host CCW at `addr` transfers, in transfer order (empty when it
 /// transfers nothing), following its host IDAL as the channel would.
 pub fn host_bytes(p: &ChannelProgram, m: &RecordingMapper, addr: u64) -> Vec<u64> {
+    let cmd = host_ccw(m, addr).cmd;
+    host_bytes_as(p, m, addr, cmd)
+}
+
+/// [`host_bytes`] for a CCW executing command `exec` (a data-chained CCW executes the
+/// command of its chain's first CCW; its own code is ignored unless it is a TIC).
+pub fn host_bytes_as(p: &ChannelProgram, m: &RecordingMapper, addr: u64, exec: u8) -> Vec<u64> {
     let c = host_ccw(m, addr);
-    let class = CommandClass::of(c.cmd, CcwFormat::Format1);
+    if CommandClass::of(c.cmd, CcwFormat::Format1) == CommandClass::Tic {
+        return vec![];
+    }
+    let class = CommandClass::of(exec, CcwFormat::Format1);
     let count = c.count.get() as u64;
-    if class == CommandClass::Tic || count == 0 || c.cmd == 0x03 {
+    if count == 0 || exec == 0x03 {
         return vec![];
     }
     if c.flags & SKIP != 0 && class.honours_skip() {
@@ -133,6 +143,17 @@ pub fn guest_bytes(
     idaw: IdawFormat,
     raw: [u8; 8],
 ) -> Vec<u64> {
+    guest_bytes_as(mem, fmt, idaw, raw, raw[0])
+}
+
+/// [`guest_bytes`] for a CCW executing command `exec` (see [`host_bytes_as`]).
+pub fn guest_bytes_as(
+    mem: &GuestMemoryMmap<()>,
+    fmt: CcwFormat,
+    idaw: IdawFormat,
+    raw: [u8; 8],
+    exec: u8,
+) -> Vec<u64> {
     let (cmd, flags, count, cda) = match fmt {
         CcwFormat::Format1 => {
             let c = Ccw1::from_bytes(raw);
@@ -148,8 +169,11 @@ pub fn guest_bytes(
             )
         }
     };
-    let class = CommandClass::of(cmd, fmt);
-    if class == CommandClass::Tic || count == 0 || cmd == 0x03 {
+    if CommandClass::of(cmd, fmt) == CommandClass::Tic {
+        return vec![];
+    }
+    let class = CommandClass::of(exec, fmt);
+    if count == 0 || exec == 0x03 {
         return vec![];
     }
     if flags & SKIP != 0 && class.honours_skip() {
@@ -214,6 +238,116 @@ pub fn pinned(pins: &[GuestRange], addr: u64) -> bool {
     pins.iter().any(|r| r.gpa <= addr && addr < r.gpa + r.len)
 }
 
+fn guest_ccw(mem: &GuestMemoryMmap<()>, addr: u64) -> [u8; 8] {
+    let mut raw = [0u8; 8];
+    mem.read_slice(&mut raw, GuestAddress(addr)).unwrap();
+    raw
+}
+
+fn is_tic(raw: [u8; 8], fmt: CcwFormat) -> bool {
+    CommandClass::of(raw[0], fmt) == CommandClass::Tic
+}
+
+fn tic_target(raw: [u8; 8], fmt: CcwFormat) -> u64 {
+    match fmt {
+        CcwFormat::Format1 => Ccw1::from_bytes(raw).cda.get() as u64,
+        CcwFormat::Format0 => ccw_types::Ccw0::from_bytes(raw).data_address() as u64,
+    }
+}
+
+fn data_chains(raw: [u8; 8], fmt: CcwFormat) -> bool {
+    let flags = match fmt {
+        CcwFormat::Format1 => raw[1],
+        CcwFormat::Format0 => raw[4],
+    };
+    !is_tic(raw, fmt) && flags & CD != 0
+}
+
+/// The command the channel executes at CCW `k` of segment `s` (segments as
+/// [`ChannelProgram::segments`] lists them): its own, or, when the CCW before it in memory
+/// data-chains (or, at a segment head other than the ORB's, a TIC whose predecessor
+/// data-chains lands on it), the command of that chain's first CCW. Data-chain loops give
+/// no answer on their own and are cut.
+pub fn exec_cmd(
+    mem: &GuestMemoryMmap<()>,
+    fmt: CcwFormat,
+    segs: &[(u64, u64, usize)],
+    s: usize,
+    k: usize,
+) -> u8 {
+    let own = guest_ccw(mem, segs[s].0 + 8 * k as u64)[0];
+    exec_walk(mem, fmt, segs, s, k, &mut Vec::new()).unwrap_or(own)
+}
+
+fn exec_walk(
+    mem: &GuestMemoryMmap<()>,
+    fmt: CcwFormat,
+    segs: &[(u64, u64, usize)],
+    s: usize,
+    k: usize,
+    seen: &mut Vec<(usize, usize)>,
+) -> Option<u8> {
+    if seen.contains(&(s, k)) {
+        return None;
+    }
+    seen.push((s, k));
+    let g = segs[s].0;
+    let own = guest_ccw(mem, g + 8 * k as u64)[0];
+    if k > 0 {
+        if data_chains(guest_ccw(mem, g + 8 * (k as u64 - 1)), fmt) {
+            return exec_walk(mem, fmt, segs, s, k - 1, seen);
+        }
+        return Some(own);
+    }
+    if s == 0 {
+        // The ORB starts a new command here.
+        return Some(own);
+    }
+    let mut found = None;
+    for (j, &(gj, _, lj)) in segs.iter().enumerate() {
+        for m in 1..lj {
+            let raw = guest_ccw(mem, gj + 8 * m as u64);
+            if found.is_none()
+                && is_tic(raw, fmt)
+                && tic_target(raw, fmt) == g
+                && data_chains(guest_ccw(mem, gj + 8 * (m as u64 - 1)), fmt)
+            {
+                found = exec_walk(mem, fmt, segs, j, m - 1, seen);
+            }
+        }
+    }
+    Some(found.unwrap_or(own))
+}
+
+/// Whether CCW `k` of segment `s` is reached only through a status-modifier skip over a TIC
+/// back into its own segment: it follows such a TIC, or its segment was found by a TIC that
+/// is (the first TIC, in discovery order, that targets the head).
+pub fn speculative(
+    mem: &GuestMemoryMmap<()>,
+    fmt: CcwFormat,
+    segs: &[(u64, u64, usize)],
+    s: usize,
+    k: usize,
+) -> bool {
+    let (g, _, _) = segs[s];
+    let loops_back = (0..k).any(|m| {
+        let raw = guest_ccw(mem, g + 8 * m as u64);
+        is_tic(raw, fmt) && (g..g + 8 * (m as u64 + 1)).contains(&tic_target(raw, fmt))
+    });
+    if loops_back || s == 0 {
+        return loops_back;
+    }
+    let creator = segs[..s].iter().enumerate().find_map(|(j, &(gj, _, lj))| {
+        (0..lj)
+            .find(|&m| {
+                let raw = guest_ccw(mem, gj + 8 * m as u64);
+                is_tic(raw, fmt) && tic_target(raw, fmt) == g
+            })
+            .map(|m| (j, m))
+    });
+    creator.is_some_and(|(j, m)| speculative(mem, fmt, segs, j, m))
+}
+
 /// Checks the invariants every translated program must satisfy against the guest image:
 /// per CCW, host bytes == guest bytes and every one is pinned; TICs retargeted to the host
 /// copy of their target; update_scsw inverts the mapping (incl. one past the end).
@@ -225,13 +359,23 @@ pub fn check_program(
     idaw: IdawFormat,
 ) {
     let pins = p.pins();
-    for (guest, host, len) in p.segments() {
+    let segs: Vec<_> = p.segments().collect();
+    for (s, &(guest, host, len)) in segs.iter().enumerate() {
         for k in 0..len as u64 {
-            let mut raw = [0u8; 8];
-            mem.read_slice(&mut raw, GuestAddress(guest + 8 * k))
-                .unwrap();
-            let hb = host_bytes(p, m, host + 8 * k);
-            let gb = guest_bytes(mem, fmt, idaw, raw);
+            let raw = guest_ccw(mem, guest + 8 * k);
+            let hc = host_ccw(m, host + 8 * k);
+            if hc.into_bytes() == [0; 8] && raw != [0; 8] {
+                // Poisoned: the channel program-checks here, as it would at the guest CCW.
+                assert!(
+                    speculative(mem, fmt, &segs, s, k as usize),
+                    "poisoned CCW at guest {:#x} is not speculative",
+                    guest + 8 * k
+                );
+                continue;
+            }
+            let exec = exec_cmd(mem, fmt, &segs, s, k as usize);
+            let hb = host_bytes_as(p, m, host + 8 * k, exec);
+            let gb = guest_bytes_as(mem, fmt, idaw, raw, exec);
             assert_eq!(
                 hb,
                 gb,
@@ -241,12 +385,8 @@ pub fn check_program(
             for b in &hb {
                 assert!(pinned(pins, *b), "byte {b:#x} reachable but not pinned");
             }
-            let hc = host_ccw(m, host + 8 * k);
-            if CommandClass::of(raw[0], fmt) == CommandClass::Tic {
-                let target = match fmt {
-                    CcwFormat::Format1 => Ccw1::from_bytes(raw).cda.get() as u64,
-                    CcwFormat::Format0 => ccw_types::Ccw0::from_bytes(raw).data_address() as u64,
-                };
+            if is_tic(raw, fmt) {
+                let target = tic_target(raw, fmt);
                 assert_eq!(hc.cmd, 0x08);
                 assert_eq!(
                     p.guest_cpa(hc.cda.get() as u64),
