@@ -116,18 +116,33 @@ async fn injected_unit_check() {
 
 #[tokio::test]
 async fn delayed_interrupt_keeps_status_pending() {
-    let mut rig = rig(script(0, Fault::DelayedInterrupt)).await;
+    // A wide delay window, and polling instead of one sample at a fixed time: under emulation
+    // (the big-endian lane runs this under qemu-user) a fixed 5 ms sample can land before the
+    // program finished or after a short delay already delivered the interrupt.
+    let policy = FaultPolicy::none()
+        .with_script(SCH, 0, Fault::DelayedInterrupt)
+        .with_interrupt_delay(Duration::from_secs(2));
+    let mut rig = rig(policy).await;
     let prog = rig.program(&[ccw1(0x03, F::NONE, 0, 0)]);
     assert_eq!(rig.start(SCH, &orb(prog)).await, ConditionCode::Cc0);
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    let schib = rig.backend.store_schib(SCH).await.unwrap();
-    assert!(
-        schib
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+    loop {
+        let schib = rig.backend.store_schib(SCH).await.unwrap();
+        if schib
             .scsw
             .ctrl
             .sc()
             .contains(ccw_types::StatusControl::PENDING)
-    );
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "status never became pending: {}",
+            schib.scsw
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     // Status pending: a new start is cc 1.
     assert_eq!(rig.start(SCH, &orb(prog)).await, ConditionCode::Cc1);
     let (_, irb) = rig.irb().await;

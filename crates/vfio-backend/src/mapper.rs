@@ -308,4 +308,3 @@ impl Drop for VfioMapper {
         // `control` (the host memory) is freed after this, once nothing maps it.
     }
 }
-
