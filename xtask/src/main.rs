@@ -5,6 +5,7 @@
 //! Each command lives in its own module; `main` only dispatches. Run `cargo xtask help`.
 
 mod lint;
+mod s390x;
 mod test;
 mod util;
 
@@ -25,6 +26,11 @@ const COMMANDS: &[Command] = &[
         lint::run,
     ),
     ("ci", "what .ci/run runs: test, then lint", ci),
+    (
+        "s390x",
+        "big-endian unit tests under qemu-user, vfio-ccw in an emulated s390x guest",
+        s390x::run,
+    ),
 ];
 
 fn ci(args: &[String]) -> util::Result {
