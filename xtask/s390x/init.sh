@@ -64,19 +64,34 @@ else
     say "skip vfio-guest: not built (crates/vfio-backend has no src/bin/vfio-guest.rs in this tree)"
 fi
 
-if [ -x /bin/ccwctl ]; then
-    if /bin/ccwctl --help 2>&1 | grep -q -e '--vfio'; then
-        run ccwctl-sense-id /bin/ccwctl --vfio "$UUID" sense-id "$SCH"
-        if [ -f /examples/sense-id.ccw ]; then
-            run ccwctl-example /bin/ccwctl --vfio "$UUID" run "$SCH" /examples/sense-id.ccw
-        else
-            say "skip ccwctl-example: no examples/sense-id.ccw in this tree"
-        fi
+# ccwctl_check <step> <what to find in the output> <ccwctl args...>: runs ccwctl against the vfio
+# device and prints one result line (exit 0 and the expected text in its output).
+ccwctl_check() {
+    step=$1; want=$2; shift 2
+    say "begin $step"
+    out=$(/bin/ccwctl --vfio "$UUID" "$@" 2>&1); rc=$?
+    echo "$out"
+    if [ $rc -eq 0 ] && echo "$out" | grep -qi -e "$want"; then
+        echo "$step: 1 passed, 0 failed"
     else
-        say "skip ccwctl: this ccwctl has no --vfio option yet"
+        echo "$step: 0 passed, 1 failed (exit $rc, expected '$want' in the output)"
     fi
-else
+    say "end $step exit=$rc"
+}
+
+if [ ! -x /bin/ccwctl ]; then
     say "skip ccwctl: not built (crates/ccwctl has no binary in this tree)"
+elif ! /bin/ccwctl --help 2>&1 | grep -q -e '--vfio'; then
+    say "skip ccwctl: this ccwctl has no --vfio option yet"
+elif /bin/ccwctl --vfio "$UUID" sense-id "$SCH" 2>&1 | grep -q 'not available in this build'; then
+    say "skip ccwctl: this ccwctl build has --vfio but no vfio backend ($(/bin/ccwctl --vfio "$UUID" sense-id "$SCH" 2>&1 | head -n 1))"
+else
+    ccwctl_check ccwctl-sense-id 3832 sense-id "$SCH"
+    if [ -f /examples/sense-id.ccw ]; then
+        ccwctl_check ccwctl-example . run "$SCH" /examples/sense-id.ccw
+    else
+        say "skip ccwctl-example: no examples/sense-id.ccw in this tree"
+    fi
 fi
 
 echo 1 > $MDEV/remove && [ ! -d $MDEV ]

@@ -42,12 +42,17 @@ const ENABLE: &[&str] = &[
     "DEBUG_INFO_NONE",
     "BLK_DEV_INITRD",
     "RD_GZIP",
+    // AF_UNIX sockets (no network devices): tokio's signal handling needs a Unix socket pair, so
+    // without them a tokio program such as ccwctl panics at start-up.
+    "NET",
+    "UNIX",
 ];
 
 /// Options switched off: not needed in the guest, and they cost build time.
 const DISABLE: &[&str] = &[
     "PCI",
-    "NET",
+    "INET",
+    "NETDEVICES",
     "SCSI",
     "ZFCP",
     "BPF_SYSCALL",
