@@ -5,6 +5,7 @@
 //! Each command lives in its own module; `main` only dispatches. Run `cargo xtask help`.
 
 mod lint;
+mod loom;
 mod s390x;
 mod test;
 mod util;
@@ -24,6 +25,11 @@ const COMMANDS: &[Command] = &[
         "lint",
         "cargo fmt --check, clippy -D warnings on all targets, rustdoc -D warnings",
         lint::run,
+    ),
+    (
+        "loom",
+        "loom models of css-core's locking (RUSTFLAGS=--cfg loom, release)",
+        loom::run,
     ),
     ("ci", "what .ci/run runs: test, then lint", ci),
     (

@@ -1,12 +1,38 @@
 // SPDX-License-Identifier: Apache-2.0 OR MIT
 
-//! Zero-copy translation of s390 channel programs from a guest's address space to the
-//! device address space of a backend.
+//! Zero-copy, hostile-guest-safe translation of s390 channel programs from a guest's address
+//! space to the device address space of a backend: what Linux vfio-ccw's `vfio_ccw_cp.c`
+//! does, without its bug history.
 //!
-//! The translator itself (issue #3) is not implemented yet. What exists is the [`Mapper`]
-//! contract through which backends give the translator device addresses for guest ranges and
-//! control memory for host programs.
+//! - [`Translator::translate`] reads the guest's channel program through
+//!   [`vm_memory::GuestMemory`], copying every control block (CCW, IDAW) out of guest memory
+//!   exactly once before parsing it, converts format-0 CCWs to format 1, follows command and
+//!   data chaining and TICs (bounded by [`Limits`]), pins every data piece through the
+//!   backend's [`Mapper`] and writes host CCWs with format-2 IDALs into the backend's control
+//!   memory. Data is never copied: host IDAWs point at the guest's own pages.
+//! - [`ChannelProgram`] holds the result: [`ChannelProgram::host_orb`] to start it,
+//!   [`ChannelProgram::update_scsw`] to map the SCSW's CCW address back to the guest,
+//!   [`ChannelProgram::is_pinned`] for DMA-unmap notifications and
+//!   [`ChannelProgram::release`] to unpin and free exactly once.
+//! - [`TranslateError`] names the failing CCW (index and guest address), the reason, the
+//!   errno vfio-ccw returns ([`TranslateError::errno`]) and the channel-program check a real
+//!   channel subsystem would report ([`TranslateError::program_check`]).
+//!
+//! Why vm-memory: it is the rust-vmm standard for guest memory, every Rust VMM already has a
+//! `GuestMemory`, and its `Bytes::read_slice` copies out of guest memory with volatile
+//! accesses, never handing out a `&[u8]` that the guest could change underneath.
+//!
+//! With the `test-utils` feature, [`testing::RecordingMapper`] is a complete in-memory mapper
+//! for unit tests, benchmarks and fuzzing.
 
+pub mod error;
 pub mod mapper;
+mod program;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod testing;
+mod translator;
 
+pub use error::{Block, ErrorKind, MapOp, TranslateError, TranslateErrorKind, Unsupported};
 pub use mapper::{ControlArea, DeviceAddr, DmaAccess, GuestRange, MapError, Mapper};
+pub use program::ChannelProgram;
+pub use translator::{Limits, Translator};

@@ -5,7 +5,7 @@
 //!
 //! Run with `cargo run -p ccw-types --example decode`.
 
-use ccw_types::{CcwFormat, CcwRepr, Irb, OrbRepr, Schib};
+use ccw_types::{CcwFormat, CcwRepr, Irb, OrbRepr, Schib, SenseId};
 
 fn main() -> Result<(), ccw_types::DecodeError> {
     // The ORB vfio-ccw received: intparm, F|P|C64, LPM 0xFF, cpa.
@@ -26,12 +26,18 @@ fn main() -> Result<(), ccw_types::DecodeError> {
     ]);
     println!("{}", Irb::read_from(&irb)?);
 
-    // An unknown command: unit check with concurrent sense (command reject).
+    // The SENSE ID data: control unit 0x3832 model 2 (virtio-blk), no CIWs.
+    let mut data = [0u8; 256];
+    data[..4].copy_from_slice(&[0xff, 0x38, 0x32, 0x02]);
+    println!("{}", SenseId::parse(&data)?);
+
+    // An unknown command: unit check with concurrent sense (command reject). QEMU encodes the
+    // 32-byte sense count as `count << 8` (`01 00 20 00`); the display says so.
     let mut irb = [0u8; 96];
     irb[..12].copy_from_slice(&[
         0x04, 0x82, 0x40, 0x17, 0x00, 0x00, 0x10, 0x08, 0x02, 0, 0, 0,
     ]);
-    irb[12..20].copy_from_slice(&[0x00, 0x80, 0x00, 0x00, 0x01, 0x20, 0x00, 0x00]);
+    irb[12..20].copy_from_slice(&[0x00, 0x80, 0x00, 0x00, 0x01, 0x00, 0x20, 0x00]);
     irb[32] = 0x80;
     println!("{}", Irb::read_from(&irb)?);
 

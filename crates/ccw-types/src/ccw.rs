@@ -43,6 +43,11 @@ flag_set! {
 }
 
 /// Which CCW format a channel program uses (ORB bit F).
+///
+/// ```
+/// use ccw_types::CcwFormat;
+/// assert_eq!(CcwFormat::Format1.to_string(), "fmt-1");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CcwFormat {
     /// Format 0: 24-bit data address.
@@ -61,6 +66,13 @@ impl fmt::Display for CcwFormat {
 }
 
 /// The class of a command code, from its low-order bits (reference §1.4).
+///
+/// ```
+/// use ccw_types::{CcwFormat, CommandClass};
+/// let class = CommandClass::of(0x02, CcwFormat::Format1);
+/// assert_eq!(class, CommandClass::Read);
+/// assert!(class.is_input() && class.honours_skip());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CommandClass {
     /// `xxxx0000` (and format-1 `xxxx1000` other than 0x08): invalid, a program check.
@@ -147,6 +159,7 @@ pub mod cmd {
 /// // Reference §13.1: SENSE ID, SLI, count 7, data at 0x12340.
 /// let ccw = Ccw1::from_bytes([0xE4, 0x20, 0x00, 0x07, 0x00, 0x01, 0x23, 0x40]);
 /// assert_eq!((ccw.cmd, ccw.count.get(), ccw.cda.get()), (0xE4, 7, 0x12340));
+/// assert_eq!(ccw.to_string(), "CCW1 cmd=0xe4 flags=SLI count=7 cda=0x00012340");
 /// ```
 #[derive(
     Clone, Copy, PartialEq, Eq, Hash, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned,
@@ -164,6 +177,14 @@ pub struct Ccw1 {
 }
 
 /// A format-0 CCW as stored: command, 24-bit data address, flags, reserved byte, count.
+///
+/// ```
+/// use ccw_types::Ccw0;
+/// // Reference §13.1 in format 0.
+/// let ccw = Ccw0::from_bytes([0xE4, 0x01, 0x23, 0x40, 0x20, 0x00, 0x00, 0x07]);
+/// assert_eq!((ccw.cmd, ccw.data_address(), ccw.count.get()), (0xE4, 0x12340, 7));
+/// assert_eq!(ccw.to_string(), "CCW0 cmd=0xe4 cda=0x012340 flags=SLI count=7");
+/// ```
 #[derive(
     Clone, Copy, PartialEq, Eq, Hash, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned,
 )]
@@ -235,6 +256,36 @@ impl fmt::Debug for Ccw0 {
             .field("reserved", &self.reserved)
             .field("count", &self.count.get())
             .finish()
+    }
+}
+
+impl fmt::Display for Ccw1 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "CCW1 cmd={:#04x} flags={} count={} cda={:#010x}",
+            self.cmd,
+            self.flag_set(),
+            self.count.get(),
+            self.cda.get()
+        )
+    }
+}
+
+impl fmt::Display for Ccw0 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "CCW0 cmd={:#04x} cda={:#08x} flags={} count={}",
+            self.cmd,
+            self.data_address(),
+            self.flag_set(),
+            self.count.get()
+        )?;
+        if self.reserved != 0 {
+            write!(f, " reserved={:#04x}", self.reserved)?;
+        }
+        Ok(())
     }
 }
 

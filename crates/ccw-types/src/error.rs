@@ -29,6 +29,13 @@ pub struct DecodeError {
 }
 
 /// Why a block failed to decode or encode.
+///
+/// ```
+/// use ccw_types::{DecodeReason, Scsw};
+/// let err = Scsw::read_from(&[0u8; 4]).unwrap_err();
+/// assert_eq!(err.reason, DecodeReason::TooShort { needed: 12, got: 4 });
+/// assert_eq!(err.to_string(), "SCSW length: buffer too short (4 bytes, need 12)");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DecodeReason {

@@ -2,9 +2,23 @@
 
 //! Indirect data addressing: IDAW formats and list arithmetic (reference §8).
 
+use core::fmt;
+
 use crate::error::{DecodeError, DecodeReason};
 
 /// The IDAW format and block size a channel program uses (selected by ORB H and T).
+///
+/// ```
+/// use ccw_types::IdawFormat;
+/// let f = IdawFormat::from_orb_bits(true, false);
+/// assert_eq!(f, IdawFormat::Format2K4);
+/// assert_eq!((f.block_size(), f.idaw_size()), (4096, 8));
+/// assert_eq!(f.to_string(), "fmt-2 IDAW (4K)");
+/// let mut buf = [0u8; 8];
+/// assert_eq!(f.encode(0x1_2345_6000, &mut buf)?, 8);
+/// assert_eq!(f.decode(&buf)?, 0x1_2345_6000);
+/// # Ok::<(), ccw_types::DecodeError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IdawFormat {
     /// Format-1 IDAWs: 4 bytes, 31-bit addresses, 2 KiB blocks (ORB H = 0).
@@ -16,6 +30,16 @@ pub enum IdawFormat {
 }
 
 impl IdawFormat {
+    /// The format ORB bits H (format-2 IDAWs) and T (2 KiB blocks) select; T is meaningful
+    /// only with H.
+    pub const fn from_orb_bits(format2: bool, k2: bool) -> Self {
+        match (format2, k2) {
+            (false, _) => IdawFormat::Format1,
+            (true, true) => IdawFormat::Format2K2,
+            (true, false) => IdawFormat::Format2K4,
+        }
+    }
+
     /// Bytes one IDAW block covers.
     pub const fn block_size(self) -> u64 {
         match self {
@@ -68,6 +92,66 @@ impl IdawFormat {
         })
     }
 
+    /// Encodes one IDAW holding `addr` into the start of `out` and returns its size (4 or 8).
+    /// Fails if `out` is too short or a format-1 IDAW cannot hold `addr` (31 bits).
+    pub fn encode(self, addr: u64, out: &mut [u8]) -> Result<usize, DecodeError> {
+        let size = self.idaw_size() as usize;
+        let Some(slot) = out.get_mut(..size) else {
+            return Err(DecodeError::too_short("IDAW", size, out.len()));
+        };
+        match self {
+            IdawFormat::Format1 => {
+                if addr > 0x7FFF_FFFF {
+                    return Err(DecodeError::new(
+                        "IDAW",
+                        "address",
+                        DecodeReason::OutOfRange {
+                            value: addr,
+                            max: 0x7FFF_FFFF,
+                        },
+                    ));
+                }
+                slot.copy_from_slice(&(addr as u32).to_be_bytes());
+            }
+            IdawFormat::Format2K2 | IdawFormat::Format2K4 => {
+                slot.copy_from_slice(&addr.to_be_bytes());
+            }
+        }
+        Ok(size)
+    }
+
+    /// Checks the address of IDAW number `index` of a list (reference §8.3): the first may
+    /// designate any byte; every later one must designate the first byte of a block (for read
+    /// backward, `backward`, the last byte of a block).
+    ///
+    /// ```
+    /// use ccw_types::IdawFormat;
+    /// let f = IdawFormat::Format2K4;
+    /// assert!(f.check_address(0, 0x1234_5678, false).is_ok());
+    /// assert!(f.check_address(1, 0x1234_6000, false).is_ok());
+    /// assert!(f.check_address(1, 0x1234_6008, false).is_err());
+    /// assert!(f.check_address(1, 0x1234_5FFF, true).is_ok());
+    /// ```
+    pub fn check_address(self, index: usize, addr: u64, backward: bool) -> Result<(), DecodeError> {
+        if index == 0 {
+            return Ok(());
+        }
+        let mask = self.block_size() - 1;
+        let off = if backward {
+            addr.wrapping_add(1) & mask
+        } else {
+            addr & mask
+        };
+        if off != 0 {
+            return Err(DecodeError::new(
+                "IDAW",
+                "block alignment",
+                DecodeReason::Invalid { value: addr },
+            ));
+        }
+        Ok(())
+    }
+
     /// Decodes one stored IDAW of this format (big-endian, 4 or 8 bytes): format-1 IDAWs must
     /// have bit 0 clear.
     pub fn decode(self, bytes: &[u8]) -> Result<u64, DecodeError> {
@@ -89,5 +173,15 @@ impl IdawFormat {
                 Ok(u64::from_be_bytes(b))
             }
         }
+    }
+}
+
+impl fmt::Display for IdawFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            IdawFormat::Format1 => "fmt-1 IDAW (2K)",
+            IdawFormat::Format2K2 => "fmt-2 IDAW (2K)",
+            IdawFormat::Format2K4 => "fmt-2 IDAW (4K)",
+        })
     }
 }

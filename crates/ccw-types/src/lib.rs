@@ -3,15 +3,21 @@
 //! Architected s390 channel-I/O blocks, big-endian on the wire, decoded for humans.
 //!
 //! Every block has two levels, as smoltcp's wire module:
-//! - the **stored form** ([`Ccw1`], [`Orb`], [`Scsw`], [`Irb`], [`Schib`], [`Crw`], ...): a
-//!   `#[repr(C)]` struct of big-endian fields (zerocopy + bitfield-struct) with exactly the
-//!   architected size; reading one from a byte slice checks the length, and its accessors never
-//!   panic;
-//! - the **validated representation** where the architecture reserves bits or values
-//!   ([`CcwRepr`], [`OrbRepr`], [`SubchannelId`]), whose `parse` returns a [`DecodeError`]
-//!   naming the block and the field, and whose `emit` gives back the same bytes.
+//! - the **stored form** ([`Ccw1`], [`Orb`], [`Scsw`], [`Irb`], [`Schib`], [`Crw`], [`Midaw`],
+//!   [`IoRegion`], ...): a `#[repr(C)]` struct of big-endian fields (zerocopy + bitfield-struct)
+//!   with exactly the architected size. `read_from(&[u8])` checks only the length, its accessors
+//!   never panic, and `from_bytes(b).into_bytes() == b` for every `b`;
+//! - the **validated level**, which rejects reserved bits and undefined values with a
+//!   [`DecodeError`] naming the block and the field: a separate representation where the
+//!   meaning differs from the layout ([`CcwRepr`], [`OrbRepr`], [`MidawRepr`], [`SenseId`],
+//!   [`BasicSense`], [`SubchannelId`]), otherwise `parse` on the stored form itself
+//!   ([`Scsw::parse`], [`Irb::parse`], [`Schib::parse`], ...). Whatever validates re-encodes to
+//!   the same bytes.
 //!
 //! `Display` prints a line a person reads; `Debug` shows every field.
+//!
+//! The vfio-ccw regions ([`region`]) mix byte orders: architected blocks big-endian, the
+//! kernel's `ret_code`/`command` host-native-endian.
 //!
 //! ```
 //! use ccw_types::{CcwFormat, CcwRepr, Irb};
@@ -35,26 +41,44 @@
 #[cfg(test)]
 extern crate std;
 
+/// The README's example, compiled and run as a doc test.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
+mod block;
 pub mod ccw;
 pub mod crw;
 mod error;
 mod flags;
 mod idaw;
+mod interrupt;
 mod irb;
+mod measure;
+mod midaw;
 mod orb;
+pub mod region;
 mod schib;
 mod schid;
 mod scsw;
+mod sense;
+mod senseid;
 
 pub use ccw::{Ccw0, Ccw1, CcwFlags, CcwFormat, CcwRepr, CommandClass};
-pub use crw::Crw;
+pub use crw::{Crw, CrwChain, CrwReport};
 pub use error::{DecodeError, DecodeReason};
 pub use idaw::IdawFormat;
-pub use irb::{Erw, Esw, Irb};
+pub use interrupt::{InterruptionId, IoInterruptionCode, cr6_isc_mask};
+pub use irb::{Emw, Erw, Esw, EswFormat, Irb, SubchannelLogout};
+pub use measure::{MeasurementBlock0, MeasurementBlock1, MeasurementFormat};
+pub use midaw::{Midaw, MidawFlags, MidawRepr};
 pub use orb::{CommandOrb, Orb, OrbControl, OrbPriorities, OrbRepr, TransportOrb};
+pub use region::{CmdRegion, CrwRegion, IoRegion, SchibRegion};
 pub use schib::{Pmcw, PmcwChars, PmcwFlags, Schib};
-pub use schid::{DeviceId, SubchannelId};
+pub use schid::{DeviceId, SubchannelId, SubchannelIdWord};
 pub use scsw::{
     ActivityControl, DeviceStatus, FunctionControl, Scsw, ScswControl, StatusControl,
-    SubchannelStatus,
+    SubchannelStatus, TmScsw, TmScswControl,
 };
+pub use sense::{BasicSense, EckdSenseByte1, EckdSenseByte2, SenseByte0};
+pub use senseid::{Ciw, CiwType, SenseId, SenseIdHeader};

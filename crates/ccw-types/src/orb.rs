@@ -8,10 +8,18 @@ use bitfield_struct::bitfield;
 use zerocopy::big_endian::U32;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
+use crate::block::write_names;
 use crate::ccw::CcwFormat;
 use crate::error::{DecodeError, DecodeReason};
 
 /// ORB word 1 (bytes 4-7), command mode. In transport mode only key, B, LPM and X apply.
+///
+/// ```
+/// use ccw_types::OrbControl;
+/// // Reference §13.2 / the real device: F, P, H (C64), LPM 0xFF = 0x00C2FF00.
+/// let c = OrbControl::new().with_format1(true).with_prefetch(true).with_format2_idaw(true).with_lpm(0xFF);
+/// assert_eq!(c.into_bits().get(), 0x00C2_FF00);
+/// ```
 #[bitfield(u32, repr = U32, from = U32::new, into = U32::get, order = Msb)]
 #[derive(PartialEq, Eq, Hash, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 pub struct OrbControl {
@@ -113,6 +121,11 @@ impl Orb {
         Ok(orb)
     }
 
+    /// The ORB stored in `bytes`, all 32 kept as they are (even words 3-7 with X = 0).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        zerocopy::transmute!(bytes)
+    }
+
     /// The 32 bytes as stored.
     pub fn into_bytes(self) -> [u8; 32] {
         zerocopy::transmute!(self)
@@ -138,7 +151,41 @@ impl fmt::Debug for Orb {
     }
 }
 
+/// Prints the validated ORB ([`OrbRepr`]'s line), or the raw words and why they do not
+/// validate.
+///
+/// ```
+/// use ccw_types::Orb;
+/// let orb = Orb::read_from(&[0x12, 0x34, 0x56, 0x78, 0x00, 0xC2, 0xFF, 0x00, 0x00, 0x00, 0x10, 0x00])?;
+/// assert_eq!(orb.to_string(), "ORB intparm=0x12345678 key=0 fmt-1 lpm=0xff cpa=0x00001000 ctl=P|H");
+/// let bad = Orb::read_from(&[0, 0, 0, 0, 0x00, 0x80, 0xFF, 0x02, 0, 0, 0x10, 0])?;
+/// assert_eq!(bad.to_string(),
+///     "ORB intparm=0x00000000 ctrl=0x0080ff02 cpa=0x00001000 (invalid: ORB control word: reserved bits set (0x1))");
+/// # Ok::<(), ccw_types::DecodeError>(())
+/// ```
+impl fmt::Display for Orb {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match OrbRepr::from_orb(self) {
+            Ok(repr) => repr.fmt(f),
+            Err(e) => write!(
+                f,
+                "ORB intparm={:#010x} ctrl={:#010x} cpa={:#010x} (invalid: {e})",
+                self.intparm.get(),
+                self.ctrl.into_bits().get(),
+                self.cpa.get()
+            ),
+        }
+    }
+}
+
 /// ORB extension (word 3) priorities.
+///
+/// ```
+/// use ccw_types::{CommandOrb, OrbPriorities};
+/// let orb = CommandOrb { priorities: Some(OrbPriorities { css: 1, cu: 2 }), ..CommandOrb::new(0, 0x1000) };
+/// let bytes = orb.emit().into_bytes();
+/// assert_eq!((bytes[7] & 1, bytes[12], bytes[14]), (1, 1, 2)); // X set, priorities in word 3
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct OrbPriorities {
     /// Channel-subsystem priority (byte 12).
@@ -198,7 +245,17 @@ pub struct CommandOrb {
     pub cpa: u32,
 }
 
-/// A transport-mode ORB, recognized but not executed by ccw-rs.
+/// A transport-mode ORB (B = 1), recognized but not executed by ccw-rs.
+///
+/// ```
+/// use ccw_types::{OrbRepr, TransportOrb};
+/// let bytes = [0, 0, 0, 7, 0x00, 0x04, 0x80, 0x00, 0x00, 0x02, 0x00, 0x00];
+/// let OrbRepr::Transport(t) = OrbRepr::parse(&bytes)? else { unreachable!() };
+/// assert_eq!(t, TransportOrb { intparm: 7, key: 0, lpm: 0x80, tcw: 0x20000, priorities: None });
+/// assert_eq!(t.to_string(), "ORB transport-mode intparm=0x00000007 key=0 lpm=0x80 tcw=0x00020000");
+/// assert_eq!(t.emit().short_bytes(), bytes);
+/// # Ok::<(), ccw_types::DecodeError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TransportOrb {
     /// Interruption parameter.
@@ -213,7 +270,17 @@ pub struct TransportOrb {
     pub priorities: Option<OrbPriorities>,
 }
 
-/// A validated ORB of either channel-program type.
+/// A validated ORB of either channel-program type, told apart by bit B.
+///
+/// ```
+/// use ccw_types::OrbRepr;
+/// let orb = OrbRepr::parse(&[0x12, 0x34, 0x56, 0x78, 0x00, 0xC2, 0xFF, 0x00, 0x00, 0x00, 0x10, 0x00])?;
+/// assert!(matches!(orb, OrbRepr::Command(_)));
+/// // Reserved bits 26-30 set: what SSCH rejects with an operand exception.
+/// let err = OrbRepr::parse(&[0, 0, 0, 0, 0x00, 0x80, 0xFF, 0x3E, 0, 0, 0x10, 0]).unwrap_err();
+/// assert_eq!((err.block, err.field), ("ORB", "control word"));
+/// # Ok::<(), ccw_types::DecodeError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OrbRepr {
     /// Command mode (CCW program).
@@ -320,23 +387,42 @@ impl OrbRepr {
     pub fn emit(&self) -> Orb {
         match self {
             OrbRepr::Command(o) => o.emit(),
-            OrbRepr::Transport(t) => {
-                let ctrl = OrbControl::new()
-                    .with_key(t.key & 0xF)
-                    .with_transport(true)
-                    .with_lpm(t.lpm)
-                    .with_extension(t.priorities.is_some());
-                with_priorities(
-                    Orb {
-                        intparm: U32::new(t.intparm),
-                        ctrl,
-                        cpa: U32::new(t.tcw),
-                        ext: [0; 20],
-                    },
-                    t.priorities,
-                )
-            }
+            OrbRepr::Transport(t) => t.emit(),
         }
+    }
+}
+
+impl TransportOrb {
+    /// Encodes the ORB (X is set when priorities are present).
+    pub fn emit(&self) -> Orb {
+        let ctrl = OrbControl::new()
+            .with_key(self.key & 0xF)
+            .with_transport(true)
+            .with_lpm(self.lpm)
+            .with_extension(self.priorities.is_some());
+        with_priorities(
+            Orb {
+                intparm: U32::new(self.intparm),
+                ctrl,
+                cpa: U32::new(self.tcw),
+                ext: [0; 20],
+            },
+            self.priorities,
+        )
+    }
+}
+
+impl fmt::Display for TransportOrb {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "ORB transport-mode intparm={:#010x} key={} lpm={:#04x} tcw={:#010x}",
+            self.intparm, self.key, self.lpm, self.tcw
+        )?;
+        if let Some(p) = self.priorities {
+            write!(f, " prio=css:{},cu:{}", p.css, p.cu)?;
+        }
+        Ok(())
     }
 }
 
@@ -406,11 +492,7 @@ impl CommandOrb {
 
     /// The IDAW format and block size this ORB selects for IDA CCWs (reference §8.1).
     pub const fn idaw_format(&self) -> crate::IdawFormat {
-        match (self.format2_idaw, self.idaw_2k) {
-            (false, _) => crate::IdawFormat::Format1,
-            (true, true) => crate::IdawFormat::Format2K2,
-            (true, false) => crate::IdawFormat::Format2K4,
-        }
+        crate::IdawFormat::from_orb_bits(self.format2_idaw, self.idaw_2k)
     }
 }
 
@@ -436,19 +518,7 @@ impl fmt::Display for CommandOrb {
             (self.midaw, "D"),
         ];
         f.write_str(" ctl=")?;
-        let mut any = false;
-        for (set, name) in flags {
-            if set {
-                if any {
-                    f.write_str("|")?;
-                }
-                f.write_str(name)?;
-                any = true;
-            }
-        }
-        if !any {
-            f.write_str("-")?;
-        }
+        write_names(f, &flags)?;
         if let Some(p) = self.priorities {
             write!(f, " prio=css:{},cu:{}", p.css, p.cu)?;
         }
@@ -460,11 +530,7 @@ impl fmt::Display for OrbRepr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             OrbRepr::Command(o) => o.fmt(f),
-            OrbRepr::Transport(t) => write!(
-                f,
-                "ORB transport-mode intparm={:#010x} key={} lpm={:#04x} tcw={:#010x}",
-                t.intparm, t.key, t.lpm, t.tcw
-            ),
+            OrbRepr::Transport(t) => t.fmt(f),
         }
     }
 }

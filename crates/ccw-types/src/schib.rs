@@ -8,10 +8,19 @@ use bitfield_struct::bitfield;
 use zerocopy::big_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
-use crate::error::{DecodeError, DecodeReason, take};
+use crate::block::{reserved_zero, stored_block};
+use crate::error::{DecodeError, DecodeReason};
+use crate::measure::MeasurementFormat;
 use crate::scsw::Scsw;
 
 /// PMCW word 1 (bytes 4-7).
+///
+/// ```
+/// use ccw_types::PmcwFlags;
+/// // The real device's SCHIB region: word 1 = ISC 3, enabled, device number valid, 0x0005.
+/// let f = PmcwFlags::from_bits(zerocopy::big_endian::U32::new(0x1881_0005));
+/// assert_eq!((f.isc(), f.enabled(), f.dnv(), f.devno()), (3, true, true, 5));
+/// ```
 #[bitfield(u32, repr = U32, from = U32::new, into = U32::get, order = Msb)]
 #[derive(PartialEq, Eq, Hash, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 pub struct PmcwFlags {
@@ -46,6 +55,12 @@ pub struct PmcwFlags {
 }
 
 /// PMCW word 6 (bytes 24-27).
+///
+/// ```
+/// use ccw_types::PmcwChars;
+/// let c = PmcwChars::new().with_st(0).with_mbfc(true).with_concurrent_sense(true);
+/// assert_eq!(c.into_bits().get(), 0x0000_0005);
+/// ```
 #[bitfield(u32, repr = U32, from = U32::new, into = U32::get, order = Msb)]
 #[derive(PartialEq, Eq, Hash, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 pub struct PmcwChars {
@@ -67,6 +82,19 @@ pub struct PmcwChars {
 }
 
 /// The PMCW as stored (28 bytes).
+///
+/// ```
+/// use ccw_types::Pmcw;
+/// // Reference §13.5: enabled idle subchannel, ISC 3, devno 0x0009, path 0 (CHPID 0x00).
+/// let bytes = [0x12, 0x34, 0x56, 0x78, 0x18, 0x81, 0x00, 0x09, 0x80, 0x00, 0x80, 0x80,
+///              0x00, 0x00, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+/// let pmcw = Pmcw::parse(&bytes)?;
+/// assert_eq!((pmcw.lpm, pmcw.pim, pmcw.pom, pmcw.pam), (0x80, 0x80, 0xFF, 0x80));
+/// assert_eq!(pmcw.to_string(),
+///     "PMCW devno=0009 st=0 isc=3 enabled intparm=0x12345678 pim=0x80 pam=0x80 pom=0xff lpm=0x80 pnom=0x00 lpum=0x80 chpids=[00, 00, 00, 00, 00, 00, 00, 00]");
+/// assert_eq!(pmcw.into_bytes(), bytes);
+/// # Ok::<(), ccw_types::DecodeError>(())
+/// ```
 #[derive(
     Clone,
     Copy,
@@ -104,6 +132,108 @@ pub struct Pmcw {
     pub chpid: [u8; 8],
     /// Word 6: subchannel type and measurement/sense controls.
     pub chars: PmcwChars,
+}
+
+stored_block!(Pmcw, "PMCW", 28, validate);
+
+impl Pmcw {
+    /// Rejects what MODIFY SUBCHANNEL rejects with an operand exception: reserved word-1 bits
+    /// 5-7, limit mode 3, reserved word-6 bits. (Bit 1, W, is undocumented and accepted.)
+    pub fn validate(&self) -> Result<(), DecodeError> {
+        let f = self.flags;
+        reserved_zero("PMCW", "flags", f.reserved() as u64)?;
+        if f.limit_mode() == 3 {
+            return Err(DecodeError::new(
+                "PMCW",
+                "limit mode",
+                DecodeReason::Invalid { value: 3 },
+            ));
+        }
+        reserved_zero(
+            "PMCW",
+            "word 6",
+            (self.chars.into_bits().get() & 0xFF1F_FFF8) as u64,
+        )
+    }
+
+    /// Whether measurement-block update is enabled (MM bit 11).
+    pub fn measurement_enabled(&self) -> bool {
+        self.flags.mb_update()
+    }
+
+    /// The measurement-block format the subchannel uses (PMCW MBFC): format 0 at
+    /// `MBO + MBI * 32`, format 1 at the SCHIB's MBA.
+    pub fn measurement_format(&self) -> MeasurementFormat {
+        if self.chars.mbfc() {
+            MeasurementFormat::Format1
+        } else {
+            MeasurementFormat::Format0
+        }
+    }
+
+    /// Where the format-0 measurement block of this subchannel lives, for a measurement-block
+    /// origin `mbo` set by SET CHANNEL MONITOR: `mbo + mbi * 32`.
+    pub fn format0_block_address(&self, mbo: u64) -> u64 {
+        mbo.wrapping_add(u64::from(self.mbi.get()) * 32)
+    }
+}
+
+impl fmt::Display for Pmcw {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = self;
+        write!(
+            f,
+            "PMCW devno={:04x}{} st={} isc={} {} intparm={:#010x} pim={:#04x} pam={:#04x} pom={:#04x} lpm={:#04x} pnom={:#04x} lpum={:#04x} chpids={:02x?}",
+            p.flags.devno(),
+            if p.flags.dnv() { "" } else { "(invalid)" },
+            p.chars.st(),
+            p.flags.isc(),
+            if p.flags.enabled() {
+                "enabled"
+            } else {
+                "disabled"
+            },
+            p.intparm.get(),
+            p.pim,
+            p.pam,
+            p.pom,
+            p.lpm,
+            p.pnom,
+            p.lpum,
+            p.chpid,
+        )?;
+        for (set, s) in [
+            (p.flags.qdio(), " qdio"),
+            (p.flags.multipath(), " multipath"),
+            (p.flags.timing(), " timing"),
+            (p.chars.concurrent_sense(), " cs"),
+            (p.chars.xmwme(), " xmwme"),
+        ] {
+            if set {
+                f.write_str(s)?;
+            }
+        }
+        if p.flags.limit_mode() != 0 {
+            write!(f, " lm={}", p.flags.limit_mode())?;
+        }
+        if p.flags.mb_update() || p.flags.dct_measurement() {
+            write!(
+                f,
+                " measure={}{}{}",
+                self.measurement_format(),
+                if p.flags.mb_update() { ",update" } else { "" },
+                if p.flags.dct_measurement() {
+                    ",dct"
+                } else {
+                    ""
+                },
+            )?;
+            if !p.chars.mbfc() {
+                write!(f, " mbi={}", p.mbi.get())?;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl fmt::Debug for Pmcw {
@@ -163,52 +293,23 @@ pub struct Schib {
 
 const _: () = assert!(size_of::<Pmcw>() == 28 && size_of::<Schib>() == 52);
 
-impl Schib {
-    /// Size in bytes.
-    pub const LEN: usize = 52;
+stored_block!(Schib, "SCHIB", 52, validate);
 
-    /// Reads a SCHIB from the start of `bytes`.
-    pub fn read_from(bytes: &[u8]) -> Result<Self, DecodeError> {
-        take::<52>("SCHIB", bytes).map(Self::from_bytes)
-    }
-    /// The SCHIB stored in `bytes`.
-    pub fn from_bytes(bytes: [u8; 52]) -> Self {
-        zerocopy::transmute!(bytes)
-    }
-    /// The 52 bytes as stored.
-    pub fn into_bytes(self) -> [u8; 52] {
-        zerocopy::transmute!(self)
+impl Schib {
+    /// Rejects reserved bits in the PMCW ([`Pmcw::validate`]) and the SCSW, and a
+    /// measurement-block address that is not 64-byte aligned while MBFC selects it.
+    pub fn validate(&self) -> Result<(), DecodeError> {
+        self.validate_for_modify()?;
+        self.scsw.validate()
     }
 
     /// Checks what MODIFY SUBCHANNEL rejects with an operand exception: reserved PMCW bits,
-    /// limit mode 3, reserved word-6 bits.
+    /// limit mode 3, reserved word-6 bits, and (with MBFC) an MBA not on a 64-byte boundary.
+    /// The SCSW is not part of the MSCH operand's meaning and is not checked.
     pub fn validate_for_modify(&self) -> Result<(), DecodeError> {
-        let f = self.pmcw.flags;
-        if f.reserved() != 0 {
-            return Err(DecodeError::new(
-                "PMCW",
-                "flags",
-                DecodeReason::Reserved {
-                    bits: f.reserved() as u64,
-                },
-            ));
-        }
-        if f.limit_mode() == 3 {
-            return Err(DecodeError::new(
-                "PMCW",
-                "limit mode",
-                DecodeReason::Invalid { value: 3 },
-            ));
-        }
-        let c = self.pmcw.chars;
-        if c.reserved0() != 0 || c.reserved1() != 0 {
-            return Err(DecodeError::new(
-                "PMCW",
-                "word 6",
-                DecodeReason::Reserved {
-                    bits: (c.into_bits().get() & 0xFF1F_FFF8) as u64,
-                },
-            ));
+        self.pmcw.validate()?;
+        if self.pmcw.chars.mbfc() {
+            reserved_zero("SCHIB", "mba alignment", self.mba.get() & 0x3F)?;
         }
         Ok(())
     }
@@ -230,7 +331,7 @@ impl fmt::Display for Schib {
         let p = &self.pmcw;
         write!(
             f,
-            "SCHIB devno={:04x}{} st={} isc={} {} pim={:#04x} pam={:#04x} pom={:#04x} lpm={:#04x} lpum={:#04x} chpids={:02x?}{}",
+            "SCHIB devno={:04x}{} st={} isc={} {} pim={:#04x} pam={:#04x} pom={:#04x} lpm={:#04x} lpum={:#04x} chpids={:02x?}{} | {}",
             p.flags.devno(),
             if p.flags.dnv() { "" } else { "(invalid)" },
             p.chars.st(),
@@ -251,6 +352,11 @@ impl fmt::Display for Schib {
             } else {
                 ""
             },
-        )
+            self.scsw,
+        )?;
+        if p.chars.mbfc() {
+            write!(f, " mba={:#x}", self.mba.get())?;
+        }
+        Ok(())
     }
 }

@@ -5,7 +5,75 @@
 use core::fmt;
 use core::str::FromStr;
 
+use bitfield_struct::bitfield;
+use zerocopy::big_endian::U32;
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+use crate::block::stored_block;
 use crate::error::{DecodeError, DecodeReason};
+
+/// The subchannel-identification word as stored (GR1 bits 32-63 of the I/O instructions,
+/// lowcore 0xB8), bit for bit; [`SubchannelId`] is its validated meaning.
+///
+/// The two differ in one case: M = 1 with CSSID 0 names CSS 0 explicitly, which
+/// [`SubchannelId`] does not distinguish from M = 0, so only this stored form gives such a
+/// word back unchanged.
+///
+/// ```
+/// use ccw_types::{SubchannelId, SubchannelIdWord};
+/// // Reference §13.5: cssid 0xFE, M = 1, ssid 1, subchannel 5.
+/// let w = SubchannelIdWord::from_bytes([0xFE, 0x0B, 0x00, 0x05]);
+/// assert_eq!((w.cssid(), w.m(), w.ssid(), w.one(), w.sch_no()), (0xFE, true, 1, true, 5));
+/// assert_eq!(w.subchannel_id()?, SubchannelId::new(0xFE, 1, 5));
+/// assert_eq!(w.to_string(), "fe.1.0005");
+/// let explicit_css0 = SubchannelIdWord::from_bytes([0x00, 0x09, 0x00, 0x05]);
+/// assert_eq!(explicit_css0.subchannel_id()?.to_word(), 0x0001_0005);
+/// assert_eq!(explicit_css0.into_bytes(), [0x00, 0x09, 0x00, 0x05]);
+/// # Ok::<(), ccw_types::DecodeError>(())
+/// ```
+#[bitfield(u32, repr = U32, from = U32::new, into = U32::get, order = Msb)]
+#[derive(PartialEq, Eq, Hash, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+pub struct SubchannelIdWord {
+    /// Channel-subsystem id (only with M).
+    #[bits(8)]
+    pub cssid: u8,
+    /// Bits 8-11: reserved.
+    #[bits(4)]
+    pub reserved: u8,
+    /// M: the CSSID field is valid (MCSS-E).
+    pub m: bool,
+    /// Subchannel-set id.
+    #[bits(2)]
+    pub ssid: u8,
+    /// Must be one.
+    pub one: bool,
+    /// Subchannel number.
+    #[bits(16)]
+    pub sch_no: u16,
+}
+
+stored_block!(SubchannelIdWord, "SID", 4, validate);
+
+impl SubchannelIdWord {
+    /// The validated subchannel id.
+    pub fn subchannel_id(&self) -> Result<SubchannelId, DecodeError> {
+        SubchannelId::from_word(self.into_bits().get())
+    }
+    /// Rejects what the I/O instructions reject ([`SubchannelId::from_word`]).
+    pub fn validate(&self) -> Result<(), DecodeError> {
+        self.subchannel_id().map(|_| ())
+    }
+}
+
+/// The bus-id form when the word is valid, else the raw word in hex.
+impl fmt::Display for SubchannelIdWord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.subchannel_id() {
+            Ok(id) => id.fmt(f),
+            Err(_) => write!(f, "sid={:#010x}", self.into_bits().get()),
+        }
+    }
+}
 
 /// A subchannel id: channel-subsystem id, subchannel-set id and subchannel number.
 ///
@@ -50,6 +118,7 @@ impl SubchannelId {
 
     /// Decodes a subchannel-identification word, rejecting what the I/O instructions reject
     /// with an operand exception: the "one" bit clear, reserved bits set, or a CSSID without M.
+    /// M = 1 with CSSID 0 decodes like M = 0 (see [`SubchannelIdWord`] for the exact bits).
     pub fn from_word(word: u32) -> Result<Self, DecodeError> {
         if word & 0x0001_0000 == 0 {
             return Err(DecodeError::new(

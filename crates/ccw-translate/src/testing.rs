@@ -1,0 +1,342 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+
+//! Test support (feature `test-utils`): an in-memory [`Mapper`] that records what happens.
+//!
+//! [`RecordingMapper`] maps guest addresses to device addresses by identity or a fixed
+//! offset, keeps control memory in a `Vec`, counts and (optionally) logs every call, checks
+//! the [`Mapper`] contract (pins inside a 4 KiB page, unpins matching pins, areas freed
+//! once) and can inject failures. css-core's unit tests, the benchmarks and the fuzz target
+//! use it.
+//!
+//! ```
+//! use ccw_translate::{DmaAccess, GuestRange, Mapper, testing::RecordingMapper};
+//! let m = RecordingMapper::new().with_offset(0x1000_0000);
+//! let dev = m.pin(GuestRange::new(0x2010, 16), DmaAccess::Write)?;
+//! assert_eq!(dev, 0x1000_2010);
+//! assert_eq!(m.device_to_guest(dev), Some(0x2010));
+//! m.unpin(GuestRange::new(0x2010, 16));
+//! assert!(m.live_pins().is_empty() && m.violations().is_empty());
+//! # Ok::<(), ccw_translate::MapError>(())
+//! ```
+
+use std::sync::Mutex;
+
+use crate::mapper::{ControlArea, DeviceAddr, DmaAccess, GuestRange, MapError, Mapper};
+
+/// One mapper call, as logged with [`RecordingMapper::recording`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A successful pin.
+    Pin(GuestRange, DmaAccess, DeviceAddr),
+    /// An unpin.
+    Unpin(GuestRange),
+    /// A control area was allocated.
+    Alloc {
+        /// Device address.
+        addr: DeviceAddr,
+        /// Length.
+        len: usize,
+    },
+    /// A control area was freed.
+    Free {
+        /// Device address.
+        addr: DeviceAddr,
+    },
+}
+
+/// Call counters of a [`RecordingMapper`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Successful pins.
+    pub pins: u64,
+    /// Unpins.
+    pub unpins: u64,
+    /// Successful control allocations.
+    pub allocs: u64,
+    /// Control frees.
+    pub frees: u64,
+    /// Successful control writes.
+    pub writes: u64,
+}
+
+#[derive(Debug)]
+struct State {
+    offset: u64,
+    control_base: u64,
+    control: Vec<u8>,
+    bump: usize,
+    live_areas: Vec<(u64, usize)>,
+    live_pins: Vec<GuestRange>,
+    log: Option<Vec<Event>>,
+    stats: Stats,
+    violations: Vec<String>,
+    fail_pin_at: Option<u64>,
+    fail_alloc: bool,
+    fail_write: bool,
+    guest_limit: Option<u64>,
+}
+
+/// An in-memory [`Mapper`] for tests: identity or offset device addresses, control memory in
+/// a `Vec`, every call counted, contract violations collected, failures injectable.
+#[derive(Debug)]
+pub struct RecordingMapper {
+    state: Mutex<State>,
+}
+
+impl Default for RecordingMapper {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Default device address of the control memory.
+pub const CONTROL_BASE: u64 = 0x7000_0000;
+/// Default size of the control memory.
+pub const CONTROL_SIZE: usize = 2 << 20;
+
+impl RecordingMapper {
+    /// Identity device addresses; 2 MiB of control memory at device address 0x7000_0000.
+    pub fn new() -> Self {
+        Self {
+            state: Mutex::new(State {
+                offset: 0,
+                control_base: CONTROL_BASE,
+                control: vec![0; CONTROL_SIZE],
+                bump: 0,
+                live_areas: Vec::new(),
+                live_pins: Vec::new(),
+                log: None,
+                stats: Stats::default(),
+                violations: Vec::new(),
+                fail_pin_at: None,
+                fail_alloc: false,
+                fail_write: false,
+                guest_limit: None,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Device address = guest address + `offset` (wrapping).
+    pub fn with_offset(self, offset: u64) -> Self {
+        self.lock().offset = offset;
+        self
+    }
+
+    /// Control memory of `size` bytes at device address `base` (8-aligned, below 2 GiB for a
+    /// well-behaved mapper; tests of the translator's checks may break that on purpose).
+    pub fn with_control(self, base: u64, size: usize) -> Self {
+        {
+            let mut s = self.lock();
+            s.control_base = base;
+            s.control = vec![0; size];
+        }
+        self
+    }
+
+    /// Logs every call (see [`Self::events`]); off by default so a warm mapper allocates
+    /// nothing.
+    pub fn recording(self, on: bool) -> Self {
+        self.lock().log = on.then(Vec::new);
+        self
+    }
+
+    /// Guest memory ends at `limit`: pins at or beyond it fail with [`MapError::NotMapped`].
+    pub fn with_guest_limit(self, limit: u64) -> Self {
+        self.lock().guest_limit = Some(limit);
+        self
+    }
+
+    /// The pin after `n` more successful pins fails with [`MapError::Exhausted`]
+    /// (`None`: never).
+    pub fn fail_pin_after(&self, n: Option<u64>) {
+        let mut s = self.lock();
+        s.fail_pin_at = n.map(|n| s.stats.pins + n);
+    }
+
+    /// Control allocations fail with [`MapError::Exhausted`].
+    pub fn fail_alloc(&self, on: bool) {
+        self.lock().fail_alloc = on;
+    }
+
+    /// Control writes fail with [`MapError::Os`] (`EIO`).
+    pub fn fail_write(&self, on: bool) {
+        self.lock().fail_write = on;
+    }
+
+    /// The device-address offset.
+    pub fn offset(&self) -> u64 {
+        self.lock().offset
+    }
+
+    /// The guest address a data device address stands for.
+    pub fn device_to_guest(&self, dev: DeviceAddr) -> Option<u64> {
+        Some(dev.wrapping_sub(self.lock().offset))
+    }
+
+    /// Currently pinned ranges (a multiset, in pin order).
+    pub fn live_pins(&self) -> Vec<GuestRange> {
+        self.lock().live_pins.clone()
+    }
+
+    /// Number of control areas not yet freed.
+    pub fn live_areas(&self) -> usize {
+        self.lock().live_areas.len()
+    }
+
+    /// Call counters.
+    pub fn stats(&self) -> Stats {
+        self.lock().stats
+    }
+
+    /// The call log (empty unless [`Self::recording`] is on).
+    pub fn events(&self) -> Vec<Event> {
+        self.lock().log.clone().unwrap_or_default()
+    }
+
+    /// Contract violations seen so far (unpin without pin, pin across 4 KiB, double free, ...).
+    pub fn violations(&self) -> Vec<String> {
+        self.lock().violations.clone()
+    }
+
+    /// Copies `out.len()` bytes of control memory at device address `addr`; `false` if the
+    /// range is not inside the control memory.
+    pub fn read_control(&self, addr: DeviceAddr, out: &mut [u8]) -> bool {
+        let s = self.lock();
+        let Some(off) = addr.checked_sub(s.control_base) else {
+            return false;
+        };
+        let Ok(off) = usize::try_from(off) else {
+            return false;
+        };
+        match s.control.get(off..off + out.len()) {
+            Some(src) => {
+                out.copy_from_slice(src);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Mapper for RecordingMapper {
+    fn pin(&self, range: GuestRange, access: DmaAccess) -> Result<DeviceAddr, MapError> {
+        let mut s = self.lock();
+        if range.len == 0
+            || range.end().is_none()
+            || range.gpa / 4096 != (range.gpa + range.len - 1) / 4096
+        {
+            s.violations
+                .push(format!("pin of {range} crosses 4 KiB or is empty"));
+            return Err(MapError::Invalid("range crosses a 4 KiB boundary"));
+        }
+        if s.fail_pin_at == Some(s.stats.pins) {
+            s.fail_pin_at = None;
+            return Err(MapError::Exhausted("injected pin failure"));
+        }
+        if let Some(limit) = s.guest_limit {
+            if range.gpa + range.len > limit {
+                return Err(MapError::NotMapped(range));
+            }
+        }
+        let dev = range.gpa.wrapping_add(s.offset);
+        s.stats.pins += 1;
+        s.live_pins.push(range);
+        if let Some(log) = s.log.as_mut() {
+            log.push(Event::Pin(range, access, dev));
+        }
+        Ok(dev)
+    }
+
+    fn unpin(&self, range: GuestRange) {
+        let mut s = self.lock();
+        match s.live_pins.iter().rposition(|r| *r == range) {
+            Some(i) => {
+                s.live_pins.swap_remove(i);
+            }
+            None => s
+                .violations
+                .push(format!("unpin of {range} that is not pinned")),
+        }
+        s.stats.unpins += 1;
+        if let Some(log) = s.log.as_mut() {
+            log.push(Event::Unpin(range));
+        }
+    }
+
+    fn alloc_control(&self, len: usize) -> Result<ControlArea, MapError> {
+        let mut s = self.lock();
+        if s.fail_alloc {
+            return Err(MapError::Exhausted("injected control allocation failure"));
+        }
+        let off = s.bump.next_multiple_of(8);
+        if len == 0 || off + len > s.control.len() {
+            return Err(MapError::Exhausted("control memory"));
+        }
+        s.bump = off + len;
+        let addr = s.control_base + off as u64;
+        s.live_areas.push((addr, len));
+        s.stats.allocs += 1;
+        if let Some(log) = s.log.as_mut() {
+            log.push(Event::Alloc { addr, len });
+        }
+        Ok(ControlArea {
+            addr,
+            len,
+            token: off as u64,
+        })
+    }
+
+    fn write_control(
+        &self,
+        area: &ControlArea,
+        offset: usize,
+        bytes: &[u8],
+    ) -> Result<(), MapError> {
+        let mut s = self.lock();
+        if s.fail_write {
+            return Err(MapError::Os {
+                op: "write_control (injected)",
+                errno: libc::EIO,
+            });
+        }
+        if !s.live_areas.contains(&(area.addr, area.len)) {
+            s.violations
+                .push(format!("write to unknown area {:#x}", area.addr));
+            return Err(MapError::Invalid("unknown control area"));
+        }
+        if offset + bytes.len() > area.len {
+            return Err(MapError::Invalid("write beyond the control area"));
+        }
+        let at = area.token as usize + offset;
+        s.control[at..at + bytes.len()].copy_from_slice(bytes);
+        s.stats.writes += 1;
+        Ok(())
+    }
+
+    fn free_control(&self, area: ControlArea) {
+        let mut s = self.lock();
+        match s
+            .live_areas
+            .iter()
+            .position(|a| *a == (area.addr, area.len))
+        {
+            Some(i) => {
+                s.live_areas.swap_remove(i);
+            }
+            None => s
+                .violations
+                .push(format!("free of unknown area {:#x}", area.addr)),
+        }
+        if s.live_areas.is_empty() {
+            s.bump = 0;
+        }
+        s.stats.frees += 1;
+        if let Some(log) = s.log.as_mut() {
+            log.push(Event::Free { addr: area.addr });
+        }
+    }
+}

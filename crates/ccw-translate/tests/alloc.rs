@@ -1,0 +1,104 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+
+//! A warm translator allocates nothing: translate + release (and a failing translate) make
+//! zero heap allocations once the scratch buffers and the program pool have grown.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ccw_translate::testing::RecordingMapper;
+use ccw_translate::{Limits, Translator};
+use ccw_types::IdawFormat;
+use common::*;
+
+struct Counting;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards every call unchanged to the system allocator; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as ours, passed through.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours, passed through.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as ours, passed through.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as ours, passed through.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn warm_translate_and_release_allocate_nothing() {
+    let mem = mem(0x200000);
+    // Program A at 0x1000: 255 reads of 4 KiB through format-2 IDALs.
+    let mut ccws = Vec::new();
+    for i in 0..255u64 {
+        let flags = if i == 254 { IDA } else { IDA | CC };
+        ccws.push(ccw1(0x02, flags, 4096, (0x10000 + 8 * i) as u32));
+        idal(
+            &mem,
+            0x10000 + 8 * i,
+            IdawFormat::Format2K4,
+            &[0x100000 + 4096 * i],
+        );
+    }
+    chain(&mem, 0x1000, &ccws);
+    // Program B at 0x3000: two segments, direct data, a TIC back.
+    chain(
+        &mem,
+        0x3000,
+        &[ccw1(0x63, CC, 16, 0x20000), ccw1(0x08, 0, 0, 0x3800)],
+    );
+    chain(
+        &mem,
+        0x3800,
+        &[ccw1(0x86, CC, 0x3000, 0x21000), ccw1(0x08, 0, 0, 0x3000)],
+    );
+    // Program C at 0x4000: fails (invalid command) after pinning.
+    chain(
+        &mem,
+        0x4000,
+        &[ccw1(0x02, CC, 0x100, 0x20000), ccw1(0x00, 0, 1, 0)],
+    );
+
+    let m = RecordingMapper::new();
+    let mut t = Translator::new(Limits::default());
+    let round = |t: &mut Translator| {
+        for cpa in [0x1000u32, 0x3000] {
+            let p = t.translate(&orb1(cpa), &mem, &m, 0x80).unwrap();
+            p.release(&m);
+        }
+        assert!(t.translate(&orb1(0x4000), &mem, &m, 0x80).is_err());
+    };
+    for _ in 0..3 {
+        round(&mut t);
+    }
+    let before = ALLOCS.load(Ordering::Relaxed);
+    assert!(before > 0, "the counting allocator counts");
+    for _ in 0..50 {
+        round(&mut t);
+    }
+    let after = ALLOCS.load(Ordering::Relaxed);
+    assert_eq!(
+        after - before,
+        0,
+        "heap allocations in 150 warm translations"
+    );
+    assert!(m.live_pins().is_empty());
+}

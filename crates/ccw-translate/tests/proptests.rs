@@ -1,0 +1,219 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+
+//! Invariants over generated channel programs:
+//! - the bytes reachable through the host IDAWs are exactly the bytes the guest CCW
+//!   designates (by an independent byte-level channel model), and every one is pinned;
+//! - TICs land on the host copy of their guest target;
+//! - update_scsw inverts the host <- guest CCW mapping, one past the end included;
+//! - pins == unpins and control memory is freed after release, and after every error.
+
+mod common;
+
+use ccw_translate::testing::RecordingMapper;
+use ccw_translate::{Limits, Translator};
+use ccw_types::{CcwFormat, IdawFormat};
+use common::*;
+use proptest::prelude::*;
+
+const DATA_LO: u64 = 0x10000;
+const DATA_HI: u64 = 0x38000;
+const MEM: usize = 0x40000;
+
+#[derive(Debug, Clone)]
+struct CcwSpec {
+    cmd: u8,
+    flags: u8,
+    count: u16,
+    addr: u64,
+    /// Later IDAW blocks (indexes into the data area, in blocks).
+    blocks: Vec<u64>,
+}
+
+#[derive(Debug, Clone)]
+struct Program {
+    fmt: CcwFormat,
+    idaw: IdawFormat,
+    segments: Vec<(Vec<CcwSpec>, Option<(usize, usize)>)>,
+}
+
+fn ccw_spec() -> impl Strategy<Value = CcwSpec> {
+    (
+        prop::sample::select(vec![0x01u8, 0x02, 0x03, 0x04, 0x0C, 0x07, 0x63, 0xE4, 0x86]),
+        prop::sample::select(vec![
+            0u8,
+            SLI,
+            SKIP,
+            PCI,
+            IDA,
+            IDA | SKIP,
+            IDA | SLI,
+            IDA | PCI,
+        ]),
+        prop_oneof![Just(0u16), 1u16..64, 1u16..9000, Just(65535)],
+        DATA_LO..DATA_HI,
+        prop::collection::vec(0u64..(DATA_HI - DATA_LO) / 4096, 34),
+    )
+        .prop_map(|(cmd, flags, count, addr, blocks)| CcwSpec {
+            cmd,
+            flags,
+            count,
+            addr,
+            blocks,
+        })
+}
+
+fn program() -> impl Strategy<Value = Program> {
+    (
+        prop::sample::select(vec![CcwFormat::Format0, CcwFormat::Format1]),
+        prop::sample::select(vec![
+            IdawFormat::Format1,
+            IdawFormat::Format2K2,
+            IdawFormat::Format2K4,
+        ]),
+        prop::collection::vec(
+            (
+                prop::collection::vec((ccw_spec(), any::<bool>()), 1..8),
+                any::<bool>(),
+                any::<(usize, usize)>(),
+            ),
+            1..5,
+        ),
+    )
+        .prop_map(|(fmt, idaw, segs)| {
+            let n = segs.len();
+            let lens: Vec<usize> = segs.iter().map(|s| s.0.len()).collect();
+            let segments = segs
+                .into_iter()
+                .map(|(ccws, tic, (j, k))| {
+                    let ccws = ccws
+                        .into_iter()
+                        .map(|(mut c, data_chain)| {
+                            c.flags |= if data_chain { CD } else { CC };
+                            c
+                        })
+                        .collect();
+                    let tic = tic.then(|| (j % n, k % lens[j % n]));
+                    (ccws, tic)
+                })
+                .collect();
+            Program {
+                fmt,
+                idaw,
+                segments,
+            }
+        })
+}
+
+fn seg_addr(i: usize) -> u64 {
+    0x1000 + 0x400 * i as u64
+}
+
+/// Writes the program into a fresh guest memory image.
+fn build(p: &Program) -> vm_memory::GuestMemoryMmap<()> {
+    let mem = mem(MEM);
+    let bs = p.idaw.block_size();
+    let mut idal_at = 0x8000u64;
+    for (i, (ccws, tic)) in p.segments.iter().enumerate() {
+        let mut words = Vec::new();
+        for (k, c) in ccws.iter().enumerate() {
+            let last = k + 1 == ccws.len();
+            let mut flags = c.flags;
+            if last && tic.is_none() {
+                flags &= !(CC | CD);
+            }
+            let mut count = c.count;
+            if p.fmt == CcwFormat::Format0 && count == 0 {
+                count = 1;
+            }
+            let backward = c.cmd & 0x0F == 0x0C;
+            let cda = if flags & IDA != 0 {
+                let mut idaws = vec![c.addr];
+                // Enough later IDAWs for any count.
+                for b in &c.blocks {
+                    let start = DATA_LO + b * 4096 + (b % 2) * (bs % 4096);
+                    idaws.push(if backward { start + bs - 1 } else { start });
+                }
+                let at = idal_at;
+                idal_at += 0x200;
+                idal(&mem, at, p.idaw, &idaws);
+                at
+            } else {
+                c.addr
+            };
+            words.push(ccw(p.fmt, c.cmd, flags, count, cda as u32));
+        }
+        if let Some((j, k)) = tic {
+            words.push(ccw(
+                p.fmt,
+                0x08,
+                0,
+                0,
+                (seg_addr(*j) + 8 * *k as u64) as u32,
+            ));
+        }
+        chain(&mem, seg_addr(i), &words);
+    }
+    mem
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn generated_programs_translate_faithfully(p in program()) {
+        let mem = build(&p);
+        let m = RecordingMapper::new().with_offset(0x4000_0000_0000);
+        let mut t = Translator::new(Limits::default());
+        let o = orb(p.fmt, p.idaw, seg_addr(0) as u32);
+        let prog = t.translate(&o, &mem, &m, 0x80).unwrap();
+        check_program(&prog, &m, &mem, p.fmt, p.idaw);
+        prop_assert_eq!(prog.pins().len(), m.live_pins().len());
+        prog.release(&m);
+        let s = m.stats();
+        prop_assert_eq!(s.pins, s.unpins);
+        prop_assert_eq!(s.allocs, s.frees);
+        prop_assert!(m.live_pins().is_empty());
+        prop_assert!(m.violations().is_empty());
+    }
+
+    #[test]
+    fn arbitrary_programs_never_leak(
+        words in prop::collection::vec(
+            (
+                prop::sample::select(vec![0x01u8, 0x02, 0x03, 0x04, 0x08, 0x0C, 0x18, 0x00, 0xE4]),
+                any::<u8>(),
+                prop_oneof![0u16..32, any::<u16>()],
+                prop_oneof![(0u32..0x800).prop_map(|a| 0x1000 + 8 * a), 0u32..0x4_0000, any::<u32>()],
+            ),
+            1..64,
+        ),
+        fmt in prop::sample::select(vec![CcwFormat::Format0, CcwFormat::Format1]),
+        idaw in prop::sample::select(vec![IdawFormat::Format1, IdawFormat::Format2K2, IdawFormat::Format2K4]),
+        fail_at in prop::option::of(0u64..8),
+    ) {
+        let mem = mem(MEM);
+        for (i, (cmd, flags, count, cda)) in words.iter().enumerate() {
+            let cda = if fmt == CcwFormat::Format0 { cda & 0xFF_FFFF } else { *cda };
+            put(&mem, 0x1000 + 8 * i as u64, &ccw(fmt, *cmd, *flags, *count, cda));
+            // The same words double as IDALs.
+            put(&mem, 0x8000 + 8 * i as u64, &(cda as u64).to_be_bytes());
+        }
+        let m = RecordingMapper::new();
+        m.fail_pin_after(fail_at);
+        let mut t = Translator::new(Limits::default());
+        match t.translate(&orb(fmt, idaw, 0x1000), &mem, &m, 0x80) {
+            Ok(prog) => {
+                check_program(&prog, &m, &mem, fmt, idaw);
+                prog.release(&m);
+            }
+            Err(e) => {
+                prop_assert!(e.errno() > 0);
+                prop_assert!(e.ccw_index.is_some() || e.guest_addr.is_none() || e.program_check().is_none());
+            }
+        }
+        let s = m.stats();
+        prop_assert_eq!(s.pins, s.unpins);
+        prop_assert_eq!(s.allocs, s.frees);
+        prop_assert!(m.violations().is_empty());
+    }
+}

@@ -1,0 +1,788 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+
+//! One test (or a few) per translation rule of issue 3.
+
+mod common;
+
+use ccw_translate::testing::{Event, RecordingMapper};
+use ccw_translate::{
+    Block, DmaAccess, ErrorKind, GuestRange, Limits, MapError, MapOp, TranslateError,
+    TranslateErrorKind as K, Translator, Unsupported,
+};
+use ccw_types::{CcwFormat, CommandOrb, IdawFormat, Orb, Scsw, SubchannelStatus};
+use common::*;
+
+const F1: CcwFormat = CcwFormat::Format1;
+const F0: CcwFormat = CcwFormat::Format0;
+
+fn t() -> Translator {
+    Translator::new(Limits::default())
+}
+
+fn err(orb: &Orb, mem: &vm_memory::GuestMemoryMmap<()>, m: &RecordingMapper) -> TranslateError {
+    let e = t().translate(orb, mem, m, 0x80).unwrap_err();
+    assert!(
+        m.live_pins().is_empty(),
+        "pins left after error: {:?}",
+        m.live_pins()
+    );
+    assert_eq!(m.live_areas(), 0, "control memory left after error");
+    assert!(m.violations().is_empty(), "{:?}", m.violations());
+    e
+}
+
+#[test]
+fn sense_id_single_ccw() {
+    let mem = mem(0x10000);
+    put(&mem, 0x1000, &ccw1(0xE4, SLI, 256, 0x2000));
+    let m = RecordingMapper::new().recording(true);
+    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    assert_eq!(p.pins(), &[GuestRange::new(0x2000, 256)]);
+    assert!(matches!(
+        m.events()[0],
+        Event::Pin(
+            GuestRange {
+                gpa: 0x2000,
+                len: 256
+            },
+            DmaAccess::Write,
+            0x2000
+        )
+    ));
+    let h = p.host_orb();
+    assert!(h.ctrl.format1() && h.ctrl.format2_idaw() && !h.ctrl.idaw_2k());
+    assert_eq!((h.intparm.get(), h.ctrl.lpm()), (0x1234_5678, 0xFF));
+    let c = host_ccw(&m, h.cpa.get() as u64);
+    assert_eq!((c.cmd, c.flags, c.count.get()), (0xE4, SLI | IDA, 256));
+    let mut idaw = [0u8; 8];
+    assert!(m.read_control(c.cda.get() as u64, &mut idaw));
+    assert_eq!(u64::from_be_bytes(idaw), 0x2000);
+    check_program(&p, &m, &mem, F1, IdawFormat::Format2K4);
+    p.release(&m);
+    assert!(m.live_pins().is_empty() && m.live_areas() == 0);
+}
+
+#[test]
+fn host_orb_lpm_key_and_controls() {
+    let mem = mem(0x10000);
+    put(&mem, 0x1000, &ccw1(0x03, 0, 0, 0));
+    let mut o = CommandOrb::new(7, 0x1000);
+    o.lpm = 0;
+    o.key = 9;
+    o.suspend = true;
+    o.initial_status = true;
+    let m = RecordingMapper::new();
+    let p = t().translate(&o.emit(), &mem, &m, 0x40).unwrap();
+    let h = p.host_orb();
+    assert_eq!((h.ctrl.lpm(), h.ctrl.key()), (0x40, 9));
+    assert!(h.ctrl.suspend() && h.ctrl.initial_status());
+    assert_eq!(p.guest_orb(), &o);
+    p.release(&m);
+    o.lpm = 0x20;
+    let p = t().translate(&o.emit(), &mem, &m, 0x40).unwrap();
+    assert_eq!(p.host_orb().ctrl.lpm(), 0x20);
+    p.release(&m);
+}
+
+#[test]
+fn format0_is_converted_to_format1() {
+    let mem = mem(0x10000);
+    // Write 100 bytes at 0x3000 (CC), then a format-0 TIC with junk high nibble, flags and
+    // count, then a read at the target.
+    chain(
+        &mem,
+        0x1000,
+        &[
+            ccw0(0x01, CC, 100, 0x3000),
+            ccw0(0x58, 0xFF, 0x1234, 0x2000),
+        ],
+    );
+    put(&mem, 0x2000, &ccw0(0x02, SLI, 10, 0x4000));
+    let m = RecordingMapper::new();
+    let o = orb(F0, IdawFormat::Format2K4, 0x1000);
+    let p = t().translate(&o, &mem, &m, 0x80).unwrap();
+    assert!(p.host_orb().ctrl.format1());
+    let segs: Vec<_> = p.segments().collect();
+    assert_eq!(segs.len(), 2);
+    let tic = host_ccw(&m, segs[0].1 + 8);
+    assert_eq!((tic.cmd, tic.flags, tic.count.get()), (0x08, 0, 0));
+    assert_eq!(tic.cda.get() as u64, segs[1].1);
+    check_program(&p, &m, &mem, F0, IdawFormat::Format2K4);
+    p.release(&m);
+}
+
+#[test]
+fn command_and_data_chaining_form_one_segment() {
+    let mem = mem(0x10000);
+    chain(
+        &mem,
+        0x1000,
+        &[
+            ccw1(0x02, CD, 10, 0x3000),
+            ccw1(0x02, CC, 20, 0x3800),
+            ccw1(0x01, 0, 30, 0x4000),
+            ccw1(0x01, 0, 30, 0x5000), // not reached: the previous CCW does not chain
+        ],
+    );
+    let m = RecordingMapper::new();
+    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    assert_eq!(p.segments().map(|s| s.2).collect::<Vec<_>>(), [3]);
+    assert_eq!(p.pins().len(), 3);
+    assert!(!p.is_pinned(GuestRange::new(0x5000, 30)));
+    check_program(&p, &m, &mem, F1, IdawFormat::Format2K4);
+    p.release(&m);
+}
+
+#[test]
+fn tic_inside_segment_and_to_new_segments() {
+    let mem = mem(0x10000);
+    // 0x1000: read CC, TIC back to 0x1000 (a device-orientation loop), no new segment.
+    chain(
+        &mem,
+        0x1000,
+        &[ccw1(0x02, CC, 8, 0x3000), ccw1(0x08, 0, 0, 0x1000)],
+    );
+    let m = RecordingMapper::new();
+    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    assert_eq!(p.segments().count(), 1);
+    check_program(&p, &m, &mem, F1, IdawFormat::Format2K4);
+    p.release(&m);
+
+    // Forward TIC to 0x2000, which TICs into the middle of the first segment.
+    chain(
+        &mem,
+        0x1000,
+        &[
+            ccw1(0x02, CC, 8, 0x3000),
+            ccw1(0x01, CC, 8, 0x3100),
+            ccw1(0x08, 0, 0, 0x2000),
+        ],
+    );
+    chain(
+        &mem,
+        0x2000,
+        &[ccw1(0x03, CC, 0, 0), ccw1(0x08, 0, 0, 0x1008)],
+    );
+    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    let segs: Vec<_> = p.segments().collect();
+    assert_eq!(
+        segs.iter().map(|s| (s.0, s.2)).collect::<Vec<_>>(),
+        [(0x1000, 3), (0x2000, 2)]
+    );
+    let back = host_ccw(&m, segs[1].1 + 8);
+    assert_eq!(back.cda.get() as u64, segs[0].1 + 8);
+    check_program(&p, &m, &mem, F1, IdawFormat::Format2K4);
+    p.release(&m);
+}
+
+#[test]
+fn segment_length_limit() {
+    let mem = mem(0x10000);
+    let mut ccws = vec![ccw1(0x03, CC, 0, 0); 254];
+    ccws.push(ccw1(0x03, 0, 0, 0));
+    chain(&mem, 0x1000, &ccws);
+    let m = RecordingMapper::new();
+    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    assert_eq!(p.segments().next().unwrap().2, 255);
+    p.release(&m);
+    // One more chained CCW: 256 CCWs in the segment.
+    ccws[254] = ccw1(0x03, CC, 0, 0);
+    ccws.push(ccw1(0x03, 0, 0, 0));
+    chain(&mem, 0x1000, &ccws);
+    let e = err(&orb1(0x1000), &mem, &m);
+    assert_eq!(e.kind, K::SegmentTooLong { limit: 255 });
+    assert_eq!(
+        (e.ccw_index, e.guest_addr),
+        (Some(255), Some(0x1000 + 255 * 8))
+    );
+    assert_eq!((e.errno(), e.program_check()), (libc::EINVAL, None));
+    // Configurable.
+    let mut small = Translator::new(Limits {
+        max_ccws_per_segment: 11,
+        ..Limits::default()
+    });
+    let e = small.translate(&orb1(0x1000), &mem, &m, 0x80).unwrap_err();
+    assert_eq!(e.kind, K::SegmentTooLong { limit: 10 });
+}
+
+/// A program of `n` segments at 0x1000, 0x1100, ...: each a NOP then a TIC to the next.
+fn tic_ladder(mem: &vm_memory::GuestMemoryMmap<()>, n: u64) {
+    for i in 0..n {
+        let a = 0x1000 + 0x100 * i;
+        if i + 1 == n {
+            put(mem, a, &ccw1(0x03, 0, 0, 0));
+        } else {
+            chain(
+                mem,
+                a,
+                &[ccw1(0x03, CC, 0, 0), ccw1(0x08, 0, 0, (a + 0x100) as u32)],
+            );
+        }
+    }
+}
+
+#[test]
+fn segment_count_limit() {
+    let mem = mem(0x10000);
+    tic_ladder(&mem, 16);
+    let m = RecordingMapper::new();
+    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    assert_eq!(p.segments().count(), 16);
+    check_program(&p, &m, &mem, F1, IdawFormat::Format2K4);
+    p.release(&m);
+    tic_ladder(&mem, 17);
+    let e = err(&orb1(0x1000), &mem, &m);
+    assert_eq!(e.kind, K::TooManySegments { limit: 16 });
+    assert_eq!(e.guest_addr, Some(0x1000 + 15 * 0x100 + 8));
+    assert_eq!((e.errno(), e.kind()), (libc::ENOMEM, ErrorKind::Limit));
+}
+
+#[test]
+fn idaw_formats_and_host_block_size() {
+    for (fmt, idaws, t_bit) in [
+        (IdawFormat::Format1, vec![0x3F00u64, 0x5000, 0x6800], true),
+        (IdawFormat::Format2K2, vec![0x3F00, 0x5000, 0x6800], true),
+        (IdawFormat::Format2K4, vec![0x3F00, 0x5000, 0x8000], false),
+    ] {
+        let mem = mem(0x10000);
+        let count = (fmt.block_size() - 0x700) as u16 + fmt.block_size() as u16 + 5;
+        put(&mem, 0x1000, &ccw1(0x01, IDA, count, 0x2000));
+        idal(&mem, 0x2000, fmt, &idaws);
+        let m = RecordingMapper::new();
+        let p = t()
+            .translate(&orb(F1, fmt, 0x1000), &mem, &m, 0x80)
+            .unwrap();
+        assert_eq!(p.host_orb().ctrl.idaw_2k(), t_bit, "{fmt:?}");
+        assert_eq!(p.pins().len(), 3, "{fmt:?}");
+        check_program(&p, &m, &mem, F1, fmt);
+        p.release(&m);
+    }
+}
+
+#[test]
+fn direct_ccw_gets_fabricated_idal_in_orb_block_steps() {
+    for (fmt, pins) in [
+        (IdawFormat::Format1, 5),   // 0x2F00..0x4F00 in 2 KiB steps
+        (IdawFormat::Format2K2, 5), // same
+        (IdawFormat::Format2K4, 3), // 0x2F00, 0x3000, 0x4000
+    ] {
+        let mem = mem(0x10000);
+        put(&mem, 0x1000, &ccw1(0x02, 0, 0x2000, 0x2F00));
+        let m = RecordingMapper::new();
+        let p = t()
+            .translate(&orb(F1, fmt, 0x1000), &mem, &m, 0x80)
+            .unwrap();
+        assert_eq!(p.pins().len(), pins, "{fmt:?}");
+        assert_eq!(p.pins()[0], GuestRange::new(0x2F00, 0x100));
+        check_program(&p, &m, &mem, F1, fmt);
+        p.release(&m);
+    }
+}
+
+#[test]
+fn no_pin_without_data_transfer() {
+    let mem = mem(0x10000);
+    chain(
+        &mem,
+        0x1000,
+        &[
+            ccw1(0x02, CC, 0, 0x3000),          // count 0
+            ccw1(0x02, CC | IDA, 0, 0x3000),    // count 0 with IDA: no IDAW fetched
+            ccw1(0x03, CC, 100, 0x3000),        // NOP
+            ccw1(0x02, CC | SKIP, 100, 0x3000), // skip on read
+            ccw1(0x04, CC | SKIP, 32, 0x3000),  // skip on sense
+            ccw1(0x0C, CC | SKIP, 32, 0x3000),  // skip on read backward
+            ccw1(0x01, SKIP, 16, 0x5000),       // skip on write is ignored: pinned
+        ],
+    );
+    let m = RecordingMapper::new();
+    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    assert_eq!(p.pins(), &[GuestRange::new(0x5000, 16)]);
+    for k in 0..6 {
+        let c = host_ccw(&m, p.host_orb().cpa.get() as u64 + 8 * k);
+        assert_eq!((c.flags & IDA, c.cda.get()), (0, 0), "no-data host CCW {k}");
+    }
+    check_program(&p, &m, &mem, F1, IdawFormat::Format2K4);
+    p.release(&m);
+}
+
+#[test]
+fn dma_direction_follows_command_class() {
+    let mem = mem(0x10000);
+    chain(
+        &mem,
+        0x1000,
+        &[
+            ccw1(0x01, CC, 1, 0x3000), // write: device reads storage
+            ccw1(0x63, CC, 1, 0x3100), // control (define extent): device reads
+            ccw1(0x02, CC, 1, 0x3200), // read: device writes
+            ccw1(0x04, CC, 1, 0x3300), // sense
+            ccw1(0x0C, 0, 1, 0x3400),  // read backward
+        ],
+    );
+    let m = RecordingMapper::new().recording(true);
+    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    let dirs: Vec<_> = m
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Pin(_, d, _) => Some(d),
+            _ => None,
+        })
+        .collect();
+    use DmaAccess::{Read as R, Write as W};
+    assert_eq!(dirs, [R, R, W, W, W]);
+    p.release(&m);
+}
+
+#[test]
+fn read_backward_direct_and_indirect() {
+    let mem = mem(0x10000);
+    // Direct: 0x1800 bytes ending at 0x4100 (the address designates the highest byte).
+    put(&mem, 0x1000, &ccw1(0x0C, CC, 0x1800, 0x4100));
+    // Indirect, 4 KiB: first IDAW at 0x60FF (0x100 bytes down to 0x6000), then the last byte
+    // of the block 0x8000..0x9000.
+    put(&mem, 0x1008, &ccw1(0x0C, IDA, 0x180, 0x2000));
+    idal(&mem, 0x2000, IdawFormat::Format2K4, &[0x60FF, 0x8FFF]);
+    let m = RecordingMapper::new();
+    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    assert_eq!(
+        p.pins(),
+        &[
+            GuestRange::new(0x4000, 0x101),
+            GuestRange::new(0x3000, 0x1000),
+            GuestRange::new(0x2901, 0x6FF),
+            GuestRange::new(0x6000, 0x100),
+            GuestRange::new(0x8F80, 0x80),
+        ]
+    );
+    check_program(&p, &m, &mem, F1, IdawFormat::Format2K4);
+    p.release(&m);
+    // A later backward IDAW that is not the last byte of a block.
+    idal(&mem, 0x2000, IdawFormat::Format2K4, &[0x60FF, 0x8000]);
+    let e = err(&orb1(0x1000), &mem, &m);
+    assert_eq!(
+        e.kind,
+        K::Misaligned {
+            what: Block::Idaw,
+            addr: 0x8000,
+            align: 4096
+        }
+    );
+    // Direct read backward below address 0.
+    put(&mem, 0x1000, &ccw1(0x0C, 0, 0x100, 0x10));
+    assert!(matches!(
+        err(&orb1(0x1000), &mem, &m).kind,
+        K::AddressRange { .. }
+    ));
+}
+
+#[test]
+fn transport_mode_and_midaw_are_unsupported() {
+    let mem = mem(0x10000);
+    let mut o = orb1(0x1000);
+    o.ctrl.set_transport(true);
+    o.ctrl.set_format1(false);
+    o.ctrl.set_prefetch(false);
+    o.ctrl.set_format2_idaw(false);
+    let m = RecordingMapper::new();
+    let e = err(&o, &mem, &m);
+    assert_eq!(e.kind, K::Unsupported(Unsupported::TransportMode));
+    assert_eq!((e.errno(), e.program_check()), (libc::EOPNOTSUPP, None));
+
+    put(&mem, 0x1000, &ccw1(0x02, MIDA, 16, 0x2000));
+    let e = err(&orb1(0x1000), &mem, &m);
+    assert_eq!(
+        e.kind,
+        K::Unsupported(Unsupported::Midaw { orb_allows: false })
+    );
+    assert_eq!(e.program_check(), Some(SubchannelStatus::PROGRAM_CHECK));
+    let mut o = CommandOrb::new(1, 0x1000);
+    o.midaw = true;
+    let e = err(&o.emit(), &mem, &m);
+    assert_eq!(
+        e.kind,
+        K::Unsupported(Unsupported::Midaw { orb_allows: true })
+    );
+    assert_eq!((e.errno(), e.program_check()), (libc::EOPNOTSUPP, None));
+}
+
+#[test]
+fn invalid_orb() {
+    let mem = mem(0x10000);
+    let mut o = orb1(0x1000);
+    o.ctrl.set_reserved(1);
+    let e = err(&o, &mem, &RecordingMapper::new());
+    assert!(matches!(e.kind, K::InvalidOrb(_)));
+    assert_eq!((e.errno(), e.program_check()), (libc::EINVAL, None));
+}
+
+#[test]
+fn invalid_ccws_are_program_checks() {
+    let m = RecordingMapper::new();
+    let cases: Vec<(Vec<[u8; 8]>, CcwFormat, K, usize)> = vec![
+        (
+            vec![ccw1(0x03, CC, 0, 0), ccw1(0x00, 0, 1, 0x3000)],
+            F1,
+            K::InvalidCommand { cmd: 0 },
+            1,
+        ),
+        (
+            vec![ccw1(0x18, 0, 0, 0x2000)],
+            F1,
+            K::InvalidCommand { cmd: 0x18 },
+            0,
+        ),
+        (vec![ccw0(0x02, 0, 0, 0x3000)], F0, K::ZeroCountFormat0, 0),
+        (
+            vec![ccw1(0x08, 0, 0, 0x2004)],
+            F1,
+            K::Misaligned {
+                what: Block::Ccw,
+                addr: 0x2004,
+                align: 8,
+            },
+            0,
+        ),
+        (
+            vec![ccw1(0x02, IDA, 8, 0x2004)],
+            F1,
+            K::Misaligned {
+                what: Block::Idal,
+                addr: 0x2004,
+                align: 8,
+            },
+            0,
+        ),
+        (
+            vec![ccw1(0x02, 0, 0x100, 0x7FFF_FF80)],
+            F1,
+            K::AddressRange {
+                what: Block::Data,
+                addr: 0x7FFF_FF80,
+                len: 0x100,
+                max: 0x7FFF_FFFF,
+            },
+            0,
+        ),
+        (
+            vec![ccw0(0x02, 0, 0x100, 0xFF_FF80)],
+            F0,
+            K::AddressRange {
+                what: Block::Data,
+                addr: 0xFF_FF80,
+                len: 0x100,
+                max: 0xFF_FFFF,
+            },
+            0,
+        ),
+        (
+            vec![ccw1(0x02, 0, 0x10, 0x8000_1000)],
+            F1,
+            K::AddressRange {
+                what: Block::Data,
+                addr: 0x8000_1000,
+                len: 0,
+                max: 0x7FFF_FFFF,
+            },
+            0,
+        ),
+    ];
+    for (ccws, fmt, kind, index) in cases {
+        let mem = mem(0x10000);
+        chain(&mem, 0x1000, &ccws);
+        let e = err(&orb(fmt, IdawFormat::Format2K4, 0x1000), &mem, &m);
+        assert_eq!(e.kind, kind);
+        assert_eq!(
+            (e.ccw_index, e.guest_addr),
+            (Some(index), Some(0x1000 + 8 * index as u64))
+        );
+        assert_eq!(
+            (e.errno(), e.kind()),
+            (libc::EINVAL, ErrorKind::InvalidProgram)
+        );
+        assert_eq!(e.program_check(), Some(SubchannelStatus::PROGRAM_CHECK));
+    }
+    // A misaligned cpa.
+    let mem = mem(0x10000);
+    let e = err(&orb1(0x1004), &mem, &m);
+    assert_eq!(
+        e.kind,
+        K::Misaligned {
+            what: Block::Ccw,
+            addr: 0x1004,
+            align: 8
+        }
+    );
+}
+
+#[test]
+fn bad_idaws() {
+    let m = RecordingMapper::new();
+    let mem = mem(0x10000);
+    // Format-1 IDAW with bit 0 set.
+    put(&mem, 0x1000, &ccw1(0x02, IDA, 8, 0x2000));
+    put(&mem, 0x2000, &0x8000_3000u32.to_be_bytes());
+    let e = err(&orb(F1, IdawFormat::Format1, 0x1000), &mem, &m);
+    assert_eq!(e.kind, K::IdawReserved { idaw: 0x8000_3000 });
+    assert!(e.program_check().is_some());
+    // A later IDAW not on a block boundary; the first piece was pinned and is undone.
+    put(&mem, 0x1000, &ccw1(0x02, IDA, 0x900, 0x2000));
+    idal(&mem, 0x2000, IdawFormat::Format2K4, &[0x3F00, 0x5010]);
+    let e = err(&orb1(0x1000), &mem, &m);
+    assert_eq!(
+        e.kind,
+        K::Misaligned {
+            what: Block::Idaw,
+            addr: 0x5010,
+            align: 4096
+        }
+    );
+    // A format-2 IDAW whose piece wraps the 64-bit address space.
+    put(&mem, 0x1000, &ccw1(0x02, IDA, 0x100, 0x2000));
+    idal(&mem, 0x2000, IdawFormat::Format2K4, &[u64::MAX - 0x10]);
+    let e = err(&orb1(0x1000), &mem, &m);
+    assert!(
+        matches!(
+            e.kind,
+            K::AddressRange {
+                what: Block::Data,
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn guest_faults() {
+    let m = RecordingMapper::new();
+    let mem = mem(0x4000);
+    let e = err(&orb1(0x8000), &mem, &m);
+    assert_eq!(
+        e.kind,
+        K::GuestFault {
+            what: Block::Ccw,
+            addr: 0x8000,
+            len: 8
+        }
+    );
+    assert_eq!(
+        (e.errno(), e.program_check()),
+        (libc::EFAULT, Some(SubchannelStatus::PROGRAM_CHECK))
+    );
+    // The chain runs off the end of guest memory.
+    put(&mem, 0x3FF8, &ccw1(0x03, CC, 0, 0));
+    let e = err(&orb1(0x3FF8), &mem, &m);
+    assert_eq!((e.ccw_index, e.guest_addr), (Some(1), Some(0x4000)));
+    // The IDAL is outside guest memory.
+    put(&mem, 0x1000, &ccw1(0x02, IDA, 8, 0x9000));
+    let e = err(&orb1(0x1000), &mem, &m);
+    assert_eq!(
+        e.kind,
+        K::GuestFault {
+            what: Block::Idal,
+            addr: 0x9000,
+            len: 8
+        }
+    );
+    // The rest of the IDAL is outside guest memory.
+    put(&mem, 0x1000, &ccw1(0x02, IDA, 0x1800, 0x3FF8));
+    put(&mem, 0x3FF8, &0x2000u64.to_be_bytes());
+    let e = err(&orb1(0x1000), &mem, &m);
+    assert_eq!(
+        e.kind,
+        K::GuestFault {
+            what: Block::Idal,
+            addr: 0x4000,
+            len: 8
+        }
+    );
+}
+
+#[test]
+fn mapper_failures_undo_everything() {
+    let mem = mem(0x10000);
+    chain(
+        &mem,
+        0x1000,
+        &[
+            ccw1(0x02, CC, 0x2000, 0x3000),
+            ccw1(0x01, 0, 0x2000, 0x6000),
+        ],
+    );
+    let m = RecordingMapper::new();
+    for n in 0..4 {
+        m.fail_pin_after(Some(n));
+        let e = err(&orb1(0x1000), &mem, &m);
+        assert_eq!(
+            e.kind,
+            K::Map {
+                op: MapOp::Pin,
+                error: MapError::Exhausted("injected pin failure")
+            }
+        );
+        assert_eq!((e.errno(), e.program_check()), (libc::ENOMEM, None));
+        assert_eq!(e.ccw_index, Some(n as usize / 2));
+    }
+    m.fail_pin_after(None);
+    m.fail_alloc(true);
+    let e = err(&orb1(0x1000), &mem, &m);
+    assert!(matches!(
+        e.kind,
+        K::Map {
+            op: MapOp::AllocControl,
+            ..
+        }
+    ));
+    m.fail_alloc(false);
+    m.fail_write(true);
+    let e = err(&orb1(0x1000), &mem, &m);
+    assert!(matches!(
+        e.kind,
+        K::Map {
+            op: MapOp::WriteControl,
+            ..
+        }
+    ));
+    assert_eq!(e.errno(), libc::EIO);
+    m.fail_write(false);
+    // Data outside what the backend maps: EINVAL, a program check on real hardware.
+    let m = RecordingMapper::new().with_guest_limit(0x4000);
+    let e = err(&orb1(0x1000), &mem, &m);
+    assert!(matches!(
+        e.kind,
+        K::Map {
+            op: MapOp::Pin,
+            error: MapError::NotMapped(_)
+        }
+    ));
+    assert_eq!(
+        (e.errno(), e.program_check()),
+        (libc::EINVAL, Some(SubchannelStatus::PROGRAM_CHECK))
+    );
+    let s = m.stats();
+    assert_eq!(s.pins, s.unpins);
+}
+
+#[test]
+fn mapper_contract_is_checked() {
+    let mem = mem(0x10000);
+    put(&mem, 0x1000, &ccw1(0x02, 0, 0x10, 0x3000));
+    // Device addresses that shift the offset inside a 4 KiB block.
+    let m = RecordingMapper::new().with_offset(0x100);
+    let e = err(&orb1(0x1000), &mem, &m);
+    assert!(matches!(e.kind, K::MapperContract(_)));
+    // A page-preserving offset is fine.
+    let m = RecordingMapper::new().with_offset(0x1_0000_0000);
+    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    check_program(&p, &m, &mem, F1, IdawFormat::Format2K4);
+    p.release(&m);
+    // Control memory reaching beyond 2 GiB.
+    let m = RecordingMapper::new().with_control(0x7FFF_FFF8, 0x100);
+    let e = err(&orb1(0x1000), &mem, &m);
+    assert!(matches!(e.kind, K::MapperContract(_)));
+}
+
+#[test]
+fn release_unpins_exactly_what_was_pinned() {
+    let mem = mem(0x10000);
+    chain(
+        &mem,
+        0x1000,
+        &[
+            ccw1(0x02, CC, 0x1800, 0x3800),
+            ccw1(0x01, CC, 16, 0x3800),
+            ccw1(0x03, 0, 0, 0),
+        ],
+    );
+    let m = RecordingMapper::new().recording(true);
+    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    let pins = p.pins().to_vec();
+    p.release(&m);
+    let ev = m.events();
+    let pinned: Vec<_> = ev
+        .iter()
+        .filter_map(|e| match e {
+            Event::Pin(r, ..) => Some(*r),
+            _ => None,
+        })
+        .collect();
+    let unpinned: Vec<_> = ev
+        .iter()
+        .filter_map(|e| match e {
+            Event::Unpin(r) => Some(*r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(pinned, pins);
+    assert_eq!(unpinned, pins);
+    assert_eq!(
+        ev.iter()
+            .filter(|e| matches!(e, Event::Free { .. }))
+            .count(),
+        1
+    );
+    assert!(m.violations().is_empty());
+}
+
+#[test]
+fn is_pinned_answers_dma_unmap() {
+    let mem = mem(0x10000);
+    put(&mem, 0x1000, &ccw1(0x02, 0, 0x100, 0x3F80));
+    let m = RecordingMapper::new();
+    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    assert!(p.is_pinned(GuestRange::new(0x3000, 0x1000)));
+    assert!(p.is_pinned(GuestRange::new(0x4000, 0x1000)));
+    assert!(p.is_pinned(GuestRange::new(0x407F, 1)));
+    assert!(!p.is_pinned(GuestRange::new(0x4080, 0x1000)));
+    assert!(!p.is_pinned(GuestRange::new(0x3000, 0xF80)));
+    p.release(&m);
+}
+
+#[test]
+fn update_scsw_maps_host_to_guest_and_leaves_others() {
+    let mem = mem(0x10000);
+    tic_ladder(&mem, 3);
+    let m = RecordingMapper::new();
+    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    check_program(&p, &m, &mem, F1, IdawFormat::Format2K4);
+    let mut scsw = Scsw::default();
+    scsw.cpa.set(0x10);
+    p.update_scsw(&mut scsw);
+    assert_eq!(scsw.cpa.get(), 0x10);
+    // Host addresses map back; guest addresses map forth.
+    for (g, h, len) in p.segments() {
+        assert_eq!(p.host_cpa(g + 8 * len as u64), Some(h + 8 * len as u64));
+    }
+    p.release(&m);
+}
+
+#[test]
+fn translator_is_reusable_after_errors() {
+    let mem = mem(0x10000);
+    let m = RecordingMapper::new();
+    let mut tr = t();
+    put(&mem, 0x1000, &ccw1(0x00, 0, 1, 0));
+    assert!(tr.translate(&orb1(0x1000), &mem, &m, 0x80).is_err());
+    put(&mem, 0x1000, &ccw1(0x02, 0, 1, 0x3000));
+    let p = tr.translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    check_program(&p, &m, &mem, F1, IdawFormat::Format2K4);
+    p.release(&m);
+    assert_eq!(tr.limits(), &Limits::default());
+}
+
+#[test]
+fn error_messages_name_ccw_and_address() {
+    let mem = mem(0x10000);
+    chain(
+        &mem,
+        0x1000,
+        &[ccw1(0x03, CC, 0, 0), ccw1(0x02, IDA, 8, 0x2004)],
+    );
+    let e = err(&orb1(0x1000), &mem, &RecordingMapper::new());
+    assert_eq!(
+        e.to_string(),
+        "CCW #1 at 0x1008: IDAL address 0x2004 is not 8-byte aligned"
+    );
+}

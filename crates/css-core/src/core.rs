@@ -1,0 +1,618 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+
+//! The synchronous heart of the driver: one subchannel's state behind one lock.
+//!
+//! Every method takes the lock, applies one event of the pure table ([`crate::fsm`]), performs
+//! the effects that are cheap and non-blocking (answering a request, forwarding an event,
+//! releasing a finished program) and returns what the caller has to do with the backend,
+//! *after* the lock is released. Nothing here is async, so no lock can be held across an
+//! `.await`; the loom models (`tests/loom.rs`) drive these methods directly.
+//!
+//! Exactly-once rules, all enforced under the lock:
+//! - the request's answer (the [`Waiter`]) and its program live in `Inner`; whoever takes them
+//!   out (completion, start failure, close, not-operational, remove) answers and releases;
+//! - every request gets a ticket (`seq`); continuations with a stale ticket change nothing,
+//!   because whoever advanced `seq` already took the request's waiter and program.
+
+use ccw_types::{Crw, Irb, Schib, SubchannelId};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::backend::ConditionCode;
+use crate::error::{CssError, cc_errno};
+use crate::fsm::{Action, AsyncOp, Errno, Event, IrqKind, Outcome, State, transition};
+use crate::sync::{Mutex, MutexGuard, lock};
+
+/// What a finished I/O returns: the final IRB with guest channel-program addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IoCompletion {
+    /// The interruption parameter of the guest's ORB.
+    pub intparm: u32,
+    /// The final IRB as the guest sees it (SCSW cpa mapped back to guest addresses).
+    pub irb: Irb,
+}
+
+/// Something that happened on an open subchannel besides the completion of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SubchannelEvent {
+    /// Status that does not end the running program (intermediate status such as PCI) or
+    /// that no program solicited; channel-program addresses are the guest's.
+    Status(Irb),
+    /// A channel report concerning this subchannel's paths (vfio-ccw's CRW region).
+    ChannelReport(Crw),
+    /// A subchannel report refreshed the SCHIB.
+    SchibRefreshed(Schib),
+    /// The device became not operational; outstanding requests were failed.
+    NotOperational,
+    /// The backend asks for the device back (vfio's request interrupt): close it.
+    ReleaseRequested,
+    /// The subchannel was removed from the channel subsystem.
+    Removed,
+}
+
+/// The answer channel of one request.
+pub(crate) type Waiter = oneshot::Sender<Result<IoCompletion, CssError>>;
+
+/// A program the core can finish: map back, release (exactly once).
+pub(crate) trait Program: Send + 'static {
+    fn update_scsw(&self, scsw: &mut ccw_types::Scsw);
+    fn release(self);
+}
+
+/// The ticket of one I/O request: proves a continuation belongs to the current request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ticket {
+    pub(crate) seq: u64,
+    pub(crate) lpm: u8,
+}
+
+/// Work a close or remove must finish outside the lock.
+pub(crate) struct Teardown<P> {
+    /// Whether the subchannel was enabled (needs disable + quiesce).
+    pub(crate) was_enabled: bool,
+    pub(crate) program: Option<P>,
+    pub(crate) waiter: Option<Waiter>,
+}
+
+impl<P: Program> Teardown<P> {
+    /// Releases the program and answers the request with `err`.
+    pub(crate) fn finish(self, err: impl FnOnce() -> CssError) {
+        if let Some(p) = self.program {
+            p.release();
+        }
+        if let Some(w) = self.waiter {
+            let _ = w.send(Err(err()));
+        }
+    }
+}
+
+pub(crate) struct Inner<P> {
+    pub(crate) state: State,
+    seq: u64,
+    program: Option<P>,
+    waiter: Option<Waiter>,
+    intparm: u32,
+    deferred: Option<Irb>,
+    /// Someone holds the subchannel open (or is opening/closing it).
+    pub(crate) claimed: bool,
+    /// Removed from the registry: every later event is dropped.
+    pub(crate) removed: bool,
+    pub(crate) schib: Schib,
+    /// Logical-path mask css-core uses for ORBs with LPM 0 (vfio-ccw's `sch->lpm`).
+    pub(crate) lpm: u8,
+    /// Operational-path mask (vfio-ccw's `sch->opm`).
+    pub(crate) opm: u8,
+    events: Option<mpsc::UnboundedSender<SubchannelEvent>>,
+}
+
+/// One subchannel's synchronized state.
+pub(crate) struct Core<P> {
+    pub(crate) sch: SubchannelId,
+    inner: Mutex<Inner<P>>,
+}
+
+impl<P> Inner<P> {
+    fn apply(&mut self, sch: SubchannelId, event: Event) -> (Action, Outcome) {
+        let tr = transition(self.state, event);
+        if tr.next != self.state || tr.action != Action::None {
+            tracing::debug!(%sch, from = ?self.state, to = ?tr.next, ?event, action = ?tr.action,
+                outcome = ?tr.outcome, "transition");
+        }
+        self.state = tr.next;
+        (tr.action, tr.outcome)
+    }
+
+    fn emit(&mut self, sch: SubchannelId, ev: SubchannelEvent) {
+        match &self.events {
+            Some(tx) if tx.send(ev.clone()).is_ok() => {}
+            _ => tracing::trace!(%sch, ?ev, "event with no subscriber dropped"),
+        }
+    }
+}
+
+impl<P: Program> Core<P> {
+    pub(crate) fn new(sch: SubchannelId, schib: Schib) -> Self {
+        let pmcw = &schib.pmcw;
+        let state = if pmcw.flags.dnv() {
+            State::Standby
+        } else {
+            State::NotOper
+        };
+        Self {
+            sch,
+            inner: Mutex::new(Inner {
+                state,
+                seq: 0,
+                program: None,
+                waiter: None,
+                intparm: 0,
+                deferred: None,
+                claimed: false,
+                removed: false,
+                lpm: pmcw.pam & pmcw.pom,
+                opm: pmcw.pam & pmcw.pom,
+                schib,
+                events: None,
+            }),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner<P>> {
+        lock(&self.inner)
+    }
+
+    pub(crate) fn state(&self) -> State {
+        self.lock().state
+    }
+
+    /// Takes the (single) event stream of this subchannel.
+    pub(crate) fn subscribe(&self) -> mpsc::UnboundedReceiver<SubchannelEvent> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.lock().events = Some(tx);
+        rx
+    }
+
+    pub(crate) fn emit(&self, ev: SubchannelEvent) {
+        let mut g = self.lock();
+        if g.removed {
+            tracing::trace!(sch = %self.sch, ?ev, "event for removed subchannel dropped");
+            return;
+        }
+        g.emit(self.sch, ev);
+    }
+
+    fn refused(&self, op: &'static str, state: State, errno: Errno) -> CssError {
+        CssError::Refused {
+            sch: self.sch,
+            op,
+            state,
+            errno,
+        }
+    }
+
+    // ---- open / close ----
+
+    /// Claims the subchannel and applies `Open`; the caller then enables it.
+    pub(crate) fn open_begin(&self) -> Result<(), CssError> {
+        let mut g = self.lock();
+        if g.removed {
+            return Err(CssError::Unknown(self.sch));
+        }
+        if g.claimed {
+            return Err(CssError::AlreadyOpen(self.sch));
+        }
+        if g.state == State::NotOper {
+            // vfio-ccw's open_device refuses a not-operational device before the FSM.
+            return Err(CssError::Gone(self.sch));
+        }
+        let state = g.state;
+        match g.apply(self.sch, Event::Open) {
+            (Action::Enable, Outcome::Ok) => {
+                g.claimed = true;
+                Ok(())
+            }
+            (_, Outcome::Err(e)) => Err(self.refused("open", state, e)),
+            (_, Outcome::Ok) => Err(self.refused("open", state, Errno::Invalid)),
+        }
+    }
+
+    /// The enable's condition code (or failure, as `None`).
+    pub(crate) fn opened(&self, cc: Option<ConditionCode>) -> Result<(), CssError> {
+        let mut g = self.lock();
+        let state = g.state;
+        let Some(cc) = cc else {
+            g.claimed = false;
+            return Err(self.refused("enable", state, Errno::Io));
+        };
+        let (_, outcome) = g.apply(self.sch, Event::Opened(cc));
+        match outcome {
+            Outcome::Ok => Ok(()),
+            Outcome::Err(errno) => {
+                g.claimed = false;
+                Err(CssError::Condition {
+                    sch: self.sch,
+                    op: "enable",
+                    cc,
+                    errno,
+                })
+            }
+        }
+    }
+
+    /// Applies `Close`: takes the outstanding request out for the caller to finish after
+    /// disabling. `claimed` stays set until [`Core::close_end`].
+    pub(crate) fn close_begin(&self) -> Result<Teardown<P>, CssError> {
+        let mut g = self.lock();
+        if !g.claimed {
+            return Err(CssError::NotOpen(self.sch));
+        }
+        let was_enabled = matches!(
+            g.state,
+            State::Idle | State::CpProcessing | State::CpPending
+        );
+        let (action, _) = g.apply(self.sch, Event::Close);
+        Ok(self.take_request(&mut g, was_enabled && action == Action::Disable))
+    }
+
+    pub(crate) fn close_end(&self) {
+        let mut g = self.lock();
+        g.claimed = false;
+        g.events = None;
+    }
+
+    fn take_request(&self, g: &mut Inner<P>, was_enabled: bool) -> Teardown<P> {
+        g.seq = g.seq.wrapping_add(1);
+        g.deferred = None;
+        Teardown {
+            was_enabled,
+            program: g.program.take(),
+            waiter: g.waiter.take(),
+        }
+    }
+
+    /// Applies `NotOper`: fails the outstanding request and releases its program at once
+    /// (the device is gone, nothing can be quiesced).
+    pub(crate) fn not_oper(&self) {
+        let mut g = self.lock();
+        if g.removed {
+            return;
+        }
+        let (action, _) = g.apply(self.sch, Event::NotOper);
+        if action == Action::Abort {
+            let td = self.take_request(&mut g, false);
+            g.emit(self.sch, SubchannelEvent::NotOperational);
+            drop(g);
+            td.finish(|| CssError::Gone(self.sch));
+        }
+    }
+
+    /// Marks the subchannel removed. Events that take the lock after this are dropped; the
+    /// caller quiesces (if enabled) and finishes the returned teardown.
+    pub(crate) fn remove(&self) -> Teardown<P> {
+        let mut g = self.lock();
+        let was_enabled = g.claimed
+            && matches!(
+                g.state,
+                State::Idle | State::CpProcessing | State::CpPending
+            );
+        if g.state != State::NotOper {
+            g.apply(self.sch, Event::NotOper);
+        }
+        g.removed = true;
+        let td = self.take_request(&mut g, was_enabled);
+        g.emit(self.sch, SubchannelEvent::Removed);
+        g.events = None;
+        td
+    }
+
+    // ---- I/O ----
+
+    /// Applies `IoRequest`. On success the caller owns the `CpProcessing` state until it
+    /// reports [`Core::translate_failed`] or [`Core::install`] + [`Core::started`].
+    pub(crate) fn io_request(&self, intparm: u32) -> Result<Ticket, CssError> {
+        let mut g = self.lock();
+        if g.removed {
+            return Err(CssError::Gone(self.sch));
+        }
+        let state = g.state;
+        match g.apply(self.sch, Event::IoRequest) {
+            (Action::TranslateAndStart, Outcome::Ok) => {
+                g.seq = g.seq.wrapping_add(1);
+                g.intparm = intparm;
+                g.deferred = None;
+                Ok(Ticket {
+                    seq: g.seq,
+                    lpm: g.lpm,
+                })
+            }
+            (_, Outcome::Err(e)) => Err(self.refused("start", state, e)),
+            (_, Outcome::Ok) => Err(self.refused("start", state, Errno::Invalid)),
+        }
+    }
+
+    /// Translation failed (or was refused before translating): back to `Idle`.
+    pub(crate) fn translate_failed(&self, ticket: Ticket, errno: Errno) {
+        let mut g = self.lock();
+        if g.seq == ticket.seq {
+            g.apply(self.sch, Event::TranslateFailed(errno));
+        }
+    }
+
+    /// Hands the translated program and the answer channel to the core before START. If a
+    /// close or not-operational overtook the request, both are handed back.
+    pub(crate) fn install(
+        &self,
+        ticket: Ticket,
+        program: P,
+        waiter: Waiter,
+    ) -> Result<(), (P, Waiter)> {
+        let mut g = self.lock();
+        if g.seq != ticket.seq || g.state != State::CpProcessing || g.removed {
+            return Err((program, waiter));
+        }
+        g.program = Some(program);
+        g.waiter = Some(waiter);
+        Ok(())
+    }
+
+    /// START returned `cc` (`None`: the backend failed, reported as `err`).
+    pub(crate) fn started(&self, ticket: Ticket, orb_lpm: u8, cc: Result<ConditionCode, CssError>) {
+        let mut g = self.lock();
+        if g.seq != ticket.seq {
+            // Overtaken by close/not-oper/remove: they answered the request.
+            return;
+        }
+        let (cc, backend_err) = match cc {
+            Ok(cc) => (cc, None),
+            // A backend failure ends the request like cc 3 without touching the path mask.
+            Err(e) => (ConditionCode::Cc3, Some(e)),
+        };
+        let mut paths_left = false;
+        if cc == ConditionCode::Cc3 && backend_err.is_none() {
+            let used = if orb_lpm == 0 { ticket.lpm } else { orb_lpm };
+            g.lpm &= !used;
+            paths_left = g.lpm != 0;
+        }
+        let (action, outcome) = g.apply(self.sch, Event::Started { cc, paths_left });
+        match action {
+            Action::AwaitInterrupt => {
+                if let Some(irb) = g.deferred.take() {
+                    tracing::debug!(sch = %self.sch, "final status overtook its start: completing");
+                    // Replay the deferred interruption in CpPending: the table completes it.
+                    let kind = IrqKind {
+                        is_final: true,
+                        solicited: true,
+                    };
+                    if g.apply(self.sch, Event::Interrupt(kind)).0 == Action::Complete {
+                        self.complete(&mut g, irb);
+                    }
+                }
+            }
+            Action::Release => {
+                let td = self.take_request(&mut g, false);
+                drop(g);
+                let errno = match outcome {
+                    Outcome::Err(e) => e,
+                    Outcome::Ok => cc_errno(cc),
+                };
+                let sch = self.sch;
+                td.finish(move || {
+                    backend_err.unwrap_or(CssError::Condition {
+                        sch,
+                        op: "start",
+                        cc,
+                        errno,
+                    })
+                });
+            }
+            _ => {}
+        }
+    }
+
+    fn complete(&self, g: &mut MutexGuard<'_, Inner<P>>, mut irb: Irb) {
+        let program = g.program.take();
+        let waiter = g.waiter.take();
+        if let Some(p) = program {
+            p.update_scsw(&mut irb.scsw);
+            p.release();
+        }
+        let done = IoCompletion {
+            intparm: g.intparm,
+            irb,
+        };
+        match waiter {
+            Some(w) => {
+                if let Err(Ok(done)) = w.send(Ok(done)) {
+                    tracing::debug!(sch = %self.sch, irb = ?done.irb.scsw, "completion for a dropped request");
+                }
+            }
+            None => g.emit(self.sch, SubchannelEvent::Status(done.irb)),
+        }
+    }
+
+    /// An I/O interruption. Returns `true` if the caller must disable the subchannel
+    /// (status for a subchannel nobody owns).
+    pub(crate) fn interrupt(&self, mut irb: Irb) -> bool {
+        let mut g = self.lock();
+        if g.removed {
+            tracing::debug!(sch = %self.sch, scsw = ?irb.scsw, "interrupt for removed subchannel dropped");
+            return false;
+        }
+        let kind = IrqKind {
+            is_final: irb.scsw.is_final(),
+            solicited: irb.scsw.is_solicited(),
+        };
+        let (action, _) = g.apply(self.sch, Event::Interrupt(kind));
+        match action {
+            Action::Complete => self.complete(&mut g, irb),
+            Action::Defer => g.deferred = Some(irb),
+            Action::Forward => {
+                if kind.solicited {
+                    if let Some(p) = &g.program {
+                        p.update_scsw(&mut irb.scsw);
+                    }
+                }
+                g.emit(self.sch, SubchannelEvent::Status(irb));
+            }
+            Action::DisableSubchannel => return true,
+            _ => {}
+        }
+        false
+    }
+
+    /// Applies `AsyncRequest(op)`; on `Ok` the caller issues the instruction.
+    pub(crate) fn async_request(&self, op: AsyncOp) -> Result<(), CssError> {
+        let mut g = self.lock();
+        let state = g.state;
+        let name = match op {
+            AsyncOp::Halt => "halt",
+            AsyncOp::Clear => "clear",
+        };
+        match g.apply(self.sch, Event::AsyncRequest(op)) {
+            (Action::Issue(_), Outcome::Ok) => Ok(()),
+            (_, Outcome::Err(e)) => Err(self.refused(name, state, e)),
+            (_, Outcome::Ok) => Err(self.refused(name, state, Errno::Invalid)),
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use ccw_types::{ActivityControl, FunctionControl, Scsw, StatusControl};
+
+    use super::*;
+    use crate::sync::Arc;
+
+    struct P(Arc<AtomicUsize>);
+    impl Program for P {
+        fn update_scsw(&self, scsw: &mut Scsw) {
+            scsw.cpa = (scsw.cpa.get() - 0x1000).into();
+        }
+        fn release(self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn schib() -> Schib {
+        let mut s = Schib::from_bytes([0; 52]);
+        s.pmcw.flags = s.pmcw.flags.with_dnv(true).with_devno(5);
+        s.pmcw.pam = 0x80;
+        s.pmcw.pom = 0xFF;
+        s
+    }
+
+    pub(crate) fn final_irb(cpa: u32) -> Irb {
+        let mut irb = Irb::read_from(&[0; 96]).unwrap();
+        irb.scsw.ctrl =
+            irb.scsw.ctrl.with_fc(FunctionControl::START).with_sc(
+                StatusControl::PRIMARY | StatusControl::SECONDARY | StatusControl::PENDING,
+            );
+        irb.scsw.cpa = cpa.into();
+        irb.scsw.dstat = 0x0C;
+        irb
+    }
+
+    fn open(core: &Core<P>) {
+        core.open_begin().unwrap();
+        core.opened(Some(ConditionCode::Cc0)).unwrap();
+        assert_eq!(core.state(), State::Idle);
+    }
+
+    #[test]
+    fn io_completes_once_and_maps_cpa() {
+        let rel = Arc::new(AtomicUsize::new(0));
+        let core = Core::new(SubchannelId::new(0, 0, 0), schib());
+        open(&core);
+        let t = core.io_request(7).unwrap();
+        let (tx, mut rx) = oneshot::channel();
+        assert!(core.install(t, P(rel.clone()), tx).is_ok());
+        core.started(t, 0, Ok(ConditionCode::Cc0));
+        assert_eq!(core.state(), State::CpPending);
+        assert!(!core.interrupt(final_irb(0x1010)));
+        let done = rx.try_recv().unwrap().unwrap();
+        assert_eq!((done.intparm, done.irb.scsw.cpa.get()), (7, 0x10));
+        assert_eq!(rel.load(Ordering::SeqCst), 1);
+        assert_eq!(core.state(), State::Idle);
+        // A second final interrupt is forwarded, not completed again.
+        let mut ev = core.subscribe();
+        core.interrupt(final_irb(0x1010));
+        assert!(matches!(ev.try_recv(), Ok(SubchannelEvent::Status(_))));
+        assert_eq!(rel.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn early_final_status_is_deferred_until_started() {
+        let rel = Arc::new(AtomicUsize::new(0));
+        let core = Core::new(SubchannelId::new(0, 0, 0), schib());
+        open(&core);
+        let t = core.io_request(1).unwrap();
+        let (tx, mut rx) = oneshot::channel();
+        assert!(core.install(t, P(rel.clone()), tx).is_ok());
+        core.interrupt(final_irb(0x1008));
+        assert!(rx.try_recv().is_err());
+        core.started(t, 0, Ok(ConditionCode::Cc0));
+        assert!(rx.try_recv().unwrap().is_ok());
+        assert_eq!(rel.load(Ordering::SeqCst), 1);
+        assert_eq!(core.state(), State::Idle);
+    }
+
+    #[test]
+    fn cc3_narrows_paths_then_enodev() {
+        let rel = Arc::new(AtomicUsize::new(0));
+        let mut s = schib();
+        s.pmcw.pam = 0xC0;
+        let core = Core::new(SubchannelId::new(0, 0, 0), s);
+        open(&core);
+        for (lpm, want) in [(0x80, Errno::Access), (0x40, Errno::NoDevice)] {
+            let t = core.io_request(1).unwrap();
+            let (tx, mut rx) = oneshot::channel();
+            assert!(core.install(t, P(rel.clone()), tx).is_ok());
+            core.started(t, lpm, Ok(ConditionCode::Cc3));
+            let e = rx.try_recv().unwrap().unwrap_err();
+            assert!(
+                matches!(e, CssError::Condition { errno, .. } if errno == want),
+                "{e}"
+            );
+        }
+        assert_eq!(rel.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn close_takes_request_and_stale_start_is_ignored() {
+        let rel = Arc::new(AtomicUsize::new(0));
+        let core = Core::new(SubchannelId::new(0, 0, 0), schib());
+        open(&core);
+        let t = core.io_request(1).unwrap();
+        let (tx, mut rx) = oneshot::channel();
+        assert!(core.install(t, P(rel.clone()), tx).is_ok());
+        let td = core.close_begin().unwrap();
+        assert!(td.was_enabled);
+        core.started(t, 0, Ok(ConditionCode::Cc0));
+        assert_eq!(core.state(), State::Standby);
+        td.finish(|| CssError::Closed(core.sch));
+        core.close_end();
+        assert!(matches!(rx.try_recv().unwrap(), Err(CssError::Closed(_))));
+        assert_eq!(rel.load(Ordering::SeqCst), 1);
+        // Disabled-irq cell: status on a closed subchannel asks for a disable.
+        assert!(core.interrupt(final_irb(0)));
+    }
+
+    #[test]
+    fn halt_status_without_program_is_forwarded() {
+        let core: Core<P> = Core::new(SubchannelId::new(0, 0, 0), schib());
+        open(&core);
+        let mut ev = core.subscribe();
+        core.async_request(AsyncOp::Halt).unwrap();
+        let mut irb = final_irb(0);
+        irb.scsw.ctrl = irb
+            .scsw
+            .ctrl
+            .with_fc(FunctionControl::HALT)
+            .with_ac(ActivityControl::from_bits(0));
+        core.interrupt(irb);
+        assert!(matches!(ev.try_recv(), Ok(SubchannelEvent::Status(_))));
+        assert_eq!(core.state(), State::Idle);
+    }
+}

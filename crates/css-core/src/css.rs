@@ -1,0 +1,722 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+
+//! The channel-subsystem object ([`Css`]) and the handle of an open subchannel
+//! ([`Subchannel`]): the asynchronous half of the driver.
+//!
+//! Every method follows the same shape: apply an event under the subchannel's lock
+//! ([`crate::core`]), release the lock, call the backend, apply the result as another event.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use ccw_translate::Mapper;
+use ccw_types::{Crw, Irb, Orb, Schib, SubchannelId, crw};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+use vm_memory::GuestMemory;
+
+use crate::backend::{Backend, BackendErrorKind, BackendEvent, ConditionCode, EventReceiver};
+use crate::core::{Core, IoCompletion, Program, SubchannelEvent};
+use crate::error::{CssError, cc_errno};
+use crate::fsm::{AsyncOp, Errno, State};
+use crate::program::{HostProgram, Translate, TranslateFailure};
+use crate::registry::Registry;
+use crate::sync::{Mutex, lock};
+use std::sync::Arc;
+
+/// Tunables of a [`Css`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CssConfig {
+    /// How many disable attempts close and remove make before giving up (vfio-ccw retries
+    /// cancel/halt/clear up to 255 times; each of our attempts waits for an interruption).
+    pub quiesce_retries: u32,
+    /// How long each quiesce attempt waits for the interruption that ends a halt or clear
+    /// (vfio-ccw: 3 s).
+    pub quiesce_wait: Duration,
+}
+
+impl Default for CssConfig {
+    fn default() -> Self {
+        Self {
+            quiesce_retries: 8,
+            quiesce_wait: Duration::from_secs(3),
+        }
+    }
+}
+
+/// A channel-path event (Linux `chp_event`), from a channel report or an operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PathEvent {
+    /// The operator varied the path off (no report is queued).
+    VaryOff,
+    /// The operator varied the path on.
+    VaryOn,
+    /// The path went away (CRW RSC 4, ERC 6/7); a CRW is queued to each affected subchannel.
+    Offline,
+    /// The path came (back) (CRW RSC 4, ERC 2/4); a CRW is queued to each affected subchannel.
+    Online,
+}
+
+/// A translated program plus the mapper it must be released to.
+struct Installed<P> {
+    program: P,
+    mapper: Arc<dyn Mapper>,
+}
+
+impl<P: HostProgram> Program for Installed<P> {
+    fn update_scsw(&self, scsw: &mut ccw_types::Scsw) {
+        self.program.update_scsw(scsw);
+    }
+    fn release(self) {
+        self.program.release(&*self.mapper);
+    }
+}
+
+/// One registered subchannel.
+struct Entry<T: Translate> {
+    core: Core<Installed<T::Program>>,
+    /// Signalled on every interruption, for quiesce.
+    irq: Notify,
+    /// Created on first use: most registered subchannels never run a program.
+    translator: Mutex<Option<Box<T>>>,
+    mapper: Mutex<Option<Arc<dyn Mapper>>>,
+}
+
+struct Shared<B: ?Sized, T: Translate> {
+    backend: Arc<B>,
+    registry: Registry<Entry<T>>,
+    reports: Mutex<Vec<mpsc::UnboundedSender<Crw>>>,
+    config: CssConfig,
+    /// The first CRW of a chained subchannel report, waiting for its second half.
+    chain: Mutex<Option<Crw>>,
+}
+
+/// The channel subsystem: a registry of subchannels over one [`Backend`], routing the
+/// backend's interruptions and channel reports to them.
+///
+/// `T` is the channel-program translator (ccw-translate's by default).
+pub struct Css<B: Backend + ?Sized, T: Translate = ccw_translate::Translator> {
+    shared: Arc<Shared<B, T>>,
+    task: Option<JoinHandle<()>>,
+}
+
+/// An open subchannel: submit channel programs, halt, clear, read the SCHIB, receive events.
+pub struct Subchannel<B: Backend + ?Sized, T: Translate = ccw_translate::Translator> {
+    entry: Arc<Entry<T>>,
+    shared: Arc<Shared<B, T>>,
+    span: tracing::Span,
+}
+
+impl<B: Backend + ?Sized, T: Translate> fmt::Debug for Subchannel<B, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subchannel")
+            .field("sch", &self.entry.core.sch)
+            .field("state", &self.entry.core.state())
+            .finish()
+    }
+}
+
+impl<B: Backend + ?Sized, T: Translate> fmt::Debug for Css<B, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Css")
+            .field("subchannels", &self.shared.registry.len())
+            .finish()
+    }
+}
+
+impl<B: Backend + ?Sized, T: Translate> Drop for Css<B, T> {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+impl<B: Backend + ?Sized, T: Translate> Css<B, T> {
+    /// Takes the backend's event stream and spawns the task that routes it. Must be called
+    /// inside a tokio runtime.
+    pub fn new(backend: Arc<B>) -> Result<Self, CssError> {
+        Self::with_config(backend, CssConfig::default())
+    }
+
+    /// [`Css::new`] with explicit tunables.
+    pub fn with_config(backend: Arc<B>, config: CssConfig) -> Result<Self, CssError> {
+        let events = backend.take_events()?;
+        let shared = Arc::new(Shared {
+            backend,
+            registry: Registry::new(),
+            reports: Mutex::new(Vec::new()),
+            config,
+            chain: Mutex::new(None),
+        });
+        let task = tokio::spawn(event_loop(Arc::downgrade(&shared), events));
+        Ok(Self {
+            shared,
+            task: Some(task),
+        })
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &Arc<B> {
+        &self.shared.backend
+    }
+
+    /// Asks the backend for its subchannels and registers the new ones (in `Standby`, or
+    /// `NotOper` when the device number is not valid). QDIO subchannels are skipped, as
+    /// vfio-ccw's probe refuses them. Returns every usable subchannel id.
+    pub async fn probe(&self) -> Result<Vec<SubchannelId>, CssError> {
+        let list = self.shared.backend.probe().await?;
+        let mut schibs: HashMap<SubchannelId, Schib> = HashMap::with_capacity(list.len());
+        let mut ids = Vec::with_capacity(list.len());
+        for (sch, schib) in list {
+            if schib.pmcw.flags.qdio() {
+                tracing::info!(%sch, "QDIO subchannel skipped (not supported, as in vfio-ccw)");
+                continue;
+            }
+            ids.push(sch);
+            schibs.insert(sch, schib);
+        }
+        let added = self
+            .shared
+            .registry
+            .insert_missing(ids.iter().copied(), |sch| {
+                schibs.remove(&sch).map(|schib| Entry {
+                    core: Core::new(sch, schib),
+                    irq: Notify::new(),
+                    translator: Mutex::new(None),
+                    mapper: Mutex::new(None),
+                })
+            });
+        tracing::debug!(found = ids.len(), added, "probe");
+        Ok(ids)
+    }
+
+    /// How many subchannels are registered.
+    pub fn len(&self) -> usize {
+        self.shared.registry.len()
+    }
+
+    /// Whether no subchannel is registered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The state of a registered subchannel.
+    pub fn state(&self, sch: SubchannelId) -> Result<State, CssError> {
+        Ok(self.shared.entry(sch)?.core.state())
+    }
+
+    /// The SCHIB css-core last stored for `sch` (with its current path masks in `lpm`).
+    pub fn cached_schib(&self, sch: SubchannelId) -> Result<Schib, CssError> {
+        let e = self.shared.entry(sch)?;
+        let g = e.core.lock();
+        let mut s = g.schib;
+        s.pmcw.lpm = g.lpm;
+        Ok(s)
+    }
+
+    /// Opens (enables) a registered subchannel. One owner at a time.
+    pub async fn open(&self, sch: SubchannelId) -> Result<Subchannel<B, T>, CssError> {
+        let entry = self.shared.entry(sch)?;
+        let span = tracing::debug_span!("subchannel", %sch);
+        async {
+            entry.core.open_begin()?;
+            let mapper = match self.shared.backend.mapper(sch) {
+                Ok(m) => m,
+                Err(e) => {
+                    let _ = entry.core.opened(None);
+                    return Err(CssError::from(e));
+                }
+            };
+            *lock(&entry.mapper) = Some(mapper);
+            match self.shared.backend.enable(sch, sch.to_word()).await {
+                Ok(cc) => entry.core.opened(Some(cc))?,
+                Err(e) => {
+                    let _ = entry.core.opened(None);
+                    return Err(CssError::from(e));
+                }
+            }
+            Ok::<(), CssError>(())
+        }
+        .instrument(span.clone())
+        .await?;
+        Ok(Subchannel {
+            entry,
+            shared: self.shared.clone(),
+            span,
+        })
+    }
+
+    /// Closes `sch`: fails its outstanding request, disables it (quiescing with cancel, halt,
+    /// clear when busy) and releases the program.
+    pub async fn close(&self, sch: SubchannelId) -> Result<(), CssError> {
+        let entry = self.shared.entry(sch)?;
+        self.shared.close_entry(&entry).await
+    }
+
+    /// Removes `sch` from the channel subsystem: outstanding requests fail with
+    /// [`CssError::Gone`], an enabled subchannel is quiesced, later events are dropped.
+    pub async fn remove(&self, sch: SubchannelId) -> Result<(), CssError> {
+        let entry = self.shared.entry(sch)?;
+        self.shared.remove_entry(&entry).await
+    }
+
+    /// Every channel report the backend delivers, as it arrives.
+    pub fn subscribe_reports(&self) -> mpsc::UnboundedReceiver<Crw> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        lock(&self.shared.reports).push(tx);
+        rx
+    }
+
+    /// Processes one channel report now (what the event task does for each CRW the backend
+    /// delivers): subchannel reports refresh the SCHIB, channel-path reports update path
+    /// masks and are forwarded to the affected subchannels.
+    pub async fn process_report(&self, crw: Crw) {
+        self.shared.process_report(crw).await;
+    }
+
+    /// An operator varied channel path `chpid` on or off.
+    pub async fn vary_path(&self, chpid: u8, on: bool) {
+        let ev = if on {
+            PathEvent::VaryOn
+        } else {
+            PathEvent::VaryOff
+        };
+        self.shared.path_event(chpid, ev).await;
+    }
+
+    /// Applies a channel-path event to every subchannel using `chpid`.
+    pub async fn path_event(&self, chpid: u8, event: PathEvent) {
+        self.shared.path_event(chpid, event).await;
+    }
+}
+
+async fn event_loop<B: Backend + ?Sized, T: Translate>(
+    shared: std::sync::Weak<Shared<B, T>>,
+    mut events: EventReceiver,
+) {
+    while let Some(ev) = events.recv().await {
+        let Some(sh) = shared.upgrade() else { break };
+        sh.handle(ev).await;
+    }
+    tracing::debug!("backend event stream ended");
+}
+
+impl<B: Backend + ?Sized, T: Translate> Shared<B, T> {
+    fn entry(&self, sch: SubchannelId) -> Result<Arc<Entry<T>>, CssError> {
+        self.registry.get(sch).ok_or(CssError::Unknown(sch))
+    }
+
+    async fn handle(&self, ev: BackendEvent) {
+        match ev {
+            BackendEvent::Interrupt { sch, irb } => self.interrupt(sch, irb).await,
+            BackendEvent::ChannelReport(crw) => self.process_report(crw).await,
+            BackendEvent::ReleaseRequest { sch } => match self.registry.get(sch) {
+                Some(e) => e.core.emit(SubchannelEvent::ReleaseRequested),
+                None => tracing::debug!(%sch, "release request for unknown subchannel dropped"),
+            },
+        }
+    }
+
+    async fn interrupt(&self, sch: SubchannelId, irb: Irb) {
+        let Some(entry) = self.registry.get(sch) else {
+            tracing::debug!(%sch, scsw = ?irb.scsw, "interrupt for unknown subchannel dropped");
+            return;
+        };
+        let disable = entry.core.interrupt(irb);
+        entry.irq.notify_one();
+        if disable {
+            match self.backend.disable(sch).await {
+                Ok(cc) => tracing::debug!(%sch, cc = cc.value(), "disabled unowned subchannel"),
+                Err(e) => tracing::warn!(%sch, error = %e, "disabling unowned subchannel failed"),
+            }
+        }
+    }
+
+    async fn process_report(&self, c: Crw) {
+        {
+            let mut subs = lock(&self.reports);
+            subs.retain(|tx| tx.send(c).is_ok());
+        }
+        match c.rsc() {
+            crw::rsc::SUBCHANNEL => {
+                let first = {
+                    let mut chain = lock(&self.chain);
+                    if c.chained() && chain.is_none() {
+                        *chain = Some(c);
+                        return;
+                    }
+                    chain.take()
+                };
+                let sch = match first {
+                    // Second CRW of a chain: CSSID in rsid bits 0-7, SSID in bits 10-11.
+                    Some(f) => SubchannelId::new(
+                        (c.rsid() >> 8) as u8,
+                        ((c.rsid() >> 4) & 3) as u8,
+                        f.rsid(),
+                    ),
+                    None => SubchannelId::new(0, 0, c.rsid()),
+                };
+                self.subchannel_event(sch).await;
+            }
+            crw::rsc::CHANNEL_PATH => {
+                let chpid = (c.rsid() & 0xFF) as u8;
+                let ev = match c.erc() {
+                    crw::erc::INIT | crw::erc::IPI => PathEvent::Online,
+                    crw::erc::PERRN | crw::erc::PERRI => PathEvent::Offline,
+                    erc => {
+                        tracing::debug!(chpid, erc, "channel-path report ignored");
+                        return;
+                    }
+                };
+                self.path_event(chpid, ev).await;
+            }
+            rsc => tracing::debug!(
+                rsc,
+                erc = c.erc(),
+                rsid = c.rsid(),
+                "channel report not for css-core"
+            ),
+        }
+    }
+
+    /// Linux `sch_event`: refresh the SCHIB; not operational when it cannot be stored or the
+    /// device is no longer valid; gone (removed) when the subchannel no longer exists.
+    async fn subchannel_event(&self, sch: SubchannelId) {
+        let Some(entry) = self.registry.get(sch) else {
+            tracing::debug!(%sch, "report for unregistered subchannel (probe to register it)");
+            return;
+        };
+        match self.backend.store_schib(sch).await {
+            Ok(schib) if schib.pmcw.flags.dnv() => {
+                {
+                    let mut g = entry.core.lock();
+                    if g.removed {
+                        return;
+                    }
+                    let pmcw = &schib.pmcw;
+                    g.opm = pmcw.pam & pmcw.pom;
+                    g.lpm = pmcw.pam & g.opm;
+                    g.schib = schib;
+                }
+                tracing::debug!(%sch, "schib refreshed");
+                entry.core.emit(SubchannelEvent::SchibRefreshed(schib));
+            }
+            Ok(_) => {
+                tracing::info!(%sch, "device no longer valid: not operational");
+                entry.core.not_oper();
+            }
+            Err(e) if e.kind == BackendErrorKind::NoDevice => {
+                tracing::info!(%sch, "subchannel gone: removing");
+                entry.core.not_oper();
+                let _ = self.remove_entry(&entry).await;
+            }
+            Err(e) => {
+                tracing::warn!(%sch, error = %e, "schib refresh failed: not operational");
+                entry.core.not_oper();
+            }
+        }
+    }
+
+    /// Linux `vfio_ccw_chp_event`.
+    async fn path_event(&self, chpid: u8, event: PathEvent) {
+        for entry in self.registry.all() {
+            let sch = entry.core.sch;
+            let Some(busy_on_path) = Self::apply_path_event(&entry.core, chpid, event) else {
+                continue;
+            };
+            let report = |erc| {
+                Crw::new()
+                    .with_rsc(crw::rsc::CHANNEL_PATH)
+                    .with_erc(erc)
+                    .with_rsid(u16::from(chpid))
+            };
+            match event {
+                PathEvent::Offline => entry
+                    .core
+                    .emit(SubchannelEvent::ChannelReport(report(crw::erc::PERRN))),
+                PathEvent::Online => entry
+                    .core
+                    .emit(SubchannelEvent::ChannelReport(report(crw::erc::INIT))),
+                _ => {}
+            }
+            if busy_on_path && matches!(event, PathEvent::VaryOff | PathEvent::Offline) {
+                // The running program uses the path: end it (cio_cancel_halt_clear).
+                self.cancel_halt_clear(sch, 0).await;
+            }
+        }
+    }
+
+    /// Updates the path masks of one subchannel; `None` if it does not use `chpid`, else
+    /// whether its running program was using the path.
+    fn apply_path_event(
+        core: &Core<Installed<T::Program>>,
+        chpid: u8,
+        event: PathEvent,
+    ) -> Option<bool> {
+        let mut g = core.lock();
+        if g.removed {
+            return None;
+        }
+        let pmcw = &g.schib.pmcw;
+        let mut mask = 0u8;
+        for (i, &c) in pmcw.chpid.iter().enumerate() {
+            let bit = 0x80u8 >> i;
+            if c == chpid && pmcw.pim & bit != 0 {
+                mask |= bit;
+            }
+        }
+        if mask == 0 {
+            return None;
+        }
+        let busy_on_path =
+            pmcw.lpum & mask != 0 && matches!(g.state, State::CpPending | State::CpProcessing);
+        match event {
+            PathEvent::VaryOff | PathEvent::Offline => {
+                g.opm &= !mask;
+                g.lpm &= !mask;
+            }
+            PathEvent::VaryOn => {
+                g.opm |= mask;
+                g.lpm |= mask;
+            }
+            PathEvent::Online => {
+                g.lpm |= mask & g.opm;
+            }
+        }
+        tracing::debug!(sch = %core.sch, chpid, ?event, lpm = g.lpm, opm = g.opm, "path event");
+        Some(busy_on_path)
+    }
+
+    /// One step of Linux's `cio_cancel_halt_clear`: cancel first, then halt, then clear.
+    async fn cancel_halt_clear(&self, sch: SubchannelId, attempt: u32) {
+        if attempt == 0 {
+            match self.backend.cancel(sch).await {
+                Ok(ConditionCode::Cc0) => return,
+                Ok(_) => {}
+                Err(e) if e.kind == BackendErrorKind::Unsupported => {}
+                Err(e) => tracing::debug!(%sch, error = %e, "cancel failed"),
+            }
+        }
+        if attempt <= 1 {
+            match self.backend.halt(sch).await {
+                Ok(ConditionCode::Cc0) => return,
+                Ok(cc) => tracing::debug!(%sch, cc = cc.value(), "halt refused"),
+                Err(e) => tracing::debug!(%sch, error = %e, "halt failed"),
+            }
+        }
+        match self.backend.clear(sch).await {
+            Ok(cc) => tracing::debug!(%sch, cc = cc.value(), "clear"),
+            Err(e) => tracing::debug!(%sch, error = %e, "clear failed"),
+        }
+    }
+
+    /// Disables `sch`, escalating cancel -> halt -> clear while it is busy; bounded.
+    async fn quiesce(&self, entry: &Entry<T>) -> Result<(), CssError> {
+        let sch = entry.core.sch;
+        let tries = self.config.quiesce_retries.max(1);
+        for attempt in 0..tries {
+            match self.backend.disable(sch).await {
+                Ok(ConditionCode::Cc0) | Ok(ConditionCode::Cc3) => return Ok(()),
+                Ok(cc) => {
+                    tracing::debug!(%sch, cc = cc.value(), attempt, "disable busy: quiescing")
+                }
+                Err(e) if e.kind == BackendErrorKind::NoDevice => return Ok(()),
+                Err(e) => return Err(e.into()),
+            }
+            self.cancel_halt_clear(sch, attempt).await;
+            let _ = tokio::time::timeout(self.config.quiesce_wait, entry.irq.notified()).await;
+        }
+        Err(CssError::Timeout {
+            sch,
+            op: "quiesce",
+            tries,
+        })
+    }
+
+    async fn close_entry(&self, entry: &Entry<T>) -> Result<(), CssError> {
+        let sch = entry.core.sch;
+        let td = entry.core.close_begin()?;
+        let res = if td.was_enabled {
+            self.quiesce(entry).await
+        } else {
+            Ok(())
+        };
+        if let Err(e) = &res {
+            tracing::warn!(%sch, error = %e, "close: quiesce failed; releasing anyway");
+        }
+        td.finish(|| CssError::Closed(sch));
+        entry.core.close_end();
+        tracing::debug!(%sch, "closed");
+        res
+    }
+
+    async fn remove_entry(&self, entry: &Arc<Entry<T>>) -> Result<(), CssError> {
+        let sch = entry.core.sch;
+        // Mark removed first (events after this are dropped), quiesce while the entry is
+        // still routable (so halt/clear interruptions wake us), then unregister.
+        let td = entry.core.remove();
+        let res = if td.was_enabled {
+            self.quiesce(entry).await
+        } else {
+            Ok(())
+        };
+        td.finish(|| CssError::Gone(sch));
+        self.registry.remove_if(sch, entry);
+        tracing::debug!(%sch, "removed");
+        res
+    }
+}
+
+impl<B: Backend + ?Sized, T: Translate> Subchannel<B, T> {
+    /// The subchannel id.
+    pub fn id(&self) -> SubchannelId {
+        self.entry.core.sch
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.entry.core.state()
+    }
+
+    /// Events of this subchannel: intermediate and unsolicited status, channel reports,
+    /// release requests. One receiver at a time: a new call replaces the previous one.
+    pub fn events(&self) -> mpsc::UnboundedReceiver<SubchannelEvent> {
+        self.entry.core.subscribe()
+    }
+
+    /// Starts the guest channel program `orb` (command mode) found in `mem` and waits for its
+    /// final status.
+    ///
+    /// Errors: [`CssError::Refused`] (EBUSY while a program runs, EAGAIN while one is being
+    /// started, EIO when not open), [`CssError::Translate`] for a program that cannot be
+    /// translated, [`CssError::Condition`] for START cc 1/2/3, [`CssError::Closed`] or
+    /// [`CssError::Gone`] when a close or removal overtook the request.
+    pub async fn submit<M: GuestMemory + ?Sized>(
+        &self,
+        orb: &Orb,
+        mem: &M,
+    ) -> Result<IoCompletion, CssError> {
+        let intparm = orb.intparm.get();
+        let span = tracing::debug_span!(parent: &self.span, "io", sch = %self.id(), intparm = format_args!("{intparm:#x}"));
+        let rx = {
+            let _enter = span.enter();
+            self.prepare(orb, mem)?
+        };
+        let (rx, ticket, host_orb) = rx;
+        let sch = self.id();
+        async move {
+            let cc = self
+                .shared
+                .backend
+                .start(sch, &host_orb)
+                .await
+                .map_err(CssError::from);
+            self.entry.core.started(ticket, host_orb.ctrl.lpm(), cc);
+            match rx.await {
+                Ok(r) => r,
+                // The waiter is always answered before it is dropped; be defensive.
+                Err(_) => Err(CssError::Closed(sch)),
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The synchronous first half of `submit`: state check, translation, installation.
+    #[allow(clippy::type_complexity)]
+    fn prepare<M: GuestMemory + ?Sized>(
+        &self,
+        orb: &Orb,
+        mem: &M,
+    ) -> Result<
+        (
+            oneshot::Receiver<Result<IoCompletion, CssError>>,
+            crate::core::Ticket,
+            Orb,
+        ),
+        CssError,
+    > {
+        let sch = self.id();
+        let core = &self.entry.core;
+        let ticket = core.io_request(orb.intparm.get())?;
+        if orb.ctrl.transport() {
+            core.translate_failed(ticket, Errno::NotSupported);
+            return Err(CssError::TransportMode(sch));
+        }
+        let Some(mapper) = lock(&self.entry.mapper).clone() else {
+            core.translate_failed(ticket, Errno::Io);
+            return Err(CssError::NotOpen(sch));
+        };
+        let translated = {
+            let mut slot = lock(&self.entry.translator);
+            let tr = slot.get_or_insert_with(|| Box::new(T::create()));
+            tr.translate(orb, mem, &*mapper, ticket.lpm)
+        };
+        let program = match translated {
+            Ok(p) => p,
+            Err(e) => {
+                let errno = Errno::from_raw(e.errno()).unwrap_or(Errno::Invalid);
+                core.translate_failed(ticket, errno);
+                tracing::debug!(%sch, error = %e, "translation failed");
+                return Err(CssError::Translate {
+                    sch,
+                    errno: e.errno(),
+                    program_check: e.program_check(),
+                    source: Box::new(e),
+                });
+            }
+        };
+        let host_orb = program.host_orb();
+        let (tx, rx) = oneshot::channel();
+        if let Err((p, _tx)) = core.install(ticket, Installed { program, mapper }, tx) {
+            p.release();
+            return Err(CssError::Closed(sch));
+        }
+        Ok((rx, ticket, host_orb))
+    }
+
+    async fn async_op(&self, op: AsyncOp) -> Result<(), CssError> {
+        let sch = self.id();
+        self.entry.core.async_request(op)?;
+        let (name, cc) = match op {
+            AsyncOp::Halt => ("halt", self.shared.backend.halt(sch).await?),
+            AsyncOp::Clear => ("clear", self.shared.backend.clear(sch).await?),
+        };
+        tracing::debug!(parent: &self.span, %sch, op = name, cc = cc.value(), "async request");
+        match cc {
+            ConditionCode::Cc0 => Ok(()),
+            cc => Err(CssError::Condition {
+                sch,
+                op: name,
+                cc,
+                errno: cc_errno(cc),
+            }),
+        }
+    }
+
+    /// HALT SUBCHANNEL. The running program (if any) ends with the halt's final status,
+    /// which resolves its `submit`; without one the status arrives as an event.
+    pub async fn halt(&self) -> Result<(), CssError> {
+        self.async_op(AsyncOp::Halt).await
+    }
+
+    /// CLEAR SUBCHANNEL, like [`Subchannel::halt`].
+    pub async fn clear(&self) -> Result<(), CssError> {
+        self.async_op(AsyncOp::Clear).await
+    }
+
+    /// STORE SUBCHANNEL: refreshes and returns the SCHIB.
+    pub async fn schib(&self) -> Result<Schib, CssError> {
+        let schib = self.shared.backend.store_schib(self.id()).await?;
+        self.entry.core.lock().schib = schib;
+        Ok(schib)
+    }
+
+    /// Closes the subchannel (see [`Css::close`]).
+    pub async fn close(self) -> Result<(), CssError> {
+        self.shared.close_entry(&self.entry).await
+    }
+}

@@ -1,0 +1,237 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+
+//! loom models of the driver's locking (`cargo xtask loom`, which runs
+//! `RUSTFLAGS="--cfg loom" cargo test -p css-core --release --lib loom_models`).
+//!
+//! Each model drives the synchronous driver core ([`crate::core::Core`]) and the registry
+//! ([`crate::registry::Registry`]) from several threads exactly as the async layer does (the
+//! backend calls between two core calls are where the async layer yields, so loom explores
+//! every interleaving of them), and checks an invariant over every interleaving.
+
+use std::sync::atomic::Ordering;
+
+use ccw_types::{FunctionControl, Irb, Schib, Scsw, StatusControl, SubchannelId};
+use loom::sync::atomic::{AtomicBool, AtomicUsize};
+use loom::thread;
+use tokio::sync::oneshot;
+
+use crate::backend::ConditionCode;
+use crate::core::{Core, IoCompletion, Program, SubchannelEvent};
+use crate::error::CssError;
+use crate::fsm::{AsyncOp, State};
+use crate::registry::Registry;
+use crate::sync::Arc;
+
+const SCH: SubchannelId = SubchannelId::new(0, 0, 5);
+
+/// A program that counts its releases.
+struct Counted(Arc<AtomicUsize>);
+
+impl Program for Counted {
+    fn update_scsw(&self, _scsw: &mut Scsw) {}
+    fn release(self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn schib() -> Schib {
+    let mut s = Schib::from_bytes([0; 52]);
+    s.pmcw.flags = s.pmcw.flags.with_dnv(true).with_devno(5);
+    s.pmcw.pam = 0x80;
+    s.pmcw.pom = 0xFF;
+    s
+}
+
+fn final_irb() -> Irb {
+    let mut irb = Irb::read_from(&[0; 96]).expect("96 bytes");
+    irb.scsw.ctrl = irb
+        .scsw
+        .ctrl
+        .with_fc(FunctionControl::START)
+        .with_sc(StatusControl::PRIMARY | StatusControl::SECONDARY | StatusControl::PENDING);
+    irb.scsw.dstat = 0x0C;
+    irb
+}
+
+fn open_core() -> Core<Counted> {
+    let core = Core::new(SCH, schib());
+    core.open_begin().expect("open");
+    core.opened(Some(ConditionCode::Cc0)).expect("enable");
+    core
+}
+
+type Rx = oneshot::Receiver<Result<IoCompletion, CssError>>;
+
+/// Counts the answers a request got: 1 if `direct` (the submit returned an error itself) or
+/// if the receiver holds exactly one value.
+fn answers(direct: bool, rx: Option<Rx>) -> usize {
+    let mut n = usize::from(direct);
+    if let Some(mut rx) = rx {
+        if rx.try_recv().is_ok() {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// The submit path: io_request, translate (elided), install, START at the backend, started.
+/// Returns (answered directly, receiver).
+fn submit(
+    core: &Core<Counted>,
+    released: &Arc<AtomicUsize>,
+    at_backend: &AtomicBool,
+) -> (bool, Option<Rx>) {
+    let Ok(ticket) = core.io_request(0x1234) else {
+        return (true, None);
+    };
+    let (tx, rx) = oneshot::channel();
+    if let Err((p, _tx)) = core.install(ticket, Counted(released.clone()), tx) {
+        p.release();
+        return (true, None);
+    }
+    // backend.start(): from here the device may interrupt.
+    at_backend.store(true, Ordering::SeqCst);
+    core.started(ticket, 0, Ok(ConditionCode::Cc0));
+    (false, Some(rx))
+}
+
+/// io vs interrupt vs close.
+///
+/// Invariant: the request gets exactly one answer (its own error, the completion, or the
+/// close's error), the program is released exactly once if it was ever installed, and the
+/// subchannel ends in `Standby` with nothing left inside.
+#[test]
+fn io_vs_interrupt_vs_close() {
+    loom::model(|| {
+        let core = Arc::new(open_core());
+        let released = Arc::new(AtomicUsize::new(0));
+        let at_backend = Arc::new(AtomicBool::new(false));
+
+        let submitter = {
+            let (core, released, at_backend) = (core.clone(), released.clone(), at_backend.clone());
+            thread::spawn(move || submit(&core, &released, &at_backend))
+        };
+        let irq = {
+            let (core, at_backend) = (core.clone(), at_backend.clone());
+            thread::spawn(move || {
+                // The device can only present final status for a program it was given.
+                if at_backend.load(Ordering::SeqCst) {
+                    core.interrupt(final_irb());
+                }
+            })
+        };
+        let td = core.close_begin().expect("close");
+        td.finish(|| CssError::Closed(SCH));
+        core.close_end();
+
+        let (direct, rx) = submitter.join().expect("submitter");
+        irq.join().expect("irq");
+        let installed = rx.is_some() || released.load(Ordering::SeqCst) > 0;
+        assert_eq!(answers(direct, rx), 1, "exactly one answer");
+        assert_eq!(
+            released.load(Ordering::SeqCst),
+            usize::from(installed),
+            "released once"
+        );
+        assert_eq!(core.state(), State::Standby);
+    });
+}
+
+/// CRW / subchannel event vs remove.
+///
+/// Invariant: an event is either delivered before `Removed` (in the subscriber's order) or
+/// dropped; nothing is delivered after `Removed`; the in-flight request gets exactly one
+/// answer (completion or `Gone`) and its program is released exactly once; the registry
+/// no longer holds the subchannel.
+#[test]
+fn report_vs_remove() {
+    loom::model(|| {
+        let registry = Arc::new(Registry::new());
+        let released = Arc::new(AtomicUsize::new(0));
+        registry.insert_missing([SCH], |_| Some(open_core()));
+        let entry = registry.get(SCH).expect("registered");
+        let mut events = entry.subscribe();
+        // An I/O is in flight.
+        let at_backend = AtomicBool::new(false);
+        let (direct, rx) = submit(&entry, &released, &at_backend);
+        assert!(!direct);
+
+        let router = {
+            let registry = registry.clone();
+            thread::spawn(move || {
+                // The event task: a subchannel report, then the program's final status.
+                if let Some(e) = registry.get(SCH) {
+                    e.emit(SubchannelEvent::SchibRefreshed(schib()));
+                }
+                if let Some(e) = registry.get(SCH) {
+                    e.interrupt(final_irb());
+                }
+            })
+        };
+        let td = entry.remove();
+        td.finish(|| CssError::Gone(SCH));
+        registry.remove_if(SCH, &entry);
+        router.join().expect("router");
+
+        assert!(registry.get(SCH).is_none());
+        let mut seen = Vec::new();
+        while let Ok(ev) = events.try_recv() {
+            seen.push(ev);
+        }
+        assert_eq!(seen.last(), Some(&SubchannelEvent::Removed), "{seen:?}");
+        assert_eq!(
+            seen.iter()
+                .filter(|e| **e == SubchannelEvent::Removed)
+                .count(),
+            1
+        );
+        assert_eq!(answers(false, rx), 1, "exactly one answer");
+        assert_eq!(released.load(Ordering::SeqCst), 1, "released once");
+    });
+}
+
+/// halt vs final interrupt.
+///
+/// Invariant: whichever comes first, the halt request is accepted (the table allows
+/// HALT in `CpPending` and in `Idle`) unless the second request below already moved the
+/// subchannel to `CpProcessing` (then EAGAIN, as vfio-ccw answers), the program completes exactly once with exactly one
+/// release, a second submit racing them is refused with EBUSY or runs after the completion,
+/// and the subchannel ends `Idle` or `CpPending` (the second program running).
+#[test]
+fn halt_vs_final_interrupt() {
+    loom::model(|| {
+        let core = Arc::new(open_core());
+        let released = Arc::new(AtomicUsize::new(0));
+        let at_backend = AtomicBool::new(false);
+        let (_, rx) = submit(&core, &released, &at_backend);
+
+        let halter = {
+            let core = core.clone();
+            thread::spawn(move || core.async_request(AsyncOp::Halt).map_err(|e| e.errno()))
+        };
+        let irq = {
+            let core = core.clone();
+            thread::spawn(move || {
+                core.interrupt(final_irb());
+            })
+        };
+        let second = core.io_request(0x5678);
+        let halted = halter.join().expect("halter");
+        irq.join().expect("irq");
+        // Refused only when the second request was being processed (EAGAIN).
+        if let Err(errno) = halted {
+            assert_eq!(errno, crate::fsm::Errno::Again.raw());
+            assert!(second.is_ok());
+        }
+
+        assert_eq!(answers(false, rx), 1, "exactly one completion");
+        assert_eq!(released.load(Ordering::SeqCst), 1, "released once");
+        match second {
+            Ok(_) => assert_eq!(core.state(), State::CpProcessing),
+            Err(e) => {
+                assert_eq!(e.errno(), crate::fsm::Errno::Busy.raw(), "{e}");
+                assert_eq!(core.state(), State::Idle);
+            }
+        }
+    });
+}

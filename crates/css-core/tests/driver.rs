@@ -1,0 +1,691 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+
+//! Unit tests of the css-core driver over a mockall mock of [`Backend`] and a stand-in
+//! translator that offsets channel-program addresses by a fixed amount (so the mapping back
+//! to guest addresses is observable) and counts releases.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ccw_translate::{ControlArea, DeviceAddr, DmaAccess, GuestRange, MapError, Mapper};
+use ccw_types::{
+    ActivityControl, CommandOrb, Crw, FunctionControl, Irb, Orb, Schib, Scsw, StatusControl,
+    SubchannelId, SubchannelStatus, crw,
+};
+use css_core::{
+    Backend, BackendError, BackendErrorKind, BackendEvent, ConditionCode, Css, CssConfig, CssError,
+    CssErrorKind, EventReceiver, HostProgram, State, SubchannelEvent, Translate, TranslateFailure,
+};
+use mockall::mock;
+use tokio::sync::mpsc;
+use vm_memory::{GuestAddress, GuestMemory, GuestMemoryMmap};
+
+mock! {
+    pub Be {}
+    #[async_trait]
+    impl Backend for Be {
+        async fn probe(&self) -> Result<Vec<(SubchannelId, Schib)>, BackendError>;
+        async fn enable(&self, sch: SubchannelId, intparm: u32) -> Result<ConditionCode, BackendError>;
+        async fn disable(&self, sch: SubchannelId) -> Result<ConditionCode, BackendError>;
+        async fn start(&self, sch: SubchannelId, orb: &Orb) -> Result<ConditionCode, BackendError>;
+        async fn halt(&self, sch: SubchannelId) -> Result<ConditionCode, BackendError>;
+        async fn clear(&self, sch: SubchannelId) -> Result<ConditionCode, BackendError>;
+        async fn cancel(&self, sch: SubchannelId) -> Result<ConditionCode, BackendError>;
+        async fn store_schib(&self, sch: SubchannelId) -> Result<Schib, BackendError>;
+        fn mapper(&self, sch: SubchannelId) -> Result<Arc<dyn Mapper>, BackendError>;
+        fn take_events(&self) -> Result<EventReceiver, BackendError>;
+    }
+}
+
+const OFFSET: u32 = 0x10_0000;
+const BAD_CPA: u32 = 0xDEA0;
+static RELEASED: AtomicUsize = AtomicUsize::new(0);
+
+struct NullMapper;
+impl Mapper for NullMapper {
+    fn pin(&self, range: GuestRange, _: DmaAccess) -> Result<DeviceAddr, MapError> {
+        Ok(range.gpa)
+    }
+    fn unpin(&self, _: GuestRange) {}
+    fn alloc_control(&self, len: usize) -> Result<ControlArea, MapError> {
+        Ok(ControlArea {
+            addr: 0,
+            len,
+            token: 0,
+        })
+    }
+    fn write_control(&self, _: &ControlArea, _: usize, _: &[u8]) -> Result<(), MapError> {
+        Ok(())
+    }
+    fn free_control(&self, _: ControlArea) {}
+}
+
+/// Offsets the cpa by `OFFSET`; each test uses its own counter via a thread-local id.
+struct Prog {
+    orb: Orb,
+    counter: Arc<AtomicUsize>,
+}
+impl HostProgram for Prog {
+    fn host_orb(&self) -> Orb {
+        let mut o = self.orb;
+        o.cpa = (o.cpa.get() + OFFSET).into();
+        o
+    }
+    fn update_scsw(&self, scsw: &mut Scsw) {
+        scsw.cpa = scsw.cpa.get().wrapping_sub(OFFSET).into();
+    }
+    fn release(self, _mapper: &dyn Mapper) {
+        self.counter.fetch_add(1, Ordering::SeqCst);
+        RELEASED.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("guest address {0:#x} not readable")]
+struct Fault(u32);
+impl TranslateFailure for Fault {
+    fn errno(&self) -> i32 {
+        14
+    }
+    fn program_check(&self) -> Option<SubchannelStatus> {
+        Some(SubchannelStatus::PROGRAM_CHECK)
+    }
+}
+
+thread_local! {
+    static COUNTER: std::cell::RefCell<Arc<AtomicUsize>> = std::cell::RefCell::new(Arc::new(AtomicUsize::new(0)));
+}
+
+struct Offset(Arc<AtomicUsize>);
+impl Translate for Offset {
+    type Program = Prog;
+    type Error = Fault;
+    fn create() -> Self {
+        Offset(COUNTER.with(|c| c.borrow().clone()))
+    }
+    fn translate<M: GuestMemory + ?Sized>(
+        &mut self,
+        orb: &Orb,
+        _mem: &M,
+        _mapper: &dyn Mapper,
+        _lpm: u8,
+    ) -> Result<Prog, Fault> {
+        if orb.cpa.get() == BAD_CPA {
+            return Err(Fault(BAD_CPA));
+        }
+        Ok(Prog {
+            orb: *orb,
+            counter: self.0.clone(),
+        })
+    }
+}
+
+const SCH: SubchannelId = SubchannelId::new(0, 0, 0);
+
+fn schib(devno: u16, dnv: bool) -> Schib {
+    let mut s = Schib::from_bytes([0; 52]);
+    s.pmcw.flags = s.pmcw.flags.with_dnv(dnv).with_devno(devno);
+    s.pmcw.pim = 0xC0;
+    s.pmcw.pam = 0xC0;
+    s.pmcw.pom = 0xFF;
+    s.pmcw.chpid = [0x10, 0x11, 0, 0, 0, 0, 0, 0];
+    s
+}
+
+fn irb(fc: FunctionControl, ac: ActivityControl, sc: StatusControl, cpa: u32) -> Irb {
+    let mut irb = Irb::read_from(&[0; 96]).unwrap();
+    irb.scsw.ctrl = irb.scsw.ctrl.with_fc(fc).with_ac(ac).with_sc(sc);
+    irb.scsw.cpa = cpa.into();
+    irb.scsw.dstat = 0x0C;
+    irb
+}
+
+fn final_irb(cpa: u32) -> Irb {
+    irb(
+        FunctionControl::START,
+        ActivityControl::from_bits(0),
+        StatusControl::PRIMARY | StatusControl::SECONDARY | StatusControl::PENDING,
+        cpa,
+    )
+}
+
+/// A mock with probe, events, mapper and enable already set up; returns the event sender.
+fn mock_base(list: Vec<(SubchannelId, Schib)>) -> (MockBe, mpsc::UnboundedSender<BackendEvent>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut be = MockBe::new();
+    let rx = std::sync::Mutex::new(Some(rx));
+    be.expect_take_events().returning(move || {
+        rx.lock()
+            .unwrap()
+            .take()
+            .ok_or(BackendError::new(BackendErrorKind::Closed, "take_events"))
+    });
+    be.expect_probe().returning(move || Ok(list.clone()));
+    be.expect_mapper()
+        .returning(|_| Ok(Arc::new(NullMapper) as Arc<dyn Mapper>));
+    be.expect_enable()
+        .withf(|sch, intparm| *intparm == sch.to_word())
+        .returning(|_, _| Ok(ConditionCode::Cc0));
+    (be, tx)
+}
+
+fn mem() -> GuestMemoryMmap {
+    GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x1_0000)]).unwrap()
+}
+
+fn counter() -> Arc<AtomicUsize> {
+    let c = Arc::new(AtomicUsize::new(0));
+    COUNTER.with(|x| *x.borrow_mut() = c.clone());
+    c
+}
+
+fn orb(intparm: u32, cpa: u32) -> Orb {
+    CommandOrb::new(intparm, cpa).emit()
+}
+
+async fn wait_state(css: &Css<MockBe, Offset>, want: State) {
+    for _ in 0..1000 {
+        if css.state(SCH).unwrap() == want {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("state {want:?} not reached: {:?}", css.state(SCH));
+}
+
+#[tokio::test]
+async fn probe_registers_and_skips_qdio() {
+    let mut qdio = schib(7, true);
+    qdio.pmcw.flags = qdio.pmcw.flags.with_qdio(true);
+    let (be, _tx) = mock_base(vec![
+        (SCH, schib(5, true)),
+        (SubchannelId::new(0, 0, 1), schib(6, false)),
+        (SubchannelId::new(0, 0, 2), qdio),
+    ]);
+    let css: Css<MockBe, Offset> = Css::new(Arc::new(be)).unwrap();
+    let ids = css.probe().await.unwrap();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(css.len(), 2);
+    assert_eq!(css.state(SCH).unwrap(), State::Standby);
+    assert_eq!(
+        css.state(SubchannelId::new(0, 0, 1)).unwrap(),
+        State::NotOper
+    );
+    assert!(matches!(
+        css.open(SubchannelId::new(0, 0, 1)).await,
+        Err(CssError::Gone(_))
+    ));
+    assert!(matches!(
+        css.state(SubchannelId::new(0, 0, 2)),
+        Err(CssError::Unknown(_))
+    ));
+    // A second probe does not duplicate.
+    css.probe().await.unwrap();
+    assert_eq!(css.len(), 2);
+    // Taking the events twice fails.
+    assert!(css.backend().take_events().is_err());
+}
+
+#[tokio::test]
+async fn submit_completes_with_guest_cpa_and_releases_once() {
+    let released = counter();
+    let (mut be, tx) = mock_base(vec![(SCH, schib(5, true))]);
+    be.expect_start()
+        .withf(|_, orb| orb.cpa.get() == 0x1000 + OFFSET)
+        .times(1)
+        .returning(|_, _| Ok(ConditionCode::Cc0));
+    let css: Css<MockBe, Offset> = Css::new(Arc::new(be)).unwrap();
+    css.probe().await.unwrap();
+    let sub = css.open(SCH).await.unwrap();
+    assert!(matches!(css.open(SCH).await, Err(CssError::AlreadyOpen(_))));
+    assert_eq!(sub.state(), State::Idle);
+    let m = mem();
+    let o = orb(0xABCD, 0x1000);
+    let (done, ()) = tokio::join!(sub.submit(&o, &m), async {
+        wait_state(&css, State::CpPending).await;
+        tx.send(BackendEvent::Interrupt {
+            sch: SCH,
+            irb: final_irb(0x1010 + OFFSET),
+        })
+        .unwrap();
+    });
+    let done = done.unwrap();
+    assert_eq!(done.intparm, 0xABCD);
+    assert_eq!(done.irb.scsw.cpa.get(), 0x1010);
+    assert_eq!(released.load(Ordering::SeqCst), 1);
+    assert_eq!(sub.state(), State::Idle);
+}
+
+#[tokio::test]
+async fn start_condition_codes_and_busy() {
+    let released = counter();
+    let (mut be, tx) = mock_base(vec![(SCH, schib(5, true))]);
+    let mut seq = mockall::Sequence::new();
+    for cc in [
+        ConditionCode::Cc0,
+        ConditionCode::Cc2,
+        ConditionCode::Cc3,
+        ConditionCode::Cc3,
+    ] {
+        be.expect_start()
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(move |_, _| Ok(cc));
+    }
+    let css: Css<MockBe, Offset> = Css::new(Arc::new(be)).unwrap();
+    css.probe().await.unwrap();
+    let sub = css.open(SCH).await.unwrap();
+    let m = mem();
+    // Start while busy: EBUSY from the table, the first request still completes.
+    let o = orb(1, 0x1000);
+    let (first, second) = tokio::join!(sub.submit(&o, &m), async {
+        wait_state(&css, State::CpPending).await;
+        let r = sub.submit(&orb(2, 0x2000), &m).await;
+        tx.send(BackendEvent::Interrupt {
+            sch: SCH,
+            irb: final_irb(0x1008 + OFFSET),
+        })
+        .unwrap();
+        r
+    });
+    assert!(first.is_ok());
+    let e = second.unwrap_err();
+    assert_eq!((e.kind(), e.errno()), (CssErrorKind::Busy, 16), "{e}");
+    // cc 2 -> EBUSY
+    let e = sub.submit(&orb(3, 0x1000), &m).await.unwrap_err();
+    assert_eq!((e.kind(), e.errno()), (CssErrorKind::Busy, 16), "{e}");
+    // cc 3 on path 0x80 of 0xC0 -> EACCES, then on 0x40 -> ENODEV.
+    let mut o = CommandOrb::new(4, 0x1000);
+    o.lpm = 0x80;
+    let e = sub.submit(&o.emit(), &m).await.unwrap_err();
+    assert_eq!((e.kind(), e.errno()), (CssErrorKind::NoPath, 13), "{e}");
+    o.lpm = 0x40;
+    let e = sub.submit(&o.emit(), &m).await.unwrap_err();
+    assert_eq!((e.kind(), e.errno()), (CssErrorKind::NoDevice, 19), "{e}");
+    assert_eq!(released.load(Ordering::SeqCst), 4);
+    assert_eq!(sub.state(), State::Idle);
+}
+
+#[tokio::test]
+async fn translate_error_and_transport_mode() {
+    let released = counter();
+    let (mut be, _tx) = mock_base(vec![(SCH, schib(5, true))]);
+    be.expect_start().never();
+    let css: Css<MockBe, Offset> = Css::new(Arc::new(be)).unwrap();
+    css.probe().await.unwrap();
+    let sub = css.open(SCH).await.unwrap();
+    let m = mem();
+    let e = sub.submit(&orb(1, BAD_CPA), &m).await.unwrap_err();
+    assert_eq!((e.kind(), e.errno()), (CssErrorKind::Translate, 14));
+    assert_eq!(e.program_check(), Some(SubchannelStatus::PROGRAM_CHECK));
+    assert_eq!(sub.state(), State::Idle);
+    let mut tm = orb(1, 0x1000);
+    tm.ctrl = tm.ctrl.with_transport(true);
+    let e = sub.submit(&tm, &m).await.unwrap_err();
+    assert_eq!((e.kind(), e.errno()), (CssErrorKind::Unsupported, 95));
+    assert_eq!(sub.state(), State::Idle);
+    assert_eq!(released.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn not_open_requests_get_eio() {
+    let (be, _tx) = mock_base(vec![(SCH, schib(5, true))]);
+    let css: Css<MockBe, Offset> = Css::new(Arc::new(be)).unwrap();
+    css.probe().await.unwrap();
+    assert!(matches!(css.close(SCH).await, Err(CssError::NotOpen(_))));
+    assert!(matches!(
+        css.open(SubchannelId::new(0, 0, 9)).await,
+        Err(CssError::Unknown(_))
+    ));
+}
+
+#[tokio::test]
+async fn halt_during_io_completes_the_request() {
+    let released = counter();
+    let (mut be, tx) = mock_base(vec![(SCH, schib(5, true))]);
+    be.expect_start().returning(|_, _| Ok(ConditionCode::Cc0));
+    let tx2 = tx.clone();
+    be.expect_halt().times(1).returning(move |sch| {
+        let mut i = final_irb(0x1008 + OFFSET);
+        i.scsw.ctrl = i
+            .scsw
+            .ctrl
+            .with_fc(FunctionControl::START | FunctionControl::HALT);
+        tx2.send(BackendEvent::Interrupt { sch, irb: i }).unwrap();
+        Ok(ConditionCode::Cc0)
+    });
+    let css: Css<MockBe, Offset> = Css::new(Arc::new(be)).unwrap();
+    css.probe().await.unwrap();
+    let sub = css.open(SCH).await.unwrap();
+    let m = mem();
+    let o = orb(1, 0x1000);
+    let (done, halted) = tokio::join!(sub.submit(&o, &m), async {
+        wait_state(&css, State::CpPending).await;
+        sub.halt().await
+    });
+    halted.unwrap();
+    let done = done.unwrap();
+    assert!(done.irb.scsw.ctrl.fc().contains(FunctionControl::HALT));
+    assert_eq!(done.irb.scsw.cpa.get(), 0x1008);
+    assert_eq!(released.load(Ordering::SeqCst), 1);
+    drop(tx);
+}
+
+#[tokio::test]
+async fn halt_and_clear_refusals() {
+    let (mut be, _tx) = mock_base(vec![(SCH, schib(5, true))]);
+    be.expect_halt().returning(|_| Ok(ConditionCode::Cc1));
+    be.expect_clear().returning(|_| Ok(ConditionCode::Cc3));
+    let css: Css<MockBe, Offset> = Css::new(Arc::new(be)).unwrap();
+    css.probe().await.unwrap();
+    let sub = css.open(SCH).await.unwrap();
+    let e = sub.halt().await.unwrap_err();
+    assert_eq!(e.errno(), 16);
+    let e = sub.clear().await.unwrap_err();
+    assert_eq!(e.errno(), 19);
+}
+
+#[tokio::test]
+async fn close_with_io_outstanding_quiesces_and_answers_once() {
+    let released = counter();
+    let (mut be, tx) = mock_base(vec![(SCH, schib(5, true))]);
+    be.expect_start().returning(|_, _| Ok(ConditionCode::Cc0));
+    let mut seq = mockall::Sequence::new();
+    be.expect_disable()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Ok(ConditionCode::Cc2));
+    be.expect_cancel()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|sch| Err(BackendError::unsupported("cancel").on(sch)));
+    let tx2 = tx.clone();
+    be.expect_halt()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(move |sch| {
+            let mut i = final_irb(0x1008 + OFFSET);
+            i.scsw.ctrl = i.scsw.ctrl.with_fc(FunctionControl::HALT);
+            tx2.send(BackendEvent::Interrupt { sch, irb: i }).unwrap();
+            Ok(ConditionCode::Cc0)
+        });
+    be.expect_disable()
+        .times(1..)
+        .in_sequence(&mut seq)
+        .returning(|_| Ok(ConditionCode::Cc0));
+    let css: Css<MockBe, Offset> = Css::with_config(
+        Arc::new(be),
+        CssConfig {
+            quiesce_retries: 4,
+            quiesce_wait: Duration::from_secs(5),
+        },
+    )
+    .unwrap();
+    css.probe().await.unwrap();
+    let sub = css.open(SCH).await.unwrap();
+    let m = mem();
+    let o = orb(1, 0x1000);
+    let (done, closed) = tokio::join!(sub.submit(&o, &m), async {
+        wait_state(&css, State::CpPending).await;
+        css.close(SCH).await
+    });
+    closed.unwrap();
+    assert!(matches!(done, Err(CssError::Closed(_))), "{done:?}");
+    assert_eq!(released.load(Ordering::SeqCst), 1);
+    assert_eq!(css.state(SCH).unwrap(), State::Standby);
+    // It can be opened again.
+    let sub2 = css.open(SCH).await.unwrap();
+    assert_eq!(sub2.state(), State::Idle);
+}
+
+#[tokio::test(start_paused = true)]
+async fn quiesce_is_bounded() {
+    let (mut be, _tx) = mock_base(vec![(SCH, schib(5, true))]);
+    be.expect_disable()
+        .times(3)
+        .returning(|_| Ok(ConditionCode::Cc2));
+    be.expect_cancel().returning(|_| Ok(ConditionCode::Cc2));
+    be.expect_halt().returning(|_| Ok(ConditionCode::Cc2));
+    be.expect_clear().returning(|_| Ok(ConditionCode::Cc0));
+    let css: Css<MockBe, Offset> = Css::with_config(
+        Arc::new(be),
+        CssConfig {
+            quiesce_retries: 3,
+            quiesce_wait: Duration::from_millis(100),
+        },
+    )
+    .unwrap();
+    css.probe().await.unwrap();
+    let sub = css.open(SCH).await.unwrap();
+    let e = sub.close().await.unwrap_err();
+    assert_eq!(e.kind(), CssErrorKind::Timeout, "{e}");
+    // Closed anyway (released, not claimed): it can be opened again.
+    assert_eq!(css.state(SCH).unwrap(), State::Standby);
+}
+
+#[tokio::test]
+async fn intermediate_status_is_an_event() {
+    let released = counter();
+    let (mut be, tx) = mock_base(vec![(SCH, schib(5, true))]);
+    be.expect_start().returning(|_, _| Ok(ConditionCode::Cc0));
+    let css: Css<MockBe, Offset> = Css::new(Arc::new(be)).unwrap();
+    css.probe().await.unwrap();
+    let sub = css.open(SCH).await.unwrap();
+    let mut events = sub.events();
+    let m = mem();
+    let o = orb(1, 0x1000);
+    let (done, ()) = tokio::join!(sub.submit(&o, &m), async {
+        wait_state(&css, State::CpPending).await;
+        let mut pci = irb(
+            FunctionControl::START,
+            ActivityControl::SUBCHANNEL_ACTIVE | ActivityControl::DEVICE_ACTIVE,
+            StatusControl::INTERMEDIATE | StatusControl::PENDING,
+            0x1008 + OFFSET,
+        );
+        pci.scsw.cstat = SubchannelStatus::PCI.bits();
+        tx.send(BackendEvent::Interrupt { sch: SCH, irb: pci })
+            .unwrap();
+        tx.send(BackendEvent::Interrupt {
+            sch: SCH,
+            irb: final_irb(0x1010 + OFFSET),
+        })
+        .unwrap();
+    });
+    assert_eq!(done.unwrap().irb.scsw.cpa.get(), 0x1010);
+    match events.recv().await.unwrap() {
+        SubchannelEvent::Status(i) => {
+            assert_eq!(i.scsw.cpa.get(), 0x1008);
+            assert!(!i.scsw.is_final());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(released.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn status_for_closed_subchannel_disables_it() {
+    let (mut be, tx) = mock_base(vec![(SCH, schib(5, true))]);
+    let (dtx, mut drx) = mpsc::unbounded_channel();
+    be.expect_disable().returning(move |sch| {
+        dtx.send(sch).unwrap();
+        Ok(ConditionCode::Cc0)
+    });
+    let css: Css<MockBe, Offset> = Css::new(Arc::new(be)).unwrap();
+    css.probe().await.unwrap();
+    tx.send(BackendEvent::Interrupt {
+        sch: SCH,
+        irb: final_irb(0),
+    })
+    .unwrap();
+    // Unknown subchannel: dropped (no disable for it).
+    tx.send(BackendEvent::Interrupt {
+        sch: SubchannelId::new(0, 0, 42),
+        irb: final_irb(0),
+    })
+    .unwrap();
+    assert_eq!(drx.recv().await.unwrap(), SCH);
+}
+
+fn sch_crw(sch_no: u16) -> Crw {
+    Crw::new()
+        .with_rsc(crw::rsc::SUBCHANNEL)
+        .with_erc(crw::erc::IPI)
+        .with_rsid(sch_no)
+}
+
+#[tokio::test]
+async fn subchannel_reports_refresh_then_not_oper_then_gone() {
+    let released = counter();
+    let (mut be, _tx) = mock_base(vec![(SCH, schib(5, true))]);
+    let mut seq = mockall::Sequence::new();
+    be.expect_store_schib()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| {
+            let mut s = schib(5, true);
+            s.pmcw.pom = 0x80;
+            Ok(s)
+        });
+    be.expect_store_schib()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Ok(schib(5, false)));
+    be.expect_store_schib()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|sch| Err(BackendError::new(BackendErrorKind::NoDevice, "store_schib").on(sch)));
+    be.expect_start().returning(|_, _| Ok(ConditionCode::Cc0));
+    let css: Css<MockBe, Offset> = Css::new(Arc::new(be)).unwrap();
+    css.probe().await.unwrap();
+    let mut reports = css.subscribe_reports();
+    let sub = css.open(SCH).await.unwrap();
+    let mut events = sub.events();
+    css.process_report(sch_crw(0)).await;
+    assert_eq!(reports.recv().await.unwrap(), sch_crw(0));
+    assert!(matches!(
+        events.recv().await,
+        Some(SubchannelEvent::SchibRefreshed(_))
+    ));
+    assert_eq!(css.cached_schib(SCH).unwrap().pmcw.lpm, 0x80);
+    // An I/O is outstanding when the device becomes invalid: it fails with Gone.
+    let m = mem();
+    let o = orb(1, 0x1000);
+    let (done, ()) = tokio::join!(sub.submit(&o, &m), async {
+        wait_state(&css, State::CpPending).await;
+        css.process_report(sch_crw(0)).await;
+    });
+    assert!(matches!(done, Err(CssError::Gone(_))), "{done:?}");
+    assert_eq!(released.load(Ordering::SeqCst), 1);
+    assert!(matches!(
+        events.recv().await,
+        Some(SubchannelEvent::NotOperational)
+    ));
+    assert_eq!(css.state(SCH).unwrap(), State::NotOper);
+    let e = sub.submit(&orb(1, 0x1000), &m).await.unwrap_err();
+    assert_eq!(e.errno(), 5, "{e}");
+    // Gone entirely: unregistered.
+    css.process_report(sch_crw(0)).await;
+    assert!(matches!(css.state(SCH), Err(CssError::Unknown(_))));
+    assert!(matches!(
+        events.recv().await,
+        Some(SubchannelEvent::Removed)
+    ));
+}
+
+#[tokio::test]
+async fn chained_subchannel_report_names_the_subchannel_set() {
+    let (mut be, _tx) = mock_base(vec![(SubchannelId::new(0, 1, 3), schib(5, true))]);
+    be.expect_store_schib()
+        .withf(|sch| *sch == SubchannelId::new(0, 1, 3))
+        .times(1)
+        .returning(|_| Ok(schib(5, true)));
+    let css: Css<MockBe, Offset> = Css::new(Arc::new(be)).unwrap();
+    css.probe().await.unwrap();
+    css.process_report(sch_crw(3).with_chained(true)).await;
+    css.process_report(sch_crw(1 << 4)).await;
+}
+
+#[tokio::test]
+async fn channel_path_reports_update_masks_and_are_forwarded() {
+    let (be, _tx) = mock_base(vec![(SCH, schib(5, true))]);
+    let css: Css<MockBe, Offset> = Css::new(Arc::new(be)).unwrap();
+    css.probe().await.unwrap();
+    let sub = css.open(SCH).await.unwrap();
+    let mut events = sub.events();
+    let path = |erc| {
+        Crw::new()
+            .with_rsc(crw::rsc::CHANNEL_PATH)
+            .with_erc(erc)
+            .with_rsid(0x11)
+    };
+    assert_eq!(css.cached_schib(SCH).unwrap().pmcw.lpm, 0xC0);
+    css.process_report(path(crw::erc::PERRN)).await;
+    assert_eq!(css.cached_schib(SCH).unwrap().pmcw.lpm, 0x80);
+    match events.recv().await.unwrap() {
+        SubchannelEvent::ChannelReport(c) => {
+            assert_eq!((c.rsc(), c.erc(), c.rsid()), (4, crw::erc::PERRN, 0x11))
+        }
+        other => panic!("{other:?}"),
+    }
+    // Online only restores paths that are operational (opm): varied off paths stay off.
+    css.vary_path(0x10, false).await;
+    assert_eq!(css.cached_schib(SCH).unwrap().pmcw.lpm, 0x00);
+    css.process_report(path(crw::erc::INIT)).await;
+    assert_eq!(css.cached_schib(SCH).unwrap().pmcw.lpm, 0x00);
+    css.vary_path(0x11, true).await;
+    css.vary_path(0x10, true).await;
+    assert_eq!(css.cached_schib(SCH).unwrap().pmcw.lpm, 0xC0);
+    match events.recv().await.unwrap() {
+        SubchannelEvent::ChannelReport(c) => assert_eq!(c.erc(), crw::erc::INIT),
+        other => panic!("{other:?}"),
+    }
+    // A path this subchannel does not use changes nothing.
+    css.vary_path(0x55, false).await;
+    assert_eq!(css.cached_schib(SCH).unwrap().pmcw.lpm, 0xC0);
+}
+
+#[tokio::test]
+async fn remove_with_io_outstanding() {
+    let released = counter();
+    let (mut be, tx) = mock_base(vec![(SCH, schib(5, true))]);
+    be.expect_start().returning(|_, _| Ok(ConditionCode::Cc0));
+    be.expect_disable().returning(|_| Ok(ConditionCode::Cc0));
+    let css: Css<MockBe, Offset> = Css::new(Arc::new(be)).unwrap();
+    css.probe().await.unwrap();
+    let sub = css.open(SCH).await.unwrap();
+    let m = mem();
+    let o = orb(1, 0x1000);
+    let (done, removed) = tokio::join!(sub.submit(&o, &m), async {
+        wait_state(&css, State::CpPending).await;
+        css.remove(SCH).await
+    });
+    removed.unwrap();
+    assert!(matches!(done, Err(CssError::Gone(_))), "{done:?}");
+    assert_eq!(released.load(Ordering::SeqCst), 1);
+    // Late status for the removed subchannel is dropped.
+    tx.send(BackendEvent::Interrupt {
+        sch: SCH,
+        irb: final_irb(0),
+    })
+    .unwrap();
+    tokio::task::yield_now().await;
+    assert!(css.is_empty());
+    let e = sub.submit(&orb(1, 0x1000), &m).await.unwrap_err();
+    assert_eq!(e.kind(), CssErrorKind::NoDevice, "{e}");
+}
+
+#[tokio::test]
+async fn release_request_is_an_event() {
+    let (be, tx) = mock_base(vec![(SCH, schib(5, true))]);
+    let css: Css<MockBe, Offset> = Css::new(Arc::new(be)).unwrap();
+    css.probe().await.unwrap();
+    let sub = css.open(SCH).await.unwrap();
+    let mut events = sub.events();
+    tx.send(BackendEvent::ReleaseRequest { sch: SCH }).unwrap();
+    assert_eq!(
+        events.recv().await.unwrap(),
+        SubchannelEvent::ReleaseRequested
+    );
+}

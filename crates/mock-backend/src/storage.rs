@@ -1,0 +1,518 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+
+//! The simulated host storage the channel dereferences, and the [`Mapper`] over it.
+//!
+//! Device address layout:
+//!
+//! | device addresses | what |
+//! |---|---|
+//! | `0 .. ARENA_BASE` | nothing: any access is a check |
+//! | [`ARENA_BASE`] `..` `ARENA_BASE + arena size` | control arena (host CCWs, IDALs, MIDAW lists); only allocated areas are accessible |
+//! | above the arena, below [`GUEST_BASE`] | nothing |
+//! | [`GUEST_BASE`] `+ gpa` | the attached guest memory (zero-copy: the same mmap), accessible while pinned |
+//!
+//! The arena sits below 16 MiB by default so that format-0 programs can run from it; guest
+//! memory sits above 4 GiB so a guest address that the translator forgot to translate never
+//! reaches guest memory: format-1 CCWs and format-1 IDAWs cannot address it at all, and a
+//! format-2 IDAW that holds a raw guest address points at nothing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
+
+use ccw_translate::{ControlArea, DeviceAddr, DmaAccess, GuestRange, MapError, Mapper};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
+
+/// Device address of the first byte of the control arena.
+pub const ARENA_BASE: u64 = 0x0001_0000;
+/// Default arena size: 8 MiB, so the whole arena lies below 16 MiB (format-0 reach).
+pub const DEFAULT_ARENA_SIZE: usize = 8 << 20;
+/// Largest arena: it must end below 2 GiB (31-bit CCW and IDAL addresses).
+pub const MAX_ARENA_SIZE: usize = (0x8000_0000 - ARENA_BASE) as usize;
+/// Device address at which guest physical address 0 appears.
+pub const GUEST_BASE: u64 = 0x1_0000_0000;
+/// Allocation granularity of the arena (quadword, so MIDAW lists can live anywhere in it).
+const ARENA_ALIGN: u64 = 16;
+const PAGE: u64 = 4096;
+
+/// Why the channel could not access storage. Becomes a subchannel-status check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StorageCheck {
+    /// No storage at that address (program check).
+    Nonexistent,
+    /// Storage exists but is not accessible to the channel now (guest page not pinned):
+    /// channel-data check.
+    NotPinned,
+    /// Storage key mismatch: protection check.
+    Protection,
+}
+
+/// Outstanding mappings, for tests that assert nothing leaked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MappingStats {
+    /// Successful `pin` calls not yet matched by `unpin`.
+    pub pins: usize,
+    /// Distinct guest pages currently pinned.
+    pub pinned_pages: usize,
+    /// Control areas allocated and not freed.
+    pub control_areas: usize,
+    /// Bytes of arena in those areas (rounded to the allocation granularity).
+    pub control_bytes: usize,
+    /// `unpin` calls for ranges that were not pinned (a caller bug).
+    pub unbalanced_unpins: usize,
+}
+
+impl MappingStats {
+    /// Whether nothing is pinned or allocated.
+    pub fn is_idle(&self) -> bool {
+        self.pins == 0 && self.pinned_pages == 0 && self.control_areas == 0
+    }
+}
+
+#[derive(Debug)]
+struct Arena {
+    /// Free extents: offset -> length.
+    free: BTreeMap<u64, u64>,
+    /// Allocated extents: offset -> length.
+    used: BTreeMap<u64, u64>,
+}
+
+impl Arena {
+    fn new(size: u64) -> Self {
+        let mut free = BTreeMap::new();
+        free.insert(0, size);
+        Self {
+            free,
+            used: BTreeMap::new(),
+        }
+    }
+
+    fn alloc(&mut self, len: u64) -> Option<u64> {
+        let len = len.div_ceil(ARENA_ALIGN).max(1) * ARENA_ALIGN;
+        let (&off, &flen) = self.free.iter().find(|&(_, &l)| l >= len)?;
+        self.free.remove(&off);
+        if flen > len {
+            self.free.insert(off + len, flen - len);
+        }
+        self.used.insert(off, len);
+        Some(off)
+    }
+
+    fn free(&mut self, off: u64) -> bool {
+        let Some(len) = self.used.remove(&off) else {
+            return false;
+        };
+        let (mut start, mut end) = (off, off + len);
+        if let Some((&prev, &plen)) = self.free.range(..off).next_back() {
+            if prev + plen == start {
+                self.free.remove(&prev);
+                start = prev;
+            }
+        }
+        if let Some(&nlen) = self.free.get(&end) {
+            self.free.remove(&end);
+            end += nlen;
+        }
+        self.free.insert(start, end - start);
+        true
+    }
+
+    /// Whether `[off, off + len)` lies inside allocated extents.
+    fn covers(&self, mut off: u64, len: u64) -> bool {
+        let end = off + len;
+        while off < end {
+            match self.used.range(..=off).next_back() {
+                Some((&s, &l)) if s + l > off => off = s + l,
+                _ => return false,
+            }
+        }
+        true
+    }
+}
+
+/// The simulated host storage: control arena plus the attached guest memory.
+#[derive(Debug)]
+pub(crate) struct HostStorage {
+    arena_mem: GuestMemoryMmap,
+    arena_size: u64,
+    arena: Mutex<Arena>,
+    guest: RwLock<Option<GuestMemoryMmap>>,
+    /// Pin count per guest page (gpa >> 12).
+    pins: Mutex<HashMap<u64, u32>>,
+    pin_calls: AtomicUsize,
+    unbalanced: AtomicUsize,
+    require_pins: bool,
+    /// Storage keys per device page: (key, fetch protection). Absent = key 0, not protected.
+    keys: Mutex<HashMap<u64, (u8, bool)>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl HostStorage {
+    pub(crate) fn new(
+        arena_size: usize,
+        guest: Option<GuestMemoryMmap>,
+        require_pins: bool,
+    ) -> std::io::Result<Self> {
+        let arena_size = arena_size.clamp(PAGE as usize, MAX_ARENA_SIZE);
+        let arena_mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(ARENA_BASE), arena_size)])
+            .map_err(|e| std::io::Error::other(format!("arena mmap: {e}")))?;
+        Ok(Self {
+            arena_mem,
+            arena_size: arena_size as u64,
+            arena: Mutex::new(Arena::new(arena_size as u64)),
+            guest: RwLock::new(guest),
+            pins: Mutex::new(HashMap::new()),
+            pin_calls: AtomicUsize::new(0),
+            unbalanced: AtomicUsize::new(0),
+            require_pins,
+            keys: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub(crate) fn attach_guest(&self, mem: GuestMemoryMmap) {
+        *self.guest.write().unwrap_or_else(PoisonError::into_inner) = Some(mem);
+    }
+
+    pub(crate) fn stats(&self) -> MappingStats {
+        let arena = lock(&self.arena);
+        MappingStats {
+            pins: self.pin_calls.load(Ordering::SeqCst),
+            pinned_pages: lock(&self.pins).len(),
+            control_areas: arena.used.len(),
+            control_bytes: arena.used.values().sum::<u64>() as usize,
+            unbalanced_unpins: self.unbalanced.load(Ordering::SeqCst),
+        }
+    }
+
+    pub(crate) fn set_storage_key(&self, addr: u64, key: u8, fetch_protect: bool) {
+        let mut keys = lock(&self.keys);
+        if key == 0 && !fetch_protect {
+            keys.remove(&(addr / PAGE));
+        } else {
+            keys.insert(addr / PAGE, (key & 0xF, fetch_protect));
+        }
+    }
+
+    fn check_key(&self, addr: u64, len: u64, key: u8, store: bool) -> Result<(), StorageCheck> {
+        if key == 0 || len == 0 {
+            return Ok(());
+        }
+        let keys = lock(&self.keys);
+        if keys.is_empty() {
+            // Every page has key 0: only key 0 may store.
+            return if store {
+                Err(StorageCheck::Protection)
+            } else {
+                Ok(())
+            };
+        }
+        for page in addr / PAGE..=(addr + len - 1) / PAGE {
+            let (k, fp) = keys.get(&page).copied().unwrap_or((0, false));
+            if k != key && (store || fp) {
+                return Err(StorageCheck::Protection);
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks `[addr, addr + len)` for a channel access with storage key `key`.
+    fn check(&self, addr: u64, len: u64, key: u8, store: bool) -> Result<Space, StorageCheck> {
+        let Some(end) = addr.checked_add(len) else {
+            return Err(StorageCheck::Nonexistent);
+        };
+        let space = if addr >= ARENA_BASE && end <= ARENA_BASE + self.arena_size {
+            if !lock(&self.arena).covers(addr - ARENA_BASE, len.max(1)) {
+                return Err(StorageCheck::Nonexistent);
+            }
+            Space::Arena
+        } else if addr >= GUEST_BASE {
+            let gpa = addr - GUEST_BASE;
+            let guest = self.guest.read().unwrap_or_else(PoisonError::into_inner);
+            match guest.as_ref() {
+                Some(g) if g.check_range(GuestAddress(gpa), len.max(1) as usize) => {}
+                _ => return Err(StorageCheck::Nonexistent),
+            }
+            if self.require_pins && len > 0 {
+                let pins = lock(&self.pins);
+                for page in gpa / PAGE..=(gpa + len - 1) / PAGE {
+                    if !pins.contains_key(&page) {
+                        return Err(StorageCheck::NotPinned);
+                    }
+                }
+            }
+            Space::Guest(gpa)
+        } else {
+            return Err(StorageCheck::Nonexistent);
+        };
+        self.check_key(addr, len, key, store)?;
+        Ok(space)
+    }
+
+    /// Channel fetch (CCW, IDAW, MIDAW, write data) of `buf.len()` bytes at `addr`.
+    pub(crate) fn read(&self, addr: u64, buf: &mut [u8], key: u8) -> Result<(), StorageCheck> {
+        match self.check(addr, buf.len() as u64, key, false)? {
+            Space::Arena => self
+                .arena_mem
+                .read_slice(buf, GuestAddress(addr))
+                .map_err(|_| StorageCheck::Nonexistent),
+            Space::Guest(gpa) => {
+                let guest = self.guest.read().unwrap_or_else(PoisonError::into_inner);
+                guest
+                    .as_ref()
+                    .ok_or(StorageCheck::Nonexistent)?
+                    .read_slice(buf, GuestAddress(gpa))
+                    .map_err(|_| StorageCheck::Nonexistent)
+            }
+        }
+    }
+
+    /// Channel store (read data, sense) of `buf` at `addr`.
+    pub(crate) fn write(&self, addr: u64, buf: &[u8], key: u8) -> Result<(), StorageCheck> {
+        match self.check(addr, buf.len() as u64, key, true)? {
+            Space::Arena => self
+                .arena_mem
+                .write_slice(buf, GuestAddress(addr))
+                .map_err(|_| StorageCheck::Nonexistent),
+            Space::Guest(gpa) => {
+                let guest = self.guest.read().unwrap_or_else(PoisonError::into_inner);
+                guest
+                    .as_ref()
+                    .ok_or(StorageCheck::Nonexistent)?
+                    .write_slice(buf, GuestAddress(gpa))
+                    .map_err(|_| StorageCheck::Nonexistent)
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Space {
+    Arena,
+    Guest(u64),
+}
+
+impl Mapper for HostStorage {
+    fn pin(&self, range: GuestRange, _access: DmaAccess) -> Result<DeviceAddr, MapError> {
+        if range.len == 0 {
+            return Err(MapError::Invalid("zero-length pin"));
+        }
+        let Some(end) = range.end() else {
+            return Err(MapError::Invalid("range wraps the address space"));
+        };
+        if range.gpa / PAGE != (end - 1) / PAGE {
+            return Err(MapError::Invalid("range crosses a 4 KiB boundary"));
+        }
+        {
+            let guest = self.guest.read().unwrap_or_else(PoisonError::into_inner);
+            match guest.as_ref() {
+                Some(g) if g.check_range(GuestAddress(range.gpa), range.len as usize) => {}
+                _ => return Err(MapError::NotMapped(range)),
+            }
+        }
+        *lock(&self.pins).entry(range.gpa / PAGE).or_insert(0) += 1;
+        self.pin_calls.fetch_add(1, Ordering::SeqCst);
+        Ok(GUEST_BASE + range.gpa)
+    }
+
+    fn unpin(&self, range: GuestRange) {
+        let page = range.gpa / PAGE;
+        let mut pins = lock(&self.pins);
+        match pins.get_mut(&page) {
+            Some(n) if *n > 1 => *n -= 1,
+            Some(_) => {
+                pins.remove(&page);
+            }
+            None => {
+                self.unbalanced.fetch_add(1, Ordering::SeqCst);
+                tracing::warn!(%range, "unpin of a range that is not pinned");
+                return;
+            }
+        }
+        self.pin_calls.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    fn alloc_control(&self, len: usize) -> Result<ControlArea, MapError> {
+        if len == 0 {
+            return Err(MapError::Invalid("zero-length control area"));
+        }
+        let off = lock(&self.arena)
+            .alloc(len as u64)
+            .ok_or(MapError::Exhausted("control arena"))?;
+        Ok(ControlArea {
+            addr: ARENA_BASE + off,
+            len,
+            token: off,
+        })
+    }
+
+    fn write_control(
+        &self,
+        area: &ControlArea,
+        offset: usize,
+        bytes: &[u8],
+    ) -> Result<(), MapError> {
+        let end = offset
+            .checked_add(bytes.len())
+            .ok_or(MapError::Invalid("offset overflows"))?;
+        if end > area.len {
+            return Err(MapError::Invalid("write past the end of the control area"));
+        }
+        if area.addr != ARENA_BASE + area.token || !lock(&self.arena).covers(area.token, 1) {
+            return Err(MapError::Invalid("not a live control area of this backend"));
+        }
+        self.arena_mem
+            .write_slice(bytes, GuestAddress(area.addr + offset as u64))
+            .map_err(|_| MapError::Invalid("control area outside the arena"))
+    }
+
+    fn free_control(&self, area: ControlArea) {
+        if !lock(&self.arena).free(area.token) {
+            tracing::warn!(
+                addr = area.addr,
+                "free of a control area that is not allocated"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn guest() -> GuestMemoryMmap {
+        GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 1 << 20)]).unwrap()
+    }
+
+    #[test]
+    fn arena_alloc_free_coalesces() {
+        let s = HostStorage::new(1 << 16, None, true).unwrap();
+        let a = s.alloc_control(10).unwrap();
+        let b = s.alloc_control(100).unwrap();
+        assert_eq!(a.addr, ARENA_BASE);
+        assert_eq!(b.addr, ARENA_BASE + 16);
+        assert_eq!(a.addr % 8, 0);
+        assert!(b.addr + 100 < 0x8000_0000);
+        assert_eq!(s.stats().control_areas, 2);
+        s.free_control(a);
+        s.free_control(b);
+        assert!(s.stats().is_idle());
+        // After coalescing the whole arena is one extent again.
+        let big = s.alloc_control(1 << 16).unwrap();
+        assert_eq!(big.addr, ARENA_BASE);
+        s.free_control(big);
+    }
+
+    #[test]
+    fn arena_exhaustion_is_typed() {
+        let s = HostStorage::new(4096, None, true).unwrap();
+        assert_eq!(
+            s.alloc_control(8192),
+            Err(MapError::Exhausted("control arena"))
+        );
+    }
+
+    #[test]
+    fn only_allocated_arena_is_accessible() {
+        let s = HostStorage::new(1 << 16, None, true).unwrap();
+        let mut b = [0u8; 8];
+        assert_eq!(
+            s.read(ARENA_BASE, &mut b, 0),
+            Err(StorageCheck::Nonexistent)
+        );
+        let a = s.alloc_control(8).unwrap();
+        s.write_control(&a, 0, &[1, 2, 3, 4, 5, 6, 7, 8]).unwrap();
+        s.read(a.addr, &mut b, 0).unwrap();
+        assert_eq!(b, [1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(
+            s.write_control(&a, 4, &[0; 8]),
+            Err(MapError::Invalid("write past the end of the control area"))
+        );
+        let copy = ControlArea {
+            addr: a.addr,
+            len: a.len,
+            token: a.token,
+        };
+        s.free_control(a);
+        assert_eq!(s.read(copy.addr, &mut b, 0), Err(StorageCheck::Nonexistent));
+        assert!(s.write_control(&copy, 0, &[0]).is_err());
+    }
+
+    #[test]
+    fn guest_access_needs_pin_and_is_zero_copy() {
+        let g = guest();
+        let s = HostStorage::new(1 << 16, Some(g.clone()), true).unwrap();
+        let r = GuestRange::new(0x2000, 16);
+        let mut b = [0u8; 4];
+        assert_eq!(
+            s.read(GUEST_BASE + 0x2000, &mut b, 0),
+            Err(StorageCheck::NotPinned)
+        );
+        let da = s.pin(r, DmaAccess::Write).unwrap();
+        assert_eq!(da, GUEST_BASE + 0x2000);
+        s.write(da, &[9, 8, 7, 6], 0).unwrap();
+        // The write landed in the caller's own mapping.
+        let mut seen = [0u8; 4];
+        g.read_slice(&mut seen, GuestAddress(0x2000)).unwrap();
+        assert_eq!(seen, [9, 8, 7, 6]);
+        assert_eq!(s.stats().pins, 1);
+        s.unpin(r);
+        assert!(s.stats().is_idle());
+        s.unpin(r);
+        assert_eq!(s.stats().unbalanced_unpins, 1);
+    }
+
+    #[test]
+    fn pin_rejects_bad_ranges() {
+        let s = HostStorage::new(1 << 16, Some(guest()), true).unwrap();
+        assert!(matches!(
+            s.pin(GuestRange::new(0xFFF, 2), DmaAccess::Read),
+            Err(MapError::Invalid(_))
+        ));
+        assert!(matches!(
+            s.pin(GuestRange::new(1 << 20, 8), DmaAccess::Read),
+            Err(MapError::NotMapped(_))
+        ));
+        assert!(matches!(
+            s.pin(GuestRange::new(0, 0), DmaAccess::Read),
+            Err(MapError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn nothing_below_the_arena_or_between_spaces() {
+        let s = HostStorage::new(1 << 16, Some(guest()), false).unwrap();
+        let mut b = [0u8; 8];
+        for addr in [0, 0x8, ARENA_BASE - 8, 0x7FFF_FFF8, GUEST_BASE - 8] {
+            assert_eq!(s.read(addr, &mut b, 0), Err(StorageCheck::Nonexistent));
+        }
+        assert_eq!(
+            s.read(GUEST_BASE + (1 << 20) - 4, &mut b, 0),
+            Err(StorageCheck::Nonexistent)
+        );
+        assert_eq!(
+            s.read(u64::MAX - 3, &mut b, 0),
+            Err(StorageCheck::Nonexistent)
+        );
+        // Without pin enforcement any attached guest byte is reachable.
+        s.read(GUEST_BASE + 0x100, &mut b, 0).unwrap();
+    }
+
+    #[test]
+    fn storage_keys() {
+        let s = HostStorage::new(1 << 16, None, true).unwrap();
+        let a = s.alloc_control(4096).unwrap();
+        // Key 0 accesses anything.
+        s.write(a.addr, &[1], 0).unwrap();
+        // Key 3 may fetch unprotected key-0 storage but not store into it.
+        let mut b = [0u8; 1];
+        s.read(a.addr, &mut b, 3).unwrap();
+        assert_eq!(s.write(a.addr, &[1], 3), Err(StorageCheck::Protection));
+        s.set_storage_key(a.addr, 3, true);
+        s.write(a.addr, &[1], 3).unwrap();
+        assert_eq!(s.read(a.addr, &mut b, 4), Err(StorageCheck::Protection));
+        s.free_control(a);
+    }
+}

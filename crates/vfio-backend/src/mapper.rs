@@ -1,0 +1,400 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+
+//! ccw-translate's [`Mapper`] over a vfio-ccw device's IOVA space.
+//!
+//! - Guest memory is attached once (as a VMM maps guest RAM into a VFIO container at start-up)
+//!   with IOVA = guest physical address. vfio-ccw pins pages itself when a channel program
+//!   references them, so [`Mapper::pin`] only checks that the range is attached and counts
+//!   the pin (so leaks are visible).
+//! - Control memory (host CCWs and IDALs) comes from one DMA buffer mapped at an IOVA below
+//!   2 GiB. The kernel copies 2 KiB starting at the ORB's CPA whatever the program's length,
+//!   so the last 2 KiB of the buffer are never handed out: any program inside the usable part
+//!   has 2 KiB of mapped memory behind it.
+
+use std::any::Any;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use ccw_translate::{ControlArea, DeviceAddr, DmaAccess, GuestRange, MapError, Mapper};
+use css_core::{BackendError, BackendErrorKind};
+use vm_memory::{Address, GuestMemoryBackend, GuestMemoryRegion, MemoryRegionAddress};
+
+use crate::device::VfioDevice;
+use crate::error::error;
+use crate::sys::{DmaBuffer, page_size};
+
+/// How many bytes vfio-ccw reads at a channel program's address, whatever its length.
+pub const KERNEL_CCW_READ: usize = 2048;
+/// Default IOVA of the control-memory window: the last MiB below 2 GiB.
+pub const DEFAULT_CONTROL_IOVA: u64 = 0x7FF0_0000;
+/// Default size of the control-memory window.
+pub const DEFAULT_CONTROL_LEN: usize = 1 << 20;
+/// Control allocations are aligned to this (CCWs and IDAWs are 8 bytes).
+const ALIGN: usize = 8;
+
+/// A first-fit allocator over `[0, len)` with coalescing frees (offsets, not addresses).
+#[derive(Debug)]
+struct Allocator {
+    /// offset -> length of every free block.
+    free: BTreeMap<usize, usize>,
+    /// offset -> length of every allocated block.
+    used: HashMap<usize, usize>,
+}
+
+impl Allocator {
+    fn new(len: usize) -> Self {
+        let mut free = BTreeMap::new();
+        if len > 0 {
+            free.insert(0, len);
+        }
+        Self {
+            free,
+            used: HashMap::new(),
+        }
+    }
+
+    fn alloc(&mut self, len: usize) -> Option<usize> {
+        let len = len.checked_next_multiple_of(ALIGN)?;
+        let (&off, &flen) = self.free.iter().find(|&(_, &l)| l >= len)?;
+        self.free.remove(&off);
+        if flen > len {
+            self.free.insert(off + len, flen - len);
+        }
+        self.used.insert(off, len);
+        Some(off)
+    }
+
+    /// Frees the block at `off`; false if there is none (a double free).
+    fn free(&mut self, off: usize) -> bool {
+        let Some(len) = self.used.remove(&off) else {
+            return false;
+        };
+        let (mut start, mut end) = (off, off + len);
+        if let Some((&p, &plen)) = self.free.range(..off).next_back() {
+            if p + plen == off {
+                self.free.remove(&p);
+                start = p;
+            }
+        }
+        if let Some(nlen) = self.free.remove(&end) {
+            end += nlen;
+        }
+        self.free.insert(start, end - start);
+        true
+    }
+
+    fn used_len(&self, off: usize) -> Option<usize> {
+        self.used.get(&off).copied()
+    }
+
+    fn outstanding(&self) -> usize {
+        self.used.len()
+    }
+}
+
+/// One attached guest-memory region.
+#[derive(Debug, Clone, Copy)]
+struct Attached {
+    gpa: u64,
+    len: u64,
+}
+
+/// The device address space of one vfio-ccw device, for ccw-translate.
+pub struct VfioMapper {
+    device: Arc<VfioDevice>,
+    control: DmaBuffer,
+    control_iova: u64,
+    /// Bytes of `control` that may be allocated (the rest is the kernel's 2 KiB read-ahead).
+    usable: usize,
+    alloc: Mutex<Allocator>,
+    memory: Mutex<Vec<Attached>>,
+    pins: Mutex<HashMap<GuestRange, usize>>,
+    /// Guest memory objects kept alive while mapped.
+    keep: Mutex<Vec<Arc<dyn Any + Send + Sync>>>,
+}
+
+impl std::fmt::Debug for VfioMapper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VfioMapper")
+            .field("control_iova", &self.control_iova)
+            .field("usable", &self.usable)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn overlaps(a: u64, alen: u64, b: u64, blen: u64) -> bool {
+    a < b.saturating_add(blen) && b < a.saturating_add(alen)
+}
+
+impl VfioMapper {
+    /// Allocates `len` bytes of control memory and maps them at `iova` (page aligned; the
+    /// window must end at or below 2 GiB).
+    pub fn new(device: Arc<VfioDevice>, iova: u64, len: usize) -> Result<Self, BackendError> {
+        const OP: &str = "control memory";
+        let page = page_size();
+        let end = iova.checked_add(len as u64);
+        if iova % page as u64 != 0
+            || len % page != 0
+            || len <= KERNEL_CCW_READ
+            || end.is_none_or(|e| e > 1 << 31)
+        {
+            return Err(error(
+                BackendErrorKind::InvalidArgument,
+                OP,
+                format!(
+                    "window {iova:#x}+{len:#x} must be page aligned, below 2 GiB and larger than 2 KiB"
+                ),
+            ));
+        }
+        let control = device.alloc_dma(len)?;
+        device.dma_map(control.host_addr(), iova, control.len() as u64)?;
+        let usable = control.len() - KERNEL_CCW_READ;
+        Ok(Self {
+            device,
+            control_iova: iova,
+            usable,
+            alloc: Mutex::new(Allocator::new(usable)),
+            control,
+            memory: Mutex::new(Vec::new()),
+            pins: Mutex::new(HashMap::new()),
+            keep: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The device this mapper maps for.
+    pub fn device(&self) -> &Arc<VfioDevice> {
+        &self.device
+    }
+
+    /// The control-memory window (IOVA, length including the 2 KiB read-ahead).
+    pub fn control_window(&self) -> (u64, usize) {
+        (self.control_iova, self.control.len())
+    }
+
+    /// Maps every region of `mem` at IOVA = guest physical address, and keeps `mem` alive
+    /// until the mapper is dropped. Regions must be page aligned and must not overlap the
+    /// control window or memory attached before.
+    pub fn attach_memory<M>(&self, mem: Arc<M>) -> Result<(), BackendError>
+    where
+        M: GuestMemoryBackend + Send + Sync + 'static,
+    {
+        const OP: &str = "attach guest memory";
+        let page = page_size() as u64;
+        let mut plan = Vec::new();
+        {
+            let attached = lock(&self.memory);
+            for region in mem.iter() {
+                let gpa = region.start_addr().raw_value();
+                let len = region.len();
+                let host = region
+                    .get_host_address(MemoryRegionAddress(0))
+                    .map_err(|e| error(BackendErrorKind::InvalidArgument, OP, e.to_string()))?
+                    as u64;
+                if gpa % page != 0 || len % page != 0 || host % page != 0 || len == 0 {
+                    return Err(error(
+                        BackendErrorKind::InvalidArgument,
+                        OP,
+                        format!("region {gpa:#x}+{len:#x} is not page aligned"),
+                    ));
+                }
+                let (ci, cl) = self.control_window();
+                if overlaps(gpa, len, ci, cl as u64)
+                    || attached.iter().any(|a| overlaps(gpa, len, a.gpa, a.len))
+                {
+                    return Err(error(
+                        BackendErrorKind::InvalidArgument,
+                        OP,
+                        format!("region {gpa:#x}+{len:#x} overlaps mapped IOVA space"),
+                    ));
+                }
+                plan.push((host, Attached { gpa, len }));
+            }
+        }
+        let mut done: Vec<Attached> = Vec::new();
+        for (host, a) in &plan {
+            if let Err(e) = self.device.dma_map(*host, a.gpa, a.len) {
+                for d in &done {
+                    let _ = self.device.dma_unmap(d.gpa, d.len);
+                }
+                return Err(e);
+            }
+            done.push(*a);
+        }
+        lock(&self.memory).extend(done);
+        lock(&self.keep).push(mem);
+        Ok(())
+    }
+
+    /// How many pins are outstanding (each `pin` not yet matched by an `unpin`).
+    pub fn outstanding_pins(&self) -> usize {
+        lock(&self.pins).values().sum()
+    }
+
+    /// How many control areas are allocated and not yet freed.
+    pub fn outstanding_control(&self) -> usize {
+        lock(&self.alloc).outstanding()
+    }
+
+    /// Reads back `buf.len()` bytes of control memory at `offset` in `area` (diagnostics and
+    /// tests: what the device will read).
+    pub fn read_control(
+        &self,
+        area: &ControlArea,
+        offset: usize,
+        buf: &mut [u8],
+    ) -> Result<(), MapError> {
+        let base = self.area_offset(area, offset, buf.len())?;
+        self.control.read(base, buf).map_err(|e| MapError::Os {
+            op: "read control",
+            errno: e.errno(),
+        })
+    }
+
+    /// Checks that `area` is live and `[offset, offset + n)` lies inside it; returns the
+    /// offset in the buffer.
+    fn area_offset(&self, area: &ControlArea, offset: usize, n: usize) -> Result<usize, MapError> {
+        let off =
+            usize::try_from(area.token).map_err(|_| MapError::Invalid("unknown control area"))?;
+        let len = lock(&self.alloc)
+            .used_len(off)
+            .ok_or(MapError::Invalid("unknown or freed control area"))?;
+        if area.addr != self.control_iova + off as u64 || area.len > len {
+            return Err(MapError::Invalid(
+                "control area does not belong to this mapper",
+            ));
+        }
+        match offset.checked_add(n) {
+            Some(end) if end <= area.len => Ok(off + offset),
+            _ => Err(MapError::Invalid("write beyond the control area")),
+        }
+    }
+}
+
+impl Mapper for VfioMapper {
+    fn pin(&self, range: GuestRange, _access: DmaAccess) -> Result<DeviceAddr, MapError> {
+        let end = range.end().ok_or(MapError::Invalid("range wraps"))?;
+        if range.len == 0 {
+            return Err(MapError::Invalid("zero-length range"));
+        }
+        if range.gpa / 4096 != (end - 1) / 4096 {
+            return Err(MapError::Invalid("range crosses a 4 KiB boundary"));
+        }
+        let inside = lock(&self.memory)
+            .iter()
+            .any(|a| range.gpa >= a.gpa && end <= a.gpa + a.len);
+        if !inside {
+            return Err(MapError::NotMapped(range));
+        }
+        *lock(&self.pins).entry(range).or_insert(0) += 1;
+        // Identity: IOVA = guest physical address.
+        Ok(range.gpa)
+    }
+
+    fn unpin(&self, range: GuestRange) {
+        let mut pins = lock(&self.pins);
+        match pins.get_mut(&range) {
+            Some(n) if *n > 1 => *n -= 1,
+            Some(_) => {
+                pins.remove(&range);
+            }
+            None => tracing::error!(%range, "unpin of a range that is not pinned"),
+        }
+    }
+
+    fn alloc_control(&self, len: usize) -> Result<ControlArea, MapError> {
+        if len == 0 {
+            return Err(MapError::Invalid("zero-length control area"));
+        }
+        let off = lock(&self.alloc)
+            .alloc(len)
+            .ok_or(MapError::Exhausted("vfio control memory"))?;
+        // Fresh areas read as zero, like newly allocated kernel memory.
+        let zeros = vec![0u8; len];
+        if let Err(e) = self.control.write(off, &zeros) {
+            lock(&self.alloc).free(off);
+            return Err(MapError::Os {
+                op: "write control",
+                errno: e.errno(),
+            });
+        }
+        Ok(ControlArea {
+            addr: self.control_iova + off as u64,
+            len,
+            token: off as u64,
+        })
+    }
+
+    fn write_control(
+        &self,
+        area: &ControlArea,
+        offset: usize,
+        bytes: &[u8],
+    ) -> Result<(), MapError> {
+        let base = self.area_offset(area, offset, bytes.len())?;
+        self.control.write(base, bytes).map_err(|e| MapError::Os {
+            op: "write control",
+            errno: e.errno(),
+        })
+    }
+
+    fn free_control(&self, area: ControlArea) {
+        let ok = usize::try_from(area.token)
+            .map(|off| lock(&self.alloc).free(off))
+            .unwrap_or(false);
+        if !ok {
+            tracing::error!(addr = area.addr, "free of an unknown control area");
+        }
+    }
+}
+
+impl Drop for VfioMapper {
+    fn drop(&mut self) {
+        for a in std::mem::take(&mut *lock(&self.memory)) {
+            if let Err(e) = self.device.dma_unmap(a.gpa, a.len) {
+                tracing::warn!(gpa = a.gpa, %e, "teardown: guest memory unmap failed");
+            }
+        }
+        if let Err(e) = self
+            .device
+            .dma_unmap(self.control_iova, self.control.len() as u64)
+        {
+            tracing::warn!(%e, "teardown: control memory unmap failed");
+        }
+        // `control` (the host memory) is freed after this, once nothing maps it.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allocator_first_fit_and_coalescing() {
+        let mut a = Allocator::new(64);
+        let x = a.alloc(10).unwrap(); // 16
+        let y = a.alloc(8).unwrap();
+        let z = a.alloc(40).unwrap();
+        assert_eq!((x, y, z), (0, 16, 24));
+        assert_eq!(a.alloc(1), None);
+        assert!(a.free(y));
+        assert!(!a.free(y), "double free is refused");
+        assert!(a.free(x));
+        // x and y coalesced into 24 bytes at 0.
+        assert_eq!(a.alloc(24), Some(0));
+        assert!(a.free(0));
+        assert!(a.free(z));
+        assert_eq!(a.outstanding(), 0);
+        assert_eq!(a.free.len(), 1, "everything coalesced: {:?}", a.free);
+        assert_eq!(a.alloc(64), Some(0));
+    }
+
+    #[test]
+    fn allocator_rejects_overflow() {
+        let mut a = Allocator::new(64);
+        assert_eq!(a.alloc(usize::MAX), None);
+    }
+}
