@@ -61,6 +61,8 @@ impl Payloads {
 
 /// The result of the unit tests under qemu-user.
 pub(crate) struct UnitSummary {
+    /// (test binary as cargo names it, passed, failed).
+    suites: Vec<(String, u64, u64)>,
     passed: u64,
     failed: u64,
     binaries: usize,
@@ -81,6 +83,9 @@ impl std::fmt::Display for UnitSummary {
             (true, 0) => " (no test binary ran)",
             _ => "",
         };
+        for (name, passed, failed) in &self.suites {
+            writeln!(f, "  s390x unit {name}: {passed} passed, {failed} failed")?;
+        }
         write!(
             f,
             "s390x unit tests (qemu-user, {} test binaries): {} passed, {} failed{note}",
@@ -183,23 +188,47 @@ impl Toolchain {
             "--exclude",
             "benches",
         ])
-        .args(["--lib", "--bins", "--tests"])
-        .stdout(Stdio::piped());
+        .args(["--lib", "--bins", "--tests"]);
         eprintln!("xtask: running {cmd:?}");
-        let mut child = cmd
+        // cargo names each test binary (`Running ...`) on stderr and libtest prints its results on
+        // stdout: one pipe for both keeps them in order, so every result line gets its binary.
+        let mut merged = Command::new("sh");
+        merged
+            .args(["-c", "exec \"$@\" 2>&1", "sh"])
+            .arg(cmd.get_program())
+            .args(cmd.get_args())
+            .current_dir(util::root())
+            .stdout(Stdio::piped());
+        for (key, value) in cmd.get_envs() {
+            match value {
+                Some(v) => merged.env(key, v),
+                None => merged.env_remove(key),
+            };
+        }
+        let mut child = merged
             .spawn()
             .map_err(|e| format!("could not start cargo test: {e}"))?;
         let mut summary = UnitSummary {
+            suites: Vec::new(),
             passed: 0,
             failed: 0,
             binaries: 0,
             cargo_ok: false,
         };
+        let mut current = String::new();
         if let Some(out) = child.stdout.take() {
             for line in BufReader::new(out).lines() {
                 let line = line.map_err(|e| format!("reading cargo test output: {e}"))?;
                 println!("{line}");
+                if let Some(running) = line.trim().strip_prefix("Running ") {
+                    // `Running tests/x.rs (target/.../x-hash)`: keep the source and crate name.
+                    let (src, bin) = running.split_once(" (").unwrap_or((running, ""));
+                    let file = bin.rsplit('/').next().unwrap_or("").trim_end_matches(')');
+                    let krate = file.rsplit_once('-').map_or(file, |(k, _)| k);
+                    current = format!("{krate} {src}");
+                }
                 if let Some((p, f)) = report::parse_cargo_test_result(&line) {
+                    summary.suites.push((std::mem::take(&mut current), p, f));
                     summary.passed += p;
                     summary.failed += f;
                     summary.binaries += 1;
