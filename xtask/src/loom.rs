@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0 OR MIT
 
 //! `cargo xtask loom`: the loom models of css-core's locking (io vs interrupt vs close,
-//! channel report vs remove, halt vs final interrupt), built with `--cfg loom` in release
-//! mode. Extra arguments are passed to the test binary (e.g. a model name).
+//! channel report vs remove, halt vs final interrupt, close vs remove), built with
+//! `--cfg loom` in release mode. Extra arguments are passed to the test binary (e.g. a model
+//! name).
 
 use crate::util;
 

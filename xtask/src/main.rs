@@ -4,6 +4,7 @@
 //!
 //! Each command lives in its own module; `main` only dispatches. Run `cargo xtask help`.
 
+mod fuzz;
 mod lint;
 mod loom;
 mod s390x;
@@ -36,6 +37,11 @@ const COMMANDS: &[Command] = &[
         "s390x",
         "big-endian unit tests under qemu-user, vfio-ccw in an emulated s390x guest",
         s390x::run,
+    ),
+    (
+        "fuzz",
+        "run a cargo-fuzz target on stable: fuzz <target> [--secs N]",
+        fuzz::run,
     ),
 ];
 

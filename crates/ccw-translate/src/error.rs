@@ -320,3 +320,169 @@ impl From<TranslateErrorKind> for TranslateError {
         Self::new(kind)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mapper::GuestRange;
+    use TranslateErrorKind as K;
+
+    /// The errno / program-check / class table, one row per kind.
+    #[test]
+    fn every_kind_has_errno_check_and_class() {
+        let pgm = Some(SubchannelStatus::PROGRAM_CHECK);
+        let decode = DecodeError::new("ORB", "cpa", ccw_types::DecodeReason::Reserved { bits: 1 });
+        let rows: Vec<(K, i32, Option<SubchannelStatus>, ErrorKind)> = vec![
+            (
+                K::Unsupported(Unsupported::TransportMode),
+                libc::EOPNOTSUPP,
+                None,
+                ErrorKind::Unsupported,
+            ),
+            (
+                K::Unsupported(Unsupported::Midaw { orb_allows: false }),
+                libc::EOPNOTSUPP,
+                pgm,
+                ErrorKind::Unsupported,
+            ),
+            (
+                K::Unsupported(Unsupported::Midaw { orb_allows: true }),
+                libc::EOPNOTSUPP,
+                None,
+                ErrorKind::Unsupported,
+            ),
+            (
+                K::InvalidOrb(decode),
+                libc::EINVAL,
+                None,
+                ErrorKind::InvalidProgram,
+            ),
+            (
+                K::GuestFault {
+                    what: Block::Ccw,
+                    addr: 0,
+                    len: 8,
+                },
+                libc::EFAULT,
+                pgm,
+                ErrorKind::GuestFault,
+            ),
+            (
+                K::Misaligned {
+                    what: Block::Idal,
+                    addr: 4,
+                    align: 8,
+                },
+                libc::EINVAL,
+                pgm,
+                ErrorKind::InvalidProgram,
+            ),
+            (
+                K::AddressRange {
+                    what: Block::Data,
+                    addr: 0,
+                    len: 1,
+                    max: 0,
+                },
+                libc::EINVAL,
+                pgm,
+                ErrorKind::InvalidProgram,
+            ),
+            (
+                K::IdawReserved { idaw: 0x8000_0000 },
+                libc::EINVAL,
+                pgm,
+                ErrorKind::InvalidProgram,
+            ),
+            (
+                K::InvalidCommand { cmd: 0 },
+                libc::EINVAL,
+                pgm,
+                ErrorKind::InvalidProgram,
+            ),
+            (
+                K::ZeroCountFormat0,
+                libc::EINVAL,
+                pgm,
+                ErrorKind::InvalidProgram,
+            ),
+            (
+                K::SegmentTooLong { limit: 255 },
+                libc::EINVAL,
+                None,
+                ErrorKind::Limit,
+            ),
+            (
+                K::TooManySegments { limit: 16 },
+                libc::ENOMEM,
+                None,
+                ErrorKind::Limit,
+            ),
+            (
+                K::TooManyIdaws { limit: 1 },
+                libc::ENOMEM,
+                None,
+                ErrorKind::Limit,
+            ),
+            (
+                K::Map {
+                    op: MapOp::Pin,
+                    error: MapError::NotMapped(GuestRange::new(0, 1)),
+                },
+                libc::EINVAL,
+                pgm,
+                ErrorKind::Mapper,
+            ),
+            (
+                K::Map {
+                    op: MapOp::Pin,
+                    error: MapError::Exhausted("x"),
+                },
+                libc::ENOMEM,
+                None,
+                ErrorKind::Mapper,
+            ),
+            (
+                K::Map {
+                    op: MapOp::AllocControl,
+                    error: MapError::Invalid("x"),
+                },
+                libc::EINVAL,
+                None,
+                ErrorKind::Mapper,
+            ),
+            (
+                K::Map {
+                    op: MapOp::WriteControl,
+                    error: MapError::Os {
+                        op: "w",
+                        errno: libc::EIO,
+                    },
+                },
+                libc::EIO,
+                None,
+                ErrorKind::Mapper,
+            ),
+            (
+                K::MapperContract("x"),
+                libc::EINVAL,
+                None,
+                ErrorKind::Mapper,
+            ),
+        ];
+        for (kind, errno, check, class) in rows {
+            let e = TranslateError::from(kind.clone()).at(2, 0x1010);
+            assert_eq!(e.errno(), errno, "{kind:?}");
+            assert_eq!(e.program_check(), check, "{kind:?}");
+            assert_eq!(e.kind(), class, "{kind:?}");
+            assert!(e.to_string().starts_with("CCW #2 at 0x1010: "), "{e}");
+        }
+    }
+
+    #[test]
+    fn display_without_position() {
+        let e = TranslateError::new(K::Unsupported(Unsupported::TransportMode));
+        assert_eq!(e.to_string(), "unsupported: transport-mode ORB");
+        assert!(std::error::Error::source(&e).is_none());
+    }
+}

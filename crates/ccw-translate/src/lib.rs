@@ -22,7 +22,7 @@
 //! `GuestMemory`, and its `Bytes::read_slice` copies out of guest memory with volatile
 //! accesses, never handing out a `&[u8]` that the guest could change underneath.
 //!
-//! With the `test-utils` feature, [`testing::RecordingMapper`] is a complete in-memory mapper
+//! With the `test-utils` feature, `testing::RecordingMapper` is a complete in-memory mapper
 //! for unit tests, benchmarks and fuzzing.
 
 pub mod error;
@@ -36,3 +36,11 @@ pub use error::{Block, ErrorKind, MapOp, TranslateError, TranslateErrorKind, Uns
 pub use mapper::{ControlArea, DeviceAddr, DmaAccess, GuestRange, MapError, Mapper};
 pub use program::ChannelProgram;
 pub use translator::{Limits, Translator};
+
+// A subchannel's translator and its in-flight program move between tasks and threads.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Translator>();
+    send_sync::<ChannelProgram>();
+    send_sync::<TranslateError>();
+};

@@ -288,7 +288,7 @@ impl Translator {
                 if !(chunk_addr..chunk_addr + chunk_len as u64).contains(&addr) {
                     // Refill: up to the end of the page, never beyond the segment limit.
                     let to_page = 4096 - (addr % 4096) as usize;
-                    let len = CCW_CHUNK.min(to_page).min((max_len - n) * 8);
+                    let len = CCW_CHUNK.min(to_page).min((max_len - n).saturating_mul(8));
                     chunk_addr = addr;
                     chunk_len = if mem
                         .read_slice(&mut chunk[..len], GuestAddress(addr))
@@ -410,7 +410,7 @@ impl Translator {
                 return Err(K::TooManyIdaws { limit: max_idaws }.into());
             }
             let range = if backward {
-                GuestRange::new(addr + 1 - len, len)
+                GuestRange::new(addr - (len - 1), len)
             } else {
                 GuestRange::new(addr, len)
             };
@@ -464,6 +464,10 @@ impl Translator {
                 let len = piece(addr, left);
                 pin(&mut self.idaws, addr, len)?;
                 left -= len;
+                if left == 0 {
+                    break;
+                }
+                // Backward: the next piece ends below this one (addr >= len - 1 + left).
                 addr = if backward { addr - len } else { addr + len };
             }
             return Ok(());
@@ -505,7 +509,7 @@ impl Translator {
                 let a = decode_idaw(&buf[k * sz..(k + 1) * sz], idaw_fmt)?;
                 // Later IDAWs designate the first (backward: last) byte of a block.
                 let aligned = if backward {
-                    (a + 1) % bs == 0
+                    a % bs == bs - 1
                 } else {
                     a % bs == 0
                 };
@@ -520,8 +524,9 @@ impl Translator {
                 a
             };
             let len = piece(addr, left);
+            // The piece must be a representable range (its end below 2^64).
             let fits = if backward {
-                addr.checked_sub(len - 1).is_some()
+                addr.checked_sub(len - 1).is_some() && addr.checked_add(1).is_some()
             } else {
                 addr.checked_add(len).is_some()
             };
@@ -560,7 +565,8 @@ impl Translator {
             op: MapOp::AllocControl,
             error,
         })?;
-        if area.len < total || area.addr % 8 != 0 || area.addr + total as u64 > MAX_31 + 1 {
+        let end = area.addr.checked_add(total as u64);
+        if area.len < total || area.addr % 8 != 0 || end.is_none_or(|end| end > MAX_31 + 1) {
             mapper.free_control(area);
             return Err(
                 K::MapperContract("control area too short, misaligned or not below 2 GiB").into(),
@@ -718,4 +724,76 @@ fn parse_ccw(raw: [u8; 8], addr: u64, orb: &CommandOrb) -> Result<Entry, Transla
         class,
         host,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn orb(fmt: CcwFormat) -> CommandOrb {
+        let mut o = CommandOrb::new(0, 0x1000);
+        o.format = fmt;
+        o
+    }
+
+    #[test]
+    fn format0_tic_is_normalized() {
+        let e = parse_ccw(
+            [0xF8, 0x00, 0x20, 0x00, 0xFF, 0x00, 0x12, 0x34],
+            0x1000,
+            &orb(CcwFormat::Format0),
+        )
+        .unwrap();
+        assert_eq!((e.cmd, e.flags, e.count), (0x08, CcwFlags::NONE, 0));
+        assert!(matches!(e.host, HostCda::Tic(0x2000)));
+    }
+
+    #[test]
+    fn format1_tic_keeps_its_bytes_for_the_hardware_to_judge() {
+        let e = parse_ccw(
+            [0x08, 0x40, 0x00, 0x10, 0x00, 0x00, 0x20, 0x00],
+            0x1000,
+            &orb(CcwFormat::Format1),
+        )
+        .unwrap();
+        assert_eq!((e.cmd, e.flags, e.count), (0x08, CcwFlags::CC, 0x10));
+    }
+
+    #[test]
+    fn format0_data_ccw_is_converted() {
+        let e = parse_ccw(
+            [0x02, 0x01, 0x23, 0x40, 0x24, 0x00, 0x00, 0x07],
+            0x1000,
+            &orb(CcwFormat::Format0),
+        )
+        .unwrap();
+        assert_eq!(
+            (e.cmd, e.flags, e.count, e.cda),
+            (0x02, CcwFlags::SLI | CcwFlags::IDA, 7, 0x12340)
+        );
+        assert_eq!(e.class, CommandClass::Read);
+    }
+
+    #[test]
+    fn idaw_decoding() {
+        assert_eq!(
+            decode_idaw(&[0x00, 0x00, 0x10, 0x00], IdawFormat::Format1).unwrap(),
+            0x1000
+        );
+        assert!(decode_idaw(&[0x80, 0x00, 0x10, 0x00], IdawFormat::Format1).is_err());
+        assert_eq!(
+            decode_idaw(&[0x80, 0, 0, 0, 0, 0, 0x10, 0], IdawFormat::Format2K4).unwrap(),
+            0x8000_0000_0000_1000
+        );
+    }
+
+    #[test]
+    fn limits() {
+        assert_eq!(Limits::default(), Limits::KERNEL);
+        let l = Limits {
+            max_ccws_per_segment: 0,
+            ..Limits::KERNEL
+        };
+        assert_eq!(l.max_segment_len(), 0);
+    }
 }

@@ -29,11 +29,14 @@ struct CcwSpec {
     blocks: Vec<u64>,
 }
 
+/// A segment's CCWs and, optionally, a closing TIC to (segment, CCW index).
+type SegmentSpec = (Vec<CcwSpec>, Option<(usize, usize)>);
+
 #[derive(Debug, Clone)]
 struct Program {
     fmt: CcwFormat,
     idaw: IdawFormat,
-    segments: Vec<(Vec<CcwSpec>, Option<(usize, usize)>)>,
+    segments: Vec<SegmentSpec>,
 }
 
 fn ccw_spec() -> impl Strategy<Value = CcwSpec> {

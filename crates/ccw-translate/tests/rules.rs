@@ -369,6 +369,35 @@ fn read_backward_direct_and_indirect() {
             align: 4096
         }
     );
+    // Direct read backward ending exactly at address 0 (found by the fuzzer: the cursor
+    // must not step below 0 after the last piece).
+    put(&mem, 0x1000, &ccw1(0x0C, 0, 1, 0));
+    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    assert_eq!(p.pins(), &[GuestRange::new(0, 1)]);
+    check_program(&p, &m, &mem, F1, IdawFormat::Format2K4);
+    p.release(&m);
+    put(&mem, 0x1000, &ccw1(0x0C, 0, 0x1001, 0x1000));
+    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    assert_eq!(
+        p.pins(),
+        &[GuestRange::new(0x1000, 1), GuestRange::new(0, 0x1000)]
+    );
+    p.release(&m);
+    // A backward IDAW at the top of the 64-bit space (found by the fuzzer): the piece's end
+    // is not representable, rejected instead of overflowing.
+    put(&mem, 0x1000, &ccw1(0x0C, IDA, 0x10, 0x2000));
+    idal(&mem, 0x2000, IdawFormat::Format2K4, &[u64::MAX]);
+    assert!(matches!(
+        err(&orb1(0x1000), &mem, &m).kind,
+        K::AddressRange { .. }
+    ));
+    // ... and as a later IDAW (found by the fuzzer: the alignment check overflowed).
+    put(&mem, 0x1000, &ccw1(0x0C, IDA, 0x110, 0x2000));
+    idal(&mem, 0x2000, IdawFormat::Format2K4, &[0x60FF, u64::MAX]);
+    assert!(matches!(
+        err(&orb1(0x1000), &mem, &m).kind,
+        K::AddressRange { .. }
+    ));
     // Direct read backward below address 0.
     put(&mem, 0x1000, &ccw1(0x0C, 0, 0x100, 0x10));
     assert!(matches!(

@@ -161,10 +161,9 @@ pub mod cmd {
 /// assert_eq!((ccw.cmd, ccw.count.get(), ccw.cda.get()), (0xE4, 7, 0x12340));
 /// assert_eq!(ccw.to_string(), "CCW1 cmd=0xe4 flags=SLI count=7 cda=0x00012340");
 /// ```
-#[derive(
-    Clone, Copy, PartialEq, Eq, Hash, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(C)]
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 pub struct Ccw1 {
     /// Command code.
     pub cmd: u8,
@@ -185,10 +184,9 @@ pub struct Ccw1 {
 /// assert_eq!((ccw.cmd, ccw.data_address(), ccw.count.get()), (0xE4, 0x12340, 7));
 /// assert_eq!(ccw.to_string(), "CCW0 cmd=0xe4 cda=0x012340 flags=SLI count=7");
 /// ```
-#[derive(
-    Clone, Copy, PartialEq, Eq, Hash, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(C)]
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 pub struct Ccw0 {
     /// Command code.
     pub cmd: u8,

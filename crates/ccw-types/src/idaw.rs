@@ -69,7 +69,8 @@ impl IdawFormat {
     pub const fn idaws_needed(self, addr: u64, count: u64) -> u64 {
         let bs = self.block_size();
         let count = if count == 0 { 1 } else { count };
-        ((addr & (bs - 1)) + count).div_ceil(bs)
+        // Saturating: a count near 2^64 cannot overflow (no real transfer is that long).
+        (addr & (bs - 1)).saturating_add(count).div_ceil(bs)
     }
 
     /// The address each IDAW of a well-formed list for `count` bytes at `addr` holds: `addr`
@@ -87,7 +88,7 @@ impl IdawFormat {
             if i == 0 {
                 addr
             } else {
-                (addr & !(bs - 1)) + i * bs
+                (addr & !(bs - 1)).wrapping_add(i.wrapping_mul(bs))
             }
         })
     }

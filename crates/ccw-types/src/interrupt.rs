@@ -88,20 +88,9 @@ impl fmt::Display for InterruptionId {
 /// assert_eq!(code.into_bytes(), bytes);
 /// # Ok::<(), ccw_types::DecodeError>(())
 /// ```
-#[derive(
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Default,
-    FromBytes,
-    IntoBytes,
-    KnownLayout,
-    Immutable,
-    Unaligned,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[repr(C)]
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 pub struct IoInterruptionCode {
     /// Subchannel-identification word (zero for adapter interruptions).
     pub sid: U32,

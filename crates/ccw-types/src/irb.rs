@@ -296,20 +296,9 @@ impl Scsw {
 /// assert!(esw.validate(EswFormat::Format0).is_err()); // QEMU's ERW misencoding
 /// # Ok::<(), ccw_types::DecodeError>(())
 /// ```
-#[derive(
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Default,
-    FromBytes,
-    IntoBytes,
-    KnownLayout,
-    Immutable,
-    Unaligned,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[repr(C)]
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 pub struct Esw {
     /// Word 0: subchannel logout (format 0) or LPUM in byte 1 (formats 1-3).
     pub word0: U32,
@@ -417,21 +406,9 @@ impl fmt::Display for Esw {
 /// assert_eq!(emw.into_bytes(), bytes);
 /// # Ok::<(), ccw_types::DecodeError>(())
 /// ```
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Default,
-    FromBytes,
-    IntoBytes,
-    KnownLayout,
-    Immutable,
-    Unaligned,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[repr(C)]
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 pub struct Emw {
     /// Device-connect time.
     pub device_connect_time: U32,
@@ -460,19 +437,28 @@ impl Emw {
     }
 }
 
+impl Emw {
+    /// The time fields as `name=value` pairs (shared with the format-1 measurement block).
+    pub(crate) fn write_times(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        crate::measure::write_counters(
+            f,
+            &[
+                ("connect", self.device_connect_time),
+                ("pending", self.function_pending_time),
+                ("disconnect", self.device_disconnect_time),
+                ("cu-queuing", self.cu_queuing_time),
+                ("active-only", self.device_active_only_time),
+                ("busy", self.device_busy_time),
+                ("icr", self.initial_command_response_time),
+            ],
+        )
+    }
+}
+
 impl fmt::Display for Emw {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "EMW connect={} pending={} disconnect={} cu-queuing={} active-only={} busy={} icr={}",
-            self.device_connect_time.get(),
-            self.function_pending_time.get(),
-            self.device_disconnect_time.get(),
-            self.cu_queuing_time.get(),
-            self.device_active_only_time.get(),
-            self.device_busy_time.get(),
-            self.initial_command_response_time.get()
-        )
+        f.write_str("EMW ")?;
+        self.write_times(f)
     }
 }
 
@@ -513,10 +499,9 @@ impl fmt::Debug for Esw {
 /// assert_eq!(irb.ecw[0], 0x80);
 /// # Ok::<(), ccw_types::DecodeError>(())
 /// ```
-#[derive(
-    Clone, Copy, PartialEq, Eq, Hash, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(C)]
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 pub struct Irb {
     /// Subchannel-status word.
     pub scsw: Scsw,

@@ -10,6 +10,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 use crate::block::{reserved_zero, stored_block};
 use crate::error::DecodeError;
+use crate::irb::Emw;
 
 /// Which measurement-block format a subchannel uses (PMCW MBFC).
 ///
@@ -58,21 +59,9 @@ impl fmt::Display for MeasurementFormat {
 ///     "CMB0 ssch+rsch=3 samples=0 connect=100 pending=0 disconnect=0 cu-queuing=0 active-only=0");
 /// # Ok::<(), ccw_types::DecodeError>(())
 /// ```
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Default,
-    FromBytes,
-    IntoBytes,
-    KnownLayout,
-    Immutable,
-    Unaligned,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[repr(C)]
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 pub struct MeasurementBlock0 {
     /// SSCH + RSCH count.
     pub ssch_rsch_count: U16,
@@ -108,21 +97,9 @@ pub struct MeasurementBlock0 {
 /// assert_eq!(mb.into_bytes(), bytes);
 /// # Ok::<(), ccw_types::DecodeError>(())
 /// ```
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Default,
-    FromBytes,
-    IntoBytes,
-    KnownLayout,
-    Immutable,
-    Unaligned,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[repr(C)]
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 pub struct MeasurementBlock1 {
     /// SSCH + RSCH count.
     pub ssch_rsch_count: U32,
@@ -168,24 +145,60 @@ impl MeasurementBlock0 {
 }
 
 impl MeasurementBlock1 {
+    /// Words 2-8, the times, in the layout of the extended-measurement word that carries the
+    /// same values for one I/O.
+    ///
+    /// ```
+    /// use ccw_types::MeasurementBlock1;
+    /// let mut mb = MeasurementBlock1::default();
+    /// mb.device_busy_time = 9.into();
+    /// assert_eq!(mb.times().device_busy_time.get(), 9);
+    /// ```
+    pub fn times(&self) -> Emw {
+        Emw {
+            device_connect_time: self.device_connect_time,
+            function_pending_time: self.function_pending_time,
+            device_disconnect_time: self.device_disconnect_time,
+            cu_queuing_time: self.cu_queuing_time,
+            device_active_only_time: self.device_active_only_time,
+            device_busy_time: self.device_busy_time,
+            initial_command_response_time: self.initial_command_response_time,
+            reserved: U32::new(0),
+        }
+    }
+
     /// Rejects non-zero reserved words 11-15.
     pub fn validate(&self) -> Result<(), DecodeError> {
         reserved_words("CMB1", &self.reserved)
     }
 }
 
+/// Writes `name=value` pairs separated by spaces (the measurement displays).
+pub(crate) fn write_counters(f: &mut fmt::Formatter<'_>, counters: &[(&str, U32)]) -> fmt::Result {
+    for (i, (name, value)) in counters.iter().enumerate() {
+        let sep = if i == 0 { "" } else { " " };
+        write!(f, "{sep}{name}={}", value.get())?;
+    }
+    Ok(())
+}
+
 impl fmt::Display for MeasurementBlock0 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "CMB0 ssch+rsch={} samples={} connect={} pending={} disconnect={} cu-queuing={} active-only={}",
+            "CMB0 ssch+rsch={} samples={} ",
             self.ssch_rsch_count.get(),
-            self.sample_count.get(),
-            self.device_connect_time.get(),
-            self.function_pending_time.get(),
-            self.device_disconnect_time.get(),
-            self.cu_queuing_time.get(),
-            self.device_active_only_time.get()
+            self.sample_count.get()
+        )?;
+        write_counters(
+            f,
+            &[
+                ("connect", self.device_connect_time),
+                ("pending", self.function_pending_time),
+                ("disconnect", self.device_disconnect_time),
+                ("cu-queuing", self.cu_queuing_time),
+                ("active-only", self.device_active_only_time),
+            ],
         )
     }
 }
@@ -194,16 +207,10 @@ impl fmt::Display for MeasurementBlock1 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "CMB1 ssch+rsch={} samples={} connect={} pending={} disconnect={} cu-queuing={} active-only={} busy={} icr={}",
+            "CMB1 ssch+rsch={} samples={} ",
             self.ssch_rsch_count.get(),
-            self.sample_count.get(),
-            self.device_connect_time.get(),
-            self.function_pending_time.get(),
-            self.device_disconnect_time.get(),
-            self.cu_queuing_time.get(),
-            self.device_active_only_time.get(),
-            self.device_busy_time.get(),
-            self.initial_command_response_time.get()
-        )
+            self.sample_count.get()
+        )?;
+        self.times().write_times(f)
     }
 }

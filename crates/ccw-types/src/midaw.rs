@@ -37,20 +37,9 @@ flag_set! {
 /// assert_eq!((m.count.get(), m.addr.get()), (0x200, 0x1_2345_6000));
 /// assert_eq!(m.to_string(), "MIDAW flags=last count=512 addr=0x123456000");
 /// ```
-#[derive(
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Default,
-    FromBytes,
-    IntoBytes,
-    KnownLayout,
-    Immutable,
-    Unaligned,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[repr(C)]
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 pub struct Midaw {
     /// Bytes 0-4: reserved, must be zero.
     pub reserved: [u8; 5],

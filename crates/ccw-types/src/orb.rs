@@ -75,10 +75,9 @@ pub struct OrbControl {
 /// assert_eq!(orb.cpa.get(), 0x1000);
 /// # Ok::<(), ccw_types::DecodeError>(())
 /// ```
-#[derive(
-    Clone, Copy, PartialEq, Eq, Hash, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(C)]
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 pub struct Orb {
     /// Interruption parameter.
     pub intparm: U32,

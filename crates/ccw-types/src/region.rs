@@ -39,10 +39,9 @@ use crate::scsw::Scsw;
 /// assert_eq!(back.ret_code(), 0);
 /// # Ok::<(), ccw_types::DecodeError>(())
 /// ```
-#[derive(
-    Clone, Copy, PartialEq, Eq, Hash, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(C)]
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 pub struct IoRegion {
     /// The ORB's first 12 bytes (no extension), big-endian.
     pub orb_area: [u8; 12],
@@ -65,21 +64,9 @@ pub struct IoRegion {
 /// assert!(CmdRegion::parse(&CmdRegion::command(4).into_bytes()).is_err());
 /// # Ok::<(), ccw_types::DecodeError>(())
 /// ```
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Default,
-    FromBytes,
-    IntoBytes,
-    KnownLayout,
-    Immutable,
-    Unaligned,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[repr(C)]
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 pub struct CmdRegion {
     /// [`CmdRegion::HSCH`] or [`CmdRegion::CSCH`]; host-native-endian.
     pub command: NeU32,
@@ -98,21 +85,9 @@ pub struct CmdRegion {
 /// assert_eq!(region.schib_area.pmcw.flags.devno(), 5);
 /// # Ok::<(), ccw_types::DecodeError>(())
 /// ```
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Default,
-    FromBytes,
-    IntoBytes,
-    KnownLayout,
-    Immutable,
-    Unaligned,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[repr(C)]
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 pub struct SchibRegion {
     /// The SCHIB, big-endian.
     pub schib_area: Schib,
@@ -129,21 +104,9 @@ pub struct SchibRegion {
 /// assert_eq!(CrwRegion::default().to_string(), "crw region: none pending");
 /// # Ok::<(), ccw_types::DecodeError>(())
 /// ```
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Default,
-    FromBytes,
-    IntoBytes,
-    KnownLayout,
-    Immutable,
-    Unaligned,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[repr(C)]
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 pub struct CrwRegion {
     /// The CRW, big-endian.
     pub crw: Crw,

@@ -95,20 +95,9 @@ pub struct PmcwChars {
 /// assert_eq!(pmcw.into_bytes(), bytes);
 /// # Ok::<(), ccw_types::DecodeError>(())
 /// ```
-#[derive(
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Default,
-    FromBytes,
-    IntoBytes,
-    KnownLayout,
-    Immutable,
-    Unaligned,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[repr(C)]
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 pub struct Pmcw {
     /// Interruption parameter.
     pub intparm: U32,
@@ -180,10 +169,18 @@ impl Pmcw {
 
 impl fmt::Display for Pmcw {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PMCW ")?;
+        self.write_fields(f)
+    }
+}
+
+impl Pmcw {
+    /// Everything of the display line after the block name (shared with the SCHIB's line).
+    fn write_fields(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let p = self;
         write!(
             f,
-            "PMCW devno={:04x}{} st={} isc={} {} intparm={:#010x} pim={:#04x} pam={:#04x} pom={:#04x} lpm={:#04x} pnom={:#04x} lpum={:#04x} chpids={:02x?}",
+            "devno={:04x}{} st={} isc={} {} intparm={:#010x} pim={:#04x} pam={:#04x} pom={:#04x} lpm={:#04x} pnom={:#04x} lpum={:#04x} chpids={:02x?}",
             p.flags.devno(),
             if p.flags.dnv() { "" } else { "(invalid)" },
             p.chars.st(),
@@ -266,20 +263,9 @@ impl fmt::Debug for Pmcw {
 /// assert_eq!((f.isc(), f.enabled(), f.dnv(), f.devno()), (3, true, true, 0x0005));
 /// # Ok::<(), ccw_types::DecodeError>(())
 /// ```
-#[derive(
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Default,
-    FromBytes,
-    IntoBytes,
-    KnownLayout,
-    Immutable,
-    Unaligned,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[repr(C)]
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 pub struct Schib {
     /// Path-management-control word.
     pub pmcw: Pmcw,
@@ -328,33 +314,10 @@ impl fmt::Debug for Schib {
 
 impl fmt::Display for Schib {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let p = &self.pmcw;
-        write!(
-            f,
-            "SCHIB devno={:04x}{} st={} isc={} {} pim={:#04x} pam={:#04x} pom={:#04x} lpm={:#04x} lpum={:#04x} chpids={:02x?}{} | {}",
-            p.flags.devno(),
-            if p.flags.dnv() { "" } else { "(invalid)" },
-            p.chars.st(),
-            p.flags.isc(),
-            if p.flags.enabled() {
-                "enabled"
-            } else {
-                "disabled"
-            },
-            p.pim,
-            p.pam,
-            p.pom,
-            p.lpm,
-            p.lpum,
-            p.chpid,
-            if p.chars.concurrent_sense() {
-                " cs"
-            } else {
-                ""
-            },
-            self.scsw,
-        )?;
-        if p.chars.mbfc() {
+        f.write_str("SCHIB ")?;
+        self.pmcw.write_fields(f)?;
+        write!(f, " | {}", self.scsw)?;
+        if self.pmcw.chars.mbfc() {
             write!(f, " mba={:#x}", self.mba.get())?;
         }
         Ok(())

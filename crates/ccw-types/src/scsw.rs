@@ -197,20 +197,9 @@ pub struct ScswControl {
 ///     "SCSW fctl=start actl=- stctl=primary|secondary|pending dstat=CE|DE cstat=- cpa=0x00001008 count=0");
 /// # Ok::<(), ccw_types::DecodeError>(())
 /// ```
-#[derive(
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Default,
-    FromBytes,
-    IntoBytes,
-    KnownLayout,
-    Immutable,
-    Unaligned,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[repr(C)]
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 pub struct Scsw {
     /// Word 0: flags, FC, AC, SC.
     pub ctrl: ScswControl,
@@ -398,20 +387,9 @@ pub struct TmScswControl {
 ///     "TM-SCSW fctl=start actl=- stctl=primary|secondary|pending dstat=CE|DE cstat=- tcw=0x00020000 fcxs=0x00 sesq=0x00 X");
 /// # Ok::<(), ccw_types::DecodeError>(())
 /// ```
-#[derive(
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Default,
-    FromBytes,
-    IntoBytes,
-    KnownLayout,
-    Immutable,
-    Unaligned,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[repr(C)]
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 pub struct TmScsw {
     /// Word 0: flags, FC, AC, SC.
     pub ctrl: TmScswControl,

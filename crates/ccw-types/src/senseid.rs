@@ -150,21 +150,9 @@ impl fmt::Display for Ciw {
 /// assert_eq!((h.marker, h.cu_type.get(), h.cu_model), (0xFF, 0x3832, 2));
 /// assert_eq!(h.to_string(), "SENSE ID cu=3832/02 dev=0000/00");
 /// ```
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Default,
-    FromBytes,
-    IntoBytes,
-    KnownLayout,
-    Immutable,
-    Unaligned,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[repr(C)]
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 pub struct SenseIdHeader {
     /// Byte 0: 0xFF for the extended SENSE ID format.
     pub marker: u8,

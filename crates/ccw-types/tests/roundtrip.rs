@@ -248,6 +248,17 @@ proptest! {
     }
 
     #[test]
+    fn sense_id_header_roundtrip(bytes in proptest::collection::vec(any::<u8>(), 0..12)) {
+        match SenseIdHeader::read_from(&bytes) {
+            Ok(h) => {
+                prop_assert_eq!(&h.into_bytes()[..], &bytes[..8]);
+                let _ = (h.to_string(), format!("{h:?}"));
+            }
+            Err(e) => prop_assert_eq!(e.reason, DecodeReason::TooShort { needed: 8, got: bytes.len() }),
+        }
+    }
+
+    #[test]
     fn erw_lenient_count(count in 0u8..64, qemu in any::<bool>()) {
         let word = if qemu { 0x0100_0000 | (u32::from(count) << 8) } else { 0x0100_0000 | (u32::from(count) << 16) };
         let erw = Erw::from_bytes(word.to_be_bytes());
@@ -381,6 +392,15 @@ proptest! {
         let end = addr + count.max(1);
         prop_assert!(list.last().unwrap() < &end);
         prop_assert!(list.last().unwrap() / bs * bs + bs >= end);
+    }
+
+    #[test]
+    fn idaw_arithmetic_never_panics(addr in any::<u64>(), count in any::<u64>(), which in 0usize..3) {
+        let f = [IdawFormat::Format1, IdawFormat::Format2K2, IdawFormat::Format2K4][which];
+        let n = f.idaws_needed(addr, count);
+        prop_assert!(n >= 1);
+        let _ = f.idaw_addresses(addr, count).take(4).count();
+        let _ = (f.check_address(1, addr, true), f.check_address(1, addr, false));
     }
 
     #[test]

@@ -488,6 +488,12 @@ fn v13_5_schib_enabled_idle() {
     assert!(!p.measurement_enabled());
     assert_eq!(schib.into_bytes(), bytes);
     assert_eq!(SchibRegion::parse(&bytes).unwrap().into_bytes(), bytes);
+    assert_eq!(
+        schib.to_string(),
+        "SCHIB devno=0009 st=0 isc=3 enabled intparm=0x12345678 pim=0x80 pam=0x80 pom=0xff lpm=0x80 \
+         pnom=0x00 lpum=0x80 chpids=[00, 00, 00, 00, 00, 00, 00, 00] \
+         | SCSW fctl=- actl=- stctl=- dstat=- cstat=- cpa=0x00000000 count=0"
+    );
 }
 
 // s390x-guest.md: what the real device answered --------------------------------------------
@@ -532,6 +538,19 @@ fn guest_orb_word1_and_start_scsw() {
     let back = IoRegion::parse(&bytes).unwrap();
     assert_eq!(back.into_bytes(), bytes);
     assert_eq!(back.orb().cpa.get(), 0x2000);
+    assert!(back.to_string().starts_with(
+        "io region: ORB intparm=0x000000ab key=0 fmt-1 lpm=0xff cpa=0x00002000 ctl=P|H \
+         | SCSW fctl=start actl=- stctl=- dstat=- cstat=- cpa=0x00000000 count=0 | IRB "
+    ));
+    // An extended ORB does not fit the 12-byte ORB area.
+    let extended = CommandOrb {
+        priorities: Some(OrbPriorities::default()),
+        ..CommandOrb::new(0, 0)
+    };
+    assert_eq!(
+        region.set_orb(&extended.emit()).unwrap_err().field,
+        "orb_area"
+    );
 }
 
 #[test]

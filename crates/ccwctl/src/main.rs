@@ -2,11 +2,10 @@
 
 //! `ccwctl`: run, trace and decode channel programs against simulated or real subchannels.
 //!
-//! The command-line tool is issue #7 and is not implemented yet; this binary only says so.
+//! The logic lives in the library (`ccwctl::cli`); this is only the entry point.
+
+use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    eprintln!(
-        "ccwctl: not implemented yet (see issue #7); try `cargo run -p ccw-types --example decode`"
-    );
-    std::process::ExitCode::from(2)
+    ccwctl::cli::main_with(ccwctl::cli::Cli::parse())
 }

@@ -847,7 +847,10 @@ async fn direct_across_page<B: Backend>(c: &Ctx<B>) -> TestResult {
 
 // ---------------------------------------------------------------- runner
 
-fn groups<B: Backend>() -> Vec<(&'static str, Vec<(&'static str, TestFn<B>)>)> {
+/// A group: its name and its tests.
+type Group<B> = (&'static str, Vec<(&'static str, TestFn<B>)>);
+
+fn groups<B: Backend>() -> Vec<Group<B>> {
     macro_rules! t {
         ($f:ident) => {
             (stringify!($f), (|c| Box::pin($f(c))) as TestFn<B>)

@@ -6,7 +6,7 @@
 //! the effects that are cheap and non-blocking (answering a request, forwarding an event,
 //! releasing a finished program) and returns what the caller has to do with the backend,
 //! *after* the lock is released. Nothing here is async, so no lock can be held across an
-//! `.await`; the loom models (`tests/loom.rs`) drive these methods directly.
+//! `.await`; the loom models (`src/loom_models.rs`) drive these methods directly.
 //!
 //! Exactly-once rules, all enforced under the lock:
 //! - the request's answer (the [`Waiter`]) and its program live in `Inner`; whoever takes them
@@ -480,10 +480,28 @@ impl<P: Program> Core<P> {
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use ccw_types::{ActivityControl, FunctionControl, Scsw, StatusControl};
+    use ccw_types::{ActivityControl, FunctionControl, Scsw};
 
     use super::*;
     use crate::sync::Arc;
+    use crate::test_support::{final_irb, schib};
+
+    type Rx = oneshot::Receiver<Result<IoCompletion, CssError>>;
+
+    /// An open subchannel and the release counter of its programs.
+    fn open_core() -> (Core<P>, Arc<AtomicUsize>) {
+        let core = Core::new(SubchannelId::new(0, 0, 0), schib());
+        open(&core);
+        (core, Arc::new(AtomicUsize::new(0)))
+    }
+
+    /// io_request + install of a counted program.
+    fn begin(core: &Core<P>, rel: &Arc<AtomicUsize>, intparm: u32) -> (Ticket, Rx) {
+        let t = core.io_request(intparm).unwrap();
+        let (tx, rx) = oneshot::channel();
+        assert!(core.install(t, P(rel.clone()), tx).is_ok());
+        (t, rx)
+    }
 
     struct P(Arc<AtomicUsize>);
     impl Program for P {
@@ -495,25 +513,6 @@ mod tests {
         }
     }
 
-    fn schib() -> Schib {
-        let mut s = Schib::from_bytes([0; 52]);
-        s.pmcw.flags = s.pmcw.flags.with_dnv(true).with_devno(5);
-        s.pmcw.pam = 0x80;
-        s.pmcw.pom = 0xFF;
-        s
-    }
-
-    pub(crate) fn final_irb(cpa: u32) -> Irb {
-        let mut irb = Irb::read_from(&[0; 96]).unwrap();
-        irb.scsw.ctrl =
-            irb.scsw.ctrl.with_fc(FunctionControl::START).with_sc(
-                StatusControl::PRIMARY | StatusControl::SECONDARY | StatusControl::PENDING,
-            );
-        irb.scsw.cpa = cpa.into();
-        irb.scsw.dstat = 0x0C;
-        irb
-    }
-
     fn open(core: &Core<P>) {
         core.open_begin().unwrap();
         core.opened(Some(ConditionCode::Cc0)).unwrap();
@@ -522,12 +521,8 @@ mod tests {
 
     #[test]
     fn io_completes_once_and_maps_cpa() {
-        let rel = Arc::new(AtomicUsize::new(0));
-        let core = Core::new(SubchannelId::new(0, 0, 0), schib());
-        open(&core);
-        let t = core.io_request(7).unwrap();
-        let (tx, mut rx) = oneshot::channel();
-        assert!(core.install(t, P(rel.clone()), tx).is_ok());
+        let (core, rel) = open_core();
+        let (t, mut rx) = begin(&core, &rel, 7);
         core.started(t, 0, Ok(ConditionCode::Cc0));
         assert_eq!(core.state(), State::CpPending);
         assert!(!core.interrupt(final_irb(0x1010)));
@@ -544,12 +539,8 @@ mod tests {
 
     #[test]
     fn early_final_status_is_deferred_until_started() {
-        let rel = Arc::new(AtomicUsize::new(0));
-        let core = Core::new(SubchannelId::new(0, 0, 0), schib());
-        open(&core);
-        let t = core.io_request(1).unwrap();
-        let (tx, mut rx) = oneshot::channel();
-        assert!(core.install(t, P(rel.clone()), tx).is_ok());
+        let (core, rel) = open_core();
+        let (t, mut rx) = begin(&core, &rel, 1);
         core.interrupt(final_irb(0x1008));
         assert!(rx.try_recv().is_err());
         core.started(t, 0, Ok(ConditionCode::Cc0));
@@ -566,9 +557,7 @@ mod tests {
         let core = Core::new(SubchannelId::new(0, 0, 0), s);
         open(&core);
         for (lpm, want) in [(0x80, Errno::Access), (0x40, Errno::NoDevice)] {
-            let t = core.io_request(1).unwrap();
-            let (tx, mut rx) = oneshot::channel();
-            assert!(core.install(t, P(rel.clone()), tx).is_ok());
+            let (t, mut rx) = begin(&core, &rel, 1);
             core.started(t, lpm, Ok(ConditionCode::Cc3));
             let e = rx.try_recv().unwrap().unwrap_err();
             assert!(
@@ -581,12 +570,8 @@ mod tests {
 
     #[test]
     fn close_takes_request_and_stale_start_is_ignored() {
-        let rel = Arc::new(AtomicUsize::new(0));
-        let core = Core::new(SubchannelId::new(0, 0, 0), schib());
-        open(&core);
-        let t = core.io_request(1).unwrap();
-        let (tx, mut rx) = oneshot::channel();
-        assert!(core.install(t, P(rel.clone()), tx).is_ok());
+        let (core, rel) = open_core();
+        let (t, mut rx) = begin(&core, &rel, 1);
         let td = core.close_begin().unwrap();
         assert!(td.was_enabled);
         core.started(t, 0, Ok(ConditionCode::Cc0));
@@ -601,8 +586,7 @@ mod tests {
 
     #[test]
     fn halt_status_without_program_is_forwarded() {
-        let core: Core<P> = Core::new(SubchannelId::new(0, 0, 0), schib());
-        open(&core);
+        let (core, _) = open_core();
         let mut ev = core.subscribe();
         core.async_request(AsyncOp::Halt).unwrap();
         let mut irb = final_irb(0);

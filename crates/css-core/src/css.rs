@@ -103,6 +103,10 @@ pub struct Css<B: Backend + ?Sized, T: Translate = ccw_translate::Translator> {
 }
 
 /// An open subchannel: submit channel programs, halt, clear, read the SCHIB, receive events.
+///
+/// Dropping the handle does not close the subchannel (closing is asynchronous): call
+/// [`Subchannel::close`] or [`Css::close`]. A dropped `submit` future does not lose the
+/// program: it is still released on final status (or by close/remove).
 pub struct Subchannel<B: Backend + ?Sized, T: Translate = ccw_translate::Translator> {
     entry: Arc<Entry<T>>,
     shared: Arc<Shared<B, T>>,

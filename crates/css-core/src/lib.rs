@@ -68,6 +68,8 @@ mod sync;
 
 #[cfg(all(test, loom))]
 mod loom_models;
+#[cfg(test)]
+mod test_support;
 
 #[cfg(not(loom))]
 mod css;

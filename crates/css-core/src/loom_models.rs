@@ -10,7 +10,7 @@
 
 use std::sync::atomic::Ordering;
 
-use ccw_types::{FunctionControl, Irb, Schib, Scsw, StatusControl, SubchannelId};
+use ccw_types::{Scsw, SubchannelId};
 use loom::sync::atomic::{AtomicBool, AtomicUsize};
 use loom::thread;
 use tokio::sync::oneshot;
@@ -21,6 +21,7 @@ use crate::error::CssError;
 use crate::fsm::{AsyncOp, State};
 use crate::registry::Registry;
 use crate::sync::Arc;
+use crate::test_support::{final_irb, schib};
 
 const SCH: SubchannelId = SubchannelId::new(0, 0, 5);
 
@@ -32,25 +33,6 @@ impl Program for Counted {
     fn release(self) {
         self.0.fetch_add(1, Ordering::SeqCst);
     }
-}
-
-fn schib() -> Schib {
-    let mut s = Schib::from_bytes([0; 52]);
-    s.pmcw.flags = s.pmcw.flags.with_dnv(true).with_devno(5);
-    s.pmcw.pam = 0x80;
-    s.pmcw.pom = 0xFF;
-    s
-}
-
-fn final_irb() -> Irb {
-    let mut irb = Irb::read_from(&[0; 96]).expect("96 bytes");
-    irb.scsw.ctrl = irb
-        .scsw
-        .ctrl
-        .with_fc(FunctionControl::START)
-        .with_sc(StatusControl::PRIMARY | StatusControl::SECONDARY | StatusControl::PENDING);
-    irb.scsw.dstat = 0x0C;
-    irb
 }
 
 fn open_core() -> Core<Counted> {
@@ -116,7 +98,7 @@ fn io_vs_interrupt_vs_close() {
             thread::spawn(move || {
                 // The device can only present final status for a program it was given.
                 if at_backend.load(Ordering::SeqCst) {
-                    core.interrupt(final_irb());
+                    core.interrupt(final_irb(0));
                 }
             })
         };
@@ -164,7 +146,7 @@ fn report_vs_remove() {
                     e.emit(SubchannelEvent::SchibRefreshed(schib()));
                 }
                 if let Some(e) = registry.get(SCH) {
-                    e.interrupt(final_irb());
+                    e.interrupt(final_irb(0));
                 }
             })
         };
@@ -212,7 +194,7 @@ fn halt_vs_final_interrupt() {
         let irq = {
             let core = core.clone();
             thread::spawn(move || {
-                core.interrupt(final_irb());
+                core.interrupt(final_irb(0));
             })
         };
         let second = core.io_request(0x5678);
@@ -233,5 +215,45 @@ fn halt_vs_final_interrupt() {
                 assert_eq!(core.state(), State::Idle);
             }
         }
+    });
+}
+
+/// close vs remove (vs the program's final status).
+///
+/// Invariant: whichever of close, removal and completion gets the request first answers it,
+/// exactly once, and its program is released exactly once; after both finish the
+/// subchannel is removed (`NotOper`, no owner) and a late close is refused.
+#[test]
+fn close_vs_remove() {
+    loom::model(|| {
+        let core = Arc::new(open_core());
+        let released = Arc::new(AtomicUsize::new(0));
+        let at_backend = AtomicBool::new(false);
+        let (_, rx) = submit(&core, &released, &at_backend);
+
+        let closer = {
+            let core = core.clone();
+            thread::spawn(move || {
+                if let Ok(td) = core.close_begin() {
+                    td.finish(|| CssError::Closed(SCH));
+                    core.close_end();
+                }
+            })
+        };
+        let irq = {
+            let core = core.clone();
+            thread::spawn(move || {
+                core.interrupt(final_irb(0));
+            })
+        };
+        let td = core.remove();
+        td.finish(|| CssError::Gone(SCH));
+        closer.join().expect("closer");
+        irq.join().expect("irq");
+
+        assert_eq!(answers(false, rx), 1, "exactly one answer");
+        assert_eq!(released.load(Ordering::SeqCst), 1, "released once");
+        assert_eq!(core.state(), State::NotOper);
+        assert!(core.io_request(1).is_err());
     });
 }

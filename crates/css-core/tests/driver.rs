@@ -16,7 +16,8 @@ use ccw_types::{
 };
 use css_core::{
     Backend, BackendError, BackendErrorKind, BackendEvent, ConditionCode, Css, CssConfig, CssError,
-    CssErrorKind, EventReceiver, HostProgram, State, SubchannelEvent, Translate, TranslateFailure,
+    CssErrorKind, EventReceiver, HostProgram, State, Subchannel, SubchannelEvent, Translate,
+    TranslateFailure,
 };
 use mockall::mock;
 use tokio::sync::mpsc;
@@ -171,6 +172,21 @@ fn mock_base(list: Vec<(SubchannelId, Schib)>) -> (MockBe, mpsc::UnboundedSender
     (be, tx)
 }
 
+/// HALT ends the running program: the backend presents final status with the halt
+/// function (at guest cpa 0x1008) on the event stream.
+fn halt_ends_program(be: &mut MockBe, tx: &mpsc::UnboundedSender<BackendEvent>, times: usize) {
+    let tx = tx.clone();
+    be.expect_halt().times(times).returning(move |sch| {
+        let mut i = final_irb(0x1008 + OFFSET);
+        i.scsw.ctrl = i
+            .scsw
+            .ctrl
+            .with_fc(FunctionControl::START | FunctionControl::HALT);
+        tx.send(BackendEvent::Interrupt { sch, irb: i }).unwrap();
+        Ok(ConditionCode::Cc0)
+    });
+}
+
 fn mem() -> GuestMemoryMmap {
     GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x1_0000)]).unwrap()
 }
@@ -193,6 +209,21 @@ async fn wait_state(css: &Css<MockBe, Offset>, want: State) {
         tokio::task::yield_now().await;
     }
     panic!("state {want:?} not reached: {:?}", css.state(SCH));
+}
+
+/// Runs `then` while a SENSE-ID-like program (intparm 1, cpa 0x1000) is pending, and
+/// returns the program's answer with `then`'s output.
+async fn during_io<F: std::future::Future>(
+    css: &Css<MockBe, Offset>,
+    sub: &Subchannel<MockBe, Offset>,
+    then: F,
+) -> (Result<css_core::IoCompletion, CssError>, F::Output) {
+    let m = mem();
+    let o = orb(1, 0x1000);
+    tokio::join!(sub.submit(&o, &m), async {
+        wait_state(css, State::CpPending).await;
+        then.await
+    })
 }
 
 #[tokio::test]
@@ -346,25 +377,11 @@ async fn halt_during_io_completes_the_request() {
     let released = counter();
     let (mut be, tx) = mock_base(vec![(SCH, schib(5, true))]);
     be.expect_start().returning(|_, _| Ok(ConditionCode::Cc0));
-    let tx2 = tx.clone();
-    be.expect_halt().times(1).returning(move |sch| {
-        let mut i = final_irb(0x1008 + OFFSET);
-        i.scsw.ctrl = i
-            .scsw
-            .ctrl
-            .with_fc(FunctionControl::START | FunctionControl::HALT);
-        tx2.send(BackendEvent::Interrupt { sch, irb: i }).unwrap();
-        Ok(ConditionCode::Cc0)
-    });
+    halt_ends_program(&mut be, &tx, 1);
     let css: Css<MockBe, Offset> = Css::new(Arc::new(be)).unwrap();
     css.probe().await.unwrap();
     let sub = css.open(SCH).await.unwrap();
-    let m = mem();
-    let o = orb(1, 0x1000);
-    let (done, halted) = tokio::join!(sub.submit(&o, &m), async {
-        wait_state(&css, State::CpPending).await;
-        sub.halt().await
-    });
+    let (done, halted) = during_io(&css, &sub, async { sub.halt().await }).await;
     halted.unwrap();
     let done = done.unwrap();
     assert!(done.irb.scsw.ctrl.fc().contains(FunctionControl::HALT));
@@ -425,12 +442,7 @@ async fn close_with_io_outstanding_quiesces_and_answers_once() {
     .unwrap();
     css.probe().await.unwrap();
     let sub = css.open(SCH).await.unwrap();
-    let m = mem();
-    let o = orb(1, 0x1000);
-    let (done, closed) = tokio::join!(sub.submit(&o, &m), async {
-        wait_state(&css, State::CpPending).await;
-        css.close(SCH).await
-    });
+    let (done, closed) = during_io(&css, &sub, async { css.close(SCH).await }).await;
     closed.unwrap();
     assert!(matches!(done, Err(CssError::Closed(_))), "{done:?}");
     assert_eq!(released.load(Ordering::SeqCst), 1);
@@ -474,10 +486,7 @@ async fn intermediate_status_is_an_event() {
     css.probe().await.unwrap();
     let sub = css.open(SCH).await.unwrap();
     let mut events = sub.events();
-    let m = mem();
-    let o = orb(1, 0x1000);
-    let (done, ()) = tokio::join!(sub.submit(&o, &m), async {
-        wait_state(&css, State::CpPending).await;
+    let (done, ()) = during_io(&css, &sub, async {
         let mut pci = irb(
             FunctionControl::START,
             ActivityControl::SUBCHANNEL_ACTIVE | ActivityControl::DEVICE_ACTIVE,
@@ -492,7 +501,8 @@ async fn intermediate_status_is_an_event() {
             irb: final_irb(0x1010 + OFFSET),
         })
         .unwrap();
-    });
+    })
+    .await;
     assert_eq!(done.unwrap().irb.scsw.cpa.get(), 0x1010);
     match events.recv().await.unwrap() {
         SubchannelEvent::Status(i) => {
@@ -570,12 +580,10 @@ async fn subchannel_reports_refresh_then_not_oper_then_gone() {
     ));
     assert_eq!(css.cached_schib(SCH).unwrap().pmcw.lpm, 0x80);
     // An I/O is outstanding when the device becomes invalid: it fails with Gone.
-    let m = mem();
-    let o = orb(1, 0x1000);
-    let (done, ()) = tokio::join!(sub.submit(&o, &m), async {
-        wait_state(&css, State::CpPending).await;
+    let (done, ()) = during_io(&css, &sub, async {
         css.process_report(sch_crw(0)).await;
-    });
+    })
+    .await;
     assert!(matches!(done, Err(CssError::Gone(_))), "{done:?}");
     assert_eq!(released.load(Ordering::SeqCst), 1);
     assert!(matches!(
@@ -583,7 +591,7 @@ async fn subchannel_reports_refresh_then_not_oper_then_gone() {
         Some(SubchannelEvent::NotOperational)
     ));
     assert_eq!(css.state(SCH).unwrap(), State::NotOper);
-    let e = sub.submit(&orb(1, 0x1000), &m).await.unwrap_err();
+    let e = sub.submit(&orb(1, 0x1000), &mem()).await.unwrap_err();
     assert_eq!(e.errno(), 5, "{e}");
     // Gone entirely: unregistered.
     css.process_report(sch_crw(0)).await;
@@ -655,12 +663,7 @@ async fn remove_with_io_outstanding() {
     let css: Css<MockBe, Offset> = Css::new(Arc::new(be)).unwrap();
     css.probe().await.unwrap();
     let sub = css.open(SCH).await.unwrap();
-    let m = mem();
-    let o = orb(1, 0x1000);
-    let (done, removed) = tokio::join!(sub.submit(&o, &m), async {
-        wait_state(&css, State::CpPending).await;
-        css.remove(SCH).await
-    });
+    let (done, removed) = during_io(&css, &sub, async { css.remove(SCH).await }).await;
     removed.unwrap();
     assert!(matches!(done, Err(CssError::Gone(_))), "{done:?}");
     assert_eq!(released.load(Ordering::SeqCst), 1);
@@ -672,7 +675,7 @@ async fn remove_with_io_outstanding() {
     .unwrap();
     tokio::task::yield_now().await;
     assert!(css.is_empty());
-    let e = sub.submit(&orb(1, 0x1000), &m).await.unwrap_err();
+    let e = sub.submit(&orb(1, 0x1000), &mem()).await.unwrap_err();
     assert_eq!(e.kind(), CssErrorKind::NoDevice, "{e}");
 }
 
@@ -688,4 +691,30 @@ async fn release_request_is_an_event() {
         events.recv().await.unwrap(),
         SubchannelEvent::ReleaseRequested
     );
+}
+
+#[tokio::test]
+async fn vary_off_of_the_path_in_use_ends_the_program() {
+    let released = counter();
+    let mut s = schib(5, true);
+    s.pmcw.lpum = 0x40; // the running program uses the second path, CHPID 0x11
+    let (mut be, tx) = mock_base(vec![(SCH, s)]);
+    be.expect_start().returning(|_, _| Ok(ConditionCode::Cc0));
+    be.expect_cancel()
+        .times(1)
+        .returning(|sch| Err(BackendError::unsupported("cancel").on(sch)));
+    halt_ends_program(&mut be, &tx, 1);
+    let css: Css<MockBe, Offset> = Css::new(Arc::new(be)).unwrap();
+    css.probe().await.unwrap();
+    let sub = css.open(SCH).await.unwrap();
+    let (done, ()) = during_io(&css, &sub, async {
+        // Another path's vary does not touch the program.
+        css.vary_path(0x10, false).await;
+        css.vary_path(0x11, false).await;
+    })
+    .await;
+    let done = done.unwrap();
+    assert!(done.irb.scsw.ctrl.fc().contains(FunctionControl::HALT));
+    assert_eq!(css.cached_schib(SCH).unwrap().pmcw.lpm, 0x00);
+    assert_eq!(released.load(Ordering::SeqCst), 1);
 }

@@ -22,7 +22,7 @@ use css_core::{
     Backend, BackendError, BackendErrorKind, BackendEvent, ConditionCode, EventReceiver,
 };
 use tokio::sync::mpsc;
-use tracing::{debug, trace};
+use tracing::{Instrument, debug, trace};
 use vm_memory::GuestMemoryMmap;
 
 use crate::channel::{DEFAULT_MAX_CCWS, Program, Step};
@@ -34,8 +34,9 @@ use crate::fault::{Fault, FaultPolicy, Point};
 use crate::instr::{self, Ending, OperandException, SchState};
 use crate::storage::{DEFAULT_ARENA_SIZE, HostStorage, MappingStats};
 
-/// Steps a worker executes before it yields to the runtime (and to halt/clear).
-const STEPS_PER_SLICE: usize = 32;
+/// Commands a worker executes before it yields to the runtime (and so to halt and clear):
+/// one, so a halt or clear issued while a program runs acts at the next command.
+const STEPS_PER_SLICE: usize = 1;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -296,6 +297,9 @@ impl DeviceModel for WithForcedSense<'_> {
     fn begin_chain(&mut self) {
         self.dev.begin_chain();
     }
+    fn end_chain(&mut self) {
+        self.dev.end_chain();
+    }
 }
 
 enum Next {
@@ -394,8 +398,9 @@ impl Inner {
     fn ensure_worker(self: &Arc<Self>, sch: &Arc<Sch>, s: &mut SchInner) {
         if !s.worker {
             s.worker = true;
+            let span = tracing::debug_span!("mock_subchannel", sch = %sch.id);
             let (inner, sch) = (Arc::clone(self), Arc::clone(sch));
-            tokio::spawn(async move { inner.run(sch).await });
+            tokio::spawn(async move { inner.run(sch).await }.instrument(span));
         }
     }
 
@@ -536,7 +541,7 @@ impl Inner {
             _ => {}
         }
         instr::begin_start(&mut s.st, path);
-        if start && s.st.schib.scsw.ctrl.initial_status() {
+        if start && s.st.orb.initial_status() {
             let cpa = s.program.as_ref().map(|p| p.current_cpa()).unwrap_or(0);
             instr::intermediate(&mut s.st, cpa, false, true);
             self.deliver(sch, s);
@@ -578,12 +583,14 @@ impl Inner {
                     return Next::Yield;
                 }
                 Step::Suspend { cpa, pci } => {
+                    dev.end_chain();
                     debug!(sch = %sch.id, cpa, "suspended");
                     instr::suspend(st, cpa, pci);
                     self.deliver(sch, s);
                     return Next::Yield;
                 }
                 Step::End { mut ending, pci } => {
+                    dev.end_chain();
                     if pci {
                         ending.cstat |= ccw_types::SubchannelStatus::PCI;
                     }
@@ -663,6 +670,25 @@ impl MockBackend {
         self.inner.storage.set_storage_key(addr, key, fetch_protect);
     }
 
+    /// Reads simulated host storage (arena areas, attached guest memory) without any check but
+    /// existence: a debugging and test aid, not a channel access.
+    pub fn read_storage(&self, addr: u64, buf: &mut [u8]) -> Result<(), BackendError> {
+        self.inner.storage.peek(addr, buf).map_err(|_| {
+            BackendError::new(BackendErrorKind::InvalidArgument, "read_storage").with_detail(
+                format!("{:#x}+{:#x} is not simulated storage", addr, buf.len()),
+            )
+        })
+    }
+
+    /// Writes simulated host storage (see [`MockBackend::read_storage`]).
+    pub fn write_storage(&self, addr: u64, bytes: &[u8]) -> Result<(), BackendError> {
+        self.inner.storage.poke(addr, bytes).map_err(|_| {
+            BackendError::new(BackendErrorKind::InvalidArgument, "write_storage").with_detail(
+                format!("{:#x}+{:#x} is not simulated storage", addr, bytes.len()),
+            )
+        })
+    }
+
     /// Runs `f` on the device of `sch` (for tests and tools that inspect device state).
     pub fn with_device<R>(
         &self,
@@ -712,6 +738,14 @@ impl MockBackend {
         instr::unsolicited(&mut g.st, dstat);
         self.inner.deliver(s, &mut g);
         Ok(ConditionCode::Cc0)
+    }
+
+    /// The owner of the device asks for it back: a [`BackendEvent::ReleaseRequest`] is queued
+    /// (what vfio's request interrupt reports).
+    pub fn request_release(&self, sch: SubchannelId) -> Result<(), BackendError> {
+        self.inner.sch(sch, "request_release")?;
+        self.inner.send(BackendEvent::ReleaseRequest { sch });
+        Ok(())
     }
 
     /// Varies channel paths `mask` of `sch` off- or online: PAM changes and a channel-path

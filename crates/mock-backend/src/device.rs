@@ -115,7 +115,9 @@ pub trait DataStream {
     fn write(&mut self, data: &[u8]) -> Result<usize, TransferError>;
 
     /// Storage to device (write and control commands): fills `buf`, returns how many bytes the
-    /// channel supplied (fewer when the count ran out).
+    /// channel supplied (fewer when the count ran out). Asking for more than the count is no
+    /// error: the channel reports incorrect length when the device takes *less* than the count.
+    /// A device that needs more than it got should reject the command (unit check).
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, TransferError>;
 
     /// Bytes left in the current CCW (data chaining may supply more after it).
@@ -383,6 +385,12 @@ pub trait DeviceModel: Send {
     /// Called when the channel starts a new channel program (after START SUBCHANNEL), before
     /// the first command. The default does nothing.
     fn begin_chain(&mut self) {}
+
+    /// Called when the channel ends the start function or suspends the program, before the
+    /// status is made pending: a device that keeps changes in memory while commands chain
+    /// (the ECKD DASD model keeps a changed track) makes them durable here. The default does
+    /// nothing.
+    fn end_chain(&mut self) {}
 
     /// A short name for tracing and for `ccwctl` listings.
     fn name(&self) -> &'static str {

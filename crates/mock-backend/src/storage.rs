@@ -219,15 +219,14 @@ impl HostStorage {
     }
 
     /// Checks `[addr, addr + len)` for a channel access with storage key `key`.
-    fn check(&self, addr: u64, len: u64, key: u8, store: bool) -> Result<Space, StorageCheck> {
+    fn check(&self, addr: u64, len: u64, key: u8, store: bool) -> Result<(), StorageCheck> {
         let Some(end) = addr.checked_add(len) else {
             return Err(StorageCheck::Nonexistent);
         };
-        let space = if addr >= ARENA_BASE && end <= ARENA_BASE + self.arena_size {
+        if addr >= ARENA_BASE && end <= ARENA_BASE + self.arena_size {
             if !lock(&self.arena).covers(addr - ARENA_BASE, len.max(1)) {
                 return Err(StorageCheck::Nonexistent);
             }
-            Space::Arena
         } else if addr >= GUEST_BASE {
             let gpa = addr - GUEST_BASE;
             let guest = self.guest.read().unwrap_or_else(PoisonError::into_inner);
@@ -243,55 +242,60 @@ impl HostStorage {
                     }
                 }
             }
-            Space::Guest(gpa)
         } else {
             return Err(StorageCheck::Nonexistent);
+        }
+        self.check_key(addr, len, key, store)
+    }
+
+    /// Debug read: existence is checked, pins and keys are not.
+    pub(crate) fn peek(&self, addr: u64, buf: &mut [u8]) -> Result<(), StorageCheck> {
+        self.access(addr, buf.len(), |mem, a| mem.read_slice(buf, a).is_ok())
+    }
+
+    /// Debug write: existence is checked, pins and keys are not.
+    pub(crate) fn poke(&self, addr: u64, buf: &[u8]) -> Result<(), StorageCheck> {
+        self.access(addr, buf.len(), |mem, a| mem.write_slice(buf, a).is_ok())
+    }
+
+    fn access(
+        &self,
+        addr: u64,
+        len: usize,
+        f: impl FnOnce(&GuestMemoryMmap, GuestAddress) -> bool,
+    ) -> Result<(), StorageCheck> {
+        let end = addr
+            .checked_add(len as u64)
+            .ok_or(StorageCheck::Nonexistent)?;
+        let ok = if addr >= ARENA_BASE && end <= ARENA_BASE + self.arena_size {
+            lock(&self.arena).covers(addr - ARENA_BASE, (len as u64).max(1))
+                && f(&self.arena_mem, GuestAddress(addr))
+        } else if addr >= GUEST_BASE {
+            let guest = self.guest.read().unwrap_or_else(PoisonError::into_inner);
+            guest
+                .as_ref()
+                .is_some_and(|g| f(g, GuestAddress(addr - GUEST_BASE)))
+        } else {
+            false
         };
-        self.check_key(addr, len, key, store)?;
-        Ok(space)
+        if ok {
+            Ok(())
+        } else {
+            Err(StorageCheck::Nonexistent)
+        }
     }
 
     /// Channel fetch (CCW, IDAW, MIDAW, write data) of `buf.len()` bytes at `addr`.
     pub(crate) fn read(&self, addr: u64, buf: &mut [u8], key: u8) -> Result<(), StorageCheck> {
-        match self.check(addr, buf.len() as u64, key, false)? {
-            Space::Arena => self
-                .arena_mem
-                .read_slice(buf, GuestAddress(addr))
-                .map_err(|_| StorageCheck::Nonexistent),
-            Space::Guest(gpa) => {
-                let guest = self.guest.read().unwrap_or_else(PoisonError::into_inner);
-                guest
-                    .as_ref()
-                    .ok_or(StorageCheck::Nonexistent)?
-                    .read_slice(buf, GuestAddress(gpa))
-                    .map_err(|_| StorageCheck::Nonexistent)
-            }
-        }
+        self.check(addr, buf.len() as u64, key, false)?;
+        self.peek(addr, buf)
     }
 
     /// Channel store (read data, sense) of `buf` at `addr`.
     pub(crate) fn write(&self, addr: u64, buf: &[u8], key: u8) -> Result<(), StorageCheck> {
-        match self.check(addr, buf.len() as u64, key, true)? {
-            Space::Arena => self
-                .arena_mem
-                .write_slice(buf, GuestAddress(addr))
-                .map_err(|_| StorageCheck::Nonexistent),
-            Space::Guest(gpa) => {
-                let guest = self.guest.read().unwrap_or_else(PoisonError::into_inner);
-                guest
-                    .as_ref()
-                    .ok_or(StorageCheck::Nonexistent)?
-                    .write_slice(buf, GuestAddress(gpa))
-                    .map_err(|_| StorageCheck::Nonexistent)
-            }
-        }
+        self.check(addr, buf.len() as u64, key, true)?;
+        self.poke(addr, buf)
     }
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Space {
-    Arena,
-    Guest(u64),
 }
 
 impl Mapper for HostStorage {

@@ -111,7 +111,6 @@ pub fn host_bytes(p: &ChannelProgram, m: &RecordingMapper, addr: u64) -> Vec<u64
     let bs = host_block(p);
     let backward = class == CommandClass::ReadBackward;
     let idal = c.cda.get() as u64;
-    let mut out = Vec::new();
     let read = |i: u64| {
         let mut b = [0u8; 8];
         assert!(
@@ -120,35 +119,10 @@ pub fn host_bytes(p: &ChannelProgram, m: &RecordingMapper, addr: u64) -> Vec<u64
         );
         u64::from_be_bytes(b)
     };
-    let mut k = 0;
-    let mut pos = read(0);
-    loop {
-        out.push(m.device_to_guest(pos).unwrap());
-        if out.len() as u64 == count {
-            break;
-        }
-        if backward {
-            if pos % bs == 0 {
-                k += 1;
-                pos = read(k);
-                assert_eq!(
-                    (pos + 1) % bs,
-                    0,
-                    "later backward host IDAW not at a block end"
-                );
-            } else {
-                pos -= 1;
-            }
-        } else {
-            pos += 1;
-            if pos % bs == 0 {
-                k += 1;
-                pos = read(k);
-                assert_eq!(pos % bs, 0, "later host IDAW not block aligned");
-            }
-        }
-    }
-    out
+    walk(count, bs, backward, read)
+        .into_iter()
+        .map(|dev| m.device_to_guest(dev).unwrap())
+        .collect()
 }
 
 /// Guest byte addresses a guest CCW transfers, by byte-level simulation of the channel
@@ -182,12 +156,10 @@ pub fn guest_bytes(
         return vec![];
     }
     let backward = class == CommandClass::ReadBackward;
-    let mut out = Vec::new();
     if flags & IDA == 0 {
-        for i in 0..count {
-            out.push(if backward { cda - i } else { cda + i });
-        }
-        return out;
+        return (0..count)
+            .map(|i| if backward { cda - i } else { cda + i })
+            .collect();
     }
     let bs = idaw.block_size();
     let sz = idaw.idaw_size();
@@ -201,29 +173,40 @@ pub fn guest_bytes(
             u64::from_be_bytes(b)
         }
     };
+    walk(count, bs, backward, read)
+}
+
+/// The addresses a channel touches for `count` bytes through an IDAL whose IDAW `k` is
+/// `read(k)`, byte by byte, in transfer order; asserts the later-IDAW alignment rules.
+fn walk(count: u64, bs: u64, backward: bool, read: impl Fn(u64) -> u64) -> Vec<u64> {
+    let mut out = Vec::new();
     let mut k = 0;
     let mut pos = read(0);
     loop {
         out.push(pos);
         if out.len() as u64 == count {
-            break;
+            return out;
         }
-        if backward {
-            if pos % bs == 0 {
-                k += 1;
-                pos = read(k);
+        let block_done = if backward {
+            pos % bs == 0
+        } else {
+            (pos + 1) % bs == 0
+        };
+        if block_done {
+            k += 1;
+            pos = read(k);
+            let aligned = if backward {
+                pos % bs == bs - 1
             } else {
-                pos -= 1;
-            }
+                pos % bs == 0
+            };
+            assert!(aligned, "IDAW {k} ({pos:#x}) breaks the block rule");
+        } else if backward {
+            pos -= 1;
         } else {
             pos += 1;
-            if pos % bs == 0 {
-                k += 1;
-                pos = read(k);
-            }
         }
     }
-    out
 }
 
 /// Whether `addr` lies in one of `pins`.

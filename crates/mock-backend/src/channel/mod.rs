@@ -646,7 +646,11 @@ impl<'a> Stream<'a> {
                     return Err(self.fail(Check::Program));
                 }
                 if !self.cur.flags.contains(CcwFlags::CD) {
-                    self.overrun = true;
+                    // The device had more data than the count (device to storage). A device
+                    // reading from storage with a larger buffer than needed is no error.
+                    if matches!(dir, Dir::In(_)) {
+                        self.overrun = true;
+                    }
                     break;
                 }
                 self.chain_data()?;

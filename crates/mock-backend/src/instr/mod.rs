@@ -25,7 +25,7 @@
 
 use ccw_types::{
     ActivityControl as Ac, DecodeError, DeviceStatus, Erw, Esw, FunctionControl as Fc, Irb, Orb,
-    OrbRepr, Schib, Scsw, ScswControl, StatusControl as Sc, SubchannelStatus,
+    OrbControl, OrbRepr, Schib, Scsw, ScswControl, StatusControl as Sc, SubchannelStatus,
 };
 use css_core::ConditionCode;
 use zerocopy::big_endian::{U16, U32};
@@ -44,7 +44,7 @@ pub enum OperandException {
 }
 
 /// The state of one subchannel that the instructions act on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SchState {
     /// The SCHIB: PMCW, current SCSW, measurement-block address.
     pub schib: Schib,
@@ -52,6 +52,20 @@ pub struct SchState {
     pub esw: Esw,
     /// The extended-control word (concurrent sense) the next TEST SUBCHANNEL stores.
     pub ecw: [u8; 32],
+    /// Control word of the ORB of the current (or last) start function. The SCSW shows only its
+    /// F bit, as QEMU's channel subsystem does; S, I and U act from here.
+    pub orb: OrbControl,
+}
+
+impl Default for SchState {
+    fn default() -> Self {
+        Self {
+            schib: Schib::default(),
+            esw: Esw::default(),
+            ecw: [0; 32],
+            orb: OrbControl::new(),
+        }
+    }
 }
 
 impl SchState {
@@ -125,16 +139,13 @@ pub fn ssch(s: &mut SchState, orb: &Orb) -> Result<ConditionCode, OperandExcepti
     if o.lpm & s.schib.pmcw.pam == 0 {
         return Ok(ConditionCode::Cc3);
     }
+    // Only F is reflected, as QEMU does (s390x-guest.md: `00 80 40 07` for an ORB with F + P);
+    // Hercules also copies key, S, P, I, A, U (reference §3.3).
     let ctrl = ScswControl::new()
-        .with_key(o.key)
-        .with_suspend(o.suspend)
         .with_format1(orb.ctrl.format1())
-        .with_prefetch(o.prefetch)
-        .with_initial_status(o.initial_status)
-        .with_address_limit(o.address_limit)
-        .with_suppress_suspended(o.suppress_suspended)
         .with_fc(Fc::START)
         .with_ac(Ac::START_PENDING);
+    s.orb = orb.ctrl;
     s.schib.scsw = Scsw {
         ctrl,
         ..Scsw::default()
@@ -214,7 +225,7 @@ pub fn rsch(s: &mut SchState) -> ConditionCode {
     if s.status_pending() {
         return ConditionCode::Cc1;
     }
-    if s.fc() != Fc::START || s.ac() != Ac::SUSPENDED || !s.schib.scsw.ctrl.suspend() {
+    if s.fc() != Fc::START || s.ac() != Ac::SUSPENDED || !s.orb.suspend() {
         return ConditionCode::Cc2;
     }
     s.set_ac(Ac::SUSPENDED | Ac::RESUME_PENDING);
@@ -406,7 +417,7 @@ pub fn suspend(s: &mut SchState, cpa: u32, pci: bool) {
     s.set_ac((s.ac() - (Ac::SUBCHANNEL_ACTIVE | Ac::DEVICE_ACTIVE)) | Ac::SUSPENDED);
     s.schib.scsw.cpa = U32::new(cpa);
     s.schib.scsw.dstat = 0;
-    if !s.schib.scsw.ctrl.suppress_suspended() {
+    if !s.orb.suppress_suspended() {
         s.set_sc(s.sc() | Sc::INTERMEDIATE | Sc::PENDING);
         if pci {
             s.schib.scsw.cstat |= SubchannelStatus::PCI.bits();
@@ -476,11 +487,14 @@ pub fn clear_complete(s: &mut SchState) {
     s.ecw = [0; 32];
 }
 
-/// Unsolicited device status (e.g. attention) on an idle subchannel: SC alert + pending.
+/// Unsolicited device status (e.g. attention) on an idle subchannel: SC alert + pending, FC 0;
+/// the other SCSW fields are stored as zero (they are not meaningful without a function).
 pub fn unsolicited(s: &mut SchState, dstat: DeviceStatus) {
-    s.set_sc(Sc::ALERT | Sc::PENDING);
-    s.schib.scsw.dstat = dstat.bits();
-    s.schib.scsw.cstat = 0;
+    s.schib.scsw = Scsw {
+        ctrl: ScswControl::new().with_sc(Sc::ALERT | Sc::PENDING),
+        dstat: dstat.bits(),
+        ..Scsw::default()
+    };
 }
 
 #[cfg(test)]

@@ -1,0 +1,330 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+
+//! css-core on the mock backend (zero device latency):
+//! - `io_roundtrip`: one SENSE ID (count 8, data pinned in guest memory) through
+//!   `Subchannel::submit` (state machine, translation, start, interrupt routing, completion,
+//!   release) against the bare mock round trip (START SUBCHANNEL of a prebuilt host program +
+//!   receiving its interruption, no css-core) in the same group, plus css-core with a
+//!   pre-translated program (the driver's cost without translation and pinning);
+//! - `scale`: probe + open of 65,536 subchannels (memory per subchannel printed, measured
+//!   with a counting allocator);
+//! - `crw_storm`: N subchannel reports processed (SCHIB refresh each), N = 4,096 .. 65,536,
+//!   to show the cost is linear.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::{Duration, Instant};
+
+use ccw_translate::Mapper;
+use ccw_types::{CommandOrb, Crw, Orb, Scsw, SubchannelId, crw};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use css_core::{Backend, BackendEvent, Css, HostProgram, Translate, TranslateFailure};
+use mock_backend::MockBackend;
+use mock_backend::devices::TestDevice;
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+
+/// Counts live heap bytes, to report memory per subchannel.
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts sizes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: same layout contract as our caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: `ptr` was allocated by `System` with `layout` (see `alloc`).
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
+        // SAFETY: same contract as our caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+const SCH: SubchannelId = SubchannelId::new(0, 0, 0);
+const PROG: u64 = 0x1000;
+const DATA: u64 = 0x2000;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn guest() -> GuestMemoryMmap {
+    GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 1 << 20)]).expect("guest memory")
+}
+
+/// A "translator" that hands out one host program built once in the arena (SENSE ID, count
+/// 8, data in the arena): isolates the driver's cost from translation and pinning.
+struct Prebuilt(Option<Orb>);
+
+struct PrebuiltProgram(Orb);
+
+impl HostProgram for PrebuiltProgram {
+    fn host_orb(&self) -> Orb {
+        self.0
+    }
+    fn update_scsw(&self, _: &mut Scsw) {}
+    fn release(self, _: &dyn Mapper) {}
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("arena: {0}")]
+struct ArenaError(String);
+
+impl TranslateFailure for ArenaError {
+    fn errno(&self) -> i32 {
+        12
+    }
+    fn program_check(&self) -> Option<ccw_types::SubchannelStatus> {
+        None
+    }
+}
+
+impl Translate for Prebuilt {
+    type Program = PrebuiltProgram;
+    type Error = ArenaError;
+    fn create() -> Self {
+        Prebuilt(None)
+    }
+    fn translate<M: vm_memory::GuestMemory + ?Sized>(
+        &mut self,
+        _orb: &Orb,
+        _mem: &M,
+        mapper: &dyn Mapper,
+        _lpm: u8,
+    ) -> Result<PrebuiltProgram, ArenaError> {
+        if let Some(orb) = self.0 {
+            return Ok(PrebuiltProgram(orb));
+        }
+        let orb = host_sense_id(mapper).map_err(ArenaError)?;
+        self.0 = Some(orb);
+        Ok(PrebuiltProgram(orb))
+    }
+}
+
+/// Writes a SENSE ID (SLI, count 8) with its data area into the arena; returns its ORB.
+/// The area is never freed: it lives as long as the benchmark's backend.
+fn host_sense_id(mapper: &dyn Mapper) -> Result<Orb, String> {
+    let area = mapper.alloc_control(16).map_err(|e| e.to_string())?;
+    let data = u32::try_from(area.addr + 8).map_err(|e| e.to_string())?;
+    let [a, b, c, d] = data.to_be_bytes();
+    let ccw = [0xE4, 0x20, 0, 8, a, b, c, d];
+    mapper
+        .write_control(&area, 0, &ccw)
+        .map_err(|e| e.to_string())?;
+    let cpa = u32::try_from(area.addr).map_err(|e| e.to_string())?;
+    Ok(CommandOrb::new(1, cpa).emit())
+}
+
+fn io_roundtrip(c: &mut Criterion) {
+    let rt = runtime();
+    let mut g = c.benchmark_group("io_roundtrip");
+    g.throughput(Throughput::Elements(1));
+
+    // Bare mock: host program built once in the arena; start + wait for the interruption.
+    {
+        let mem = guest();
+        let backend = MockBackend::default_subsystem(&mem).expect("mock");
+        let mut events = backend.take_events().expect("events");
+        let mapper = backend.mapper(SCH).expect("mapper");
+        let orb = host_sense_id(&*mapper).expect("arena");
+        rt.block_on(backend.enable(SCH, 1)).expect("enable");
+        g.bench_function("bare_mock_start_interrupt", |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let t = Instant::now();
+                    for _ in 0..iters {
+                        backend.start(SCH, &orb).await.expect("start");
+                        match events.recv().await {
+                            Some(BackendEvent::Interrupt { irb, .. }) => {
+                                black_box(irb);
+                            }
+                            other => panic!("unexpected {other:?}"),
+                        }
+                    }
+                    t.elapsed()
+                })
+            })
+        });
+    }
+
+    // Through css-core: a guest program translated (data pinned) per submit, and the same
+    // with translation taken out (the driver's own cost).
+    bench_submit::<ccw_translate::Translator>(&mut g, &rt, "css_core_submit_complete");
+    bench_submit::<Prebuilt>(&mut g, &rt, "css_core_submit_complete_pretranslated");
+    g.finish();
+}
+
+/// submit -> completion of SENSE ID (count 8) through css-core with translator `T`.
+fn bench_submit<T: Translate>(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+) {
+    let mem = guest();
+    let prog = [0xE4, 0x20, 0, 8, 0, 0, (DATA >> 8) as u8, DATA as u8];
+    mem.write_slice(&prog, GuestAddress(PROG)).expect("program");
+    let backend = Arc::new(MockBackend::default_subsystem(&mem).expect("mock"));
+    let (css, sub) = rt.block_on(async {
+        let css: Css<MockBackend, T> = Css::new(backend.clone()).expect("css");
+        css.probe().await.expect("probe");
+        let sub = css.open(SCH).await.expect("open");
+        (css, sub)
+    });
+    let orb = CommandOrb::new(1, PROG as u32).emit();
+    g.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let t = Instant::now();
+                for _ in 0..iters {
+                    black_box(sub.submit(&orb, &mem).await.expect("submit"));
+                }
+                t.elapsed()
+            })
+        })
+    });
+    rt.block_on(sub.close()).expect("close");
+    drop(css);
+}
+
+/// Whether criterion runs for measurement (`cargo bench` passes `--bench`); `cargo test`
+/// runs every benchmark once as a smoke test, at a small scale so the test suite stays fast.
+fn measuring() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+/// 65,536 subchannels (0.0.0000 .. 0.0.ffff) when measuring, 1,024 as a smoke test.
+fn scale_n() -> u32 {
+    if measuring() { 65_536 } else { 1_024 }
+}
+
+fn big_backend() -> Arc<MockBackend> {
+    let mut b = MockBackend::builder();
+    for n in 0..scale_n() {
+        let n = n as u16;
+        b = b.subchannel(n, Box::new(TestDevice::new(16)));
+    }
+    Arc::new(b.build().expect("mock"))
+}
+
+fn scale(c: &mut Criterion) {
+    let rt = runtime();
+    let mut g = c.benchmark_group("scale");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(u64::from(scale_n())));
+
+    let mut reported = false;
+    g.bench_function(format!("register_open_{}", scale_n()), |b| {
+        if !std::mem::replace(&mut reported, true) {
+            report_memory(&rt);
+        }
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let backend = big_backend();
+                total += rt.block_on(async {
+                    let t = Instant::now();
+                    let css: Css<MockBackend> = Css::new(backend).expect("css");
+                    let ids = css.probe().await.expect("probe");
+                    let mut subs = Vec::with_capacity(ids.len());
+                    for sch in ids {
+                        subs.push(css.open(sch).await.expect("open"));
+                    }
+                    let e = t.elapsed();
+                    black_box(subs);
+                    e
+                });
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+/// Heap bytes css-core holds per registered and opened subchannel (counting allocator).
+fn report_memory(rt: &tokio::runtime::Runtime) {
+    let backend = big_backend();
+    let before = LIVE.load(Ordering::Relaxed);
+    let (css, subs) = rt.block_on(async {
+        let css: Css<MockBackend> = Css::new(backend.clone()).expect("css");
+        let ids = css.probe().await.expect("probe");
+        let mut subs = Vec::with_capacity(ids.len());
+        for sch in ids {
+            subs.push(css.open(sch).await.expect("open"));
+        }
+        (css, subs)
+    });
+    let bytes = LIVE.load(Ordering::Relaxed) - before;
+    let n = subs.len() as isize;
+    println!(
+        "scale: {n} subchannels registered and opened: {:.1} MiB css-core heap, {} bytes per subchannel",
+        bytes as f64 / (1 << 20) as f64,
+        bytes / n
+    );
+    drop(subs);
+    drop(css);
+}
+
+fn crw_storm(c: &mut Criterion) {
+    let rt = runtime();
+    // Built on first use, so filtering other benchmarks does not pay for it.
+    let css = std::cell::OnceCell::new();
+    let css = || {
+        css.get_or_init(|| {
+            rt.block_on(async {
+                let css: Css<MockBackend> = Css::new(big_backend()).expect("css");
+                css.probe().await.expect("probe");
+                css
+            })
+        })
+    };
+    let mut g = c.benchmark_group("crw_storm");
+    g.sample_size(10);
+    let sizes: &[u32] = if measuring() {
+        &[4096, 16384, 65536]
+    } else {
+        &[256, 1024]
+    };
+    for &n in sizes {
+        g.throughput(Throughput::Elements(u64::from(n)));
+        g.bench_function(format!("subchannel_reports_{n}"), |b| {
+            let css = css();
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let t = Instant::now();
+                    for _ in 0..iters {
+                        for i in 0..n {
+                            let report = Crw::new()
+                                .with_rsc(crw::rsc::SUBCHANNEL)
+                                .with_erc(crw::erc::PMOD)
+                                .with_rsid(i as u16);
+                            css.process_report(report).await;
+                        }
+                    }
+                    t.elapsed()
+                })
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, io_roundtrip, scale, crw_storm);
+criterion_main!(benches);

@@ -1,0 +1,278 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+
+//! The command line: clap definitions and the dispatcher `main` calls.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::assemble::Assembled;
+use crate::commands::{self, CommandError, Report};
+use crate::program::Program;
+use crate::target::Subsystem;
+
+/// Run, trace and decode s390 channel programs against a simulated or a real (vfio-ccw)
+/// channel subsystem.
+///
+/// Without `--vfio`, commands run on the built-in simulated channel subsystem: subchannel
+/// 0.0.0000 holds a virtio-blk-ccw device (devno 0005), 0.0.0001 a test device (devno 0006).
+#[derive(Debug, Parser)]
+#[command(name = "ccwctl", version, propagate_version = true)]
+pub struct Cli {
+    /// Print JSON (one document; `watch` prints one object per line).
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Print tracing output on stderr (`RUST_LOG` filters it; default `debug`).
+    #[arg(long, global = true)]
+    pub trace: bool,
+
+    /// Drive a real subchannel through vfio-ccw: an mdev sysfs path or its UUID.
+    #[arg(long, global = true, value_name = "MDEV")]
+    pub vfio: Option<String>,
+
+    /// How long to wait for a channel program's final status, in milliseconds.
+    #[arg(long, global = true, default_value_t = 5000, value_name = "MS")]
+    pub timeout: u64,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List subchannels: bus ids, device number, CU and device type/model, paths, state.
+    List,
+    /// Run SENSE ID on a device and decode it (CIWs included).
+    SenseId {
+        /// Subchannel id (0.0.0000) or device bus id (0.0.0005); `sch:`/`dev:` force one.
+        busid: String,
+    },
+    /// Run a channel program file (see docs/program-format.md) and show what came back.
+    Run {
+        /// Subchannel id (0.0.0000) or device bus id (0.0.0005); `sch:`/`dev:` force one.
+        busid: String,
+        /// The program file.
+        program: PathBuf,
+        /// Exit with status 3 unless the program ended with exactly CE|DE and no
+        /// subchannel status.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Decode an architected block given in hex.
+    Decode {
+        /// ccw, ccw0, orb, scsw, irb, schib, crw, senseid, sense.
+        block: String,
+        /// The bytes in hex; several arguments are concatenated (spaces, `:`, `_` allowed).
+        #[arg(required = true, num_args = 1..)]
+        hex: Vec<String>,
+    },
+    /// An ECKD 3390 DASD on a Hercules CKD image, through channel programs on the simulated
+    /// channel subsystem.
+    Dasd {
+        /// What to do with it.
+        #[command(subcommand)]
+        cmd: crate::dasd::DasdCommand,
+    },
+    /// Stream interruptions and channel reports as they arrive.
+    Watch {
+        /// Stop after this many seconds (default: run until Ctrl-C).
+        #[arg(long, value_name = "SECS")]
+        duration: Option<f64>,
+        /// Stop after this many events.
+        #[arg(long, value_name = "N")]
+        count: Option<usize>,
+        /// Simulator only: make channel path CHPID go away and come back, so that channel
+        /// reports and path-related interruptions arrive (hex, e.g. 0x40).
+        #[arg(long, value_name = "CHPID", value_parser = parse_u8)]
+        inject_path_event: Option<u8>,
+        /// Simulator only: make the device at BUSID present unsolicited attention status.
+        #[arg(long, value_name = "BUSID")]
+        inject_attention: Option<String>,
+    },
+}
+
+fn parse_u8(s: &str) -> Result<u8, String> {
+    let t = s.trim_start_matches("0x").trim_start_matches("0X");
+    u8::from_str_radix(t, 16).map_err(|_| format!("`{s}` is not a hex byte"))
+}
+
+fn print_report<R: Report>(json: bool, report: &R) -> Result<(), CommandError> {
+    let mut out = std::io::stdout().lock();
+    let text = if json {
+        let mut s = serde_json::to_string_pretty(report)
+            .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+        s.push('\n');
+        s
+    } else {
+        report.text()
+    };
+    // A closed pipe (`| head`) is not an error worth a message.
+    let _ = out.write_all(text.as_bytes());
+    Ok(())
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("debug"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(true)
+        .try_init();
+}
+
+/// Runs `cli`; returns the process exit code. Errors print as one line on stderr
+/// (`ccwctl: ...`), or as `{"error": ..., "kind": ...}` on stdout with `--json`.
+pub fn main_with(cli: Cli) -> ExitCode {
+    if cli.trace {
+        init_tracing();
+    }
+    let json = cli.json;
+    match dispatch(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            if json {
+                let v = serde_json::json!({ "error": e.to_string() });
+                println!("{v}");
+            }
+            eprintln!("ccwctl: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<u8, CommandError> {
+    let timeout = Duration::from_millis(cli.timeout);
+    // `decode` needs no channel subsystem.
+    if let Command::Decode { block, hex } = &cli.command {
+        let report = commands::decode_cmd(block, &hex.join(""))?;
+        print_report(cli.json, &report)?;
+        return Ok(0);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            CommandError::Target(crate::target::TargetError::new(
+                crate::target::TargetErrorKind::Other,
+                format!("cannot start the async runtime: {e}"),
+            ))
+        })?;
+    // `dasd` brings its own simulated subsystem (a 3390 on the given image).
+    if let Command::Dasd { cmd } = &cli.command {
+        if cli.vfio.is_some() {
+            return Err(CommandError::Usage(
+                "`dasd` runs on the simulated subsystem; --vfio is not supported for it".into(),
+            ));
+        }
+        let print = rt.block_on(crate::dasd::dasd_cmd(cmd, timeout))?;
+        let _ = std::io::stdout()
+            .lock()
+            .write_all(print(cli.json).as_bytes());
+        return Ok(0);
+    }
+    // `run` parses its program first: a malformed file fails before any device is touched,
+    // and the guest memory is sized for the program.
+    let program = match &cli.command {
+        Command::Run { program, .. } => Some(Program::from_file(program)?),
+        _ => None,
+    };
+    let mem = Arc::new(match &program {
+        Some(p) => Assembled::memory_for(p)?,
+        None => Assembled::default_memory()?,
+    });
+    rt.block_on(async {
+        match &cli.vfio {
+            Some(mdev) => {
+                let target = crate::backends::open_vfio(mdev, mem)?;
+                execute(&target, &cli, program.as_ref(), timeout).await
+            }
+            None => {
+                let target = crate::backends::simulated(mem)?;
+                execute(&target, &cli, program.as_ref(), timeout).await
+            }
+        }
+    })
+}
+
+async fn execute<S: Subsystem>(
+    target: &S,
+    cli: &Cli,
+    parsed: Option<&Program>,
+    timeout: Duration,
+) -> Result<u8, CommandError> {
+    match &cli.command {
+        Command::List => {
+            let r = commands::list_cmd(target, timeout).await?;
+            print_report(cli.json, &r)?;
+            Ok(0)
+        }
+        Command::SenseId { busid } => {
+            let r = commands::sense_id_cmd(target, busid, timeout).await?;
+            print_report(cli.json, &r)?;
+            Ok(0)
+        }
+        Command::Run {
+            busid,
+            program,
+            strict,
+        } => {
+            let Some(parsed) = parsed else {
+                return Err(CommandError::Usage("internal: program not parsed".into()));
+            };
+            let r = commands::run_cmd(target, busid, parsed, program, timeout).await?;
+            print_report(cli.json, &r)?;
+            Ok(if *strict && r.outcome != "ok" { 3 } else { 0 })
+        }
+        Command::Watch {
+            duration,
+            count,
+            inject_path_event,
+            inject_attention,
+        } => {
+            let duration = match duration {
+                Some(d) if d.is_finite() && *d >= 0.0 => Some(Duration::from_secs_f64(*d)),
+                Some(d) => {
+                    return Err(CommandError::Usage(format!(
+                        "--duration must be a non-negative number of seconds, not {d}"
+                    )));
+                }
+                None => None,
+            };
+            let json = cli.json;
+            let watch = commands::watch_cmd(
+                target,
+                duration,
+                *count,
+                commands::Inject {
+                    path_event: *inject_path_event,
+                    attention: inject_attention.clone(),
+                },
+                |line| {
+                    let mut out = std::io::stdout().lock();
+                    let text = if json {
+                        format!("{}\n", serde_json::to_string(line).unwrap_or_default())
+                    } else {
+                        line.text()
+                    };
+                    let _ = out.write_all(text.as_bytes());
+                    let _ = out.flush();
+                },
+            );
+            tokio::select! {
+                r = watch => { r?; }
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            Ok(0)
+        }
+        Command::Decode { .. } | Command::Dasd { .. } => Ok(0),
+    }
+}

@@ -1,0 +1,718 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+
+//! `ccwctl dasd`: an ECKD 3390 on a Hercules-compatible CKD image, driven through channel
+//! programs on the simulated channel subsystem.
+//!
+//! Every operation except creating the image file is a channel program shaped like Linux
+//! `dasd_eckd`'s (Define Extent, Locate Record, data commands with IDALs), laid out in guest
+//! memory and run through css-core, ccw-translate and mock-backend's channel on
+//! [`Eckd`]: the same path a guest's I/O takes.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ccw_types::{DeviceStatus, SubchannelId, SubchannelStatus};
+use clap::Subcommand;
+use mock_backend::MockBackend;
+use mock_backend::dasd::{
+    CkdImage, CreateOptions, Eckd, EckdProgram, HEADS, LayoutOptions, Model3390, Payload,
+    ProgramCcw, TrackAddr, check_volser, ebcdic_to_ascii, lay_out, parse_vol1, records_per_track,
+    sense, volume_labels,
+};
+use serde::Serialize;
+use vm_memory::{GuestAddress, GuestMemoryMmap};
+
+use crate::backends::CssTarget;
+use crate::commands::{CommandError, Report};
+use crate::target::{Subsystem, TargetError, TargetErrorKind};
+
+/// Device number of the simulated 3390.
+const DEVNO: u16 = 0x0190;
+/// Guest memory for DASD programs (a cylinder's worth of 4 KiB records fits).
+const MEMORY: usize = 16 << 20;
+/// Where programs are laid out.
+const PROGRAM_BASE: u64 = 0x1_0000;
+/// CCWs per format program (ccw-translate's default segment limit is 256).
+const MAX_CCWS: usize = 240;
+
+/// `ccwctl dasd` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DasdCommand {
+    /// Create a CKD image (sparse) and write its volume label (IPL1, IPL2, VOL1 on cylinder 0
+    /// head 0) through channel programs.
+    Init {
+        /// The image file to create (must not exist).
+        image: PathBuf,
+        /// 3390 model: 3390-1, -2, -3, -9, -27 or -54.
+        #[arg(long, default_value = "3390-3")]
+        model: Model3390,
+        /// Volume serial (1-6 characters A-Z 0-9 @ # $).
+        #[arg(long)]
+        volser: String,
+        /// Create fewer cylinders than the model has (a small volume for tests).
+        #[arg(long)]
+        cylinders: Option<u32>,
+    },
+    /// Format tracks with fixed-size records (R1..Rn of zeros), as `dasdfmt` lays out a
+    /// volume. Cylinder 0 head 0 (the label track) is kept.
+    Format {
+        /// The image file.
+        image: PathBuf,
+        /// Record (block) size: 512, 1024, 2048 or 4096.
+        #[arg(long, default_value_t = 4096)]
+        blksize: u16,
+        /// Cylinders to format, `A-B` or `A` (default: all).
+        #[arg(long, value_name = "A-B")]
+        cylinders: Option<String>,
+    },
+    /// Read record `record` of track `cyl`/`head` (its count, key and data).
+    Read {
+        /// The image file.
+        image: PathBuf,
+        /// Cylinder.
+        cyl: u32,
+        /// Head (0-14).
+        head: u16,
+        /// Record number (0 reads record zero).
+        record: u8,
+        /// Write the data area to this file instead of dumping it.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Rewrite the data area of an existing record (its length stays).
+    Write {
+        /// The image file.
+        image: PathBuf,
+        /// Cylinder.
+        cyl: u32,
+        /// Head (0-14).
+        head: u16,
+        /// Record number (1-255).
+        record: u8,
+        /// The new data, from this file (zero padded to the record's length).
+        #[arg(long, conflicts_with = "fill")]
+        data: Option<PathBuf>,
+        /// Fill the record with this byte (hex, e.g. 0x40).
+        #[arg(long, value_parser = parse_byte)]
+        fill: Option<u8>,
+    },
+    /// Read Device Characteristics and decode them.
+    Rdc {
+        /// The image file.
+        image: PathBuf,
+    },
+}
+
+fn parse_byte(s: &str) -> Result<u8, String> {
+    let t = s.trim_start_matches("0x").trim_start_matches("0X");
+    u8::from_str_radix(t, 16).map_err(|_| format!("`{s}` is not a hex byte"))
+}
+
+fn target_err(kind: TargetErrorKind, msg: impl Into<String>) -> CommandError {
+    CommandError::Target(TargetError::new(kind, msg))
+}
+
+/// Names of the sense bits the 3390 model sets.
+fn sense_text(s: &[u8; 32]) -> String {
+    let mut parts = Vec::new();
+    let b0 = [
+        (sense::CMD_REJECT, "command reject"),
+        (sense::EQUIPMENT_CHECK, "equipment check"),
+    ];
+    let b1 = [
+        (sense::INVALID_TRACK_FORMAT, "invalid track format"),
+        (sense::NO_RECORD_FOUND, "no record found"),
+        (sense::FILE_PROTECTED, "file protected"),
+        (sense::WRITE_INHIBITED, "write inhibited"),
+    ];
+    parts.extend(b0.iter().filter(|(m, _)| s[0] & m != 0).map(|(_, n)| *n));
+    parts.extend(b1.iter().filter(|(m, _)| s[1] & m != 0).map(|(_, n)| *n));
+    if parts.is_empty() {
+        parts.push("no sense bits");
+    }
+    let hex: String = s[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{} (sense {hex}.., message {:#04x})",
+        parts.join(", "),
+        s[7]
+    )
+}
+
+/// A 3390 on its own simulated subsystem.
+struct Dasd {
+    target: CssTarget<MockBackend>,
+    sch: SubchannelId,
+    timeout: Duration,
+}
+
+impl Dasd {
+    async fn new(image: CkdImage, timeout: Duration) -> Result<Self, CommandError> {
+        let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), MEMORY)])
+            .map_err(|e| target_err(TargetErrorKind::Other, format!("guest memory: {e}")))?;
+        let mem = Arc::new(mem);
+        let backend = MockBackend::builder()
+            .subchannel(DEVNO, Box::new(Eckd::new(image, DEVNO)))
+            .guest_memory(&*mem)
+            .build()
+            .map_err(|e| target_err(TargetErrorKind::Other, e.to_string()))?;
+        let target = CssTarget::new("simulated", Arc::new(backend), mem, None)?;
+        // The registry learns the subchannel from the probe.
+        target.probe().await?;
+        Ok(Dasd {
+            target,
+            sch: SubchannelId::new(0, 0, 0),
+            timeout,
+        })
+    }
+
+    /// Runs `prog`; returns what its input commands read. Unit check becomes an error that
+    /// names the sense.
+    async fn exec(
+        &self,
+        prog: &EckdProgram,
+        opts: LayoutOptions,
+    ) -> Result<Vec<Vec<u8>>, CommandError> {
+        let mem = self.target.memory();
+        let laid = lay_out(prog, &**mem, PROGRAM_BASE, opts)
+            .map_err(|e| target_err(TargetErrorKind::Rejected, e.to_string()))?;
+        let done = self
+            .target
+            .run(self.sch, &laid.orb.emit(), self.timeout)
+            .await?;
+        let scsw = done.irb.scsw;
+        let dstat = DeviceStatus::from_bits(scsw.dstat);
+        let cstat = SubchannelStatus::from_bits(scsw.cstat);
+        if dstat.contains(DeviceStatus::UNIT_CHECK) {
+            let sense = if done.irb.ecw != [0; 32] {
+                done.irb.ecw
+            } else {
+                self.sense().await?
+            };
+            return Err(CommandError::Device(format!(
+                "unit check: {}",
+                sense_text(&sense)
+            )));
+        }
+        if dstat != (DeviceStatus::CHANNEL_END | DeviceStatus::DEVICE_END) || !cstat.is_empty() {
+            return Err(CommandError::Device(format!(
+                "channel program ended with device status {dstat}, subchannel status {cstat}"
+            )));
+        }
+        laid.read_inputs(&**mem)
+            .map_err(|e| target_err(TargetErrorKind::Other, e.to_string()))
+    }
+
+    async fn sense(&self) -> Result<[u8; 32], CommandError> {
+        let mut prog = EckdProgram::default();
+        prog.ccws.push(ProgramCcw {
+            cmd: 0x04,
+            flags: ccw_types::CcwFlags::NONE,
+            payload: Payload::In(32),
+        });
+        let mem = self.target.memory();
+        let laid = lay_out(&prog, &**mem, PROGRAM_BASE, LayoutOptions::default())
+            .map_err(|e| target_err(TargetErrorKind::Rejected, e.to_string()))?;
+        self.target
+            .run(self.sch, &laid.orb.emit(), self.timeout)
+            .await?;
+        let data = laid
+            .read_inputs(&**mem)
+            .map_err(|e| target_err(TargetErrorKind::Other, e.to_string()))?;
+        let mut s = [0u8; 32];
+        if let Some(d) = data.first() {
+            let n = d.len().min(32);
+            s[..n].copy_from_slice(&d[..n]);
+        }
+        Ok(s)
+    }
+
+    /// The count field of record `r` of `t`.
+    async fn count_of(&self, t: TrackAddr, r: u8) -> Result<[u8; 8], CommandError> {
+        let data = if r == 0 {
+            self.exec(&EckdProgram::read_r0(t, 8), idal()).await?
+        } else {
+            self.exec(&EckdProgram::read_count_of(t, r), idal()).await?
+        };
+        let mut c = [0u8; 8];
+        c.copy_from_slice(&data[0][..8]);
+        if c[4] != r {
+            return Err(CommandError::Device(format!(
+                "no record {r} on {t} (the record after R{} is R{})",
+                r.saturating_sub(1),
+                c[4]
+            )));
+        }
+        Ok(c)
+    }
+}
+
+fn idal() -> LayoutOptions {
+    LayoutOptions {
+        idal: true,
+        data_chain_reads: false,
+    }
+}
+
+fn open_image(path: &Path, read_only: bool) -> Result<CkdImage, CommandError> {
+    CkdImage::open(path, read_only)
+        .map_err(|e| target_err(TargetErrorKind::NoDevice, e.to_string()))
+}
+
+fn check_track(img: &CkdImage, cyl: u32, head: u16) -> Result<TrackAddr, CommandError> {
+    if cyl >= img.cylinders() || head >= HEADS {
+        return Err(CommandError::Usage(format!(
+            "cylinder {cyl} head {head} is outside the volume ({} cylinders, heads 0-14)",
+            img.cylinders()
+        )));
+    }
+    Ok(TrackAddr::new(cyl, head))
+}
+
+/// `dasd init` output.
+#[derive(Debug, Serialize)]
+pub struct InitReport {
+    /// The image file.
+    pub image: String,
+    /// The model.
+    pub model: String,
+    /// Cylinders created.
+    pub cylinders: u32,
+    /// The volume serial read back from VOL1.
+    pub volser: String,
+}
+
+impl Report for InitReport {
+    fn text(&self) -> String {
+        format!(
+            "{}: {} with {} cylinders, volume {} (label written through channel programs)\n",
+            self.image, self.model, self.cylinders, self.volser
+        )
+    }
+}
+
+/// `dasd format` output.
+#[derive(Debug, Serialize)]
+pub struct FormatReport {
+    /// Tracks formatted.
+    pub tracks: u64,
+    /// Records per track.
+    pub records_per_track: u16,
+    /// Record size.
+    pub blksize: u16,
+    /// Channel programs run.
+    pub programs: u64,
+}
+
+impl Report for FormatReport {
+    fn text(&self) -> String {
+        format!(
+            "formatted {} tracks with {} x {}-byte records each ({} channel programs)\n",
+            self.tracks, self.records_per_track, self.blksize, self.programs
+        )
+    }
+}
+
+/// `dasd read` output.
+#[derive(Debug, Serialize)]
+pub struct ReadReport {
+    /// Cylinder.
+    pub cyl: u32,
+    /// Head.
+    pub head: u16,
+    /// Record.
+    pub record: u8,
+    /// Key length.
+    pub key_len: u8,
+    /// Data length.
+    pub data_len: u16,
+    /// The key in hex.
+    pub key: String,
+    /// The data in hex (empty when written to a file).
+    pub data: String,
+    /// Where the data went, if `--out`.
+    pub out: Option<String>,
+    #[serde(skip)]
+    raw: Vec<u8>,
+    #[serde(skip)]
+    raw_key: Vec<u8>,
+}
+
+/// Hex dump with an EBCDIC column (DASD contents are mostly EBCDIC).
+fn dump(out: &mut String, bytes: &[u8]) {
+    for (i, chunk) in bytes.chunks(16).enumerate() {
+        let _ = write!(out, "  {:06x}  ", 16 * i);
+        for j in 0..16 {
+            match chunk.get(j) {
+                Some(b) => {
+                    let _ = write!(out, "{b:02x} ");
+                }
+                None => out.push_str("   "),
+            }
+            if j == 7 {
+                out.push(' ');
+            }
+        }
+        out.push_str(" |");
+        out.extend(chunk.iter().map(|&b| ebcdic_to_ascii(b) as char));
+        out.push_str("|\n");
+    }
+}
+
+impl Report for ReadReport {
+    fn text(&self) -> String {
+        let mut s = format!(
+            "cyl {} head {} record {}: key length {}, data length {}\n",
+            self.cyl, self.head, self.record, self.key_len, self.data_len
+        );
+        if !self.raw_key.is_empty() {
+            s.push_str("key (EBCDIC at right):\n");
+            dump(&mut s, &self.raw_key);
+        }
+        match &self.out {
+            Some(p) => {
+                let _ = writeln!(s, "data written to {p}");
+            }
+            None => {
+                s.push_str("data (EBCDIC at right):\n");
+                dump(&mut s, &self.raw);
+            }
+        }
+        s
+    }
+}
+
+/// `dasd write` output.
+#[derive(Debug, Serialize)]
+pub struct WriteReport {
+    /// Cylinder.
+    pub cyl: u32,
+    /// Head.
+    pub head: u16,
+    /// Record.
+    pub record: u8,
+    /// Bytes written (the record's data length).
+    pub bytes: usize,
+}
+
+impl Report for WriteReport {
+    fn text(&self) -> String {
+        format!(
+            "wrote {} bytes to cyl {} head {} record {}\n",
+            self.bytes, self.cyl, self.head, self.record
+        )
+    }
+}
+
+/// `dasd rdc` output: the fields of Read Device Characteristics.
+#[derive(Debug, Serialize)]
+pub struct RdcReport {
+    /// Control-unit type.
+    pub cu_type: String,
+    /// Control-unit model.
+    pub cu_model: String,
+    /// Device type.
+    pub dev_type: String,
+    /// Device model.
+    pub dev_model: String,
+    /// Device class.
+    pub dev_class: String,
+    /// Primary cylinders (16-bit field).
+    pub cylinders: u16,
+    /// Tracks per cylinder.
+    pub tracks_per_cylinder: u16,
+    /// Sectors per track.
+    pub sectors: u8,
+    /// Track capacity in bytes.
+    pub track_capacity: u32,
+    /// Maximum record zero length.
+    pub max_r0: u16,
+    /// Cylinders (32-bit field, large volumes).
+    pub long_cylinders: u32,
+    /// The 64 bytes in hex.
+    pub raw: String,
+}
+
+impl RdcReport {
+    fn from_bytes(d: &[u8]) -> Option<Self> {
+        if d.len() < 64 {
+            return None;
+        }
+        let be16 = |i: usize| u16::from_be_bytes([d[i], d[i + 1]]);
+        Some(RdcReport {
+            cu_type: format!("{:04x}", be16(0)),
+            cu_model: format!("{:02x}", d[2]),
+            dev_type: format!("{:04x}", be16(3)),
+            dev_model: format!("{:02x}", d[5]),
+            dev_class: format!("{:02x}", d[10]),
+            cylinders: be16(12),
+            tracks_per_cylinder: be16(14),
+            sectors: d[16],
+            track_capacity: u32::from_be_bytes([0, d[17], d[18], d[19]]),
+            max_r0: be16(44),
+            long_cylinders: u32::from_be_bytes([d[60], d[61], d[62], d[63]]),
+            raw: d[..64].iter().map(|b| format!("{b:02x}")).collect(),
+        })
+    }
+}
+
+impl Report for RdcReport {
+    fn text(&self) -> String {
+        format!(
+            "control unit {}-{}, device {}-{} (class {})\n\
+             cylinders {} (long field {}), {} tracks/cylinder, {} sectors, track capacity {} bytes, max R0 {} bytes\n\
+             raw {}\n",
+            self.cu_type,
+            self.cu_model,
+            self.dev_type,
+            self.dev_model,
+            self.dev_class,
+            self.cylinders,
+            self.long_cylinders,
+            self.tracks_per_cylinder,
+            self.sectors,
+            self.track_capacity,
+            self.max_r0,
+            self.raw
+        )
+    }
+}
+
+fn parse_range(s: &str, cylinders: u32) -> Result<(u32, u32), CommandError> {
+    let bad = || CommandError::Usage(format!("--cylinders `{s}`: expected A-B or A"));
+    let (a, b) = match s.split_once('-') {
+        Some((a, b)) => (
+            a.trim().parse().map_err(|_| bad())?,
+            b.trim().parse().map_err(|_| bad())?,
+        ),
+        None => {
+            let a = s.trim().parse().map_err(|_| bad())?;
+            (a, a)
+        }
+    };
+    if a > b || b >= cylinders {
+        return Err(CommandError::Usage(format!(
+            "--cylinders {s}: must be within 0-{} and ascending",
+            cylinders - 1
+        )));
+    }
+    Ok((a, b))
+}
+
+/// Runs one `dasd` subcommand and returns its report printer.
+pub async fn dasd_cmd(
+    cmd: &DasdCommand,
+    timeout: Duration,
+) -> Result<Box<dyn FnOnce(bool) -> String>, CommandError> {
+    match cmd {
+        DasdCommand::Init {
+            image,
+            model,
+            volser,
+            cylinders,
+        } => {
+            check_volser(volser).map_err(CommandError::Usage)?;
+            let opts = CreateOptions {
+                cylinders: *cylinders,
+                volser: None,
+            };
+            let img = CkdImage::create(image, *model, &opts)
+                .map_err(|e| target_err(TargetErrorKind::Other, e.to_string()))?;
+            let cyls = img.cylinders();
+            let dasd = Dasd::new(img, timeout).await?;
+            let t0 = TrackAddr::new(0, 0);
+            dasd.exec(
+                &EckdProgram::format_track_keyed(t0, &volume_labels(volser)),
+                idal(),
+            )
+            .await?;
+            let kd = dasd
+                .exec(&EckdProgram::read_key_data(t0, 3, 4, 80), idal())
+                .await?;
+            let read_back = parse_vol1(&kd[0][4..]).unwrap_or_default();
+            let r = InitReport {
+                image: image.display().to_string(),
+                model: model.to_string(),
+                cylinders: cyls,
+                volser: read_back,
+            };
+            Ok(printer(r))
+        }
+        DasdCommand::Format {
+            image,
+            blksize,
+            cylinders,
+        } => {
+            if ![512, 1024, 2048, 4096].contains(blksize) {
+                return Err(CommandError::Usage(format!(
+                    "--blksize {blksize}: expected 512, 1024, 2048 or 4096"
+                )));
+            }
+            let img = open_image(image, false)?;
+            let (first, last) = match cylinders {
+                Some(r) => parse_range(r, img.cylinders())?,
+                None => (0, img.cylinders() - 1),
+            };
+            let per_track = records_per_track(0, *blksize);
+            let per_prog =
+                (MAX_CCWS / (usize::from(per_track) + 2)).clamp(1, usize::from(HEADS)) as u16;
+            let dasd = Dasd::new(img, timeout).await?;
+            let (mut tracks, mut programs) = (0u64, 0u64);
+            for cyl in first..=last {
+                // Keep the label track.
+                let mut head = if cyl == 0 { 1 } else { 0 };
+                while head < HEADS {
+                    let n = per_prog.min(HEADS - head);
+                    let prog = EckdProgram::format_tracks(
+                        TrackAddr::new(cyl, head),
+                        n,
+                        per_track as u8,
+                        *blksize,
+                    );
+                    dasd.exec(&prog, idal()).await?;
+                    tracks += u64::from(n);
+                    programs += 1;
+                    head += n;
+                }
+            }
+            Ok(printer(FormatReport {
+                tracks,
+                records_per_track: per_track,
+                blksize: *blksize,
+                programs,
+            }))
+        }
+        DasdCommand::Read {
+            image,
+            cyl,
+            head,
+            record,
+            out,
+        } => {
+            let img = open_image(image, true)?;
+            let t = check_track(&img, *cyl, *head)?;
+            let dasd = Dasd::new(img, timeout).await?;
+            let c = dasd.count_of(t, *record).await?;
+            let kl = c[5];
+            let dl = u16::from_be_bytes([c[6], c[7]]);
+            let (key, data) = if *record == 0 {
+                let all = dasd
+                    .exec(&EckdProgram::read_r0(t, 8 + u16::from(kl) + dl), idal())
+                    .await?;
+                let kd = all[0][8..].to_vec();
+                (
+                    kd[..usize::from(kl)].to_vec(),
+                    kd[usize::from(kl)..].to_vec(),
+                )
+            } else {
+                let kd = dasd
+                    .exec(&EckdProgram::read_key_data(t, *record, kl, dl), idal())
+                    .await?;
+                let kd = &kd[0];
+                (
+                    kd[..usize::from(kl)].to_vec(),
+                    kd[usize::from(kl)..].to_vec(),
+                )
+            };
+            let out_name = match out {
+                Some(p) => {
+                    std::fs::write(p, &data).map_err(|e| {
+                        target_err(TargetErrorKind::Other, format!("{}: {e}", p.display()))
+                    })?;
+                    Some(p.display().to_string())
+                }
+                None => None,
+            };
+            let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+            Ok(printer(ReadReport {
+                cyl: *cyl,
+                head: *head,
+                record: *record,
+                key_len: kl,
+                data_len: dl,
+                key: hex(&key),
+                data: if out_name.is_some() {
+                    String::new()
+                } else {
+                    hex(&data)
+                },
+                out: out_name,
+                raw: data,
+                raw_key: key,
+            }))
+        }
+        DasdCommand::Write {
+            image,
+            cyl,
+            head,
+            record,
+            data,
+            fill,
+        } => {
+            if *record == 0 {
+                return Err(CommandError::Usage(
+                    "record 0 (R0) is written by `dasd format`, not by `dasd write`".into(),
+                ));
+            }
+            let bytes_in = match (data, fill) {
+                (Some(p), _) => Some(std::fs::read(p).map_err(|e| {
+                    target_err(TargetErrorKind::Other, format!("{}: {e}", p.display()))
+                })?),
+                (None, Some(_)) => None,
+                (None, None) => {
+                    return Err(CommandError::Usage(
+                        "give --data FILE or --fill BYTE".into(),
+                    ));
+                }
+            };
+            let img = open_image(image, false)?;
+            let t = check_track(&img, *cyl, *head)?;
+            let dasd = Dasd::new(img, timeout).await?;
+            let c = dasd.count_of(t, *record).await?;
+            let dl = usize::from(u16::from_be_bytes([c[6], c[7]]));
+            let payload = match bytes_in {
+                Some(b) if b.len() > dl => {
+                    return Err(CommandError::Usage(format!(
+                        "{} bytes do not fit record {record} ({dl} bytes)",
+                        b.len()
+                    )));
+                }
+                Some(mut b) => {
+                    b.resize(dl, 0);
+                    b
+                }
+                None => vec![fill.unwrap_or(0); dl],
+            };
+            dasd.exec(&EckdProgram::write_data(t, *record, &[payload]), idal())
+                .await?;
+            Ok(printer(WriteReport {
+                cyl: *cyl,
+                head: *head,
+                record: *record,
+                bytes: dl,
+            }))
+        }
+        DasdCommand::Rdc { image } => {
+            let img = open_image(image, true)?;
+            let dasd = Dasd::new(img, timeout).await?;
+            let d = dasd.exec(&EckdProgram::rdc(), idal()).await?;
+            let r = RdcReport::from_bytes(&d[0])
+                .ok_or_else(|| CommandError::Device("short Read Device Characteristics".into()))?;
+            Ok(printer(r))
+        }
+    }
+}
+
+fn printer<R: Report + 'static>(r: R) -> Box<dyn FnOnce(bool) -> String> {
+    Box::new(move |json| {
+        if json {
+            let mut s = serde_json::to_string_pretty(&r)
+                .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+            s.push('\n');
+            s
+        } else {
+            r.text()
+        }
+    })
+}

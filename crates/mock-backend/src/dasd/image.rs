@@ -1,0 +1,783 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+
+//! Hercules-compatible uncompressed CKD image files (`CKD_P370`).
+//!
+//! Layout: a 512-byte little-endian header (`"CKD_P370"`, heads `u32`, track size `u32`,
+//! device type byte `0x90`, file sequence byte, high cylinder `u16`, reserved), then one
+//! fixed-size slot per track in cylinder/head order. Compressed images (`CKD_C370`,
+//! `CKD_S370`) and multi-file images are refused with a typed error.
+//!
+//! # Crash safety
+//!
+//! A track update is a read-modify-write of a whole 56832-byte slot. A single `pwrite` of the
+//! slot is not enough: a process killed inside the system call (Linux checks for fatal signals
+//! between pages) or a power loss can leave the slot half old, half new, and such a slot could
+//! parse as valid records with wrong contents. Rewriting the image via temp file + rename is
+//! out of the question for multi-gigabyte images. So updates go through a one-slot redo
+//! journal next to the image (`<image>.journal`), the classic double-write:
+//!
+//! 1. write `magic, track, length, checksum, new slot` to the journal and `fdatasync` it;
+//! 2. `pwrite` the slot in place and `fdatasync` the image;
+//! 3. clear the journal's magic (no sync needed: replaying a finished update is idempotent).
+//!
+//! Opening an image replays a journal whose checksum verifies (the crash hit step 2) and
+//! discards one that does not (the crash hit step 1, so the image was not touched yet). Either
+//! way every track is entirely old or entirely new. Only then is device status presented, so
+//! a write the program saw complete is on disk. Creation writes all tracks first and the
+//! header last, so an interrupted `create` leaves a file that `open` refuses.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use super::geometry::{HEADS, Model3390, TRACK_SLOT, TrackAddr, ascii_to_ebcdic};
+use super::track::{Record, Track, TrackFormatError};
+
+/// Size of the image header.
+pub const HEADER_LEN: usize = 512;
+/// Device-type byte Hercules stores for a 3390.
+pub const DEVTYPE_3390: u8 = 0x90;
+const MAGIC: &[u8; 8] = b"CKD_P370";
+const JOURNAL_MAGIC: &[u8; 8] = b"CCWJRNL1";
+const JOURNAL_HDR: usize = 32;
+
+/// What went wrong with an image, for generic code to branch on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageErrorKind {
+    /// An I/O error from the host file system.
+    Io,
+    /// Not a CKD image, or a CKD image of a form we do not handle.
+    Format,
+    /// A compressed (CCKD) image.
+    Compressed,
+    /// The requested track or size is outside the image.
+    OutOfRange,
+    /// The image was opened read-only.
+    ReadOnly,
+    /// A stored track is not well formed.
+    InvalidTrack,
+}
+
+/// An error opening, creating, reading or writing an image.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// Host I/O failed.
+    #[error("{path}: {op}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What we were doing.
+        op: &'static str,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The header is not an uncompressed 3390 CKD header.
+    #[error("{path}: not a supported CKD image: {reason}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Compressed CKD images are not supported.
+    #[error(
+        "{path}: compressed CCKD image ({magic}) is not supported; convert it with Hercules' `cckd2ckd` first"
+    )]
+    Compressed {
+        /// The file.
+        path: PathBuf,
+        /// The header's id string.
+        magic: String,
+    },
+    /// A track outside the image, or a size no 3390 model has.
+    #[error("{0}")]
+    OutOfRange(String),
+    /// Writing to an image opened read-only.
+    #[error("image is read-only")]
+    ReadOnly,
+    /// A stored track failed to parse.
+    #[error("{addr}: invalid track format: {source}")]
+    InvalidTrack {
+        /// The track.
+        addr: TrackAddr,
+        /// Why.
+        source: TrackFormatError,
+    },
+}
+
+impl ImageError {
+    /// The error's kind.
+    pub fn kind(&self) -> ImageErrorKind {
+        match self {
+            ImageError::Io { .. } => ImageErrorKind::Io,
+            ImageError::Format { .. } => ImageErrorKind::Format,
+            ImageError::Compressed { .. } => ImageErrorKind::Compressed,
+            ImageError::OutOfRange(_) => ImageErrorKind::OutOfRange,
+            ImageError::ReadOnly => ImageErrorKind::ReadOnly,
+            ImageError::InvalidTrack { .. } => ImageErrorKind::InvalidTrack,
+        }
+    }
+}
+
+fn io_err<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(io::Error) -> ImageError + 'a {
+    move |source| ImageError::Io {
+        path: path.to_owned(),
+        op,
+        source,
+    }
+}
+
+/// Where a simulated crash stops a track update (tests of the journal).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// After writing this many bytes of the journal record, before its sync.
+    InJournal(usize),
+    /// After the journal is synced and this many bytes of the slot were written in place.
+    InPlace(usize),
+}
+
+/// An open CKD image.
+#[derive(Debug)]
+pub struct CkdImage {
+    path: PathBuf,
+    file: File,
+    journal: Option<File>,
+    cylinders: u32,
+    read_only: bool,
+    crash: Option<CrashPoint>,
+}
+
+/// Options for [`CkdImage::create`].
+#[derive(Debug, Clone)]
+pub struct CreateOptions {
+    /// Cylinders to create (defaults to the model's nominal count).
+    pub cylinders: Option<u32>,
+    /// Volume serial for the VOL1 label on cylinder 0 head 0 record 3; `None` creates a raw
+    /// image with empty tracks only.
+    pub volser: Option<String>,
+}
+
+impl CkdImage {
+    /// Creates a new image of a 3390 `model`: every track gets its home address, a standard
+    /// R0 and the end marker; the rest of each slot is left as a hole (sparse file). With a
+    /// volser, track 0 also gets IPL1, IPL2 and the VOL1 label as `dasdinit` lays them out.
+    /// Refuses to overwrite an existing file.
+    ///
+    /// ```
+    /// use mock_backend::dasd::{CkdImage, CreateOptions, Model3390, TrackAddr};
+    /// let dir = std::env::temp_dir().join(format!("ckd-doc-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// let path = dir.join("doc.3390");
+    /// # let _ = std::fs::remove_file(&path);
+    /// let opts = CreateOptions { cylinders: Some(2), volser: Some("DOC001".into()) };
+    /// let img = CkdImage::create(&path, Model3390::M1, &opts).unwrap();
+    /// assert_eq!(img.volser().unwrap().as_deref(), Some("DOC001"));
+    /// assert_eq!(img.read_track(TrackAddr::new(1, 14)).unwrap().records.len(), 1);
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
+    pub fn create(path: &Path, model: Model3390, opts: &CreateOptions) -> Result<Self, ImageError> {
+        let cylinders = opts.cylinders.unwrap_or(model.cylinders());
+        if cylinders == 0 || cylinders > model.cylinders() {
+            return Err(ImageError::OutOfRange(format!(
+                "{cylinders} cylinders does not fit a {model} (1..={})",
+                model.cylinders()
+            )));
+        }
+        if let Some(v) = &opts.volser {
+            check_volser(v).map_err(|reason| ImageError::Format {
+                path: path.to_owned(),
+                reason,
+            })?;
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(io_err(path, "create"))?;
+        let total = HEADER_LEN as u64 + u64::from(cylinders) * u64::from(HEADS) * TRACK_SLOT as u64;
+        file.set_len(total).map_err(io_err(path, "set_len"))?;
+        let img = CkdImage {
+            path: path.to_owned(),
+            file,
+            journal: None,
+            cylinders,
+            read_only: false,
+            crash: None,
+        };
+        for t in 0..u64::from(cylinders) * u64::from(HEADS) {
+            let addr = TrackAddr::from_index(t);
+            let mut track = Track::empty(addr);
+            if t == 0 {
+                if let Some(v) = &opts.volser {
+                    track.records.extend(label_records(v));
+                }
+            }
+            // Only the used prefix: the remainder stays a hole that reads as zeros.
+            let slot = track
+                .to_slot()
+                .map_err(|source| ImageError::InvalidTrack { addr, source })?;
+            img.file
+                .write_all_at(&slot[..track.used_len()], img.slot_offset(addr))
+                .map_err(io_err(path, "write track"))?;
+        }
+        img.file.sync_data().map_err(io_err(path, "sync"))?;
+        img.file
+            .write_all_at(&header(), 0)
+            .map_err(io_err(path, "write header"))?;
+        img.file.sync_all().map_err(io_err(path, "sync"))?;
+        Ok(img)
+    }
+
+    /// Opens an existing uncompressed 3390 image, replaying or discarding an update journal
+    /// left by an interrupted process.
+    pub fn open(path: &Path, read_only: bool) -> Result<Self, ImageError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(!read_only)
+            .open(path)
+            .map_err(io_err(path, "open"))?;
+        let mut hdr = [0u8; HEADER_LEN];
+        file.read_exact_at(&mut hdr, 0).map_err(|e| {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                ImageError::Format {
+                    path: path.to_owned(),
+                    reason: "shorter than the 512-byte header".into(),
+                }
+            } else {
+                io_err(path, "read header")(e)
+            }
+        })?;
+        let format = |reason: String| ImageError::Format {
+            path: path.to_owned(),
+            reason,
+        };
+        let magic = &hdr[0..8];
+        if magic == b"CKD_C370" || magic == b"CKD_S370" {
+            return Err(ImageError::Compressed {
+                path: path.to_owned(),
+                magic: String::from_utf8_lossy(magic).into_owned(),
+            });
+        }
+        if magic != MAGIC {
+            return Err(format(format!("header id {:02x?} is not CKD_P370", magic)));
+        }
+        let heads = u32::from_le_bytes(hdr[8..12].try_into().unwrap_or_default());
+        let trksize = u32::from_le_bytes(hdr[12..16].try_into().unwrap_or_default());
+        let devtype = hdr[16];
+        let fileseq = hdr[17];
+        let highcyl = u16::from_le_bytes([hdr[18], hdr[19]]);
+        if devtype != DEVTYPE_3390 || heads != u32::from(HEADS) || trksize as usize != TRACK_SLOT {
+            return Err(format(format!(
+                "device type {devtype:#04x}, {heads} heads, {trksize}-byte tracks: only 3390 (0x90, 15, 56832) is supported"
+            )));
+        }
+        if fileseq != 0 || highcyl != 0 {
+            return Err(format(format!(
+                "part {fileseq} of a multi-file image (high cylinder {highcyl}); create single-file images with `dasdinit -lfs`"
+            )));
+        }
+        let len = file.metadata().map_err(io_err(path, "stat"))?.len();
+        let cyl_bytes = u64::from(HEADS) * TRACK_SLOT as u64;
+        let body = len.saturating_sub(HEADER_LEN as u64);
+        if body == 0 || body % cyl_bytes != 0 {
+            return Err(format(format!(
+                "size {len} is not the header plus whole cylinders"
+            )));
+        }
+        let cylinders = u32::try_from(body / cyl_bytes)
+            .ok()
+            .filter(|c| Model3390::for_cylinders(*c).is_some())
+            .ok_or_else(|| {
+                format(format!(
+                    "{} cylinders is more than a 3390-54 has",
+                    body / cyl_bytes
+                ))
+            })?;
+        let mut img = CkdImage {
+            path: path.to_owned(),
+            file,
+            journal: None,
+            cylinders,
+            read_only,
+            crash: None,
+        };
+        img.recover()?;
+        Ok(img)
+    }
+
+    /// The image file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    /// Cylinders in the image.
+    pub fn cylinders(&self) -> u32 {
+        self.cylinders
+    }
+    /// Tracks in the image.
+    pub fn tracks(&self) -> u64 {
+        u64::from(self.cylinders) * u64::from(HEADS)
+    }
+    /// Whether the image was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+    /// The smallest 3390 model that holds the image.
+    pub fn model(&self) -> Model3390 {
+        Model3390::for_cylinders(self.cylinders).unwrap_or(Model3390::M54)
+    }
+
+    fn journal_path(&self) -> PathBuf {
+        let mut p = self.path.clone().into_os_string();
+        p.push(".journal");
+        PathBuf::from(p)
+    }
+
+    fn slot_offset(&self, addr: TrackAddr) -> u64 {
+        HEADER_LEN as u64 + addr.index() * TRACK_SLOT as u64
+    }
+
+    fn check(&self, addr: TrackAddr) -> Result<(), ImageError> {
+        if addr.cyl >= self.cylinders || addr.head >= HEADS {
+            return Err(ImageError::OutOfRange(format!(
+                "{addr} is outside the image ({} cylinders)",
+                self.cylinders
+            )));
+        }
+        Ok(())
+    }
+
+    /// Reads and parses one track.
+    pub fn read_track(&self, addr: TrackAddr) -> Result<Track, ImageError> {
+        self.check(addr)?;
+        let mut slot = vec![0u8; TRACK_SLOT];
+        self.file
+            .read_exact_at(&mut slot, self.slot_offset(addr))
+            .map_err(io_err(&self.path, "read track"))?;
+        Track::parse(&slot, addr).map_err(|source| ImageError::InvalidTrack { addr, source })
+    }
+
+    /// Writes one track durably (journal, in-place write, sync) before returning.
+    pub fn write_track(&mut self, track: &Track) -> Result<(), ImageError> {
+        if self.read_only {
+            return Err(ImageError::ReadOnly);
+        }
+        self.check(track.addr)?;
+        let slot = track.to_slot().map_err(|source| ImageError::InvalidTrack {
+            addr: track.addr,
+            source,
+        })?;
+        let index = track.addr.index();
+        let mut rec = Vec::with_capacity(JOURNAL_HDR + slot.len());
+        rec.extend_from_slice(JOURNAL_MAGIC);
+        rec.extend_from_slice(&index.to_le_bytes());
+        rec.extend_from_slice(&(slot.len() as u64).to_le_bytes());
+        rec.extend_from_slice(&journal_checksum(index, &slot).to_le_bytes());
+        rec.extend_from_slice(&slot);
+        if self.journal.is_none() {
+            let jp = self.journal_path();
+            let j = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&jp)
+                .map_err(io_err(&jp, "open journal"))?;
+            self.journal = Some(j);
+        }
+        let jp = self.journal_path();
+        let journal = self.journal.as_ref().ok_or(ImageError::ReadOnly)?;
+        if let Some(CrashPoint::InJournal(n)) = self.crash {
+            journal
+                .write_all_at(&rec[..n.min(rec.len())], 0)
+                .map_err(io_err(&jp, "write journal"))?;
+            return Err(simulated_crash(&jp));
+        }
+        journal
+            .write_all_at(&rec, 0)
+            .map_err(io_err(&jp, "write journal"))?;
+        journal.sync_data().map_err(io_err(&jp, "sync journal"))?;
+        let off = self.slot_offset(track.addr);
+        if let Some(CrashPoint::InPlace(n)) = self.crash {
+            self.file
+                .write_all_at(&slot[..n.min(slot.len())], off)
+                .map_err(io_err(&self.path, "write track"))?;
+            return Err(simulated_crash(&self.path));
+        }
+        self.file
+            .write_all_at(&slot, off)
+            .map_err(io_err(&self.path, "write track"))?;
+        self.file.sync_data().map_err(io_err(&self.path, "sync"))?;
+        // Invalidate the journal record; a stale valid record would only redo this write.
+        journal
+            .write_all_at(&[0u8; 8], 0)
+            .map_err(io_err(&jp, "clear journal"))?;
+        Ok(())
+    }
+
+    /// Replays a complete journal record, discards a torn one.
+    fn recover(&mut self) -> Result<(), ImageError> {
+        let jp = self.journal_path();
+        let journal = match OpenOptions::new()
+            .read(true)
+            .write(!self.read_only)
+            .open(&jp)
+        {
+            Ok(j) => j,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_err(&jp, "open journal")(e)),
+        };
+        let mut hdr = [0u8; JOURNAL_HDR];
+        let valid = journal.read_exact_at(&mut hdr, 0).is_ok() && &hdr[..8] == JOURNAL_MAGIC;
+        if valid {
+            let index = u64::from_le_bytes(hdr[8..16].try_into().unwrap_or_default());
+            let len = u64::from_le_bytes(hdr[16..24].try_into().unwrap_or_default());
+            let sum = u64::from_le_bytes(hdr[24..32].try_into().unwrap_or_default());
+            let mut slot = vec![0u8; TRACK_SLOT];
+            let complete = len == TRACK_SLOT as u64
+                && index < self.tracks()
+                && journal.read_exact_at(&mut slot, JOURNAL_HDR as u64).is_ok()
+                && journal_checksum(index, &slot) == sum;
+            if complete {
+                if self.read_only {
+                    return Err(ImageError::Format {
+                        path: self.path.clone(),
+                        reason: format!(
+                            "an interrupted update of track {index} is pending in {}; open read-write once to replay it",
+                            jp.display()
+                        ),
+                    });
+                }
+                tracing::debug!(image = %self.path.display(), track = index, "replaying journal");
+                self.file
+                    .write_all_at(&slot, HEADER_LEN as u64 + index * TRACK_SLOT as u64)
+                    .map_err(io_err(&self.path, "replay journal"))?;
+                self.file.sync_data().map_err(io_err(&self.path, "sync"))?;
+            } else {
+                tracing::debug!(image = %self.path.display(), "discarding torn journal record");
+            }
+        }
+        if !self.read_only {
+            journal
+                .write_all_at(&[0u8; 8], 0)
+                .map_err(io_err(&jp, "clear journal"))?;
+            self.journal = Some(journal);
+        }
+        Ok(())
+    }
+
+    /// The volume serial from the VOL1 label (cylinder 0, head 0, record 3), if there is one.
+    pub fn volser(&self) -> Result<Option<String>, ImageError> {
+        let t = self.read_track(TrackAddr::new(0, 0))?;
+        Ok(t.records
+            .iter()
+            .find(|r| r.count.record == 3)
+            .and_then(|r| parse_vol1(&r.data)))
+    }
+
+    #[doc(hidden)]
+    pub fn simulate_crash(&mut self, at: Option<CrashPoint>) {
+        self.crash = at;
+    }
+}
+
+fn simulated_crash(path: &Path) -> ImageError {
+    ImageError::Io {
+        path: path.to_owned(),
+        op: "simulated crash",
+        source: io::Error::other("simulated crash"),
+    }
+}
+
+/// FNV-1a over the track number and slot: detects a torn journal record (not an adversary).
+fn journal_checksum(index: u64, slot: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in index.to_le_bytes().iter().chain(slot) {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// The header; the cylinder count is implied by the file size.
+fn header() -> [u8; HEADER_LEN] {
+    let mut h = [0u8; HEADER_LEN];
+    h[0..8].copy_from_slice(MAGIC);
+    h[8..12].copy_from_slice(&u32::from(HEADS).to_le_bytes());
+    h[12..16].copy_from_slice(&(TRACK_SLOT as u32).to_le_bytes());
+    h[16] = DEVTYPE_3390;
+    h
+}
+
+fn ebcdic(s: &str) -> Vec<u8> {
+    s.bytes().map(ascii_to_ebcdic).collect()
+}
+
+/// IPL1, IPL2 and VOL1 of cylinder 0 head 0 (records 1-3, 4-byte EBCDIC keys), the way an
+/// initialised volume carries them: IPL1 holds a disabled-wait PSW, VOL1 the volume serial,
+/// no VTOC pointer and owner `CCW-RS`. Returns `(key, data)` per record.
+///
+/// ```
+/// use mock_backend::dasd::{parse_vol1, volume_labels};
+/// let labels = volume_labels("ABC123");
+/// assert_eq!(labels.len(), 3);
+/// assert_eq!(parse_vol1(&labels[2].1).as_deref(), Some("ABC123"));
+/// ```
+pub fn volume_labels(volser: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut ipl1 = vec![0u8; 24];
+    ipl1[1] = 0x02; // PSW wait bit
+    let mut vol1 = ebcdic(&format!("VOL1{:<6}", volser.to_ascii_uppercase()));
+    vol1.resize(80, 0x40);
+    vol1[11..16].fill(0); // no VTOC
+    let owner = ebcdic("CCW-RS");
+    vol1[41..41 + owner.len()].copy_from_slice(&owner);
+    vec![
+        (ebcdic("IPL1"), ipl1),
+        (ebcdic("IPL2"), vec![0; 144]),
+        (ebcdic("VOL1"), vol1),
+    ]
+}
+
+/// Checks a volume serial: 1-6 characters A-Z, 0-9, `@`, `#`, `$` (lower case is accepted
+/// and stored upper case).
+pub fn check_volser(v: &str) -> Result<(), String> {
+    let ok = !v.is_empty()
+        && v.len() <= 6
+        && v.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"@#$".contains(&c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("volser {v:?} must be 1-6 characters A-Z 0-9 @ # $"))
+    }
+}
+
+fn label_records(volser: &str) -> Vec<Record> {
+    volume_labels(volser)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (k, d))| Record::new([0, 0, 0, 0, i as u8 + 1], k, d))
+        .collect()
+}
+
+/// The volser of an 80-byte VOL1 label's data area, if it is one.
+pub fn parse_vol1(data: &[u8]) -> Option<String> {
+    if data.len() < 10 || data[..4] != ebcdic("VOL1")[..] {
+        return None;
+    }
+    let s: String = data[4..10]
+        .iter()
+        .map(|&c| super::geometry::ebcdic_to_ascii(c) as char)
+        .collect();
+    Some(s.trim_end().to_owned())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A scratch directory removed on drop.
+    pub(crate) struct Scratch(pub(crate) PathBuf);
+
+    impl Scratch {
+        pub(crate) fn new(tag: &str) -> Self {
+            use std::sync::atomic::{AtomicU32, Ordering};
+            static N: AtomicU32 = AtomicU32::new(0);
+            let p = std::env::temp_dir().join(format!(
+                "ccw-dasd-{tag}-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::create_dir_all(&p).unwrap();
+            Scratch(p)
+        }
+        pub(crate) fn file(&self, name: &str) -> PathBuf {
+            self.0.join(name)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn small(dir: &Scratch, volser: Option<&str>) -> CkdImage {
+        let opts = CreateOptions {
+            cylinders: Some(2),
+            volser: volser.map(str::to_owned),
+        };
+        CkdImage::create(&dir.file("a.3390"), Model3390::M1, &opts).unwrap()
+    }
+
+    fn with_record(img: &CkdImage, addr: TrackAddr, fill: u8) -> Track {
+        let mut t = img.read_track(addr).unwrap();
+        let mut id = [0u8; 5];
+        id[..4].copy_from_slice(&addr.to_cchh());
+        id[4] = 1;
+        t.records.truncate(1);
+        t.records.push(Record::new(id, vec![], vec![fill; 4096]));
+        t
+    }
+
+    #[test]
+    fn create_then_open_round_trips() {
+        let dir = Scratch::new("rt");
+        let img = small(&dir, Some("ABC123"));
+        assert_eq!(img.cylinders(), 2);
+        assert_eq!(img.volser().unwrap().as_deref(), Some("ABC123"));
+        drop(img);
+        let img = CkdImage::open(&dir.file("a.3390"), false).unwrap();
+        assert_eq!(img.cylinders(), 2);
+        assert_eq!(img.model(), Model3390::M1);
+        assert_eq!(img.volser().unwrap().as_deref(), Some("ABC123"));
+        let len = std::fs::metadata(dir.file("a.3390")).unwrap().len();
+        assert_eq!(len, 512 + 2 * 15 * 56832);
+        assert!(img.read_track(TrackAddr::new(2, 0)).is_err());
+        // Refuses to overwrite.
+        let again = CkdImage::create(
+            &dir.file("a.3390"),
+            Model3390::M1,
+            &CreateOptions {
+                cylinders: Some(1),
+                volser: None,
+            },
+        );
+        assert_eq!(again.unwrap_err().kind(), ImageErrorKind::Io);
+    }
+
+    #[test]
+    fn rejects_compressed_and_foreign_headers() {
+        let dir = Scratch::new("hdr");
+        let img = small(&dir, None);
+        drop(img);
+        let path = dir.file("a.3390");
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        f.write_all_at(b"CKD_C370", 0).unwrap();
+        let e = CkdImage::open(&path, true).unwrap_err();
+        assert_eq!(e.kind(), ImageErrorKind::Compressed);
+        assert!(e.to_string().contains("compressed"), "{e}");
+        f.write_all_at(b"FBA_P370", 0).unwrap();
+        assert_eq!(
+            CkdImage::open(&path, true).unwrap_err().kind(),
+            ImageErrorKind::Format
+        );
+        f.write_all_at(b"CKD_P370", 0).unwrap();
+        f.write_all_at(&[0x80], 16).unwrap(); // 3380
+        assert_eq!(
+            CkdImage::open(&path, true).unwrap_err().kind(),
+            ImageErrorKind::Format
+        );
+        f.write_all_at(&[0x90, 1], 16).unwrap(); // multi-file part 1
+        assert_eq!(
+            CkdImage::open(&path, true).unwrap_err().kind(),
+            ImageErrorKind::Format
+        );
+        f.write_all_at(&[0x90, 0], 16).unwrap();
+        f.set_len(512 + 56832).unwrap(); // not whole cylinders
+        assert_eq!(
+            CkdImage::open(&path, true).unwrap_err().kind(),
+            ImageErrorKind::Format
+        );
+    }
+
+    #[test]
+    fn read_only_refuses_writes() {
+        let dir = Scratch::new("ro");
+        drop(small(&dir, None));
+        let mut img = CkdImage::open(&dir.file("a.3390"), true).unwrap();
+        let t = with_record(&img, TrackAddr::new(0, 1), 1);
+        assert_eq!(
+            img.write_track(&t).unwrap_err().kind(),
+            ImageErrorKind::ReadOnly
+        );
+    }
+
+    #[test]
+    fn write_is_durable_and_journal_is_cleared() {
+        let dir = Scratch::new("w");
+        let mut img = small(&dir, None);
+        let addr = TrackAddr::new(1, 7);
+        let t = with_record(&img, addr, 0xAB);
+        img.write_track(&t).unwrap();
+        drop(img);
+        let img = CkdImage::open(&dir.file("a.3390"), true).unwrap();
+        assert_eq!(img.read_track(addr).unwrap(), t);
+        let j = std::fs::read(dir.file("a.3390.journal")).unwrap();
+        assert_eq!(&j[..8], &[0; 8], "journal record invalidated");
+    }
+
+    /// A crash anywhere in an update leaves the track entirely old or entirely new.
+    #[test]
+    fn interrupted_writes_never_leave_torn_tracks() {
+        let addr = TrackAddr::new(0, 3);
+        let points = [
+            CrashPoint::InJournal(0),
+            CrashPoint::InJournal(20),
+            CrashPoint::InJournal(JOURNAL_HDR + 100),
+            CrashPoint::InJournal(JOURNAL_HDR + TRACK_SLOT - 1),
+            CrashPoint::InPlace(0),
+            CrashPoint::InPlace(13),
+            CrashPoint::InPlace(2000),
+            CrashPoint::InPlace(TRACK_SLOT - 1),
+        ];
+        for point in points {
+            let dir = Scratch::new("crash");
+            let mut img = small(&dir, None);
+            let old = with_record(&img, addr, 0x11);
+            img.write_track(&old).unwrap();
+            let new = with_record(&img, addr, 0x22);
+            img.simulate_crash(Some(point));
+            assert!(img.write_track(&new).is_err());
+            drop(img); // the "process" dies here
+            if point == CrashPoint::InPlace(2000) {
+                // Without the journal this slot would be torn: new header, old tail.
+                let raw = std::fs::read(dir.file("a.3390")).unwrap();
+                let off = HEADER_LEN + addr.index() as usize * TRACK_SLOT;
+                let t = Track::parse(&raw[off..off + TRACK_SLOT], addr).unwrap();
+                assert!(
+                    t != old && t != new,
+                    "the simulated crash did not tear the slot"
+                );
+            }
+            let img = CkdImage::open(&dir.file("a.3390"), false).unwrap();
+            // ... after it, the track is old or new as a whole.
+            let got = img.read_track(addr).unwrap();
+            let is_old = got == old;
+            let is_new = got == new;
+            match point {
+                // A journal record cut short is discarded (old), unless what was cut off
+                // happens to equal what the previous record left there (then it is complete).
+                CrashPoint::InJournal(_) => assert!(is_old || is_new, "torn track after {point:?}"),
+                // The journal was complete: recovery redoes the write.
+                CrashPoint::InPlace(_) => assert!(is_new, "track not replayed after {point:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn read_only_open_refuses_pending_journal() {
+        let dir = Scratch::new("pending");
+        let mut img = small(&dir, None);
+        let addr = TrackAddr::new(1, 1);
+        let t = with_record(&img, addr, 0x33);
+        img.simulate_crash(Some(CrashPoint::InPlace(100)));
+        assert!(img.write_track(&t).is_err());
+        drop(img);
+        let e = CkdImage::open(&dir.file("a.3390"), true).unwrap_err();
+        assert!(e.to_string().contains("interrupted update"), "{e}");
+        let img = CkdImage::open(&dir.file("a.3390"), false).unwrap();
+        assert_eq!(img.read_track(addr).unwrap(), t);
+    }
+
+    #[test]
+    fn vol1_parsing() {
+        let mut d = ebcdic("VOL1XYZ   ");
+        d.resize(80, 0x40);
+        assert_eq!(parse_vol1(&d).as_deref(), Some("XYZ"));
+        assert_eq!(parse_vol1(&[0; 80]), None);
+        assert_eq!(parse_vol1(&[]), None);
+    }
+}

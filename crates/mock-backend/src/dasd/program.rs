@@ -1,0 +1,422 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+
+//! ECKD channel programs as Linux's `dasd_eckd` builds them, as data: a list of commands with
+//! their parameter or payload bytes. A program can be laid out as real CCWs for a channel
+//! subsystem (the simulated one, or a real one through vfio-ccw), or run directly against an
+//! [`Eckd`] with [`EckdProgram::run_direct`] (command chaining and status-modifier skipping,
+//! no storage: for offline tools and tests).
+//!
+//! ```
+//! use mock_backend::dasd::{CkdImage, CreateOptions, Eckd, EckdProgram, Model3390, TrackAddr};
+//! let dir = std::env::temp_dir().join(format!("prog-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir).unwrap();
+//! let path = dir.join("doc.3390");
+//! # let _ = std::fs::remove_file(&path);
+//! let opts = CreateOptions { cylinders: Some(1), volser: Some("DOC001".into()) };
+//! let mut dev = Eckd::new(CkdImage::create(&path, Model3390::M1, &opts).unwrap(), 0x100);
+//! let t = TrackAddr::new(0, 1);
+//! EckdProgram::format_track(t, &[vec![1; 4096], vec![2; 4096]]).run_direct(&mut dev).unwrap();
+//! let out = EckdProgram::read_data(t, 2, 1, 4096).run_direct(&mut dev).unwrap();
+//! assert_eq!(out[0], vec![2; 4096]);
+//! # std::fs::remove_dir_all(&dir).unwrap();
+//! ```
+
+use ccw_types::{CcwFlags, DeviceStatus};
+
+use super::eckd::{Eckd, SliceData};
+use super::geometry::{HEADS, TrackAddr};
+use super::track::Count;
+
+/// Command codes used by the programs.
+pub mod code {
+    /// Define Extent.
+    pub const DEFINE_EXTENT: u8 = 0x63;
+    /// Locate Record.
+    pub const LOCATE_RECORD: u8 = 0x47;
+    /// Read Data (multitrack).
+    pub const READ_MT: u8 = 0x86;
+    /// Read Key and Data (multitrack).
+    pub const READ_KD_MT: u8 = 0x8E;
+    /// Read Count.
+    pub const READ_COUNT: u8 = 0x12;
+    /// Write Data (multitrack).
+    pub const WRITE_MT: u8 = 0x85;
+    /// Write Record Zero.
+    pub const WRITE_R0: u8 = 0x15;
+    /// Write Count, Key and Data.
+    pub const WRITE_CKD: u8 = 0x1D;
+    /// Read Device Characteristics.
+    pub const RDC: u8 = 0x64;
+    /// Read Configuration Data.
+    pub const RCD: u8 = 0xFA;
+    /// Seek.
+    pub const SEEK: u8 = 0x07;
+    /// Search ID Equal.
+    pub const SEARCH_ID_EQ: u8 = 0x31;
+    /// Transfer in channel.
+    pub const TIC: u8 = 0x08;
+    /// Read Data.
+    pub const READ: u8 = 0x06;
+}
+
+/// Define Extent file-mask values (write control, bits 0-1).
+pub mod mask {
+    /// Allow all writes except home address and record zero.
+    pub const INHIBIT_HA_R0: u8 = 0x00;
+    /// Inhibit all writes (reads only).
+    pub const READ_ONLY: u8 = 0x40;
+    /// Allow update writes only.
+    pub const UPDATE: u8 = 0x80;
+    /// Allow all writes.
+    pub const ALL: u8 = 0xC0;
+}
+
+/// The data side of one command of a program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Payload {
+    /// Bytes sent to the device (parameters or data to write).
+    Out(Vec<u8>),
+    /// A buffer of this many bytes the device reads into.
+    In(usize),
+    /// Transfer in channel to the command at this index.
+    Tic(usize),
+}
+
+/// One command of a program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramCcw {
+    /// Command code.
+    pub cmd: u8,
+    /// Flags other than command chaining (chaining is set between commands by the layout).
+    pub flags: CcwFlags,
+    /// Its data.
+    pub payload: Payload,
+}
+
+/// A channel program that ended with unit check (or another unexpected status).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("command {index} ({cmd:#04x}) ended with {status}; sense {sense:02x?}")]
+pub struct ProgramError {
+    /// Index of the failing command.
+    pub index: usize,
+    /// Its code.
+    pub cmd: u8,
+    /// The device status.
+    pub status: DeviceStatus,
+    /// The sense bytes the device presented.
+    pub sense: Vec<u8>,
+}
+
+/// A command-chained ECKD channel program.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EckdProgram {
+    /// The commands in order; each chains to the next.
+    pub ccws: Vec<ProgramCcw>,
+}
+
+fn define_extent(mask: u8, beg: TrackAddr, end: TrackAddr) -> Vec<u8> {
+    let mut p = vec![0u8; 16];
+    p[0] = mask;
+    p[1] = 0xC0; // ECKD mode
+    p[8..12].copy_from_slice(&beg.to_cchh());
+    p[12..16].copy_from_slice(&end.to_cchh());
+    p
+}
+
+fn locate(orient: u8, op: u8, count: u8, seek: TrackAddr, rec: u8, len: u16) -> Vec<u8> {
+    let mut p = vec![0u8; 16];
+    p[0] = (orient << 6) | op;
+    if len != 0 {
+        p[1] = 0x80; // last bytes used / length valid
+    }
+    p[3] = count;
+    p[4..8].copy_from_slice(&seek.to_cchh());
+    p[8..12].copy_from_slice(&seek.to_cchh());
+    p[12] = rec;
+    p[14..16].copy_from_slice(&len.to_be_bytes());
+    p
+}
+
+fn count_field(t: TrackAddr, record: u8, key_len: u8, data_len: u16) -> [u8; 8] {
+    let c = t.to_cchh();
+    Count {
+        cyl: u16::from_be_bytes([c[0], c[1]]),
+        head: u16::from_be_bytes([c[2], c[3]]),
+        record,
+        key_len,
+        data_len,
+    }
+    .to_bytes()
+}
+
+/// The last track of `t`'s cylinder: the extent multitrack programs define.
+fn cylinder_end(t: TrackAddr) -> TrackAddr {
+    TrackAddr::new(t.cyl, HEADS - 1)
+}
+
+impl EckdProgram {
+    fn push(&mut self, cmd: u8, payload: Payload) {
+        self.ccws.push(ProgramCcw {
+            cmd,
+            flags: CcwFlags::NONE,
+            payload,
+        });
+    }
+
+    /// Read Device Characteristics (64 bytes).
+    pub fn rdc() -> Self {
+        let mut p = Self::default();
+        p.push(code::RDC, Payload::In(64));
+        p
+    }
+
+    /// Read Configuration Data (256 bytes).
+    pub fn rcd() -> Self {
+        let mut p = Self::default();
+        p.push(code::RCD, Payload::In(256));
+        p
+    }
+
+    /// Reads the data areas of `n` records of `data_len` bytes starting at record `first` of
+    /// track `t`, continuing onto following tracks of the cylinder (Define Extent read-only,
+    /// Locate Record read data, `n` x Read Data multitrack).
+    pub fn read_data(t: TrackAddr, first: u8, n: u8, data_len: u16) -> Self {
+        let mut p = Self::default();
+        let end = cylinder_end(t);
+        p.push(
+            code::DEFINE_EXTENT,
+            Payload::Out(define_extent(mask::READ_ONLY, t, end)),
+        );
+        p.push(
+            code::LOCATE_RECORD,
+            Payload::Out(locate(0, 0x06, n, t, first, data_len)),
+        );
+        for _ in 0..n {
+            p.push(code::READ_MT, Payload::In(usize::from(data_len)));
+        }
+        p
+    }
+
+    /// Reads key and data of one record (`key_len + data_len` bytes).
+    pub fn read_key_data(t: TrackAddr, record: u8, key_len: u8, data_len: u16) -> Self {
+        let mut p = Self::default();
+        p.push(
+            code::DEFINE_EXTENT,
+            Payload::Out(define_extent(mask::READ_ONLY, t, t)),
+        );
+        let len = data_len + u16::from(key_len);
+        p.push(
+            code::LOCATE_RECORD,
+            Payload::Out(locate(0, 0x06, 1, t, record, len)),
+        );
+        p.push(code::READ_KD_MT, Payload::In(usize::from(len)));
+        p
+    }
+
+    /// Reads the count fields of all records after R0 on track `t` (up to `max`), the way
+    /// `dasd_eckd` analyses a volume: Locate Record read data searching R0, then Read Count.
+    pub fn read_counts(t: TrackAddr, max: u8) -> Self {
+        let mut p = Self::default();
+        p.push(
+            code::DEFINE_EXTENT,
+            Payload::Out(define_extent(mask::READ_ONLY, t, t)),
+        );
+        p.push(
+            code::LOCATE_RECORD,
+            Payload::Out(locate(0, 0x06, max, t, 0, 0)),
+        );
+        for _ in 0..max {
+            p.push(code::READ_COUNT, Payload::In(8));
+        }
+        p
+    }
+
+    /// Rewrites the data areas of consecutive records starting at record `first` of `t`
+    /// (update write: the records keep their lengths), continuing onto following tracks of the
+    /// cylinder.
+    pub fn write_data(t: TrackAddr, first: u8, data: &[Vec<u8>]) -> Self {
+        let mut p = Self::default();
+        let len = data.first().map_or(0, |d| d.len() as u16);
+        let end = cylinder_end(t);
+        p.push(
+            code::DEFINE_EXTENT,
+            Payload::Out(define_extent(mask::UPDATE, t, end)),
+        );
+        p.push(
+            code::LOCATE_RECORD,
+            Payload::Out(locate(0, 0x01, data.len() as u8, t, first, len)),
+        );
+        for d in data {
+            p.push(code::WRITE_MT, Payload::Out(d.clone()));
+        }
+        p
+    }
+
+    /// Formats track `t`: a standard R0 and one keyless record per element of `records`
+    /// (R1, R2, ...), erasing whatever followed (Define Extent allow-all, Locate Record
+    /// orient-home-address format write, Write R0, Write CKD...).
+    pub fn format_track(t: TrackAddr, records: &[Vec<u8>]) -> Self {
+        let keyed: Vec<(Vec<u8>, Vec<u8>)> =
+            records.iter().map(|d| (Vec::new(), d.clone())).collect();
+        Self::format_track_keyed(t, &keyed)
+    }
+
+    /// Like [`EckdProgram::format_track`], with a key per record.
+    pub fn format_track_keyed(t: TrackAddr, records: &[(Vec<u8>, Vec<u8>)]) -> Self {
+        let mut p = Self::default();
+        p.push(
+            code::DEFINE_EXTENT,
+            Payload::Out(define_extent(mask::ALL, t, t)),
+        );
+        let n = u8::try_from(records.len() + 1).unwrap_or(u8::MAX);
+        p.push(
+            code::LOCATE_RECORD,
+            Payload::Out(locate(1, 0x03, n, t, 0, 8)),
+        );
+        let mut r0 = count_field(t, 0, 0, 8).to_vec();
+        r0.extend([0u8; 8]);
+        p.push(code::WRITE_R0, Payload::Out(r0));
+        for (i, (key, data)) in records.iter().enumerate() {
+            let mut b = count_field(t, (i + 1) as u8, key.len() as u8, data.len() as u16).to_vec();
+            b.extend_from_slice(key);
+            b.extend_from_slice(data);
+            p.push(code::WRITE_CKD, Payload::Out(b));
+        }
+        p
+    }
+
+    /// Formats `tracks` consecutive tracks from `first` (within one cylinder) with a standard
+    /// R0 and `per_track` keyless records of `data_len` zero bytes each: one Define Extent
+    /// over the range, then per track Locate Record (orient home address, format write),
+    /// Write R0 and Write CKD... (how `dasdfmt` formats several tracks per request).
+    pub fn format_tracks(first: TrackAddr, tracks: u16, per_track: u8, data_len: u16) -> Self {
+        let mut p = Self::default();
+        let last = TrackAddr::new(first.cyl, (first.head + tracks.max(1) - 1).min(HEADS - 1));
+        p.push(
+            code::DEFINE_EXTENT,
+            Payload::Out(define_extent(mask::ALL, first, last)),
+        );
+        for head in first.head..=last.head {
+            let t = TrackAddr::new(first.cyl, head);
+            let n = per_track.saturating_add(1);
+            p.push(
+                code::LOCATE_RECORD,
+                Payload::Out(locate(1, 0x03, n, t, 0, data_len)),
+            );
+            let mut r0 = count_field(t, 0, 0, 8).to_vec();
+            r0.extend([0u8; 8]);
+            p.push(code::WRITE_R0, Payload::Out(r0));
+            for r in 1..=per_track {
+                let mut b = count_field(t, r, 0, data_len).to_vec();
+                b.resize(8 + usize::from(data_len), 0);
+                p.push(code::WRITE_CKD, Payload::Out(b));
+            }
+        }
+        p
+    }
+
+    /// Reads the count field of record `r` (>= 1) of `t`: Locate Record searching record
+    /// `r - 1`, then Read Count (which reads the next count field).
+    pub fn read_count_of(t: TrackAddr, r: u8) -> Self {
+        let mut p = Self::default();
+        p.push(
+            code::DEFINE_EXTENT,
+            Payload::Out(define_extent(mask::READ_ONLY, t, t)),
+        );
+        p.push(
+            code::LOCATE_RECORD,
+            Payload::Out(locate(0, 0x06, 1, t, r.saturating_sub(1), 0)),
+        );
+        p.push(code::READ_COUNT, Payload::In(8));
+        p
+    }
+
+    /// Reads record zero of `t` (count, key and data; up to `max` bytes, SLI set): Locate
+    /// Record oriented to the index with read-any, then Read Record Zero.
+    pub fn read_r0(t: TrackAddr, max: u16) -> Self {
+        let mut p = Self::default();
+        p.push(
+            code::DEFINE_EXTENT,
+            Payload::Out(define_extent(mask::READ_ONLY, t, t)),
+        );
+        p.push(
+            code::LOCATE_RECORD,
+            Payload::Out(locate(3, 0x16, 1, t, 0, 0)),
+        );
+        p.ccws.push(ProgramCcw {
+            cmd: 0x16,
+            flags: CcwFlags::SLI,
+            payload: Payload::In(usize::from(max)),
+        });
+        p
+    }
+
+    /// The classic pre-ECKD way to read record `r` of `t`: Seek, Search ID Equal with a TIC
+    /// back to it until the search succeeds (status modifier skips the TIC), Read Data.
+    pub fn search_read(t: TrackAddr, r: u8, data_len: u16) -> Self {
+        let mut p = Self::default();
+        let c = t.to_cchh();
+        p.push(code::SEEK, Payload::Out(vec![0, 0, c[0], c[1], c[2], c[3]]));
+        p.push(
+            code::SEARCH_ID_EQ,
+            Payload::Out(vec![c[0], c[1], c[2], c[3], r]),
+        );
+        p.push(code::TIC, Payload::Tic(1));
+        p.push(code::READ, Payload::In(usize::from(data_len)));
+        p
+    }
+
+    /// Runs the program directly against `dev`: command chaining, a TIC jumps, status modifier
+    /// skips the next command, unit check ends the program. Returns the bytes of each `In`
+    /// command in order. Incorrect length is not checked (there is no channel).
+    pub fn run_direct(&self, dev: &mut Eckd) -> Result<Vec<Vec<u8>>, ProgramError> {
+        dev.start_chain();
+        let mut out = Vec::new();
+        let mut i = 0;
+        let mut steps = 0usize;
+        while i < self.ccws.len() {
+            steps += 1;
+            if steps > 10_000 {
+                return Err(ProgramError {
+                    index: i,
+                    cmd: self.ccws[i].cmd,
+                    status: DeviceStatus::NONE,
+                    sense: b"program does not terminate".to_vec(),
+                });
+            }
+            let c = &self.ccws[i];
+            let (status, input) = match &c.payload {
+                Payload::Tic(to) => {
+                    i = *to;
+                    continue;
+                }
+                Payload::Out(bytes) => {
+                    let mut b = bytes.clone();
+                    (dev.execute(c.cmd, &mut SliceData::new(&mut b)).status, None)
+                }
+                Payload::In(n) => {
+                    let mut b = vec![0u8; *n];
+                    let st = dev.execute(c.cmd, &mut SliceData::new(&mut b)).status;
+                    (st, Some(b))
+                }
+            };
+            if status.contains(DeviceStatus::UNIT_CHECK) {
+                return Err(ProgramError {
+                    index: i,
+                    cmd: c.cmd,
+                    status,
+                    sense: dev.sense_bytes().to_vec(),
+                });
+            }
+            if let Some(b) = input {
+                out.push(b);
+            }
+            i += if status.contains(DeviceStatus::STATUS_MODIFIER) {
+                2
+            } else {
+                1
+            };
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,344 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+
+//! The ECKD 3390 through the whole simulated path: programs shaped like Linux `dasd_eckd`'s
+//! (Define Extent + Locate Record + data commands, IDALs, data chaining) laid out in guest
+//! memory, translated by ccw-translate, run by the mock channel on the device, final status
+//! checked in the SCSW.
+
+use ccw_types::{CcwFlags, DeviceStatus, SubchannelStatus};
+use mock_backend::dasd::{
+    CkdImage, CreateOptions, DasdSession, EckdProgram, LayoutOptions, Model3390, Payload,
+    ProgramCcw, TrackAddr, code, parse_vol1, sense,
+};
+
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("ccw-dasdch-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Scratch(p)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn session(dir: &Scratch, cyls: u32) -> DasdSession {
+    let opts = CreateOptions {
+        cylinders: Some(cyls),
+        volser: Some("LNX001".into()),
+    };
+    let img = CkdImage::create(&dir.0.join("d.3390"), Model3390::M1, &opts).unwrap();
+    DasdSession::new(img, 0x0300).await.unwrap()
+}
+
+const IDAL_CD: LayoutOptions = LayoutOptions {
+    idal: true,
+    data_chain_reads: true,
+};
+
+/// The sense of a unit check: concurrent sense from the IRB's ECW when the subchannel
+/// presented it there, otherwise a basic Sense command.
+async fn sense_of(s: &mut DasdSession, out: &mock_backend::dasd::ProgramOutcome) -> [u8; 32] {
+    if out.irb.ecw != [0; 32] {
+        return out.irb.ecw;
+    }
+    s.sense().await.unwrap()
+}
+
+/// Compares transferred blocks without printing kilobytes on failure.
+fn same(got: &[Vec<u8>], want: &[Vec<u8>]) -> Result<(), String> {
+    if got.len() != want.len() {
+        return Err(format!("{} blocks, expected {}", got.len(), want.len()));
+    }
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        if g != w {
+            let at = g.iter().zip(w).position(|(a, b)| a != b);
+            return Err(format!(
+                "block {i}: {} bytes vs {}, first difference at {at:?}",
+                g.len(),
+                w.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn block(track: u64, r: u8) -> Vec<u8> {
+    (0..4096u32)
+        .map(|i| (i as u8) ^ r ^ (track as u8).wrapping_mul(31))
+        .collect()
+}
+
+#[tokio::test]
+async fn format_write_read_back_like_dasd_eckd() {
+    let dir = Scratch::new("rw");
+    let mut s = session(&dir, 2).await;
+    // Format cylinder 1 heads 0-2 with 12 x 4 KiB blocks per track (dasdfmt's layout).
+    for head in 0..3u16 {
+        let t = TrackAddr::new(1, head);
+        let recs = vec![vec![0u8; 4096]; 12];
+        let out = s
+            .run(&EckdProgram::format_track(t, &recs), IDAL_CD)
+            .await
+            .unwrap();
+        assert!(out.ok(), "format {t}: {}", out.irb);
+    }
+    // Write 14 blocks starting at record 11 of head 0: crosses onto head 1 (multitrack).
+    let t = TrackAddr::new(1, 0);
+    let data: Vec<Vec<u8>> = (0..14u8).map(|i| block(t.index(), i)).collect();
+    let out = s
+        .run(&EckdProgram::write_data(t, 11, &data), IDAL_CD)
+        .await
+        .unwrap();
+    assert!(out.ok(), "write: {}", out.irb);
+    assert_eq!(out.irb.scsw.count.get(), 0);
+    // Read them back with IDALs and data-chained reads.
+    let out = s
+        .run(&EckdProgram::read_data(t, 11, 14, 4096), IDAL_CD)
+        .await
+        .unwrap();
+    assert!(out.ok(), "read: {}", out.irb);
+    same(&out.inputs, &data).unwrap();
+    // The same without IDALs or data chaining.
+    let out = s
+        .run(
+            &EckdProgram::read_data(t, 11, 14, 4096),
+            LayoutOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert!(out.ok(), "read: {}", out.irb);
+    same(&out.inputs, &data).unwrap();
+    // Untouched blocks are still zero.
+    let out = s
+        .run(
+            &EckdProgram::read_data(TrackAddr::new(1, 2), 3, 1, 4096),
+            IDAL_CD,
+        )
+        .await
+        .unwrap();
+    same(&out.inputs, &[vec![0; 4096]]).unwrap();
+}
+
+#[tokio::test]
+async fn label_and_counts_through_the_channel() {
+    let dir = Scratch::new("label");
+    let mut s = session(&dir, 1).await;
+    let t0 = TrackAddr::new(0, 0);
+    let out = s
+        .run(&EckdProgram::read_key_data(t0, 3, 4, 80), IDAL_CD)
+        .await
+        .unwrap();
+    assert!(out.ok(), "{}", out.irb);
+    assert_eq!(parse_vol1(&out.inputs[0][4..]).as_deref(), Some("LNX001"));
+    let out = s
+        .run(&EckdProgram::read_counts(t0, 3), LayoutOptions::default())
+        .await
+        .unwrap();
+    assert!(out.ok(), "{}", out.irb);
+    let rec: Vec<u8> = out.inputs.iter().map(|c| c[4]).collect();
+    assert_eq!(rec, [1, 2, 3]);
+    let out = s.run(&EckdProgram::rcd(), IDAL_CD).await.unwrap();
+    assert!(out.ok());
+    assert_eq!(out.inputs[0][0], 0xC4);
+}
+
+/// Seek, Search ID Equal, TIC back to the search, Read Data: the loop `dasd_eckd`-era code
+/// (and IPL) uses. The device side is covered without a channel in `dasd::eckd`'s unit tests.
+#[tokio::test]
+#[ignore = "ccw-translate ends a chain segment at every TIC, so the Read after the TIC is never \
+            translated (program check when status modifier skips to it); vfio-ccw keeps counting \
+            when the TIC loops back into the segment (anchors.md, ccwchain_calc_length)"]
+async fn search_id_equal_tic_loop() {
+    let dir = Scratch::new("tic");
+    let mut s = session(&dir, 1).await;
+    let t = TrackAddr::new(0, 4);
+    let recs: Vec<Vec<u8>> = (1..=6u8).map(|r| vec![r; 512]).collect();
+    assert!(
+        s.run(&EckdProgram::format_track(t, &recs), IDAL_CD)
+            .await
+            .unwrap()
+            .ok()
+    );
+    let out = s
+        .run(
+            &EckdProgram::search_read(t, 5, 512),
+            LayoutOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert!(out.ok(), "{}", out.irb);
+    same(&out.inputs, &[vec![5; 512]]).unwrap();
+    // A record that is not there: the loop ends with unit check, no record found.
+    let out = s
+        .run(
+            &EckdProgram::search_read(t, 9, 512),
+            LayoutOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert!(out.unit_check(), "{}", out.irb);
+    let sns = sense_of(&mut s, &out).await;
+    assert_eq!(sns[1], sense::NO_RECORD_FOUND);
+}
+
+#[tokio::test]
+async fn errors_present_unit_check_with_the_right_sense() {
+    let dir = Scratch::new("err");
+    let mut s = session(&dir, 2).await;
+    // No such record.
+    let out = s
+        .run(
+            &EckdProgram::read_data(TrackAddr::new(1, 2), 1, 1, 4096),
+            IDAL_CD,
+        )
+        .await
+        .unwrap();
+    assert!(out.unit_check(), "{}", out.irb);
+    let from_ecw = out.irb.ecw;
+    let sns = sense_of(&mut s, &out).await;
+    assert_eq!(sns[1], sense::NO_RECORD_FOUND);
+    let _ = from_ecw;
+    // Outside the extent: a Locate Record seeking past what Define Extent allowed.
+    let mut prog = EckdProgram::read_data(TrackAddr::new(0, 3), 1, 1, 4096);
+    if let Payload::Out(lr) = &mut prog.ccws[1].payload {
+        lr[4..8].copy_from_slice(&TrackAddr::new(1, 0).to_cchh());
+    }
+    let out = s.run(&prog, IDAL_CD).await.unwrap();
+    assert!(out.unit_check());
+    assert_eq!(sense_of(&mut s, &out).await[1], sense::FILE_PROTECTED);
+    // Write under a read-only extent mask: command reject, file protected.
+    let mut prog = EckdProgram::write_data(TrackAddr::new(0, 0), 3, &[vec![0x40; 80]]);
+    if let Payload::Out(de) = &mut prog.ccws[0].payload {
+        de[0] = mock_backend::dasd::mask::READ_ONLY;
+    }
+    let out = s.run(&prog, IDAL_CD).await.unwrap();
+    assert!(out.unit_check());
+    let sns = sense_of(&mut s, &out).await;
+    assert_eq!((sns[0], sns[1]), (sense::CMD_REJECT, sense::FILE_PROTECTED));
+}
+
+#[tokio::test]
+async fn read_only_volume_is_write_inhibited() {
+    let dir = Scratch::new("ro");
+    drop(session(&dir, 1).await);
+    let img = CkdImage::open(&dir.0.join("d.3390"), true).unwrap();
+    let mut s = DasdSession::new(img, 0x0301).await.unwrap();
+    let prog = EckdProgram::write_data(TrackAddr::new(0, 0), 3, &[vec![0x40; 80]]);
+    let out = s.run(&prog, IDAL_CD).await.unwrap();
+    assert!(out.unit_check());
+    let sns = sense_of(&mut s, &out).await;
+    assert_eq!(
+        (sns[0], sns[1]),
+        (sense::CMD_REJECT, sense::WRITE_INHIBITED)
+    );
+}
+
+#[tokio::test]
+async fn short_read_without_sli_is_incorrect_length() {
+    let dir = Scratch::new("il");
+    let mut s = session(&dir, 1).await;
+    let t = TrackAddr::new(0, 1);
+    assert!(
+        s.run(&EckdProgram::format_track(t, &[vec![7; 4096]]), IDAL_CD)
+            .await
+            .unwrap()
+            .ok()
+    );
+    let mut prog = EckdProgram::read_data(t, 1, 1, 4096);
+    prog.ccws[2].payload = Payload::In(4000);
+    let out = s.run(&prog, LayoutOptions::default()).await.unwrap();
+    assert!(
+        SubchannelStatus::from_bits(out.irb.scsw.cstat)
+            .contains(SubchannelStatus::INCORRECT_LENGTH)
+    );
+    same(&out.inputs, &[vec![7; 4000]]).unwrap();
+    // With SLI the same transfer ends normally.
+    prog.ccws[2].flags = CcwFlags::SLI;
+    let out = s.run(&prog, LayoutOptions::default()).await.unwrap();
+    assert!(out.ok(), "{}", out.irb);
+    let _ = (
+        code::RDC,
+        DeviceStatus::NONE,
+        ProgramCcw {
+            cmd: 0,
+            flags: CcwFlags::NONE,
+            payload: Payload::In(0),
+        },
+    );
+}
+
+#[tokio::test]
+async fn chained_write_is_durable_when_the_channel_ends_the_program() {
+    let dir = Scratch::new("pgm");
+    let mut s = session(&dir, 1).await;
+    let t = TrackAddr::new(0, 3);
+    let mut prog = EckdProgram::format_track(t, &[vec![9; 1000], vec![8; 1000]]);
+    // A no-op with the suspend flag after the last write, in a program whose ORB does not
+    // allow suspension: the channel ends the program with a program check when it fetches
+    // that CCW, without asking the device again.
+    prog.ccws.push(ProgramCcw {
+        cmd: 0x03,
+        flags: CcwFlags::S,
+        payload: Payload::Out(vec![0; 8]),
+    });
+    let out = s.run(&prog, IDAL_CD).await.unwrap();
+    assert!(
+        SubchannelStatus::from_bits(out.irb.scsw.cstat).contains(SubchannelStatus::PROGRAM_CHECK),
+        "{}",
+        out.irb
+    );
+    // The records written before the check are in the image file now.
+    let img = CkdImage::open(&dir.0.join("d.3390"), true).unwrap();
+    let track = img.read_track(t).unwrap();
+    assert_eq!(track.records.len(), 3);
+    assert!(track.records[2].data == vec![8; 1000]);
+}
+
+#[tokio::test]
+async fn multi_track_format_count_and_record_zero() {
+    let dir = Scratch::new("mt");
+    let mut s = session(&dir, 2).await;
+    let first = TrackAddr::new(1, 2);
+    let prog = EckdProgram::format_tracks(first, 4, 12, 4096);
+    assert_eq!(prog.ccws.len(), 1 + 4 * 14);
+    let out = s.run(&prog, IDAL_CD).await.unwrap();
+    assert!(out.ok(), "{}", out.irb);
+    for head in 2..6 {
+        let t = TrackAddr::new(1, head);
+        let out = s
+            .run(&EckdProgram::read_count_of(t, 12), LayoutOptions::default())
+            .await
+            .unwrap();
+        assert!(out.ok(), "{}", out.irb);
+        let c = &out.inputs[0];
+        assert_eq!(&c[..4], &t.to_cchh());
+        assert_eq!(
+            (c[4], c[5], u16::from_be_bytes([c[6], c[7]])),
+            (12, 0, 4096)
+        );
+        // SLI, so no data chaining (SLI is ignored on a CCW that chains data).
+        let idal = LayoutOptions {
+            idal: true,
+            data_chain_reads: false,
+        };
+        let out = s.run(&EckdProgram::read_r0(t, 64), idal).await.unwrap();
+        assert!(out.ok(), "{}", out.irb);
+        assert_eq!(&out.inputs[0][..8], &[0, 1, 0, head as u8, 0, 0, 0, 8]);
+    }
+    // Record 13 does not exist: Read Count wraps past the index and then finds nothing.
+    let out = s
+        .run(
+            &EckdProgram::read_count_of(first, 14),
+            LayoutOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert!(out.unit_check(), "{}", out.irb);
+}
