@@ -8,6 +8,7 @@ mod bench;
 mod fuzz;
 mod lint;
 mod loom;
+mod s390x;
 mod test;
 mod util;
 
@@ -37,6 +38,11 @@ const COMMANDS: &[Command] = &[
         "bench",
         "criterion benchmarks: bench [filter] [-- criterion args]",
         bench::run,
+    ),
+    (
+        "s390x",
+        "big-endian unit tests under qemu-user, vfio-ccw in an emulated s390x guest",
+        s390x::run,
     ),
     (
         "fuzz",

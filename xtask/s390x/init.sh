@@ -1,0 +1,99 @@
+#!/bin/busybox sh
+# SPDX-License-Identifier: Apache-2.0 OR MIT
+#
+# /init of the emulated s390x guest that `cargo xtask s390x` boots. It binds the virtio-blk-ccw
+# subchannel to vfio_ccw, creates the mediated device, runs every payload present in /bin, and
+# powers off. Lines starting with "@@ " are for xtask (see xtask/src/s390x/report.rs); payloads
+# print their own "N passed, M failed" lines. Never exits with the machine still running.
+
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mount -t tmpfs tmpfs /tmp
+exec >/dev/console 2>&1
+
+DEVNO=0.0.0005
+UUID=$(cat /etc/ccw-rs/uuid)
+
+say() { echo "@@ $*"; }
+finish() { say done; sync; poweroff -f; sleep 10; }
+setup_fail() { say "setup-fail $*"; finish; }
+# run <step> <command...>: brackets a payload's output so xtask can attribute its result lines.
+run() {
+    step=$1; shift
+    say "begin $step"
+    "$@"
+    say "end $step exit=$?"
+}
+
+say "boot kernel=$(uname -r) machine=$(uname -m)"
+
+dev=$(readlink -f /sys/bus/ccw/devices/$DEVNO) || setup_fail "no ccw device $DEVNO"
+[ -e "$dev" ] || setup_fail "no ccw device $DEVNO"
+SCH=$(basename "$(dirname "$dev")")
+say "fact device=$DEVNO subchannel=$SCH driver=$(basename "$(readlink /sys/bus/css/devices/$SCH/driver)")"
+
+echo "$SCH" > /sys/bus/css/devices/$SCH/driver/unbind || setup_fail "unbind $SCH"
+echo vfio_ccw > /sys/bus/css/devices/$SCH/driver_override || setup_fail "driver_override $SCH"
+echo "$SCH" > /sys/bus/css/drivers/vfio_ccw/bind || setup_fail "bind $SCH to vfio_ccw"
+drv=$(basename "$(readlink /sys/bus/css/devices/$SCH/driver)")
+[ "$drv" = vfio_ccw ] || setup_fail "subchannel $SCH driver is '$drv', not vfio_ccw"
+say "fact bound=$SCH driver=$drv"
+
+TYPE=/sys/bus/css/devices/$SCH/mdev_supported_types/vfio_ccw-io
+[ -d $TYPE ] || setup_fail "no mdev type vfio_ccw-io under $SCH"
+say "fact mdev-type name='$(cat $TYPE/name)' device_api=$(cat $TYPE/device_api) available_instances=$(cat $TYPE/available_instances)"
+echo "$UUID" > $TYPE/create || setup_fail "create mdev $UUID"
+MDEV=/sys/bus/mdev/devices/$UUID
+[ -d $MDEV ] || setup_fail "mdev $UUID missing after create"
+say "fact mdev=$UUID iommu_group=$(basename "$(readlink $MDEV/iommu_group)") cdev=$(ls $MDEV/vfio-dev 2>/dev/null)"
+say "fact nodes=$(echo /dev/vfio/* /dev/vfio/devices/* /dev/iommu)"
+say "setup-ok"
+
+run probe-legacy /bin/ccw-probe legacy "$UUID" 0005
+run probe-cdev /bin/ccw-probe cdev "$UUID" 0005
+
+if [ -x /bin/vfio-guest ]; then
+    run vfio-info /bin/vfio-guest info --uuid "$UUID"
+    run conformance-legacy /bin/vfio-guest conformance --api legacy --uuid "$UUID"
+    run conformance-cdev /bin/vfio-guest conformance --api cdev --uuid "$UUID"
+    run bench /bin/vfio-guest bench --uuid "$UUID"
+else
+    say "skip vfio-guest: not built (crates/vfio-backend has no src/bin/vfio-guest.rs in this tree)"
+fi
+
+# ccwctl_check <step> <what to find in the output> <ccwctl args...>: runs ccwctl against the vfio
+# device and prints one result line (exit 0 and the expected text in its output).
+ccwctl_check() {
+    step=$1; want=$2; shift 2
+    say "begin $step"
+    out=$(/bin/ccwctl --vfio "$UUID" "$@" 2>&1); rc=$?
+    echo "$out"
+    if [ $rc -eq 0 ] && echo "$out" | grep -qi -e "$want"; then
+        echo "$step: 1 passed, 0 failed"
+    else
+        echo "$step: 0 passed, 1 failed (exit $rc, expected '$want' in the output)"
+    fi
+    say "end $step exit=$rc"
+}
+
+if [ ! -x /bin/ccwctl ]; then
+    say "skip ccwctl: not built (crates/ccwctl has no binary in this tree)"
+elif ! /bin/ccwctl --help 2>&1 | grep -q -e '--vfio'; then
+    say "skip ccwctl: this ccwctl has no --vfio option yet"
+elif /bin/ccwctl --vfio "$UUID" sense-id "$SCH" 2>&1 | grep -q 'not available in this build'; then
+    say "skip ccwctl: this ccwctl build has --vfio but no vfio backend ($(/bin/ccwctl --vfio "$UUID" sense-id "$SCH" 2>&1 | head -n 1))"
+else
+    ccwctl_check ccwctl-sense-id 3832 sense-id "$SCH"
+    if [ -f /examples/sense-id.ccw ]; then
+        ccwctl_check ccwctl-example . run "$SCH" /examples/sense-id.ccw
+    else
+        say "skip ccwctl-example: no examples/sense-id.ccw in this tree"
+    fi
+fi
+
+echo 1 > $MDEV/remove && [ ! -d $MDEV ]
+say "end mdev-remove exit=$?"
+finish

@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+
+//! `cargo xtask s390x`: the s390x lane. On a Debian 12 x86 machine it
+//!
+//! 1. sets up everything it needs (QEMU s390x, the cross toolchain, a guest kernel with vfio_ccw,
+//!    Rust for s390x, a busybox initramfs), cached under `$CCW_RS_CACHE` (default
+//!    `/var/cache/ccw-rs`) with stamp files so a second run skips finished steps;
+//! 2. runs the workspace's unit tests for `s390x-unknown-linux-gnu` under qemu-user (big-endian);
+//! 3. boots an emulated s390x guest whose virtio-blk-ccw subchannel is bound to vfio_ccw, and runs
+//!    the lane's own probe, vfio-backend's `vfio-guest` (conformance on both VFIO APIs, bench) and
+//!    `ccwctl --vfio` where those binaries exist;
+//! 4. prints every suite's `N passed, M failed` line, the bench medians, and per-step timings, and
+//!    fails on any failure or timeout (the multi-IDAW group is reported apart: QEMU's known defect).
+//!
+//! The facts it relies on (packages, kernel options, boot line, binding) are recorded in
+//! `s390x-guest.md` of the project's shared reference; each submodule cites what it implements.
+
+mod cache;
+mod guest;
+mod host;
+mod kernel;
+mod report;
+mod rust;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::util;
+
+/// Command-line options of `cargo xtask s390x`.
+#[derive(Debug)]
+struct Options {
+    cache: PathBuf,
+    unit: bool,
+    guest: bool,
+    timeout: Duration,
+}
+
+const USAGE: &str =
+    "usage: cargo xtask s390x [--no-unit] [--no-guest] [--timeout SECS] [--cache DIR]
+  --no-unit      skip the unit tests under qemu-user
+  --no-guest     skip booting the emulated guest
+  --timeout SECS guard for the guest run (default 600)
+  --cache DIR    download and build cache (default $CCW_RS_CACHE or /var/cache/ccw-rs)";
+
+impl Options {
+    fn parse(args: &[String]) -> util::Result<Self> {
+        let cache = std::env::var_os("CCW_RS_CACHE")
+            .filter(|v| !v.is_empty())
+            .map_or_else(|| PathBuf::from("/var/cache/ccw-rs"), PathBuf::from);
+        let mut opts = Options {
+            cache,
+            unit: true,
+            guest: true,
+            timeout: Duration::from_secs(600),
+        };
+        let mut it = args.iter();
+        while let Some(arg) = it.next() {
+            match arg.as_str() {
+                "--no-unit" => opts.unit = false,
+                "--no-guest" => opts.guest = false,
+                "--timeout" => {
+                    let v = it.next().ok_or("--timeout needs a value")?;
+                    let secs: u64 = v
+                        .parse()
+                        .map_err(|_| format!("--timeout: `{v}` is not a number of seconds"))?;
+                    opts.timeout = Duration::from_secs(secs);
+                }
+                "--cache" => {
+                    opts.cache = it.next().ok_or("--cache needs a directory")?.into();
+                }
+                "-h" | "--help" => return Err(USAGE.to_string()),
+                other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
+            }
+        }
+        Ok(opts)
+    }
+}
+
+/// Wall time of each step, printed at the end.
+#[derive(Default)]
+struct Timings(Vec<(&'static str, Duration)>);
+
+impl Timings {
+    fn step<T>(
+        &mut self,
+        name: &'static str,
+        f: impl FnOnce() -> util::Result<T>,
+    ) -> util::Result<T> {
+        eprintln!("\n== s390x: {name}");
+        let start = Instant::now();
+        let out = f();
+        let took = start.elapsed();
+        eprintln!("== s390x: {name}: {:.1} s", took.as_secs_f64());
+        self.0.push((name, took));
+        out.map_err(|e| format!("{name}: {e}"))
+    }
+
+    fn print(&self) {
+        println!("s390x timings:");
+        let mut total = Duration::ZERO;
+        for (name, took) in &self.0 {
+            println!("  {name:<28} {:>7.1} s", took.as_secs_f64());
+            total += *took;
+        }
+        println!("  {:<28} {:>7.1} s", "total", total.as_secs_f64());
+    }
+}
+
+/// Runs the lane; see the module documentation.
+pub(crate) fn run(args: &[String]) -> util::Result {
+    let opts = Options::parse(args)?;
+    let cache = cache::Cache::open(&opts.cache)?;
+    eprintln!("xtask s390x: cache {}", cache.root().display());
+    let mut t = Timings::default();
+    let mut failures: Vec<String> = Vec::new();
+
+    let result = (|| -> util::Result {
+        let apt = t.step("host packages", || host::setup(&cache))?;
+        let tools = t.step("rust for s390x + qemu-user", || {
+            rust::Toolchain::setup(&cache, &apt)
+        })?;
+        if opts.unit {
+            let summary = t.step("unit tests under qemu-user", || tools.unit_tests())?;
+            println!("{summary}");
+            if !summary.is_success() {
+                failures.push(format!("unit tests under qemu-user: {}", summary.total()));
+            }
+        }
+        if opts.guest {
+            let bz = t.step("guest kernel", || kernel::build(&cache, &apt))?;
+            let payloads = t.step("guest payloads", || tools.guest_payloads())?;
+            let initrd = t.step("guest initramfs", || {
+                guest::initramfs(&cache, &apt, &payloads)
+            })?;
+            let run = t.step("guest run", || {
+                guest::boot(&cache, &bz, &initrd, opts.timeout)
+            })?;
+            let rep = report::GuestReport::parse(&run.lines);
+            print!("{}", rep.summary());
+            failures.extend(rep.failures(&payloads.expected_steps(), run.timed_out));
+        }
+        Ok(())
+    })();
+    t.print();
+    result?;
+    if failures.is_empty() {
+        println!("s390x: all passed");
+        Ok(())
+    } else {
+        Err(format!(
+            "{} failure(s):\n  {}",
+            failures.len(),
+            failures.join("\n  ")
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn options_parse_flags_and_values() {
+        let o = Options::parse(&args(&["--no-unit", "--timeout", "30", "--cache", "/x"])).unwrap();
+        assert!(!o.unit);
+        assert!(o.guest);
+        assert_eq!(o.timeout, Duration::from_secs(30));
+        assert_eq!(o.cache, PathBuf::from("/x"));
+    }
+
+    #[test]
+    fn options_reject_bad_input() {
+        assert!(Options::parse(&args(&["--timeout"])).is_err());
+        assert!(Options::parse(&args(&["--timeout", "soon"])).is_err());
+        assert!(Options::parse(&args(&["--frobnicate"])).is_err());
+    }
+}
