@@ -33,7 +33,7 @@ const COMMANDS: &[Command] = &[
         "loom models of css-core's locking (RUSTFLAGS=--cfg loom, release)",
         loom::run,
     ),
-    ("ci", "what .ci/run runs: test, lint, loom", ci),
+    ("ci", "what .ci/run runs: test, lint, loom, s390x", ci),
     (
         "bench",
         "criterion benchmarks: bench [filter] [-- criterion args]",
@@ -56,6 +56,7 @@ fn ci(args: &[String]) -> util::Result {
     test::run(&[])?;
     lint::run(&[])?;
     loom::run(&[])?;
+    s390x::run(&[])?;
     Ok(())
 }
 
