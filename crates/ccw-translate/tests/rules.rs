@@ -312,16 +312,8 @@ fn dma_direction_follows_command_class() {
     ]);
     let m = RecordingMapper::new().recording(true);
     let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
-    let dirs: Vec<_> = m
-        .events()
-        .into_iter()
-        .filter_map(|e| match e {
-            Event::Pin(_, d, _) => Some(d),
-            _ => None,
-        })
-        .collect();
     use DmaAccess::{Read as R, Write as W};
-    assert_eq!(dirs, [R, R, W, W, W]);
+    assert_eq!(pin_dirs(&m), [R, R, W, W, W]);
     p.release(&m);
 }
 
