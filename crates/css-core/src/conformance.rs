@@ -675,7 +675,10 @@ async fn start_while_busy<B: Backend>(c: &Ctx<B>) -> TestResult {
             return None;
         }
         let r = sub.submit(&o2, &*c.mem).await;
-        let _ = sub.clear().await;
+        // The clear ends the first program; if it fails, the test times out: say why.
+        if let Err(e) = sub.clear().await {
+            tracing::warn!(error = %e, "start_while_busy: clear after the second start failed");
+        }
         Some(r)
     });
     sub.close().await?;
