@@ -96,12 +96,7 @@ fn t() -> Translator {
 /// 2019 "recursive TICs": TICs between segments and back must not recurse forever.
 #[test]
 fn recursive_tics_terminate() {
-    let mem = mem(0x10000);
-    chain(
-        &mem,
-        0x1000,
-        &[ccw1(0x02, CC, 8, 0x3000), ccw1(0x08, 0, 0, 0x2000)],
-    );
+    let mem = guest(&[ccw1(0x02, CC, 8, 0x3000), ccw1(0x08, 0, 0, 0x2000)]);
     chain(
         &mem,
         0x2000,
@@ -125,12 +120,7 @@ fn recursive_tics_terminate() {
 /// 2019 "SCSW at end of chain": the SCSW cpa of the last CCW + 8 must map back.
 #[test]
 fn scsw_cpa_one_past_the_end_maps_back() {
-    let mem = mem(0x10000);
-    chain(
-        &mem,
-        0x1000,
-        &[ccw1(0x03, CC, 0, 0), ccw1(0x08, 0, 0, 0x2000)],
-    );
+    let mem = guest(&[ccw1(0x03, CC, 0, 0), ccw1(0x08, 0, 0, 0x2000)]);
     chain(&mem, 0x2000, &[ccw1(0x03, CC, 0, 0), ccw1(0x03, 0, 0, 0)]);
     let m = RecordingMapper::new();
     let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
@@ -176,16 +166,11 @@ fn zero_length_ccws() {
 /// 2019 "don't pin empty transfers": count 0, NOP, skip on input pin nothing.
 #[test]
 fn empty_transfers_are_not_pinned() {
-    let mem = mem(0x10000);
-    chain(
-        &mem,
-        0x1000,
-        &[
-            ccw1(0x03, CC, 0x100, 0x3000),
-            ccw1(0x02, CC | SKIP, 0x100, 0x3000),
-            ccw1(0x04, 0, 0, 0x3000),
-        ],
-    );
+    let mem = guest(&[
+        ccw1(0x03, CC, 0x100, 0x3000),
+        ccw1(0x02, CC | SKIP, 0x100, 0x3000),
+        ccw1(0x04, 0, 0, 0x3000),
+    ]);
     let m = RecordingMapper::new();
     let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
     assert_eq!(m.stats().pins, 0);

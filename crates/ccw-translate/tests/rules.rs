@@ -31,6 +31,11 @@ fn err(orb: &Orb, mem: &vm_memory::GuestMemoryMmap<()>, m: &RecordingMapper) -> 
     e
 }
 
+/// [`err`] for a format-1 ORB whose program starts at `cpa`.
+fn refused(mem: &vm_memory::GuestMemoryMmap<()>, m: &RecordingMapper, cpa: u32) -> TranslateError {
+    err(&orb1(cpa), mem, m)
+}
+
 #[test]
 fn sense_id_single_ccw() {
     let mem = mem(0x10000);
@@ -113,17 +118,12 @@ fn format0_is_converted_to_format1() {
 
 #[test]
 fn command_and_data_chaining_form_one_segment() {
-    let mem = mem(0x10000);
-    chain(
-        &mem,
-        0x1000,
-        &[
-            ccw1(0x02, CD, 10, 0x3000),
-            ccw1(0x02, CC, 20, 0x3800),
-            ccw1(0x01, 0, 30, 0x4000),
-            ccw1(0x01, 0, 30, 0x5000), // not reached: the previous CCW does not chain
-        ],
-    );
+    let mem = guest(&[
+        ccw1(0x02, CD, 10, 0x3000),
+        ccw1(0x02, CC, 20, 0x3800),
+        ccw1(0x01, 0, 30, 0x4000),
+        ccw1(0x01, 0, 30, 0x5000), // not reached: the previous CCW does not chain
+    ]);
     let m = RecordingMapper::new();
     let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
     assert_eq!(p.segments().map(|s| s.2).collect::<Vec<_>>(), [3]);
@@ -189,7 +189,7 @@ fn segment_length_limit() {
     ccws[254] = ccw1(0x03, CC, 0, 0);
     ccws.push(ccw1(0x03, 0, 0, 0));
     chain(&mem, 0x1000, &ccws);
-    let e = err(&orb1(0x1000), &mem, &m);
+    let e = refused(&mem, &m, 0x1000);
     assert_eq!(e.kind, K::SegmentTooLong { limit: 255 });
     assert_eq!(
         (e.ccw_index, e.guest_addr),
@@ -231,7 +231,7 @@ fn segment_count_limit() {
     check_program(&p, &m, &mem, F1, IdawFormat::Format2K4);
     p.release(&m);
     tic_ladder(&mem, 17);
-    let e = err(&orb1(0x1000), &mem, &m);
+    let e = refused(&mem, &m, 0x1000);
     assert_eq!(e.kind, K::TooManySegments { limit: 16 });
     assert_eq!(e.guest_addr, Some(0x1000 + 15 * 0x100 + 8));
     assert_eq!((e.errno(), e.kind()), (libc::ENOMEM, ErrorKind::Limit));
@@ -281,20 +281,15 @@ fn direct_ccw_gets_fabricated_idal_in_orb_block_steps() {
 
 #[test]
 fn no_pin_without_data_transfer() {
-    let mem = mem(0x10000);
-    chain(
-        &mem,
-        0x1000,
-        &[
-            ccw1(0x02, CC, 0, 0x3000),          // count 0
-            ccw1(0x02, CC | IDA, 0, 0x3000),    // count 0 with IDA: no IDAW fetched
-            ccw1(0x03, CC, 100, 0x3000),        // NOP
-            ccw1(0x02, CC | SKIP, 100, 0x3000), // skip on read
-            ccw1(0x04, CC | SKIP, 32, 0x3000),  // skip on sense
-            ccw1(0x0C, CC | SKIP, 32, 0x3000),  // skip on read backward
-            ccw1(0x01, SKIP, 16, 0x5000),       // skip on write is ignored: pinned
-        ],
-    );
+    let mem = guest(&[
+        ccw1(0x02, CC, 0, 0x3000),          // count 0
+        ccw1(0x02, CC | IDA, 0, 0x3000),    // count 0 with IDA: no IDAW fetched
+        ccw1(0x03, CC, 100, 0x3000),        // NOP
+        ccw1(0x02, CC | SKIP, 100, 0x3000), // skip on read
+        ccw1(0x04, CC | SKIP, 32, 0x3000),  // skip on sense
+        ccw1(0x0C, CC | SKIP, 32, 0x3000),  // skip on read backward
+        ccw1(0x01, SKIP, 16, 0x5000),       // skip on write is ignored: pinned
+    ]);
     let m = RecordingMapper::new();
     let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
     assert_eq!(p.pins(), &[GuestRange::new(0x5000, 16)]);
@@ -308,30 +303,17 @@ fn no_pin_without_data_transfer() {
 
 #[test]
 fn dma_direction_follows_command_class() {
-    let mem = mem(0x10000);
-    chain(
-        &mem,
-        0x1000,
-        &[
-            ccw1(0x01, CC, 1, 0x3000), // write: device reads storage
-            ccw1(0x63, CC, 1, 0x3100), // control (define extent): device reads
-            ccw1(0x02, CC, 1, 0x3200), // read: device writes
-            ccw1(0x04, CC, 1, 0x3300), // sense
-            ccw1(0x0C, 0, 1, 0x3400),  // read backward
-        ],
-    );
+    let mem = guest(&[
+        ccw1(0x01, CC, 1, 0x3000), // write: device reads storage
+        ccw1(0x63, CC, 1, 0x3100), // control (define extent): device reads
+        ccw1(0x02, CC, 1, 0x3200), // read: device writes
+        ccw1(0x04, CC, 1, 0x3300), // sense
+        ccw1(0x0C, 0, 1, 0x3400),  // read backward
+    ]);
     let m = RecordingMapper::new().recording(true);
     let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
-    let dirs: Vec<_> = m
-        .events()
-        .into_iter()
-        .filter_map(|e| match e {
-            Event::Pin(_, d, _) => Some(d),
-            _ => None,
-        })
-        .collect();
     use DmaAccess::{Read as R, Write as W};
-    assert_eq!(dirs, [R, R, W, W, W]);
+    assert_eq!(pin_dirs(&m), [R, R, W, W, W]);
     p.release(&m);
 }
 
@@ -360,7 +342,7 @@ fn read_backward_direct_and_indirect() {
     p.release(&m);
     // A later backward IDAW that is not the last byte of a block.
     idal(&mem, 0x2000, IdawFormat::Format2K4, &[0x60FF, 0x8000]);
-    let e = err(&orb1(0x1000), &mem, &m);
+    let e = refused(&mem, &m, 0x1000);
     assert_eq!(
         e.kind,
         K::Misaligned {
@@ -388,20 +370,20 @@ fn read_backward_direct_and_indirect() {
     put(&mem, 0x1000, &ccw1(0x0C, IDA, 0x10, 0x2000));
     idal(&mem, 0x2000, IdawFormat::Format2K4, &[u64::MAX]);
     assert!(matches!(
-        err(&orb1(0x1000), &mem, &m).kind,
+        refused(&mem, &m, 0x1000).kind,
         K::AddressRange { .. }
     ));
     // ... and as a later IDAW (found by the fuzzer: the alignment check overflowed).
     put(&mem, 0x1000, &ccw1(0x0C, IDA, 0x110, 0x2000));
     idal(&mem, 0x2000, IdawFormat::Format2K4, &[0x60FF, u64::MAX]);
     assert!(matches!(
-        err(&orb1(0x1000), &mem, &m).kind,
+        refused(&mem, &m, 0x1000).kind,
         K::AddressRange { .. }
     ));
     // Direct read backward below address 0.
     put(&mem, 0x1000, &ccw1(0x0C, 0, 0x100, 0x10));
     assert!(matches!(
-        err(&orb1(0x1000), &mem, &m).kind,
+        refused(&mem, &m, 0x1000).kind,
         K::AddressRange { .. }
     ));
 }
@@ -420,7 +402,7 @@ fn transport_mode_and_midaw_are_unsupported() {
     assert_eq!((e.errno(), e.program_check()), (libc::EOPNOTSUPP, None));
 
     put(&mem, 0x1000, &ccw1(0x02, MIDA, 16, 0x2000));
-    let e = err(&orb1(0x1000), &mem, &m);
+    let e = refused(&mem, &m, 0x1000);
     assert_eq!(
         e.kind,
         K::Unsupported(Unsupported::Midaw { orb_allows: false })
@@ -534,7 +516,7 @@ fn invalid_ccws_are_program_checks() {
     }
     // A misaligned cpa.
     let mem = mem(0x10000);
-    let e = err(&orb1(0x1004), &mem, &m);
+    let e = refused(&mem, &m, 0x1004);
     assert_eq!(
         e.kind,
         K::Misaligned {
@@ -558,7 +540,7 @@ fn bad_idaws() {
     // A later IDAW not on a block boundary; the first piece was pinned and is undone.
     put(&mem, 0x1000, &ccw1(0x02, IDA, 0x900, 0x2000));
     idal(&mem, 0x2000, IdawFormat::Format2K4, &[0x3F00, 0x5010]);
-    let e = err(&orb1(0x1000), &mem, &m);
+    let e = refused(&mem, &m, 0x1000);
     assert_eq!(
         e.kind,
         K::Misaligned {
@@ -570,7 +552,7 @@ fn bad_idaws() {
     // A format-2 IDAW whose piece wraps the 64-bit address space.
     put(&mem, 0x1000, &ccw1(0x02, IDA, 0x100, 0x2000));
     idal(&mem, 0x2000, IdawFormat::Format2K4, &[u64::MAX - 0x10]);
-    let e = err(&orb1(0x1000), &mem, &m);
+    let e = refused(&mem, &m, 0x1000);
     assert!(
         matches!(
             e.kind,
@@ -587,7 +569,7 @@ fn bad_idaws() {
 fn guest_faults() {
     let m = RecordingMapper::new();
     let mem = mem(0x4000);
-    let e = err(&orb1(0x8000), &mem, &m);
+    let e = refused(&mem, &m, 0x8000);
     assert_eq!(
         e.kind,
         K::GuestFault {
@@ -602,11 +584,11 @@ fn guest_faults() {
     );
     // The chain runs off the end of guest memory.
     put(&mem, 0x3FF8, &ccw1(0x03, CC, 0, 0));
-    let e = err(&orb1(0x3FF8), &mem, &m);
+    let e = refused(&mem, &m, 0x3FF8);
     assert_eq!((e.ccw_index, e.guest_addr), (Some(1), Some(0x4000)));
     // The IDAL is outside guest memory.
     put(&mem, 0x1000, &ccw1(0x02, IDA, 8, 0x9000));
-    let e = err(&orb1(0x1000), &mem, &m);
+    let e = refused(&mem, &m, 0x1000);
     assert_eq!(
         e.kind,
         K::GuestFault {
@@ -618,7 +600,7 @@ fn guest_faults() {
     // The rest of the IDAL is outside guest memory.
     put(&mem, 0x1000, &ccw1(0x02, IDA, 0x1800, 0x3FF8));
     put(&mem, 0x3FF8, &0x2000u64.to_be_bytes());
-    let e = err(&orb1(0x1000), &mem, &m);
+    let e = refused(&mem, &m, 0x1000);
     assert_eq!(
         e.kind,
         K::GuestFault {
@@ -631,19 +613,14 @@ fn guest_faults() {
 
 #[test]
 fn mapper_failures_undo_everything() {
-    let mem = mem(0x10000);
-    chain(
-        &mem,
-        0x1000,
-        &[
-            ccw1(0x02, CC, 0x2000, 0x3000),
-            ccw1(0x01, 0, 0x2000, 0x6000),
-        ],
-    );
+    let mem = guest(&[
+        ccw1(0x02, CC, 0x2000, 0x3000),
+        ccw1(0x01, 0, 0x2000, 0x6000),
+    ]);
     let m = RecordingMapper::new();
     for n in 0..4 {
         m.fail_pin_after(Some(n));
-        let e = err(&orb1(0x1000), &mem, &m);
+        let e = refused(&mem, &m, 0x1000);
         assert_eq!(
             e.kind,
             K::Map {
@@ -656,7 +633,7 @@ fn mapper_failures_undo_everything() {
     }
     m.fail_pin_after(None);
     m.fail_alloc(true);
-    let e = err(&orb1(0x1000), &mem, &m);
+    let e = refused(&mem, &m, 0x1000);
     assert!(matches!(
         e.kind,
         K::Map {
@@ -666,7 +643,7 @@ fn mapper_failures_undo_everything() {
     ));
     m.fail_alloc(false);
     m.fail_write(true);
-    let e = err(&orb1(0x1000), &mem, &m);
+    let e = refused(&mem, &m, 0x1000);
     assert!(matches!(
         e.kind,
         K::Map {
@@ -678,7 +655,7 @@ fn mapper_failures_undo_everything() {
     m.fail_write(false);
     // Data outside what the backend maps: EINVAL, a program check on real hardware.
     let m = RecordingMapper::new().with_guest_limit(0x4000);
-    let e = err(&orb1(0x1000), &mem, &m);
+    let e = refused(&mem, &m, 0x1000);
     assert!(matches!(
         e.kind,
         K::Map {
@@ -700,7 +677,7 @@ fn mapper_contract_is_checked() {
     put(&mem, 0x1000, &ccw1(0x02, 0, 0x10, 0x3000));
     // Device addresses that shift the offset inside a 4 KiB block.
     let m = RecordingMapper::new().with_offset(0x100);
-    let e = err(&orb1(0x1000), &mem, &m);
+    let e = refused(&mem, &m, 0x1000);
     assert!(matches!(e.kind, K::MapperContract(_)));
     // A page-preserving offset is fine.
     let m = RecordingMapper::new().with_offset(0x1_0000_0000);
@@ -709,22 +686,17 @@ fn mapper_contract_is_checked() {
     p.release(&m);
     // Control memory reaching beyond 2 GiB.
     let m = RecordingMapper::new().with_control(0x7FFF_FFF8, 0x100);
-    let e = err(&orb1(0x1000), &mem, &m);
+    let e = refused(&mem, &m, 0x1000);
     assert!(matches!(e.kind, K::MapperContract(_)));
 }
 
 #[test]
 fn release_unpins_exactly_what_was_pinned() {
-    let mem = mem(0x10000);
-    chain(
-        &mem,
-        0x1000,
-        &[
-            ccw1(0x02, CC, 0x1800, 0x3800),
-            ccw1(0x01, CC, 16, 0x3800),
-            ccw1(0x03, 0, 0, 0),
-        ],
-    );
+    let mem = guest(&[
+        ccw1(0x02, CC, 0x1800, 0x3800),
+        ccw1(0x01, CC, 16, 0x3800),
+        ccw1(0x03, 0, 0, 0),
+    ]);
     let m = RecordingMapper::new().recording(true);
     let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
     let pins = p.pins().to_vec();
@@ -803,12 +775,7 @@ fn translator_is_reusable_after_errors() {
 
 #[test]
 fn error_messages_name_ccw_and_address() {
-    let mem = mem(0x10000);
-    chain(
-        &mem,
-        0x1000,
-        &[ccw1(0x03, CC, 0, 0), ccw1(0x02, IDA, 8, 0x2004)],
-    );
+    let mem = guest(&[ccw1(0x03, CC, 0, 0), ccw1(0x02, IDA, 8, 0x2004)]);
     let e = err(&orb1(0x1000), &mem, &RecordingMapper::new());
     assert_eq!(
         e.to_string(),
@@ -844,17 +811,12 @@ fn tic_back_into_the_segment_continues_it() {
     // The device-orientation idiom: Seek, Search ID Equal (CC), TIC back to the search,
     // Read. A search hit presents status modifier and the channel skips the TIC, fetching
     // the Read at TIC + 8: it must be in the same host segment and have its data pinned.
-    let mem = mem(0x10000);
-    chain(
-        &mem,
-        0x1000,
-        &[
-            ccw1(0x07, CC, 6, 0x3000),    // Seek
-            ccw1(0x31, CC, 5, 0x3010),    // Search ID Equal
-            ccw1(0x08, 0, 0, 0x1008),     // TIC back to the search
-            ccw1(0x06, SLI, 512, 0x4000), // Read Data
-        ],
-    );
+    let mem = guest(&[
+        ccw1(0x07, CC, 6, 0x3000),    // Seek
+        ccw1(0x31, CC, 5, 0x3010),    // Search ID Equal
+        ccw1(0x08, 0, 0, 0x1008),     // TIC back to the search
+        ccw1(0x06, SLI, 512, 0x4000), // Read Data
+    ]);
     let m = RecordingMapper::new();
     let p = ok(&mem, &m, 0x1000);
     let segs: Vec<_> = p.segments().collect();
@@ -944,7 +906,7 @@ fn tic_within_range_keeps_the_segment_length_limit() {
     ccws[254] = ccw1(0x03, CC, 0, 0);
     ccws.push(ccw1(0x03, 0, 0, 0));
     chain(&mem, 0x1000, &ccws);
-    let e = err(&orb1(0x1000), &mem, &m);
+    let e = refused(&mem, &m, 0x1000);
     assert_eq!(e.kind, K::SegmentTooLong { limit: 255 });
     assert_eq!(e.ccw_index, Some(255));
     // Every CCW was read once: a TIC loop is not followed round and round.
@@ -991,7 +953,7 @@ fn ccw_after_a_looping_tic_that_a_css_would_refuse_is_poisoned_not_refused() {
     }
     // The same junk where command chaining reaches it is refused, as before.
     chain(&mem, 0x1000, &[ccw1(0x03, CC, 0, 0), [0u8; 8]]);
-    let e = err(&orb1(0x1000), &mem, &m);
+    let e = refused(&mem, &m, 0x1000);
     assert_eq!(
         (e.kind, e.ccw_index),
         (K::InvalidCommand { cmd: 0 }, Some(1))
@@ -1003,22 +965,17 @@ fn data_chained_ccws_are_classified_by_the_chains_command() {
     // In data chaining the channel ignores the continuation's command code (the command is
     // the chain's first): a NOP code moves data, a read code in a write chain is read by
     // the device, a SKIP on a write chain is ignored, on a sense chain honoured.
-    let mem = mem(0x10000);
-    chain(
-        &mem,
-        0x1000,
-        &[
-            ccw1(0x01, CD, 16, 0x3000),        // write ...
-            ccw1(0x03, CD, 16, 0x3100),        // ... continued under a NOP code: data
-            ccw1(0x02, CD | SKIP, 16, 0x3200), // ... under a read code with SKIP: write ignores SKIP
-            ccw1(0x00, CC, 16, 0x3300),        // ... under an invalid code: ignored too
-            ccw1(0x04, CD, 8, 0x3400),         // sense ...
-            ccw1(0x01, CD | SKIP, 8, 0x3500),  // ... under a write code with SKIP: not stored
-            ccw1(0x03, CC, 8, 0x3600),         // ... under a NOP code: stored
-            ccw1(0x03, CD, 8, 0x3700),         // NOP ...
-            ccw1(0x02, 0, 8, 0x3800),          // ... under a read code: NOP moves nothing
-        ],
-    );
+    let mem = guest(&[
+        ccw1(0x01, CD, 16, 0x3000),        // write ...
+        ccw1(0x03, CD, 16, 0x3100),        // ... continued under a NOP code: data
+        ccw1(0x02, CD | SKIP, 16, 0x3200), // ... under a read code with SKIP: write ignores SKIP
+        ccw1(0x00, CC, 16, 0x3300),        // ... under an invalid code: ignored too
+        ccw1(0x04, CD, 8, 0x3400),         // sense ...
+        ccw1(0x01, CD | SKIP, 8, 0x3500),  // ... under a write code with SKIP: not stored
+        ccw1(0x03, CC, 8, 0x3600),         // ... under a NOP code: stored
+        ccw1(0x03, CD, 8, 0x3700),         // NOP ...
+        ccw1(0x02, 0, 8, 0x3800),          // ... under a read code: NOP moves nothing
+    ]);
     let m = RecordingMapper::new().recording(true);
     let p = ok(&mem, &m, 0x1000);
     assert_eq!(
@@ -1047,12 +1004,7 @@ fn data_chained_ccws_are_classified_by_the_chains_command() {
 fn read_backward_data_chain_continues_backward() {
     // Read backward, data-chained into a CCW with a (forward) read code: the continuation
     // also stores at descending addresses, so its address designates the highest byte.
-    let mem = mem(0x10000);
-    chain(
-        &mem,
-        0x1000,
-        &[ccw1(0x0C, CD, 0x10, 0x30FF), ccw1(0x02, 0, 0x20, 0x401F)],
-    );
+    let mem = guest(&[ccw1(0x0C, CD, 0x10, 0x30FF), ccw1(0x02, 0, 0x20, 0x401F)]);
     let m = RecordingMapper::new().recording(true);
     let p = ok(&mem, &m, 0x1000);
     assert_eq!(
@@ -1067,12 +1019,7 @@ fn read_backward_data_chain_continues_backward() {
 fn data_chaining_through_a_tic() {
     // A TIC carries the chaining of the CCW before it: a write data-chains through a TIC
     // into a CCW with a read code, which the device therefore reads.
-    let mem = mem(0x10000);
-    chain(
-        &mem,
-        0x1000,
-        &[ccw1(0x01, CD, 8, 0x3000), ccw1(0x08, 0, 0, 0x2000)],
-    );
+    let mem = guest(&[ccw1(0x01, CD, 8, 0x3000), ccw1(0x08, 0, 0, 0x2000)]);
     put(&mem, 0x2000, &ccw1(0x02, 0, 8, 0x3100));
     let m = RecordingMapper::new().recording(true);
     let p = ok(&mem, &m, 0x1000);
@@ -1085,7 +1032,7 @@ fn data_chaining_through_a_tic() {
     p.release(&m);
     // Command chaining through a TIC into it: a new command, invalid.
     put(&mem, 0x1000, &ccw1(0x01, CC, 8, 0x3000));
-    let e = err(&orb1(0x1000), &mem, &m);
+    let e = refused(&mem, &m, 0x1000);
     assert_eq!(
         (e.kind, e.guest_addr),
         (K::InvalidCommand { cmd: 0 }, Some(0x2000))
@@ -1096,19 +1043,14 @@ fn data_chaining_through_a_tic() {
 fn ccw_reached_as_two_different_commands_is_unsupported() {
     // 0x1000 write CC, 0x1008 read (new command by command chaining); 0x1010 write CD,
     // 0x1018 TIC to 0x1008, which makes the read a continuation of a write as well.
-    let mem = mem(0x10000);
-    chain(
-        &mem,
-        0x1000,
-        &[
-            ccw1(0x03, CC, 0, 0),
-            ccw1(0x02, CC, 8, 0x3000),
-            ccw1(0x01, CD, 8, 0x3100),
-            ccw1(0x08, 0, 0, 0x1008),
-        ],
-    );
+    let mem = guest(&[
+        ccw1(0x03, CC, 0, 0),
+        ccw1(0x02, CC, 8, 0x3000),
+        ccw1(0x01, CD, 8, 0x3100),
+        ccw1(0x08, 0, 0, 0x1008),
+    ]);
     let m = RecordingMapper::new();
-    let e = err(&orb1(0x1000), &mem, &m);
+    let e = refused(&mem, &m, 0x1000);
     assert_eq!(e.kind, K::Unsupported(Unsupported::AmbiguousDataChain));
     assert_eq!((e.ccw_index, e.guest_addr), (Some(1), Some(0x1008)));
     assert_eq!((e.errno(), e.program_check()), (libc::EOPNOTSUPP, None));

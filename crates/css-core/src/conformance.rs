@@ -293,9 +293,11 @@ fn ccw(cmd: u8, flags: CcwFlags, count: u16, cda: u32) -> [u8; 8] {
         count,
         cda,
     };
-    // Every CCW the suite builds is valid for format 1 (31-bit cda); a failure would be a
-    // bug of the suite itself, reported as an all-zero CCW the channel rejects.
-    repr.emit(CcwFormat::Format1).unwrap_or([0; 8])
+    // Every CCW the suite builds is valid for format 1 (31-bit cda); a failure is a bug of
+    // the suite itself. Tests run under `CatchPanic`, so it is reported as that test's
+    // failure instead of an all-zero CCW that would pass any test expecting a program check.
+    repr.emit(CcwFormat::Format1)
+        .expect("the conformance suite builds CCWs with 31-bit data addresses")
 }
 
 fn none() -> CcwFlags {
@@ -673,7 +675,10 @@ async fn start_while_busy<B: Backend>(c: &Ctx<B>) -> TestResult {
             return None;
         }
         let r = sub.submit(&o2, &*c.mem).await;
-        let _ = sub.clear().await;
+        // The clear ends the first program; if it fails, the test times out: say why.
+        if let Err(e) = sub.clear().await {
+            tracing::warn!(error = %e, "start_while_busy: clear after the second start failed");
+        }
         Some(r)
     });
     sub.close().await?;

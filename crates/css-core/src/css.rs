@@ -415,7 +415,9 @@ impl<B: Backend + ?Sized, T: Translate> Shared<B, T> {
             Err(e) if e.kind == BackendErrorKind::NoDevice => {
                 tracing::info!(%sch, "subchannel gone: removing");
                 entry.core.not_oper();
-                let _ = self.remove_entry(&entry).await;
+                if let Err(e) = self.remove_entry(&entry).await {
+                    tracing::warn!(%sch, error = %e, "removing the gone subchannel failed");
+                }
             }
             Err(e) => {
                 tracing::warn!(%sch, error = %e, "schib refresh failed: not operational");

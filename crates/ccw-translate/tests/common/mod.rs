@@ -53,6 +53,13 @@ pub fn chain(mem: &GuestMemoryMmap<()>, addr: u64, ccws: &[[u8; 8]]) {
     }
 }
 
+/// A 64 KiB guest with `ccws` chained at 0x1000, where most tests' ORBs point.
+pub fn guest(ccws: &[[u8; 8]]) -> GuestMemoryMmap<()> {
+    let m = mem(0x10000);
+    chain(&m, 0x1000, ccws);
+    m
+}
+
 /// Writes an IDAL of `fmt` at `addr`.
 pub fn idal(mem: &GuestMemoryMmap<()>, addr: u64, fmt: IdawFormat, idaws: &[u64]) {
     for (i, a) in idaws.iter().enumerate() {
