@@ -14,7 +14,7 @@ use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use vfio_bindings::bindings::vfio as vb;
 use vmm_sys_util::errno::Error as Errno;
@@ -558,19 +558,24 @@ impl DmaBuffer {
         false
     }
 
+    /// Checks that `offset..offset + n` lies inside the buffer (`EINVAL` otherwise), then
+    /// takes the copy lock.
+    fn begin_copy(&self, offset: usize, n: usize) -> SysResult<MutexGuard<'_, ()>> {
+        match offset.checked_add(n) {
+            Some(end) if end <= self.len => {
+                Ok(self.copying.lock().unwrap_or_else(|p| p.into_inner()))
+            }
+            _ => Err(Errno::new(libc::EINVAL)),
+        }
+    }
+
     /// Copies `bytes` to `offset`; `EINVAL` when it does not fit.
     pub fn write(&self, offset: usize, bytes: &[u8]) -> SysResult<()> {
-        let end = offset
-            .checked_add(bytes.len())
-            .ok_or_else(|| Errno::new(libc::EINVAL))?;
-        if end > self.len {
-            return Err(Errno::new(libc::EINVAL));
-        }
-        let _copying = self.copying.lock().unwrap_or_else(|p| p.into_inner());
-        // SAFETY: `offset..end` is inside the mapping (checked above); the source is a
-        // distinct Rust slice, so the ranges cannot overlap; no other copy runs (`copying`).
-        // Devices may read the memory concurrently, which is the point of DMA memory and does
-        // not create Rust references.
+        let _copying = self.begin_copy(offset, bytes.len())?;
+        // SAFETY: `offset..offset + bytes.len()` is inside the mapping (`begin_copy`); the
+        // source is a distinct Rust slice, so the ranges cannot overlap; no other copy runs
+        // (`copying`). Devices may read the memory concurrently, which is the point of DMA
+        // memory and does not create Rust references.
         unsafe {
             std::ptr::copy_nonoverlapping(
                 bytes.as_ptr(),
@@ -583,16 +588,10 @@ impl DmaBuffer {
 
     /// Copies `buf.len()` bytes from `offset`; `EINVAL` when out of bounds.
     pub fn read(&self, offset: usize, buf: &mut [u8]) -> SysResult<()> {
-        let end = offset
-            .checked_add(buf.len())
-            .ok_or_else(|| Errno::new(libc::EINVAL))?;
-        if end > self.len {
-            return Err(Errno::new(libc::EINVAL));
-        }
-        let _copying = self.copying.lock().unwrap_or_else(|p| p.into_inner());
-        // SAFETY: `offset..end` is inside the mapping (checked above); `buf` is a distinct
-        // exclusive slice; no other copy runs (`copying`). Bytes are copied, never borrowed,
-        // so device writes cannot alias a Rust reference.
+        let _copying = self.begin_copy(offset, buf.len())?;
+        // SAFETY: `offset..offset + buf.len()` is inside the mapping (`begin_copy`); `buf` is a
+        // distinct exclusive slice; no other copy runs (`copying`). Bytes are copied, never
+        // borrowed, so device writes cannot alias a Rust reference.
         unsafe {
             std::ptr::copy_nonoverlapping(
                 self.ptr.as_ptr().wrapping_add(offset),
