@@ -38,9 +38,12 @@ fn parse(args: &[String]) -> util::Result<(&'static str, u64)> {
                 let v = it
                     .next()
                     .ok_or_else(|| format!("--secs needs a value\n{}", usage()))?;
-                secs = v
-                    .parse()
-                    .map_err(|_| format!("--secs: `{v}` is not a number of seconds"))?;
+                // libFuzzer reads -max_total_time=0 as "no limit": refuse it rather than
+                // fuzz forever.
+                secs =
+                    v.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
+                        format!("--secs: `{v}` is not a positive number of seconds")
+                    })?;
             }
             name if target.is_none() => {
                 let found = TARGETS.iter().find(|(t, _)| *t == name);
@@ -119,6 +122,7 @@ mod tests {
         assert!(parse(&s(&["nope"])).is_err());
         assert!(parse(&s(&["translate", "--secs"])).is_err());
         assert!(parse(&s(&["translate", "--secs", "x"])).is_err());
+        assert!(parse(&s(&["translate", "--secs", "0"])).is_err());
         assert!(parse(&s(&["translate", "extra"])).is_err());
     }
 }

@@ -73,6 +73,12 @@ impl Options {
                 other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
             }
         }
+        // Both off would run nothing and still report "all passed".
+        if !opts.unit && !opts.guest {
+            return Err(format!(
+                "--no-unit and --no-guest together leave nothing to run\n{USAGE}"
+            ));
+        }
         Ok(opts)
     }
 }
@@ -178,5 +184,6 @@ mod tests {
         assert!(Options::parse(&args(&["--timeout"])).is_err());
         assert!(Options::parse(&args(&["--timeout", "soon"])).is_err());
         assert!(Options::parse(&args(&["--frobnicate"])).is_err());
+        assert!(Options::parse(&args(&["--no-unit", "--no-guest"])).is_err());
     }
 }

@@ -436,7 +436,7 @@ impl RdcReport {
             track_capacity: u32::from_be_bytes([0, d[17], d[18], d[19]]),
             max_r0: be16(44),
             long_cylinders: u32::from_be_bytes([d[60], d[61], d[62], d[63]]),
-            raw: d[..64].iter().map(|b| format!("{b:02x}")).collect(),
+            raw: crate::decode::hex(&d[..64]),
         })
     }
 }

@@ -148,12 +148,15 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>, DecodeFailure> {
     if digits.len() % 2 != 0 {
         return Err(DecodeFailure::Hex("odd number of hex digits"));
     }
+    // Checked per digit: `u8::from_str_radix` alone would accept a sign ("+f" as 0x0f).
+    let nibble = |b: u8| {
+        char::from(b)
+            .to_digit(16)
+            .ok_or(DecodeFailure::Hex("not a hex digit"))
+    };
     digits
         .chunks(2)
-        .map(|pair| {
-            let s = std::str::from_utf8(pair).map_err(|_| DecodeFailure::Hex("not a hex digit"))?;
-            u8::from_str_radix(s, 16).map_err(|_| DecodeFailure::Hex("not a hex digit"))
-        })
+        .map(|pair| Ok(((nibble(pair[0])? << 4) | nibble(pair[1])?) as u8))
         .collect()
 }
 
@@ -624,6 +627,8 @@ mod tests {
         );
         assert!(parse_hex("zz").is_err());
         assert!(parse_hex("a").is_err());
+        assert!(parse_hex("+f").is_err());
+        assert!(parse_hex("-1").is_err());
     }
 
     #[test]

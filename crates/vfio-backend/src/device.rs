@@ -381,14 +381,7 @@ impl VfioDevice {
             .sys
             .pread(self.fd(op)?, buf, offset)
             .map_err(|e| sys_error(op, e))?;
-        if n != buf.len() {
-            return Err(error(
-                BackendErrorKind::Io,
-                op,
-                format!("short read: {n} of {} bytes", buf.len()),
-            ));
-        }
-        Ok(())
+        whole(op, "read", n, buf.len())
     }
 
     fn write_exact(&self, op: &'static str, offset: u64, buf: &[u8]) -> Result<(), BackendError> {
@@ -396,14 +389,7 @@ impl VfioDevice {
             .sys
             .pwrite(self.fd(op)?, buf, offset)
             .map_err(|e| sys_error(op, e))?;
-        if n != buf.len() {
-            return Err(error(
-                BackendErrorKind::Io,
-                op,
-                format!("short write: {n} of {} bytes", buf.len()),
-            ));
-        }
-        Ok(())
+        whole(op, "write", n, buf.len())
     }
 
     /// Writes the io region (a start request). The errno of a failed write is what vfio-ccw
@@ -601,6 +587,20 @@ impl VfioDevice {
     /// The DMA mappings currently made through this device (IOVA, size).
     pub fn dma_mappings(&self) -> Vec<(u64, u64)> {
         lock(&self.dma).iter().map(|(&a, &s)| (a, s)).collect()
+    }
+}
+
+/// `Ok` when a region `what` ("read" / "write") moved all `want` bytes; a short transfer is an
+/// `Io` error (the regions are fixed-size structures, so a partial one means nothing).
+fn whole(op: &'static str, what: &str, n: usize, want: usize) -> Result<(), BackendError> {
+    if n == want {
+        Ok(())
+    } else {
+        Err(error(
+            BackendErrorKind::Io,
+            op,
+            format!("short {what}: {n} of {want} bytes"),
+        ))
     }
 }
 

@@ -38,12 +38,16 @@
 //! # Ok(()) }
 //! ```
 
+// `unsafe` lives in `sys` (the OS boundary) only; the compiler keeps it that way.
+#![deny(unsafe_code)]
+
 mod backend;
 mod device;
 mod error;
 mod mapper;
 pub mod measure;
 mod regions;
+#[allow(unsafe_code)]
 mod sys;
 mod sysfs;
 pub mod uapi;

@@ -14,6 +14,7 @@ use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
+use std::sync::{Mutex, MutexGuard};
 
 use vfio_bindings::bindings::vfio as vb;
 use vmm_sys_util::errno::Error as Errno;
@@ -500,13 +501,16 @@ impl Sys for HostSys {
 pub struct DmaBuffer {
     ptr: NonNull<u8>,
     len: usize,
+    /// Held for every copy in or out: `&self` methods may run on several threads at once, and
+    /// two unsynchronized copies touching the same bytes would be a data race.
+    copying: Mutex<()>,
 }
 
-// SAFETY: the buffer is plain memory owned by this value; all access goes through `&self`
-// methods that copy bytes with bounds checks, and concurrent writers are serialized by the
-// owner (the mapper holds it behind a lock).
+// SAFETY: the buffer is plain memory owned by this value (no thread affinity); all access goes
+// through `&self` methods that copy bytes with bounds checks while holding `copying`, so
+// concurrent callers are serialized.
 unsafe impl Send for DmaBuffer {}
-// SAFETY: see `Send`; `&DmaBuffer` only exposes bounds-checked copies.
+// SAFETY: see `Send`; `&DmaBuffer` only exposes bounds-checked copies made under `copying`.
 unsafe impl Sync for DmaBuffer {}
 
 impl DmaBuffer {
@@ -532,7 +536,11 @@ impl DmaBuffer {
             return Err(Errno::last());
         }
         let ptr = NonNull::new(p.cast::<u8>()).ok_or_else(|| Errno::new(libc::ENOMEM))?;
-        Ok(Self { ptr, len })
+        Ok(Self {
+            ptr,
+            len,
+            copying: Mutex::new(()),
+        })
     }
 
     /// Host virtual address of the first byte.
@@ -550,17 +558,24 @@ impl DmaBuffer {
         false
     }
 
+    /// Checks that `offset..offset + n` lies inside the buffer (`EINVAL` otherwise), then
+    /// takes the copy lock.
+    fn begin_copy(&self, offset: usize, n: usize) -> SysResult<MutexGuard<'_, ()>> {
+        match offset.checked_add(n) {
+            Some(end) if end <= self.len => {
+                Ok(self.copying.lock().unwrap_or_else(|p| p.into_inner()))
+            }
+            _ => Err(Errno::new(libc::EINVAL)),
+        }
+    }
+
     /// Copies `bytes` to `offset`; `EINVAL` when it does not fit.
     pub fn write(&self, offset: usize, bytes: &[u8]) -> SysResult<()> {
-        let end = offset
-            .checked_add(bytes.len())
-            .ok_or_else(|| Errno::new(libc::EINVAL))?;
-        if end > self.len {
-            return Err(Errno::new(libc::EINVAL));
-        }
-        // SAFETY: `offset..end` is inside the mapping (checked above); the source is a
-        // distinct Rust slice, so the ranges cannot overlap. Devices may read the memory
-        // concurrently, which is the point of DMA memory and does not create Rust references.
+        let _copying = self.begin_copy(offset, bytes.len())?;
+        // SAFETY: `offset..offset + bytes.len()` is inside the mapping (`begin_copy`); the
+        // source is a distinct Rust slice, so the ranges cannot overlap; no other copy runs
+        // (`copying`). Devices may read the memory concurrently, which is the point of DMA
+        // memory and does not create Rust references.
         unsafe {
             std::ptr::copy_nonoverlapping(
                 bytes.as_ptr(),
@@ -573,15 +588,10 @@ impl DmaBuffer {
 
     /// Copies `buf.len()` bytes from `offset`; `EINVAL` when out of bounds.
     pub fn read(&self, offset: usize, buf: &mut [u8]) -> SysResult<()> {
-        let end = offset
-            .checked_add(buf.len())
-            .ok_or_else(|| Errno::new(libc::EINVAL))?;
-        if end > self.len {
-            return Err(Errno::new(libc::EINVAL));
-        }
-        // SAFETY: `offset..end` is inside the mapping (checked above); `buf` is a distinct
-        // exclusive slice. Bytes are copied, never borrowed, so device writes cannot alias
-        // a Rust reference.
+        let _copying = self.begin_copy(offset, buf.len())?;
+        // SAFETY: `offset..offset + buf.len()` is inside the mapping (`begin_copy`); `buf` is a
+        // distinct exclusive slice; no other copy runs (`copying`). Bytes are copied, never
+        // borrowed, so device writes cannot alias a Rust reference.
         unsafe {
             std::ptr::copy_nonoverlapping(
                 self.ptr.as_ptr().wrapping_add(offset),

@@ -261,6 +261,15 @@ impl GuestReport {
                     step.name
                 ));
             }
+            // Results that pass nothing (everything skipped) verified nothing.
+            let counted_passes: u64 = suites
+                .iter()
+                .filter(|s| !is_known_qemu_defect(&s.name))
+                .map(|s| s.passed)
+                .sum();
+            if needs_results && !suites.is_empty() && counted_passes == 0 {
+                out.push(format!("step {} passed no check", step.name));
+            }
             if step.name == "bench" && self.bench_ratio().is_none() {
                 out.push("step bench printed no `bench ...: ... ratio=...` line".to_string());
             }
@@ -400,6 +409,15 @@ bench sense-id: backend median=700us raw median=660us ratio=1.06
             "{f:?}"
         );
         assert!(f.iter().any(|x| x.contains("bench printed no")), "{f:?}");
+
+        let r = GuestReport::parse(&lines(
+            "@@ setup-ok\n@@ begin probe-cdev\nprobe cdev: 0 passed, 0 failed, 9 skipped\n@@ end probe-cdev exit=0\n@@ done",
+        ));
+        let f = r.failures(&["probe-cdev"], false);
+        assert!(
+            f.iter().any(|x| x.contains("probe-cdev passed no check")),
+            "{f:?}"
+        );
 
         let r = GuestReport::parse(&lines("@@ setup-ok"));
         assert!(

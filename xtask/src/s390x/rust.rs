@@ -48,6 +48,8 @@ pub(crate) struct Payloads {
     pub(crate) examples: Vec<PathBuf>,
     /// Whether vfio-backend's `vfio-guest` is among `bins`.
     pub(crate) vfio_guest: bool,
+    /// Whether `ccwctl` is among `bins`.
+    pub(crate) ccwctl: bool,
 }
 
 impl Payloads {
@@ -61,6 +63,14 @@ impl Payloads {
                 "conformance-cdev",
                 "bench",
             ]);
+        }
+        // This tree's ccwctl has `--vfio`: when it is in the guest, init.sh skipping its checks
+        // (no `--vfio` in its help, no vfio backend) is a failure, not a pass.
+        if self.ccwctl {
+            steps.push("ccwctl-sense-id");
+            if !self.examples.is_empty() {
+                steps.push("ccwctl-example");
+            }
         }
         steps
     }
@@ -301,7 +311,8 @@ impl Toolchain {
                 "xtask s390x: no crates/vfio-backend/src/bin/vfio-guest.rs in this tree: conformance and bench will be skipped"
             );
         }
-        if root.join("crates/ccwctl/src/main.rs").is_file() {
+        let ccwctl = root.join("crates/ccwctl/src/main.rs").is_file();
+        if ccwctl {
             bins.push(("ccwctl".into(), self.build_bin("ccwctl", "ccwctl")?));
         }
         let examples = [
@@ -317,6 +328,7 @@ impl Toolchain {
             bins,
             examples,
             vfio_guest,
+            ccwctl,
         })
     }
 
@@ -341,5 +353,39 @@ impl Toolchain {
                 path.display()
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ccwctl_payload_makes_its_guest_checks_required() {
+        let mut p = Payloads {
+            bins: Vec::new(),
+            examples: Vec::new(),
+            vfio_guest: false,
+            ccwctl: false,
+        };
+        assert_eq!(p.expected_steps(), ["probe-legacy", "probe-cdev"]);
+        p.ccwctl = true;
+        assert!(p.expected_steps().contains(&"ccwctl-sense-id"));
+        assert!(!p.expected_steps().contains(&"ccwctl-example"));
+        p.examples.push(PathBuf::from("examples/sense-id.ccw"));
+        assert!(p.expected_steps().contains(&"ccwctl-example"));
+        // A guest that skipped them (`@@ skip ccwctl: ...`) then fails.
+        let lines: Vec<String> = [
+            "@@ setup-ok",
+            "@@ skip ccwctl: this ccwctl has no --vfio option yet",
+            "@@ done",
+        ]
+        .map(String::from)
+        .to_vec();
+        let f = report::GuestReport::parse(&lines).failures(&p.expected_steps(), false);
+        assert!(
+            f.iter().any(|x| x.contains("ccwctl-sense-id did not run")),
+            "{f:?}"
+        );
     }
 }

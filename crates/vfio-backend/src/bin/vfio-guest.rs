@@ -17,6 +17,8 @@
 //! known defect unless `--strict`.
 //! Exit status: 0 success, 1 failure, 2 usage error.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
