@@ -753,8 +753,15 @@ impl Eckd {
             }
             Err(e) => return Err(e),
         };
+        // After a move to the next track, R1 may not exist (a track with only R0).
+        let c = self
+            .track()?
+            .records
+            .get(i)
+            .ok_or(Check::byte1(sense::NO_RECORD_FOUND))?
+            .count
+            .to_bytes();
         self.chain.cursor = Some(Cursor::AfterCount(i));
-        let c = self.track()?.records[i].count.to_bytes();
         send(data, &c)
     }
 
@@ -1108,6 +1115,29 @@ mod tests {
         }
         // IPL1 (key 4, 24), IPL2 (key 4, 144), VOL1 (key 4, 80).
         assert_eq!(seen, [(1, 4, 24), (2, 4, 144), (3, 4, 80)]);
+    }
+
+    #[test]
+    fn read_count_into_a_track_with_only_r0_is_no_record_found() {
+        // A read domain that runs off a track onto one holding only R0: Read Count has no
+        // record to pass there (it used to index R1 and panic).
+        let dir = Scratch::new("rc-empty");
+        let mut dev = device(&dir, 1);
+        let (a, b) = (TrackAddr::new(0, 1), TrackAddr::new(0, 2));
+        assert_eq!(dev.image.read_track(b).unwrap().records.len(), 1);
+        assert_eq!(
+            domain(&mut dev, 0x40, a, b, lr(3, op::READ_ANY, 8, a, 0, 0)),
+            DONE
+        );
+        let mut st = DONE;
+        for _ in 0..4 {
+            st = ex(&mut dev, cmd::READ_COUNT, &mut [0u8; 8]);
+            if st != DONE {
+                break;
+            }
+        }
+        assert!(st.contains(DeviceStatus::UNIT_CHECK), "{st:?}");
+        assert_eq!(dev.sense_bytes()[1], sense::NO_RECORD_FOUND);
     }
 
     #[test]
