@@ -1025,6 +1025,11 @@ mod tests {
         ex(dev, cmd::LOCATE, &mut lr)
     }
 
+    /// A new chain with a read-only extent of track `t` and Locate Record `lr`, both accepted.
+    fn read_domain(dev: &mut Eckd, t: TrackAddr, lr: Vec<u8>) {
+        assert_eq!(domain(dev, 0x40, t, t, lr), DONE);
+    }
+
     /// Formats `t` with R0 and `n` records of `dl` bytes filled with `r` (Linux's format
     /// program: DE allow-all, LR orient-HA format-write, Write R0, Write CKD...).
     fn format_track(dev: &mut Eckd, t: TrackAddr, n: u8, dl: u16) {
@@ -1103,10 +1108,7 @@ mod tests {
         let dir = Scratch::new("rc");
         let mut dev = device(&dir, 1);
         let t0 = TrackAddr::new(0, 0);
-        assert_eq!(
-            domain(&mut dev, 0x40, t0, t0, lr(0, op::READ_DATA, 3, t0, 0, 0)),
-            DONE
-        );
+        read_domain(&mut dev, t0, lr(0, op::READ_DATA, 3, t0, 0, 0));
         let mut seen = Vec::new();
         for _ in 0..3 {
             let mut c = [0u8; 8];
@@ -1145,10 +1147,7 @@ mod tests {
         let dir = Scratch::new("vol1");
         let mut dev = device(&dir, 1);
         let t0 = TrackAddr::new(0, 0);
-        assert_eq!(
-            domain(&mut dev, 0x40, t0, t0, lr(0, op::READ_DATA, 1, t0, 3, 84)),
-            DONE
-        );
+        read_domain(&mut dev, t0, lr(0, op::READ_DATA, 1, t0, 3, 84));
         let mut kd = vec![0u8; 84];
         assert_eq!(ex(&mut dev, 0x8E, &mut kd), DONE);
         assert_eq!(crate::dasd::parse_vol1(&kd[4..]).as_deref(), Some("TEST01"));
@@ -1160,10 +1159,7 @@ mod tests {
         let dir = Scratch::new("ha");
         let mut dev = device(&dir, 1);
         let t = TrackAddr::new(0, 9);
-        assert_eq!(
-            domain(&mut dev, 0x40, t, t, lr(3, op::READ_ANY, 1, t, 0, 0)),
-            DONE
-        );
+        read_domain(&mut dev, t, lr(3, op::READ_ANY, 1, t, 0, 0));
         let mut ha = [0u8; 5];
         assert_eq!(ex(&mut dev, cmd::READ_HA_DIAG, &mut ha), DONE);
         assert_eq!(ha, [0, 0, 0, 0, 9]);
