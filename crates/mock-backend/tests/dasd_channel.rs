@@ -84,23 +84,15 @@ async fn format_write_read_back_like_dasd_eckd() {
         .unwrap();
     assert!(out.ok(), "write: {}", out.irb);
     assert_eq!(out.irb.scsw.count.get(), 0);
-    // Read them back with IDALs and data-chained reads.
-    let out = s
-        .run(&EckdProgram::read_data(t, 11, 14, 4096), IDAL_CD)
-        .await
-        .unwrap();
-    assert!(out.ok(), "read: {}", out.irb);
-    same(&out.inputs, &data).unwrap();
-    // The same without IDALs or data chaining.
-    let out = s
-        .run(
-            &EckdProgram::read_data(t, 11, 14, 4096),
-            LayoutOptions::default(),
-        )
-        .await
-        .unwrap();
-    assert!(out.ok(), "read: {}", out.irb);
-    same(&out.inputs, &data).unwrap();
+    // Read them back with IDALs and data-chained reads, then without either.
+    for opts in [IDAL_CD, LayoutOptions::default()] {
+        let out = s
+            .run(&EckdProgram::read_data(t, 11, 14, 4096), opts)
+            .await
+            .unwrap();
+        assert!(out.ok(), "read ({opts:?}): {}", out.irb);
+        same(&out.inputs, &data).unwrap();
+    }
     // Untouched blocks are still zero.
     let out = s
         .run(
