@@ -304,6 +304,26 @@ async fn read_backward_stores_descending() {
 }
 
 #[tokio::test]
+async fn read_backward_through_an_idaw_at_the_top_of_the_address_space_is_a_check() {
+    // Reading backward, a later IDAW must designate the last byte of a block; one holding
+    // the highest 64-bit address is such a byte but storage there does not exist.
+    let mut rig = setup(&[0x5A; 32]).await;
+    let data = rig.alloc(8192, 0);
+    let page = (data + 0xFFF) & !0xFFF;
+    let mut list = Vec::new();
+    for a in [u64::from(page) + 0x0F, u64::MAX] {
+        list.extend_from_slice(&a.to_be_bytes());
+    }
+    let idal = rig.alloc(list.len(), 0);
+    rig.poke(idal as u64, &list);
+    let prog = rig.program(&[ccw1(0x0C, F::IDA, 32, idal)]);
+    let irb = rig.run(TESTDEV, &orb(prog)).await;
+    assert_ne!(irb.scsw.cstat, 0, "{}", irb.scsw);
+    // The first block (16 bytes below and at the IDAW's address) was stored.
+    assert_eq!(rig.peek(u64::from(page), 16), [0x5A; 16]);
+}
+
+#[tokio::test]
 async fn pci_gives_an_intermediate_interruption() {
     let mut rig = setup(b"hello").await;
     let buf = rig.alloc(5, 0);

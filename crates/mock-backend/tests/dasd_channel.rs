@@ -5,10 +5,10 @@
 //! memory, translated by ccw-translate, run by the mock channel on the device, final status
 //! checked in the SCSW.
 
-use ccw_types::{CcwFlags, DeviceStatus, SubchannelStatus};
+use ccw_types::{CcwFlags, SubchannelStatus};
 use mock_backend::dasd::{
     CkdImage, CreateOptions, DasdSession, EckdProgram, LayoutOptions, Model3390, Payload,
-    ProgramCcw, TrackAddr, code, parse_vol1, sense,
+    ProgramCcw, TrackAddr, parse_vol1, sense,
 };
 
 mod dasd_common;
@@ -84,23 +84,15 @@ async fn format_write_read_back_like_dasd_eckd() {
         .unwrap();
     assert!(out.ok(), "write: {}", out.irb);
     assert_eq!(out.irb.scsw.count.get(), 0);
-    // Read them back with IDALs and data-chained reads.
-    let out = s
-        .run(&EckdProgram::read_data(t, 11, 14, 4096), IDAL_CD)
-        .await
-        .unwrap();
-    assert!(out.ok(), "read: {}", out.irb);
-    same(&out.inputs, &data).unwrap();
-    // The same without IDALs or data chaining.
-    let out = s
-        .run(
-            &EckdProgram::read_data(t, 11, 14, 4096),
-            LayoutOptions::default(),
-        )
-        .await
-        .unwrap();
-    assert!(out.ok(), "read: {}", out.irb);
-    same(&out.inputs, &data).unwrap();
+    // Read them back with IDALs and data-chained reads, then without either.
+    for opts in [IDAL_CD, LayoutOptions::default()] {
+        let out = s
+            .run(&EckdProgram::read_data(t, 11, 14, 4096), opts)
+            .await
+            .unwrap();
+        assert!(out.ok(), "read ({opts:?}): {}", out.irb);
+        same(&out.inputs, &data).unwrap();
+    }
     // Untouched blocks are still zero.
     let out = s
         .run(
@@ -188,23 +180,23 @@ async fn errors_present_unit_check_with_the_right_sense() {
         .await
         .unwrap();
     assert!(out.unit_check(), "{}", out.irb);
-    let from_ecw = out.irb.ecw;
     let sns = sense_of(&mut s, &out).await;
     assert_eq!(sns[1], sense::NO_RECORD_FOUND);
-    let _ = from_ecw;
     // Outside the extent: a Locate Record seeking past what Define Extent allowed.
     let mut prog = EckdProgram::read_data(TrackAddr::new(0, 3), 1, 1, 4096);
-    if let Payload::Out(lr) = &mut prog.ccws[1].payload {
-        lr[4..8].copy_from_slice(&TrackAddr::new(1, 0).to_cchh());
-    }
+    let Payload::Out(lr) = &mut prog.ccws[1].payload else {
+        panic!("read_data's second CCW is Locate Record");
+    };
+    lr[4..8].copy_from_slice(&TrackAddr::new(1, 0).to_cchh());
     let out = s.run(&prog, IDAL_CD).await.unwrap();
     assert!(out.unit_check());
     assert_eq!(sense_of(&mut s, &out).await[1], sense::FILE_PROTECTED);
     // Write under a read-only extent mask: command reject, file protected.
     let mut prog = EckdProgram::write_data(TrackAddr::new(0, 0), 3, &[vec![0x40; 80]]);
-    if let Payload::Out(de) = &mut prog.ccws[0].payload {
-        de[0] = mock_backend::dasd::mask::READ_ONLY;
-    }
+    let Payload::Out(de) = &mut prog.ccws[0].payload else {
+        panic!("write_data's first CCW is Define Extent");
+    };
+    de[0] = mock_backend::dasd::mask::READ_ONLY;
     let out = s.run(&prog, IDAL_CD).await.unwrap();
     assert!(out.unit_check());
     let sns = sense_of(&mut s, &out).await;
@@ -250,15 +242,6 @@ async fn short_read_without_sli_is_incorrect_length() {
     prog.ccws[2].flags = CcwFlags::SLI;
     let out = s.run(&prog, LayoutOptions::default()).await.unwrap();
     assert!(out.ok(), "{}", out.irb);
-    let _ = (
-        code::RDC,
-        DeviceStatus::NONE,
-        ProgramCcw {
-            cmd: 0,
-            flags: CcwFlags::NONE,
-            payload: Payload::In(0),
-        },
-    );
 }
 
 #[tokio::test]

@@ -76,7 +76,10 @@ async fn not_operational_during_io() {
 
 #[tokio::test]
 async fn path_loss_and_restore() {
-    let mut rig = rig(script(0, Fault::PathLoss)).await;
+    // The second start below must run while the path is still gone: a restore 20 ms after
+    // the loss could come first under emulation (qemu-user), so it waits a full second.
+    let policy = script(0, Fault::PathLoss).with_path_restore(Duration::from_secs(1));
+    let mut rig = rig(policy).await;
     let prog = rig.program(&[ccw1(0x03, F::NONE, 0, 0)]);
     assert_eq!(rig.start(SCH, &orb(prog)).await, ConditionCode::Cc0);
     assert_eq!(crw(&mut rig).await.into_bytes(), [0x04, 0x06, 0x00, 0x00]);

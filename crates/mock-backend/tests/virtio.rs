@@ -84,3 +84,18 @@ async fn read_conf_longer_than_the_config_is_incorrect_length() {
     let (irb, _) = run1(&mut rig, 0x22, F::SLI, &[], 64).await;
     assert_eq!(irb.scsw.cstat, 0);
 }
+
+#[tokio::test]
+async fn a_channel_check_during_a_write_is_not_a_command_reject() {
+    // The data address is outside guest memory: the channel ends with a program check. The
+    // device must not also claim a command reject in its sense data.
+    let mut rig = Rig::default_enabled().await;
+    for cmd in [0x31, 0x11] {
+        let prog = rig.program(&[ccw1(cmd, F::NONE, 5, 0x7FFF_F000)]);
+        let irb = rig.run(VIRTIO, &orb(prog)).await;
+        assert_ne!(irb.scsw.cstat & 0x20, 0, "program check: {}", irb.scsw);
+        let (irb, buf) = run1(&mut rig, 0x04, F::SLI, &[], 32).await;
+        assert_eq!(irb.scsw.dstat, 0x0c);
+        assert_eq!(rig.peek(buf as u64, 1), [0], "sense after {cmd:#04x}");
+    }
+}

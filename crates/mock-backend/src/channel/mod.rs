@@ -572,7 +572,8 @@ impl<'a> Stream<'a> {
             }
         } else {
             let aligned = if back {
-                (addr + 1) & (bs - 1) == 0
+                // The last byte of a block (no `addr + 1`: the IDAW may hold u64::MAX).
+                addr & (bs - 1) == bs - 1
             } else {
                 addr & (bs - 1) == 0
             };

@@ -753,8 +753,15 @@ impl Eckd {
             }
             Err(e) => return Err(e),
         };
+        // After a move to the next track, R1 may not exist (a track with only R0).
+        let c = self
+            .track()?
+            .records
+            .get(i)
+            .ok_or(Check::byte1(sense::NO_RECORD_FOUND))?
+            .count
+            .to_bytes();
         self.chain.cursor = Some(Cursor::AfterCount(i));
-        let c = self.track()?.records[i].count.to_bytes();
         send(data, &c)
     }
 
@@ -1018,6 +1025,11 @@ mod tests {
         ex(dev, cmd::LOCATE, &mut lr)
     }
 
+    /// A new chain with a read-only extent of track `t` and Locate Record `lr`, both accepted.
+    fn read_domain(dev: &mut Eckd, t: TrackAddr, lr: Vec<u8>) {
+        assert_eq!(domain(dev, 0x40, t, t, lr), DONE);
+    }
+
     /// Formats `t` with R0 and `n` records of `dl` bytes filled with `r` (Linux's format
     /// program: DE allow-all, LR orient-HA format-write, Write R0, Write CKD...).
     fn format_track(dev: &mut Eckd, t: TrackAddr, n: u8, dl: u16) {
@@ -1096,10 +1108,7 @@ mod tests {
         let dir = Scratch::new("rc");
         let mut dev = device(&dir, 1);
         let t0 = TrackAddr::new(0, 0);
-        assert_eq!(
-            domain(&mut dev, 0x40, t0, t0, lr(0, op::READ_DATA, 3, t0, 0, 0)),
-            DONE
-        );
+        read_domain(&mut dev, t0, lr(0, op::READ_DATA, 3, t0, 0, 0));
         let mut seen = Vec::new();
         for _ in 0..3 {
             let mut c = [0u8; 8];
@@ -1111,14 +1120,34 @@ mod tests {
     }
 
     #[test]
+    fn read_count_into_a_track_with_only_r0_is_no_record_found() {
+        // A read domain that runs off a track onto one holding only R0: Read Count has no
+        // record to pass there (it used to index R1 and panic).
+        let dir = Scratch::new("rc-empty");
+        let mut dev = device(&dir, 1);
+        let (a, b) = (TrackAddr::new(0, 1), TrackAddr::new(0, 2));
+        assert_eq!(dev.image.read_track(b).unwrap().records.len(), 1);
+        assert_eq!(
+            domain(&mut dev, 0x40, a, b, lr(3, op::READ_ANY, 8, a, 0, 0)),
+            DONE
+        );
+        let mut st = DONE;
+        for _ in 0..4 {
+            st = ex(&mut dev, cmd::READ_COUNT, &mut [0u8; 8]);
+            if st != DONE {
+                break;
+            }
+        }
+        assert!(st.contains(DeviceStatus::UNIT_CHECK), "{st:?}");
+        assert_eq!(dev.sense_bytes()[1], sense::NO_RECORD_FOUND);
+    }
+
+    #[test]
     fn read_key_and_data_of_vol1() {
         let dir = Scratch::new("vol1");
         let mut dev = device(&dir, 1);
         let t0 = TrackAddr::new(0, 0);
-        assert_eq!(
-            domain(&mut dev, 0x40, t0, t0, lr(0, op::READ_DATA, 1, t0, 3, 84)),
-            DONE
-        );
+        read_domain(&mut dev, t0, lr(0, op::READ_DATA, 1, t0, 3, 84));
         let mut kd = vec![0u8; 84];
         assert_eq!(ex(&mut dev, 0x8E, &mut kd), DONE);
         assert_eq!(crate::dasd::parse_vol1(&kd[4..]).as_deref(), Some("TEST01"));
@@ -1130,10 +1159,7 @@ mod tests {
         let dir = Scratch::new("ha");
         let mut dev = device(&dir, 1);
         let t = TrackAddr::new(0, 9);
-        assert_eq!(
-            domain(&mut dev, 0x40, t, t, lr(3, op::READ_ANY, 1, t, 0, 0)),
-            DONE
-        );
+        read_domain(&mut dev, t, lr(3, op::READ_ANY, 1, t, 0, 0));
         let mut ha = [0u8; 5];
         assert_eq!(ex(&mut dev, cmd::READ_HA_DIAG, &mut ha), DONE);
         assert_eq!(ha, [0, 0, 0, 0, 9]);

@@ -266,8 +266,8 @@ impl CkdImage {
         if magic != MAGIC {
             return Err(format(format!("header id {:02x?} is not CKD_P370", magic)));
         }
-        let heads = u32::from_le_bytes(hdr[8..12].try_into().unwrap_or_default());
-        let trksize = u32::from_le_bytes(hdr[12..16].try_into().unwrap_or_default());
+        let heads = u32::from_le_bytes([hdr[8], hdr[9], hdr[10], hdr[11]]);
+        let trksize = u32::from_le_bytes([hdr[12], hdr[13], hdr[14], hdr[15]]);
         let devtype = hdr[16];
         let fileseq = hdr[17];
         let highcyl = u16::from_le_bytes([hdr[18], hdr[19]]);
@@ -431,16 +431,23 @@ impl CkdImage {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(io_err(&jp, "open journal")(e)),
         };
+        // A short journal is a torn record; any other read error is reported, not taken
+        // for one (discarding a complete record would lose the update it holds).
+        let read_full = |buf: &mut [u8], at: u64| match journal.read_exact_at(buf, at) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
+            Err(e) => Err(io_err(&jp, "read journal")(e)),
+        };
         let mut hdr = [0u8; JOURNAL_HDR];
-        let valid = journal.read_exact_at(&mut hdr, 0).is_ok() && &hdr[..8] == JOURNAL_MAGIC;
+        let valid = read_full(&mut hdr, 0)? && &hdr[..8] == JOURNAL_MAGIC;
         if valid {
-            let index = u64::from_le_bytes(hdr[8..16].try_into().unwrap_or_default());
-            let len = u64::from_le_bytes(hdr[16..24].try_into().unwrap_or_default());
-            let sum = u64::from_le_bytes(hdr[24..32].try_into().unwrap_or_default());
+            let index = le_u64(&hdr, 8);
+            let len = le_u64(&hdr, 16);
+            let sum = le_u64(&hdr, 24);
             let mut slot = vec![0u8; TRACK_SLOT];
             let complete = len == TRACK_SLOT as u64
                 && index < self.tracks()
-                && journal.read_exact_at(&mut slot, JOURNAL_HDR as u64).is_ok()
+                && read_full(&mut slot, JOURNAL_HDR as u64)?
                 && journal_checksum(index, &slot) == sum;
             if complete {
                 if self.read_only {
@@ -490,7 +497,11 @@ impl Drop for CkdImage {
     /// removed: one left behind means a process ended in the middle of an update.
     fn drop(&mut self) {
         if self.journal.take().is_some() && self.crash.is_none() {
-            let _ = std::fs::remove_file(self.journal_path());
+            let jp = self.journal_path();
+            if let Err(e) = std::fs::remove_file(&jp) {
+                // Harmless (the record in it is invalidated) but worth a trace.
+                tracing::warn!(journal = %jp.display(), error = %e, "could not remove the journal");
+            }
         }
     }
 }
@@ -501,6 +512,14 @@ fn simulated_crash(path: &Path) -> ImageError {
         op: "simulated crash",
         source: io::Error::other("simulated crash"),
     }
+}
+
+/// The little-endian `u64` at `at` of a journal record header (in bounds: `at + 8 <=
+/// JOURNAL_HDR`).
+fn le_u64(hdr: &[u8; JOURNAL_HDR], at: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&hdr[at..at + 8]);
+    u64::from_le_bytes(b)
 }
 
 /// FNV-1a over the track number and slot: detects a torn journal record (not an adversary).
@@ -784,6 +803,18 @@ pub(crate) mod tests {
         assert!(e.to_string().contains("interrupted update"), "{e}");
         let img = CkdImage::open(&dir.file("a.3390"), false).unwrap();
         assert_eq!(img.read_track(addr).unwrap(), t);
+    }
+
+    #[test]
+    fn unreadable_journal_is_an_error_not_a_torn_record() {
+        // A journal that cannot be read (here a directory: EISDIR) must not be taken for a
+        // torn record and silently discarded.
+        let dir = Scratch::new("badjournal");
+        drop(small(&dir, None));
+        std::fs::create_dir(dir.file("a.3390.journal")).unwrap();
+        let e = CkdImage::open(&dir.file("a.3390"), true).unwrap_err();
+        assert_eq!(e.kind(), ImageErrorKind::Io, "{e}");
+        assert!(e.to_string().contains("journal"), "{e}");
     }
 
     #[test]

@@ -194,7 +194,11 @@ impl DasdSession {
                 }
                 Ok(Some(_)) => {}
                 Ok(None) | Err(_) => {
-                    let _ = self.backend.clear(self.sch).await;
+                    // The timeout is the error reported; a failed clear (the program may
+                    // still be running when its buffers are released) is traced, not lost.
+                    if let Err(e) = self.backend.clear(self.sch).await {
+                        tracing::warn!(sch = %self.sch, error = %e, "clear after timeout failed");
+                    }
                     return Err(SessionError::Timeout(TIMEOUT));
                 }
             }

@@ -219,15 +219,18 @@ impl DeviceModel for VirtioBlkCcw {
             }
             WRITE_FEAT => {
                 let mut b = [0u8; 5];
-                if let Ok(5) = data.read(&mut b) {
-                    let word = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-                    match b[4] {
-                        0 => self.guest_features[0] = word & FEATURES_LO,
-                        1 if rev >= 1 => self.guest_features[1] = word & VERSION_1,
-                        _ => {}
+                match data.read(&mut b) {
+                    Ok(5) => {
+                        let word = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                        match b[4] {
+                            0 => self.guest_features[0] = word & FEATURES_LO,
+                            1 if rev >= 1 => self.guest_features[1] = word & VERSION_1,
+                            _ => {}
+                        }
                     }
-                } else {
-                    return self.reject();
+                    Ok(_) => return self.reject(),
+                    // The channel already recorded its check; no sense of the device's own.
+                    Err(_) => return DeviceOutcome::done(),
                 }
             }
             READ_CONF => {
@@ -243,7 +246,8 @@ impl DeviceModel for VirtioBlkCcw {
                 let mut b = [0u8; 1];
                 match data.read(&mut b) {
                     Ok(1) => self.status = b[0],
-                    _ => return self.reject(),
+                    Ok(_) => return self.reject(),
+                    Err(_) => return DeviceOutcome::done(),
                 }
             }
             READ_STATUS => {

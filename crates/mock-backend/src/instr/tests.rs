@@ -385,32 +385,33 @@ fn clear_result_is_status_pending_alone() {
     assert_eq!(s.schib.pmcw.lpum, 0);
 }
 
+/// HALT SUBCHANNEL (cc 0 expected) and its completion with the current CCW at `cpa`;
+/// returns the resulting SCSW bytes.
+fn halted(mut s: SchState, cpa: u32) -> [u8; 12] {
+    assert_eq!(hsch(&mut s), ConditionCode::Cc0);
+    halt_complete(&mut s, cpa);
+    s.schib.scsw.into_bytes()
+}
+
 #[test]
 fn halt_results() {
     // Active: DE, primary + secondary, cpa of the current CCW.
     let mut s = started();
     begin_start(&mut s, 0x80);
-    assert_eq!(hsch(&mut s), ConditionCode::Cc0);
-    halt_complete(&mut s, 0x1010);
     assert_eq!(
-        s.schib.scsw.into_bytes(),
+        halted(s, 0x1010),
         [0x00, 0x80, 0x60, 0x07, 0, 0, 0x10, 0x10, 0x04, 0, 0, 0]
     );
     // Start pending, not started: status pending alone, no device status.
-    let mut s = started();
-    assert_eq!(hsch(&mut s), ConditionCode::Cc0);
-    halt_complete(&mut s, 0);
     assert_eq!(
-        s.schib.scsw.into_bytes(),
+        halted(started(), 0),
         [0x00, 0x80, 0x60, 0x01, 0, 0, 0, 0, 0, 0, 0, 0]
     );
     // Idle: a halt signal makes the device present device end.
     let mut s = SchState::new(5);
     s.schib.pmcw.flags.set_enabled(true);
-    assert_eq!(hsch(&mut s), ConditionCode::Cc0);
-    halt_complete(&mut s, 0);
     assert_eq!(
-        s.schib.scsw.into_bytes(),
+        halted(s, 0),
         [0x00, 0x00, 0x20, 0x03, 0, 0, 0, 0, 0x04, 0, 0, 0]
     );
 }
