@@ -256,8 +256,7 @@ impl Mapper for VfioMapper {
             .ok_or(MapError::Exhausted("vfio control memory"))?;
         let off = usize::try_from(off).map_err(|_| MapError::Exhausted("vfio control memory"))?;
         // Fresh areas read as zero, like newly allocated kernel memory.
-        let zeros = vec![0u8; len];
-        if let Err(e) = self.control.write(off, &zeros) {
+        if let Err(e) = self.control.fill(off, len, 0) {
             lock(&self.alloc).free(off as u64);
             return Err(MapError::Os {
                 op: "write control",

@@ -586,6 +586,16 @@ impl DmaBuffer {
         Ok(())
     }
 
+    /// Sets `n` bytes at `offset` to `byte`; `EINVAL` when it does not fit.
+    pub fn fill(&self, offset: usize, n: usize, byte: u8) -> SysResult<()> {
+        let _copying = self.begin_copy(offset, n)?;
+        // SAFETY: `offset..offset + n` is inside the mapping (`begin_copy`); no other copy runs
+        // (`copying`). Devices may read the memory concurrently, which is the point of DMA
+        // memory and does not create Rust references.
+        unsafe { std::ptr::write_bytes(self.ptr.as_ptr().wrapping_add(offset), byte, n) };
+        Ok(())
+    }
+
     /// Copies `buf.len()` bytes from `offset`; `EINVAL` when out of bounds.
     pub fn read(&self, offset: usize, buf: &mut [u8]) -> SysResult<()> {
         let _copying = self.begin_copy(offset, buf.len())?;
@@ -686,6 +696,11 @@ mod tests {
         assert!(b.write(b.len() - 3, &[0; 4]).is_err());
         assert!(b.read(usize::MAX, &mut x).is_err());
         assert!(DmaBuffer::new(0).is_err());
+        b.fill(b.len() - 4, 3, 0).unwrap();
+        b.read(b.len() - 4, &mut x).unwrap();
+        assert_eq!(x, [0, 0, 0, 4], "fill clears exactly its range");
+        assert!(b.fill(b.len() - 3, 4, 0).is_err());
+        assert!(b.fill(usize::MAX, 2, 0).is_err());
     }
 
     #[test]
