@@ -194,7 +194,7 @@ fn build(p: &Program) -> vm_memory::GuestMemoryMmap<()> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+    #![proptest_config(ccw_testkit::proptest_config(128))]
 
     #[test]
     fn generated_programs_translate_faithfully(p in program()) {

@@ -59,6 +59,10 @@ impl IdawFormat {
     /// How many IDAWs a transfer of `count` bytes starting at `addr` needs (at least one, as
     /// the channel fetches the first IDAW even for a zero count).
     ///
+    /// This is arithmetic only: it does not ask whether the IDAWs can hold the addresses (a
+    /// format-1 list cannot reach past 2 GiB); [`IdawFormat::check_transfer`] and
+    /// [`IdawFormat::idaw_addresses`] do.
+    ///
     /// ```
     /// use ccw_types::IdawFormat;
     /// // Reference §13.5: 8192 bytes at 0x12345678.
@@ -73,24 +77,78 @@ impl IdawFormat {
         (addr & (bs - 1)).saturating_add(count).div_ceil(bs)
     }
 
-    /// The address each IDAW of a well-formed list for `count` bytes at `addr` holds: `addr`
-    /// itself, then the start of every following block.
+    /// The highest address an IDAW of this format can hold: 2^31 - 1 for format 1 (31-bit
+    /// addresses, bit 0 must be zero), 2^64 - 1 for format 2.
+    pub const fn max_address(self) -> u64 {
+        match self {
+            IdawFormat::Format1 => 0x7FFF_FFFF,
+            IdawFormat::Format2K2 | IdawFormat::Format2K4 => u64::MAX,
+        }
+    }
+
+    /// Checks that a well-formed IDAW list of this format can describe `count` bytes at
+    /// `addr` (at least one byte, as the channel fetches the first IDAW even for a zero
+    /// count): every byte of the transfer, and so every block an IDAW designates, must lie at
+    /// or below [`IdawFormat::max_address`].
+    ///
+    /// Architecture (reference §8): a format-1 IDAW holds a 31-bit address, so a transfer
+    /// that would continue past 2 GiB needs an IDAW no format-1 list can hold; a real channel
+    /// fetching such an IDAW (bit 0 set) ends the program with a program check. Format-2
+    /// addresses cannot wrap past 2^64 either. Both are errors here, never a wrapped list.
     ///
     /// ```
     /// use ccw_types::IdawFormat;
-    /// let v: Vec<u64> = IdawFormat::Format2K4.idaw_addresses(0x12345678, 8192).collect();
-    /// assert_eq!(v, [0x12345678, 0x12346000, 0x12347000]);
+    /// assert!(IdawFormat::Format1.check_transfer(0x7FFF_F000, 0x1000).is_ok());
+    /// assert!(IdawFormat::Format1.check_transfer(0x7FFF_F000, 0x1001).is_err());
+    /// assert!(IdawFormat::Format2K4.check_transfer(u64::MAX, 0).is_ok());
+    /// assert!(IdawFormat::Format2K4.check_transfer(u64::MAX, 2).is_err());
     /// ```
-    pub fn idaw_addresses(self, addr: u64, count: u64) -> impl Iterator<Item = u64> {
+    pub fn check_transfer(self, addr: u64, count: u64) -> Result<(), DecodeError> {
+        let max = self.max_address();
+        let last = addr.checked_add(count.max(1) - 1);
+        match last {
+            Some(last) if last <= max => Ok(()),
+            _ => Err(DecodeError::new(
+                "IDAW list",
+                "address",
+                DecodeReason::OutOfRange {
+                    value: last.unwrap_or(u64::MAX),
+                    max,
+                },
+            )),
+        }
+    }
+
+    /// The address each IDAW of a well-formed list for `count` bytes at `addr` holds: `addr`
+    /// itself, then the start of every following block. Fails, as
+    /// [`IdawFormat::check_transfer`] does, when no list of this format can describe the
+    /// transfer.
+    ///
+    /// ```
+    /// use ccw_types::IdawFormat;
+    /// let v: Vec<u64> = IdawFormat::Format2K4.idaw_addresses(0x12345678, 8192)?.collect();
+    /// assert_eq!(v, [0x12345678, 0x12346000, 0x12347000]);
+    /// // A format-1 list cannot cross 2 GiB.
+    /// assert!(IdawFormat::Format1.idaw_addresses(0x7FFF_F800, 0x1000).is_err());
+    /// # Ok::<(), ccw_types::DecodeError>(())
+    /// ```
+    pub fn idaw_addresses(
+        self,
+        addr: u64,
+        count: u64,
+    ) -> Result<impl Iterator<Item = u64>, DecodeError> {
+        self.check_transfer(addr, count)?;
         let bs = self.block_size();
         let n = self.idaws_needed(addr, count);
-        (0..n).map(move |i| {
+        // No overflow: every block start lies at or below the transfer's last byte, which
+        // `check_transfer` proved representable.
+        Ok((0..n).map(move |i| {
             if i == 0 {
                 addr
             } else {
-                (addr & !(bs - 1)).wrapping_add(i.wrapping_mul(bs))
+                (addr & !(bs - 1)) + i * bs
             }
-        })
+        }))
     }
 
     /// Encodes one IDAW holding `addr` into the start of `out` and returns its size (4 or 8).

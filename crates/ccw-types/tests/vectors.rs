@@ -362,10 +362,10 @@ fn v13_5_interruption_code_and_masks() {
 fn v13_5_idaw_lists() {
     let f2 = IdawFormat::Format2K4;
     assert_eq!(f2.idaws_needed(0x1234_5678, 8192), 3);
-    let v: Vec<u64> = f2.idaw_addresses(0x1234_5678, 8192).collect();
+    let v: Vec<u64> = f2.idaw_addresses(0x1234_5678, 8192).unwrap().collect();
     assert_eq!(v, [0x1234_5678, 0x1234_6000, 0x1234_7000]);
     for k2 in [IdawFormat::Format2K2, IdawFormat::Format1] {
-        let v: Vec<u64> = k2.idaw_addresses(0x1234_5678, 8192).collect();
+        let v: Vec<u64> = k2.idaw_addresses(0x1234_5678, 8192).unwrap().collect();
         assert_eq!(
             v,
             [
@@ -379,10 +379,12 @@ fn v13_5_idaw_lists() {
     }
     // Each address encodes and decodes, and passes the list rules.
     for (fmt, list) in [
-        (f2, f2.idaw_addresses(0x1234_5678, 8192)),
+        (f2, f2.idaw_addresses(0x1234_5678, 8192).unwrap()),
         (
             IdawFormat::Format1,
-            IdawFormat::Format1.idaw_addresses(0x1234_5678, 8192),
+            IdawFormat::Format1
+                .idaw_addresses(0x1234_5678, 8192)
+                .unwrap(),
         ),
     ] {
         for (i, addr) in list.enumerate() {

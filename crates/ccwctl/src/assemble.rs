@@ -101,25 +101,29 @@ fn midaw_pieces(addr: u64, count: u64) -> Vec<(u64, u16)> {
     out
 }
 
-/// IDAW addresses for `count` bytes at `addr`, descending for read backward (reference §8.3).
-fn idaw_list(fmt: IdawFormat, addr: u64, count: u64, backward: bool) -> Vec<u64> {
+/// IDAW addresses for `count` bytes at `addr`, descending for read backward (reference §8.3);
+/// `None` when no list of this format can reach the whole transfer (format 1 past 2 GiB).
+fn idaw_list(fmt: IdawFormat, addr: u64, count: u64, backward: bool) -> Option<Vec<u64>> {
     if !backward {
-        return fmt.idaw_addresses(addr, count).collect();
+        return fmt.idaw_addresses(addr, count).ok().map(Iterator::collect);
     }
+    fmt.check_transfer(addr, count).ok()?;
     // Read backward: the first IDAW designates the highest byte; later ones the last byte of
     // each lower block.
     let bs = fmt.block_size();
     let high = addr + count.max(1) - 1;
     let n = fmt.idaws_needed(addr, count);
-    (0..n)
-        .map(|i| {
-            if i == 0 {
-                high
-            } else {
-                (high & !(bs - 1)) - (i - 1) * bs - 1
-            }
-        })
-        .collect()
+    Some(
+        (0..n)
+            .map(|i| {
+                if i == 0 {
+                    high
+                } else {
+                    (high & !(bs - 1)) - (i - 1) * bs - 1
+                }
+            })
+            .collect(),
+    )
 }
 
 impl Assembled {
@@ -322,7 +326,15 @@ impl Assembled {
                                 addr,
                                 count,
                                 class == CommandClass::ReadBackward,
-                            );
+                            )
+                            .ok_or_else(|| {
+                                place_err(
+                                    line.pos,
+                                    "data buffer",
+                                    addr,
+                                    "beyond 2 GiB: format-1 IDAWs cannot reach it (use `orb idaw=format2-4k`)",
+                                )
+                            })?;
                             for (k, &a) in addrs.iter().enumerate() {
                                 let res = match idaw_fmt {
                                     IdawFormat::Format1 => {
@@ -501,7 +513,7 @@ mod tests {
     #[test]
     fn read_backward_idaws_designate_last_bytes() {
         assert_eq!(
-            idaw_list(IdawFormat::Format2K4, 0x20800, 0x1000, true),
+            idaw_list(IdawFormat::Format2K4, 0x20800, 0x1000, true).unwrap(),
             vec![0x217FF, 0x20FFF]
         );
     }

@@ -1088,7 +1088,7 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(128))]
+            #![proptest_config(ccw_testkit::proptest_config(128))]
             /// What the documented syntax says is what the parser builds, for any commands,
             /// flags, counts, data and TIC targets.
             #[test]

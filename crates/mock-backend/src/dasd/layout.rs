@@ -273,6 +273,7 @@ pub fn lay_out<M: GuestMemory>(
             Target::Data { gpa, len } => {
                 let list: Vec<u64> = IdawFormat::Format2K4
                     .idaw_addresses(gpa, len as u64)
+                    .map_err(|e| mem_err(gpa, e))?
                     .collect();
                 let at = arena.take(list.len() as u64 * 8, 8);
                 let bytes: Vec<u8> = list.iter().flat_map(|a| a.to_be_bytes()).collect();
