@@ -1,18 +1,27 @@
 // SPDX-License-Identifier: Apache-2.0 OR MIT
 
-//! `cargo xtask bench [criterion args]`: the criterion benchmarks of `benches/`.
+//! `cargo xtask bench [filter] [-- criterion args]`: the criterion benchmarks of `benches/`.
 //!
 //! Extra arguments go to criterion, e.g. `cargo xtask bench translate` runs only the groups
-//! whose name matches `translate`, and `cargo xtask bench -- --quick` shortens measurement.
+//! whose name matches `translate`, and `cargo xtask bench translate -- --warm-up-time 1
+//! --measurement-time 1` shortens measurement. They reach the bench targets only (`--benches`;
+//! the crate's library is `bench = false`), never a libtest harness that would refuse them.
 //! Targets are met in these benchmarks, never in timed tests: read medians and ratios from one
 //! run, since the machines are shared and noisy.
+
+use std::process::Command;
 
 use crate::util;
 
 /// Runs the benchmarks, forwarding `args` to criterion.
 pub(crate) fn run(args: &[String]) -> util::Result {
-    let mut cmd = util::cargo();
-    cmd.args(["bench", "-p", "benches"]);
+    util::run(&mut command(util::cargo(), args))
+}
+
+/// `cargo bench` for the bench targets of the `benches` crate, with `args` split at `--` into
+/// criterion's filter and criterion's own flags.
+fn command(mut cmd: Command, args: &[String]) -> Command {
+    cmd.args(["bench", "-p", "benches", "--benches"]);
     let (filter, rest): (Vec<&String>, Vec<&String>) = match args.iter().position(|a| a == "--") {
         Some(i) => (args[..i].iter().collect(), args[i + 1..].iter().collect()),
         None => (args.iter().collect(), Vec::new()),
@@ -22,5 +31,48 @@ pub(crate) fn run(args: &[String]) -> util::Result {
         cmd.args(filter);
         cmd.args(rest);
     }
-    util::run(&mut cmd)
+    cmd
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args_of(args: &[&str]) -> Vec<String> {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        command(Command::new("cargo"), &args)
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn criterion_flags_reach_the_bench_targets_only() {
+        assert_eq!(
+            args_of(&["translate", "--", "--warm-up-time", "1"]),
+            [
+                "bench",
+                "-p",
+                "benches",
+                "--benches",
+                "--",
+                "translate",
+                "--warm-up-time",
+                "1"
+            ]
+        );
+        assert_eq!(args_of(&[]), ["bench", "-p", "benches", "--benches"]);
+    }
+
+    #[test]
+    fn the_benches_library_is_not_a_bench_target() {
+        let manifest =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/Cargo.toml");
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        assert!(
+            text.contains("[lib]\nbench = false"),
+            "{} must keep `[lib] bench = false`, or criterion's flags reach libtest",
+            manifest.display()
+        );
+    }
 }

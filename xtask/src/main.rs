@@ -45,6 +45,11 @@ const COMMANDS: &[Command] = &[
         s390x::run,
     ),
     (
+        "host-tools",
+        "host packages of the lanes: host-tools <install <qemu|hercules> | check-fresh>",
+        s390x::host_tools,
+    ),
+    (
         "fuzz",
         "run a cargo-fuzz target on stable: fuzz <target> [--secs N]",
         fuzz::run,
@@ -63,7 +68,7 @@ fn ci(args: &[String]) -> util::Result {
 fn usage() -> String {
     let mut s = String::from("usage: cargo xtask <command> [args]\n\ncommands:\n");
     for (name, help, _) in COMMANDS {
-        s.push_str(&format!("  {name:<8} {help}\n"));
+        s.push_str(&format!("  {name:<10} {help}\n"));
     }
     s
 }

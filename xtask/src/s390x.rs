@@ -16,6 +16,7 @@
 //! `s390x-guest.md` of the project's shared reference; each submodule cites what it implements.
 
 mod cache;
+mod fresh;
 mod guest;
 mod host;
 mod kernel;
@@ -45,11 +46,8 @@ const USAGE: &str =
 
 impl Options {
     fn parse(args: &[String]) -> util::Result<Self> {
-        let cache = std::env::var_os("CCW_RS_CACHE")
-            .filter(|v| !v.is_empty())
-            .map_or_else(|| PathBuf::from("/var/cache/ccw-rs"), PathBuf::from);
         let mut opts = Options {
-            cache,
+            cache: default_cache(),
             unit: true,
             guest: true,
             timeout: Duration::from_secs(600),
@@ -80,6 +78,47 @@ impl Options {
             ));
         }
         Ok(opts)
+    }
+}
+
+/// The cache directory: `$CCW_RS_CACHE`, or `/var/cache/ccw-rs`.
+fn default_cache() -> PathBuf {
+    std::env::var_os("CCW_RS_CACHE")
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| PathBuf::from("/var/cache/ccw-rs"), PathBuf::from)
+}
+
+const HOST_TOOLS_USAGE: &str = "usage: cargo xtask host-tools <install <qemu|hercules> | check-fresh>
+  install qemu      install the QEMU lane's missing host packages (what `cargo xtask s390x` does first)
+  install hercules  install Hercules' DASD tools if missing (the DASD interop tests use them)
+  check-fresh       simulate both installs on a fresh machine (apt-get -s against this machine's
+                    dpkg status with those packages and what only they pulled in removed)";
+
+/// `cargo xtask host-tools`: the host packages the lanes and tests need, through the lane's
+/// private APT configuration, installed only where missing.
+pub(crate) fn host_tools(args: &[String]) -> util::Result {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let cache = cache::Cache::open(&default_cache())?;
+    match args.as_slice() {
+        ["install", set] => {
+            let packages = match *set {
+                "qemu" => host::QEMU_LANE,
+                "hercules" => host::HERCULES,
+                other => return Err(format!("unknown package set `{other}`\n{HOST_TOOLS_USAGE}")),
+            };
+            host::Apt::open(&cache)?.install_missing(packages)
+        }
+        ["check-fresh"] => {
+            let apt = host::Apt::open(&cache)?;
+            for (name, plan) in host::check_fresh(&apt, &cache.dir("fresh-check")?)? {
+                let installs = plan.lines().filter(|l| l.starts_with("Inst ")).count();
+                println!(
+                    "host-tools: fresh install of {name}: apt accepts it ({installs} packages)"
+                );
+            }
+            Ok(())
+        }
+        _ => Err(HOST_TOOLS_USAGE.to_string()),
     }
 }
 
