@@ -48,8 +48,8 @@ pub(crate) async fn stsch_after_enable<B: Backend>(c: &Ctx<B>) -> CaseResult {
     Ok(Verdict::Pass)
 }
 
-/// Path masks are consistent: PAM and LPM within PIM, every installed path has a CHPID
-/// other than ff... and PNOM only for installed paths (§5.1, §5.2).
+/// Path masks are consistent: PAM, PNOM and LPUM name installed paths only (§5.1, §5.2).
+/// LPM is not checked: SSCH may copy the ORB's LPM, uninstalled bits included (§5.5).
 pub(crate) async fn path_masks_consistent<B: Backend>(c: &Ctx<B>) -> CaseResult {
     let sub = c.open().await?;
     let schib = sub.schib().await;
@@ -59,12 +59,6 @@ pub(crate) async fn path_masks_consistent<B: Backend>(c: &Ctx<B>) -> CaseResult 
         p.pam & !p.pim == 0,
         "pam {:#04x} outside pim {:#04x}",
         p.pam,
-        p.pim
-    );
-    ensure!(
-        p.lpm & !p.pim == 0,
-        "lpm {:#04x} outside pim {:#04x}",
-        p.lpm,
         p.pim
     );
     ensure!(
