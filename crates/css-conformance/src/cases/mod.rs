@@ -5,6 +5,7 @@
 pub(crate) mod async_io;
 pub(crate) mod bad_programs;
 pub(crate) mod basic;
+pub(crate) mod eckd;
 pub(crate) mod idal;
 pub(crate) mod lifecycle;
 pub(crate) mod multi_idaw;
@@ -33,6 +34,7 @@ macro_rules! __suite {
             (torture, "kernel-torture") { raw_256_ccws, raw_17_segments, raw_tic_self_loop, raw_tic_ping_pong, raw_idal_past_mapped_end, raw_fmt1_idal_at_mapped_end, raw_zero_length_ccws, raw_halt_racing_start, raw_clear_racing_start, raw_start_while_busy, raw_transport_orb, raw_cpa_unmapped, raw_tic_target_unmapped, raw_format0_tic }
             (virtio, "virtio-blk") { virtio_sense_id, virtio_read_conf, virtio_read_conf_short, virtio_status_round_trip, virtio_read_feat, virtio_read_vq_conf, virtio_revision_once }
             (test_device, "test-device") { td_write_read, td_write_data_chain, td_write_idal_two, td_read_data_chain_odd, td_read_backward, td_search_equal_skips, td_search_unequal_continues, td_unit_check_sense, td_unit_exception, td_unit_exception_stops_chain, td_short_record_residual, td_skip_ignored_on_write, td_sense_id, td_write_then_read_chained }
+            (eckd, "eckd-3390") { eckd_sense_id, eckd_rdc, eckd_write_then_read, eckd_multi_record_read, eckd_multi_track_read, eckd_read_data_chained, eckd_read_data_idal, eckd_search_id_tic_loop, eckd_read_count, eckd_read_ckd, eckd_out_of_extent, eckd_write_inhibited, eckd_no_record_found, eckd_define_extent_twice }
         );
     };
     (@emit __expand_tests ($($args:tt)*) $($list:tt)*) => { $crate::__expand_tests! { $($args)* $($list)* } };
