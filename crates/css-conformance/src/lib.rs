@@ -327,4 +327,13 @@ mod tests {
         assert_eq!(names.len(), n, "duplicate case names");
         assert!(n >= 100, "{n} cases");
     }
+
+    #[test]
+    fn the_readme_table_lists_every_case_with_its_group() {
+        let readme = include_str!("../README.md");
+        for c in cases::<mock_backend::MockBackend>() {
+            let row = format!("| `{}` | {} |", c.name, c.group);
+            assert!(readme.contains(&row), "README has no row for {c:?}");
+        }
+    }
 }
