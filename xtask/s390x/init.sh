@@ -61,7 +61,7 @@ if [ -x /bin/vfio-guest ]; then
     run conformance-cdev /bin/vfio-guest conformance --api cdev --uuid "$UUID"
     run bench /bin/vfio-guest bench --uuid "$UUID"
 else
-    say "skip vfio-guest: not built (crates/vfio-backend has no src/bin/vfio-guest.rs in this tree)"
+    say "skip vfio-guest: not built (no crates/vfio-guest/src/main.rs in this tree)"
 fi
 
 # ccwctl_check <step> <what to find in the output> <ccwctl args...>: runs ccwctl against the vfio

@@ -7,10 +7,12 @@
 //!    `/var/cache/ccw-rs`) with stamp files so a second run skips finished steps;
 //! 2. runs the workspace's unit tests for `s390x-unknown-linux-gnu` under qemu-user (big-endian);
 //! 3. boots an emulated s390x guest whose virtio-blk-ccw subchannel is bound to vfio_ccw, and runs
-//!    the lane's own probe, vfio-backend's `vfio-guest` (conformance on both VFIO APIs, bench) and
+//!    the lane's own probe, the vfio-guest crate's `vfio-guest` (css-conformance on both VFIO APIs,
+//!    kernel torture, bench) and
 //!    `ccwctl --vfio` where those binaries exist;
 //! 4. prints every suite's `N passed, M failed` line, the bench medians, and per-step timings, and
-//!    fails on any failure or timeout (the multi-IDAW group is reported apart: QEMU's known defect).
+//!    fails on any failure or timeout (the multi-IDAW group is reported apart: QEMU's known defect;
+//!    so is the kernel-torture group: its failures are kernel findings).
 //!
 //! The facts it relies on (packages, kernel options, boot line, binding) are recorded in
 //! `s390x-guest.md` of the project's shared reference; each submodule cites what it implements.

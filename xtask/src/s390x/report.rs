@@ -58,6 +58,18 @@ pub(crate) fn is_known_qemu_defect(suite: &str) -> bool {
     s.contains("idaw") && s.contains("multi")
 }
 
+/// Whether a suite is vfio-guest's kernel-torture group: hostile programs written straight into
+/// vfio-ccw's io region. Its failures are kernel findings, reported apart from the project's
+/// results and not counted.
+pub(crate) fn is_kernel_finding(suite: &str) -> bool {
+    suite.to_ascii_lowercase().contains("kernel-torture")
+}
+
+/// Whether a suite is reported apart and not counted (the QEMU defect, kernel findings).
+fn is_apart(suite: &str) -> bool {
+    is_known_qemu_defect(suite) || is_kernel_finding(suite)
+}
+
 /// Whether a result line is a payload's own sum over its groups.
 fn is_total(name: &str) -> bool {
     name.eq_ignore_ascii_case("total") || name.to_ascii_lowercase().ends_with(" total")
@@ -174,11 +186,7 @@ impl GuestReport {
             let _ = writeln!(s, "  fact: {f}");
         }
         let (mut passed, mut failed) = (0, 0);
-        for suite in self
-            .suites
-            .iter()
-            .filter(|x| !is_known_qemu_defect(&x.name))
-        {
+        for suite in self.suites.iter().filter(|x| !is_apart(&x.name)) {
             let _ = writeln!(
                 s,
                 "  {} / {}: {} passed, {} failed",
@@ -191,6 +199,13 @@ impl GuestReport {
             let _ = writeln!(
                 s,
                 "  known QEMU defect, not counted (multi-IDAW data transfer): {} / {}: {} passed, {} failed",
+                suite.step, suite.name, suite.passed, suite.failed
+            );
+        }
+        for suite in self.suites.iter().filter(|x| is_kernel_finding(&x.name)) {
+            let _ = writeln!(
+                s,
+                "  kernel findings, not counted (raw io-region torture): {} / {}: {} passed, {} failed",
                 suite.step, suite.name, suite.passed, suite.failed
             );
         }
@@ -240,16 +255,12 @@ impl GuestReport {
         }
         for step in &self.steps {
             let suites: Vec<&Suite> = self.suites.iter().filter(|s| s.step == step.name).collect();
-            let real_failures = suites
-                .iter()
-                .any(|s| s.failed > 0 && !is_known_qemu_defect(&s.name));
-            let defect_failures = suites
-                .iter()
-                .any(|s| s.failed > 0 && is_known_qemu_defect(&s.name));
+            let real_failures = suites.iter().any(|s| s.failed > 0 && !is_apart(&s.name));
+            let defect_failures = suites.iter().any(|s| s.failed > 0 && is_apart(&s.name));
             match step.exit {
                 None => out.push(format!("step {} did not finish", step.name)),
                 Some(0) => {}
-                // A non-zero exit caused only by the known-defect group is not a failure.
+                // A non-zero exit caused only by groups reported apart is not a failure.
                 Some(_) if defect_failures && !real_failures => {}
                 Some(code) => out.push(format!("step {} exited with {code}", step.name)),
             }
@@ -264,7 +275,7 @@ impl GuestReport {
             // Results that pass nothing (everything skipped) verified nothing.
             let counted_passes: u64 = suites
                 .iter()
-                .filter(|s| !is_known_qemu_defect(&s.name))
+                .filter(|s| !is_apart(&s.name))
                 .map(|s| s.passed)
                 .sum();
             if needs_results && !suites.is_empty() && counted_passes == 0 {
@@ -277,7 +288,7 @@ impl GuestReport {
         for s in self
             .suites
             .iter()
-            .filter(|s| s.failed > 0 && !is_known_qemu_defect(&s.name))
+            .filter(|s| s.failed > 0 && !is_apart(&s.name))
         {
             out.push(format!("{} / {}: {} failed", s.step, s.name, s.failed));
         }
@@ -354,6 +365,52 @@ bench sense-id: backend median=700us raw median=660us ratio=1.06
         assert!(s.contains("s390x guest: 18 passed, 0 failed"), "{s}");
         assert!(s.contains("SKIPPED ccwctl"), "{s}");
         assert!(s.contains("met (1.060)"), "{s}");
+    }
+
+    /// What the vfio-guest crate's runner prints: per-case lines, group lines with skipped
+    /// counts, the notes for groups reported apart, the total and the verdict line.
+    const RUNNER: &str = "\
+@@ setup-ok
+@@ begin conformance-cdev
+conformance suite on vfio-ccw cdev virtio-blk (U)
+  ok      basic/sense_id
+  skipped basic/pci_flag: skipped: QEMU's emulated CSS ignores the PCI flag
+basic: 20 passed, 0 failed, 14 skipped
+multi-idaw: 2 passed, 6 failed, 0 skipped
+  FAILED  kernel-torture/raw_256_ccws: the device is not usable afterwards
+kernel-torture: 9 passed, 1 failed, 4 skipped
+multi-idaw: 2 passed, 6 failed, 0 skipped: affected by known QEMU defect: x (not counted)
+kernel-torture: 9 passed, 1 failed, 4 skipped: kernel findings, reported apart (not counted)
+total: 31 passed, 7 failed, 18 skipped
+vfio-guest conformance: conformance cdev: FAIL
+@@ end conformance-cdev exit=1
+@@ done";
+
+    #[test]
+    fn the_runner_groups_count_and_kernel_findings_stay_apart() {
+        let r = GuestReport::parse(&lines(RUNNER));
+        let names: Vec<&str> = r.suites.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["basic", "multi-idaw", "kernel-torture"]);
+        assert_eq!((r.suites[0].passed, r.suites[0].failed), (20, 0));
+        let f = r.failures(&["conformance-cdev"], false);
+        assert!(f.is_empty(), "{f:?}");
+        let s = r.summary();
+        assert!(s.contains("kernel findings, not counted (raw io-region torture): conformance-cdev / kernel-torture: 9 passed, 1 failed"), "{s}");
+        assert!(s.contains("s390x guest: 20 passed, 0 failed"), "{s}");
+        // A failure in a counted group fails the run.
+        let bad = RUNNER.replace("basic: 20 passed, 0 failed", "basic: 19 passed, 1 failed");
+        let f = GuestReport::parse(&lines(&bad)).failures(&["conformance-cdev"], false);
+        assert!(
+            f.iter()
+                .any(|x| x.contains("conformance-cdev exited with 1")),
+            "{f:?}"
+        );
+        assert!(f.iter().any(|x| x.contains("basic: 1 failed")), "{f:?}");
+        // Only kernel findings and the defect group passing: nothing verified.
+        let none = RUNNER.replace("basic: 20 passed, 0 failed", "basic: 0 passed, 0 failed");
+        let f = GuestReport::parse(&lines(&none)).failures(&["conformance-cdev"], false);
+        assert!(f.iter().any(|x| x.contains("passed no check")), "{f:?}");
+        assert!(is_kernel_finding("kernel-torture") && !is_kernel_finding("basic"));
     }
 
     #[test]
