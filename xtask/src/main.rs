@@ -9,6 +9,7 @@ mod fuzz;
 mod lint;
 mod loom;
 mod s390x;
+mod soak;
 mod test;
 mod util;
 
@@ -43,6 +44,11 @@ const COMMANDS: &[Command] = &[
         "s390x",
         "big-endian unit tests under qemu-user, vfio-ccw in an emulated s390x guest",
         s390x::run,
+    ),
+    (
+        "soak",
+        "the seeded soak at scale: soak [--ios N] [--subchannels N] (default 1,000,000 / 10,000)",
+        soak::run,
     ),
     (
         "fuzz",
