@@ -371,11 +371,9 @@ async fn soak() {
             st.left -= 1;
             st.io = Some(io);
             match rng.below(20) {
-                0 => {
-                    if backend.halt(sch).await.unwrap() == ConditionCode::Cc0 {
-                        t.halts += 1;
-                        st.halt = true;
-                    }
+                0 if backend.halt(sch).await.unwrap() == ConditionCode::Cc0 => {
+                    t.halts += 1;
+                    st.halt = true;
                 }
                 1 => {
                     assert_eq!(backend.clear(sch).await.unwrap(), ConditionCode::Cc0);
@@ -448,7 +446,7 @@ async fn soak() {
                 st.last = None;
                 continue;
             }
-            st.last = Some(irb.clone());
+            st.last = Some(irb);
             let c = irb.scsw.ctrl;
             if c.fc().is_empty() {
                 t.unsolicited += 1;
