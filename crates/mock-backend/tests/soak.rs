@@ -356,7 +356,11 @@ async fn soak() {
                 t.refused += 1;
                 io.release(mapper.as_ref());
                 st.attempts += 1;
-                if st.attempts >= 1000 {
+                if st.attempts == 1000 {
+                    // Give delivery tasks and timers a real pause before calling it a stall.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                if st.attempts >= 2000 {
                     let schib = backend.store_schib(sch).await.unwrap();
                     panic!(
                         "{sch} never accepts a start: cc {cc:?} {} {schib:?}",
