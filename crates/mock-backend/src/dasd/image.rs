@@ -77,6 +77,21 @@ pub enum ImageError {
         /// The OS error.
         source: io::Error,
     },
+    /// A write waits for an earlier update whose in-place write failed: it stays in the
+    /// journal (the next open replays it) and the journal cannot take another.
+    #[error(
+        "{path}: cannot write {track}: the update of {pending} could not be completed and waits in the journal: {source}"
+    )]
+    Pending {
+        /// The image.
+        path: PathBuf,
+        /// The track that was to be written.
+        track: TrackAddr,
+        /// The track whose update is pending.
+        pending: TrackAddr,
+        /// Why it still cannot be completed.
+        source: Box<ImageError>,
+    },
     /// The header is not an uncompressed 3390 CKD header, or the file is not the header plus
     /// whole cylinders (a truncated image).
     #[error("{path}: not a supported CKD image: {reason}")]
@@ -128,7 +143,7 @@ impl ImageError {
     /// The error's kind.
     pub fn kind(&self) -> ImageErrorKind {
         match self {
-            ImageError::Io { .. } => ImageErrorKind::Io,
+            ImageError::Io { .. } | ImageError::Pending { .. } => ImageErrorKind::Io,
             ImageError::Format { .. } => ImageErrorKind::Format,
             ImageError::Compressed { .. } => ImageErrorKind::Compressed,
             ImageError::OutOfRange(_) => ImageErrorKind::OutOfRange,
@@ -474,7 +489,13 @@ impl CkdImage {
             addr,
             source,
         })?;
-        self.complete_pending()?;
+        self.complete_pending()
+            .map_err(|(pending, e)| ImageError::Pending {
+                path: self.path.clone(),
+                track: addr,
+                pending,
+                source: Box::new(e),
+            })?;
         let index = addr.index();
         let mut rec = Vec::with_capacity(JOURNAL_HDR + slot.len());
         rec.extend_from_slice(JOURNAL_MAGIC);
@@ -554,13 +575,13 @@ impl CkdImage {
 
     /// Completes an update whose in-place write failed earlier, before the journal it waits
     /// in may be reused.
-    fn complete_pending(&mut self) -> Result<(), ImageError> {
+    fn complete_pending(&mut self) -> Result<(), (TrackAddr, ImageError)> {
         let Some((addr, slot)) = self.pending.take() else {
             return Ok(());
         };
         if let Err(e) = self.write_in_place(addr, &slot) {
             self.pending = Some((addr, slot));
-            return Err(e);
+            return Err((addr, e));
         }
         Ok(())
     }
@@ -1239,6 +1260,8 @@ pub(crate) mod tests {
             let tc = with_record(&img, c, 0xC3);
             let e = img.write_track(&tc).unwrap_err();
             names(&e, b);
+            names(&e, c);
+            assert_eq!(e.kind(), ImageErrorKind::Io);
             assert_eq!(img.read_track(c).unwrap(), Track::empty(c));
             if reopen_while_pending {
                 drop(img);
