@@ -52,7 +52,7 @@ const COMMANDS: &[Command] = &[
     ),
     (
         "fuzz",
-        "run a cargo-fuzz target on stable: fuzz <target> [--secs N]",
+        "run cargo-fuzz targets on stable: fuzz <target|all> [--secs N]",
         fuzz::run,
     ),
 ];
