@@ -133,21 +133,32 @@ async fn run(k0: u8, k1: u8, orb: &mut Orb, program: &[u8]) {
         }
     }
     let mut events_seen = 0u32;
+    let mut idle_waits = 0;
+    let mut resumes = 0;
     loop {
         let open = start || halt || clear;
         // With nothing open, wait a while longer: whatever comes then is a defect.
-        let wait = Duration::from_millis(if open { 10_000 } else { 20 });
+        let wait = Duration::from_millis(if open { 1000 } else { 20 });
         let ev = match tokio::time::timeout(wait, events.recv()).await {
             Ok(Some(ev)) => ev,
             Ok(None) => panic!("event stream closed"),
+            Err(_) if !open => break,
             Err(_) => {
+                // A program suspended with its interruption suppressed (ORB U) waits silently
+                // for RESUME: look, and end or continue it as for a suspended interruption.
+                let scsw = backend.store_schib(SCH).await.unwrap().scsw;
+                if scsw.ctrl.ac().contains(Ac::SUSPENDED) && !clear {
+                    act_on_suspended(&backend, k0, &mut resumes, &mut halt, &mut clear).await;
+                }
+                idle_waits += 1;
                 assert!(
-                    !open,
-                    "unanswered after 10 s (virtual): start {start} halt {halt} clear {clear}"
+                    idle_waits < 10,
+                    "unanswered after 10 s (virtual): start {start} halt {halt} clear {clear}: {scsw}"
                 );
-                break;
+                continue;
             }
         };
+        idle_waits = 0;
         events_seen += 1;
         assert!(events_seen < 10_000, "an interruption storm");
         let BackendEvent::Interrupt { sch, irb } = ev else {
@@ -161,18 +172,7 @@ async fn run(k0: u8, k1: u8, orb: &mut Orb, program: &[u8]) {
         }
         if !irb.scsw.is_final() {
             if c.ac().contains(Ac::SUSPENDED) && !clear {
-                // End or continue the suspended program, as byte 0 says.
-                match (k0 >> 5) & 3 {
-                    0 | 1 => {
-                        let _ = backend.resume(SCH).await.unwrap();
-                    }
-                    2 if !halt => {
-                        halt = backend.halt(SCH).await.unwrap() == ConditionCode::Cc0;
-                    }
-                    _ => {
-                        clear = backend.clear(SCH).await.unwrap() == ConditionCode::Cc0;
-                    }
-                }
+                act_on_suspended(&backend, k0, &mut resumes, &mut halt, &mut clear).await;
             }
             continue;
         }
@@ -195,4 +195,28 @@ async fn run(k0: u8, k1: u8, orb: &mut Orb, program: &[u8]) {
     let stats = backend.mapping_stats();
     assert!(stats.is_idle(), "{stats:?}");
     assert_eq!(stats.unbalanced_unpins, 0);
+}
+
+/// Ends or continues a suspended program, as byte 0 says; after a few resumes (a CCW whose
+/// suspend flag stays set suspends again at once) it is cleared.
+async fn act_on_suspended(
+    backend: &MockBackend,
+    k0: u8,
+    resumes: &mut u32,
+    halt: &mut bool,
+    clear: &mut bool,
+) {
+    let choice = if *resumes >= 3 { 3 } else { (k0 >> 5) & 3 };
+    match choice {
+        0 | 1 => {
+            *resumes += 1;
+            let _ = backend.resume(SCH).await.unwrap();
+        }
+        2 if !*halt => {
+            *halt = backend.halt(SCH).await.unwrap() == ConditionCode::Cc0;
+        }
+        _ => {
+            *clear = backend.clear(SCH).await.unwrap() == ConditionCode::Cc0;
+        }
+    }
 }
