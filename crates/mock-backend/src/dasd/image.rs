@@ -27,6 +27,17 @@
 //! way every track is entirely old or entirely new. Only then is device status presented, so
 //! a write the program saw complete is on disk. Creation writes all tracks first and the
 //! header last, so an interrupted `create` leaves a file that `open` refuses.
+//!
+//! # Failing disks
+//!
+//! A failure before the journal record is durable (a full disk, a failed sync) leaves the image
+//! untouched. A failure of the in-place write or its sync leaves the update in the journal:
+//! it is kept there (reads of the track see it), completed before the journal is reused by the
+//! next write ([`ImageError::Pending`] while it cannot be) and replayed by the next open. So
+//! nothing already written is lost, and every error names the file and the track.
+//!
+//! All file I/O goes through [`ImageFs`] ([`HostFs`] unless `create_on`/`open_on` are given
+//! another), which is how the tests put a full disk or a read-only file underneath.
 
 use std::io;
 use std::path::{Path, PathBuf};
