@@ -374,7 +374,7 @@ impl CkdImage {
                 "part {fileseq} of a multi-file image (high cylinder {highcyl}); create single-file images with `dasdinit -lfs`"
             )));
         }
-        let len = file.len().map_err(io_err(path, "stat", None))?;
+        let len = file.size().map_err(io_err(path, "stat", None))?;
         let cyl_bytes = u64::from(HEADS) * TRACK_SLOT as u64;
         let body = len.saturating_sub(HEADER_LEN as u64);
         if body == 0 {

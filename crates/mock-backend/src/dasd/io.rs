@@ -36,8 +36,8 @@ pub trait ImageFile: fmt::Debug + Send {
     fn sync_data(&self) -> io::Result<()>;
     /// Makes data and metadata durable (`fsync`).
     fn sync_all(&self) -> io::Result<()>;
-    /// The file's length.
-    fn len(&self) -> io::Result<u64>;
+    /// The file's size in bytes.
+    fn size(&self) -> io::Result<u64>;
     /// Sets the file's length (a sparse extension reads as zeros).
     fn set_len(&self, len: u64) -> io::Result<()>;
 }
@@ -91,7 +91,7 @@ impl ImageFile for std::fs::File {
     fn sync_all(&self) -> io::Result<()> {
         std::fs::File::sync_all(self)
     }
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         Ok(self.metadata()?.len())
     }
     fn set_len(&self, len: u64) -> io::Result<()> {

@@ -228,7 +228,7 @@ impl ImageFile for MemFile {
         self.sync_data()
     }
 
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         self.with(|_, d| d.len() as u64)
     }
 
