@@ -5,7 +5,7 @@
 //! file cut short while open) without root, loop devices or tiny tmpfs mounts.
 //!
 //! [`HostFs`] is the real thing (`std::fs` with `pread`/`pwrite`); the in-memory
-//! [`MemFs`](super::testing::MemFs) lives behind the `test-utils` feature.
+//! `dasd::testing::MemFs` lives behind the `test-utils` feature.
 
 use std::fmt;
 use std::fs::OpenOptions;

@@ -5,7 +5,7 @@
 //! Three layers, each usable on its own:
 //! - [`CkdImage`]: the `CKD_P370` image file, whole-track reads and crash-safe whole-track
 //!   writes (see the module docs of `image` for the journal), on the host file system or any
-//!   other [`ImageFs`] (the in-memory, fault-injecting [`testing::MemFs`] with feature
+//!   other [`ImageFs`] (the in-memory, fault-injecting `testing::MemFs` with feature
 //!   `test-utils`);
 //! - [`Track`], [`Record`], [`Count`]: the stored track format;
 //! - [`Eckd`]: the device, executing ECKD channel commands (Define Extent, Locate Record,
