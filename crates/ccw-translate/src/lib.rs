@@ -33,7 +33,7 @@ mod program;
 pub mod testing;
 mod translator;
 
-pub use error::{Block, ErrorKind, MapOp, TranslateError, TranslateErrorKind, Unsupported};
+pub use error::{Block, MapOp, TranslateError, TranslateReason, Unsupported};
 pub use mapper::{ControlArea, DeviceAddr, DmaAccess, GuestRange, MapError, Mapper};
 pub use program::ChannelProgram;
 pub use translator::{Limits, Translator};

@@ -46,6 +46,7 @@ extern crate std;
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
+mod answer;
 mod block;
 pub mod ccw;
 pub mod crw;
@@ -54,6 +55,7 @@ mod flags;
 mod idaw;
 mod interrupt;
 mod irb;
+mod kind;
 mod measure;
 mod midaw;
 mod orb;
@@ -64,12 +66,14 @@ mod scsw;
 mod sense;
 mod senseid;
 
+pub use answer::{ConditionCode, Errno, GuestAnswer};
 pub use ccw::{Ccw0, Ccw1, CcwFlags, CcwFormat, CcwRepr, CommandClass};
 pub use crw::{Crw, CrwChain, CrwReport};
 pub use error::{DecodeError, DecodeReason};
 pub use idaw::IdawFormat;
 pub use interrupt::{InterruptionId, IoInterruptionCode, cr6_isc_mask};
 pub use irb::{Emw, Erw, Esw, EswFormat, Irb, SubchannelLogout};
+pub use kind::ErrorKind;
 pub use measure::{MeasurementBlock0, MeasurementBlock1, MeasurementFormat};
 pub use midaw::{Midaw, MidawFlags, MidawRepr};
 pub use orb::{CommandOrb, Orb, OrbControl, OrbPriorities, OrbRepr, TransportOrb};

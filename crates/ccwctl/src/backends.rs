@@ -19,20 +19,16 @@ use crate::target::{Completion, Subsystem, TargetError, TargetErrorKind, WatchEv
 
 fn target_error(e: &CssError) -> TargetError {
     let kind = match e.kind() {
+        _ if matches!(e, CssError::Translate { .. }) => TargetErrorKind::Rejected,
         CssErrorKind::NoDevice => TargetErrorKind::NoDevice,
         CssErrorKind::Busy | CssErrorKind::Again | CssErrorKind::AlreadyOpen => {
             TargetErrorKind::Busy
         }
         CssErrorKind::Unsupported => TargetErrorKind::Unavailable,
-        CssErrorKind::Translate => TargetErrorKind::Rejected,
         CssErrorKind::Closed => TargetErrorKind::Gone,
         CssErrorKind::Timeout => TargetErrorKind::Timeout,
-        _ => match e {
-            CssError::Backend(b) if b.kind == BackendErrorKind::PermissionDenied => {
-                TargetErrorKind::PermissionDenied
-            }
-            _ => TargetErrorKind::Other,
-        },
+        CssErrorKind::PermissionDenied => TargetErrorKind::PermissionDenied,
+        _ => TargetErrorKind::Other,
     };
     let mut message = e.to_string();
     if let Some(pc) = e.program_check() {

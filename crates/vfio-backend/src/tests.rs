@@ -736,8 +736,11 @@ mod css_driver {
     #[error("never")]
     struct Never;
     impl TranslateFailure for Never {
-        fn errno(&self) -> i32 {
-            libc::EINVAL
+        fn errno(&self) -> ccw_types::Errno {
+            ccw_types::Errno::Invalid
+        }
+        fn kind(&self) -> ccw_types::ErrorKind {
+            ccw_types::ErrorKind::InvalidProgram
         }
         fn program_check(&self) -> Option<SubchannelStatus> {
             None
