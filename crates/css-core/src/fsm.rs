@@ -17,6 +17,9 @@
 //! | `CpProcessing`  | notoper | EAGAIN           | EAGAIN         | irq            | notoper       | -> `Standby`    |
 //! | `CpPending`     | notoper | EBUSY            | halt/clear     | irq (final -> `Idle`) | notoper | -> `Standby` |
 //!
+//! Every cell, with the payload events below, is rendered into `docs/fsm.md` by
+//! `cargo xtask docs` (a table and a Mermaid state diagram).
+//!
 //! vfio-ccw runs its multi-step actions (enable, translate + SSCH) inside one event handler.
 //! Here the backend call happens outside the lock, so its result comes back as a second event:
 //! [`Event::Opened`], [`Event::TranslateFailed`] and [`Event::Started`]. Those cells are part of
