@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
+
+use ccw_translate::sync::lock;
 
 use ccw_types::{Crw, Schib, SubchannelId};
 use css_core::{BackendError, BackendErrorKind};
@@ -112,10 +114,6 @@ impl fmt::Debug for VfioDevice {
             .field("info", &self.info)
             .finish_non_exhaustive()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl VfioDevice {
