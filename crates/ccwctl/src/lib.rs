@@ -12,6 +12,7 @@ pub mod assemble;
 pub mod backends;
 pub mod cli;
 pub mod commands;
+#[cfg(feature = "sim")]
 pub mod dasd;
 pub mod decode;
 mod hex;
