@@ -44,6 +44,7 @@
 mod backend;
 mod device;
 mod error;
+mod iommu;
 mod mapper;
 pub mod measure;
 mod regions;

@@ -17,8 +17,8 @@
 // The io region (`VFIO_CCW_CONFIG_REGION_INDEX`) and the io, crw and req interrupts
 // (`VFIO_CCW_{IO,CRW,REQ}_IRQ_INDEX`, `VFIO_CCW_NUM_IRQS`), from vfio-bindings.
 pub use vfio_bindings::bindings::vfio::{
-    VFIO_CCW_CONFIG_REGION_INDEX, VFIO_CCW_CRW_IRQ_INDEX, VFIO_CCW_IO_IRQ_INDEX,
-    VFIO_CCW_NUM_IRQS, VFIO_CCW_REQ_IRQ_INDEX,
+    VFIO_CCW_CONFIG_REGION_INDEX, VFIO_CCW_CRW_IRQ_INDEX, VFIO_CCW_IO_IRQ_INDEX, VFIO_CCW_NUM_IRQS,
+    VFIO_CCW_REQ_IRQ_INDEX,
 };
 // The kernel ABI is fixed: these are the values `linux/vfio.h` gives them.
 const _: () = assert!(VFIO_CCW_CONFIG_REGION_INDEX == 0);
