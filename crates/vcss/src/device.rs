@@ -88,7 +88,7 @@ pub enum Outcome {
 }
 
 /// A device behind a virtual subchannel.
-pub trait Device: Send {
+pub trait Device: Send + std::fmt::Debug {
     /// Runs the channel program `orb` starts, on path `path` (one bit of the path mask), against
     /// guest storage `mem`.
     fn start(&mut self, mem: &dyn GuestIo, orb: &CommandOrb, path: u8) -> Outcome;
