@@ -12,8 +12,6 @@
 //! See the crate README for a VMM's integration and the status of every instruction and CHSC
 //! command.
 
-#![doc = include_str!("../README.md")]
-
 pub mod chsc;
 mod css;
 pub mod device;
@@ -22,6 +20,11 @@ pub mod sch;
 
 #[cfg(test)]
 mod tests;
+
+/// The README's example, compiled and run as a doc test.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
 
 pub use css::{SeiEvent, Vcss, VirtualSubchannel};
 pub use css_core::ConditionCode;
