@@ -9,6 +9,7 @@
 
 use css_core::ConditionCode;
 
+use crate::GuestIo;
 use crate::css::{fetch, store};
 use crate::{InstrError, ProgramInterruption, Vcss};
 
@@ -80,11 +81,7 @@ impl Vcss {
     /// exception when not 4 KiB aligned, operand exception when the request length is below
     /// 16, above 4088 or not a multiple of 8 (nothing stored); otherwise the response is
     /// stored at `addr + L1` and cc 0 is returned (all commands run synchronously).
-    pub fn chsc<M: vm_memory::GuestMemory>(
-        &mut self,
-        mem: &M,
-        addr: u64,
-    ) -> Result<ConditionCode, InstrError> {
+    pub fn chsc<M: GuestIo>(&mut self, mem: &M, addr: u64) -> Result<ConditionCode, InstrError> {
         if addr % PAGE as u64 != 0 {
             return Err(ProgramInterruption::Specification("CHSC block not 4 KiB aligned").into());
         }

@@ -279,7 +279,7 @@ impl Vcss {
 
     /// STORE SUBCHANNEL (B234): the 52-byte SCHIB at `addr`. cc 0 with an all-zero SCHIB for a
     /// number below the highest installed one (QEMU), cc 3 above it (end of the set).
-    pub fn stsch<M: vm_memory::GuestMemory>(
+    pub fn stsch<M: GuestIo>(
         &self,
         mem: &M,
         gr1: u64,
@@ -308,7 +308,7 @@ impl Vcss {
 
     /// MODIFY SUBCHANNEL (B232): fetches the SCHIB at `addr`, validates it (reserved PMCW
     /// word-1 bits 0, 1, 6, 7; bit 5 ignored) and applies the program-modifiable fields.
-    pub fn msch<M: vm_memory::GuestMemory>(
+    pub fn msch<M: GuestIo>(
         &mut self,
         mem: &M,
         gr1: u64,
@@ -331,7 +331,7 @@ impl Vcss {
 
     /// START SUBCHANNEL (B233): fetches the ORB at `addr` (12 bytes, 32 with X = 1); on cc 0
     /// the device runs the program on the first usable path.
-    pub fn ssch<M: vm_memory::GuestMemory>(
+    pub fn ssch<M: GuestIo>(
         &mut self,
         mem: &M,
         gr1: u64,
@@ -380,7 +380,7 @@ impl Vcss {
 
     /// TEST SUBCHANNEL (B235): stores the 64-byte IRB (no EMW: the extended-measurement-word
     /// facility is not installed); cc 0 clears the status and withdraws the interruption.
-    pub fn tsch<M: vm_memory::GuestMemory>(
+    pub fn tsch<M: GuestIo>(
         &mut self,
         mem: &M,
         gr1: u64,
@@ -448,11 +448,7 @@ impl Vcss {
     }
 
     /// RESUME SUBCHANNEL (B238): on cc 0 the device re-fetches the suspending CCW.
-    pub fn rsch<M: vm_memory::GuestMemory>(
-        &mut self,
-        mem: &M,
-        gr1: u64,
-    ) -> Result<ConditionCode, InstrError> {
+    pub fn rsch<M: GuestIo>(&mut self, mem: &M, gr1: u64) -> Result<ConditionCode, InstrError> {
         let Some((no, s)) = self.lookup(gr1)? else {
             return Ok(ConditionCode::Cc3);
         };
@@ -486,7 +482,7 @@ impl Vcss {
     /// lowcore (`prefix`): operand 0 stores the 12-byte code at lowcore 0xB8, otherwise 8 bytes
     /// (SID word, intparm) at `addr`. cc 1 when a code was stored; the interruption is cleared
     /// and the subchannel stays status pending.
-    pub fn tpi<M: vm_memory::GuestMemory>(
+    pub fn tpi<M: GuestIo>(
         &mut self,
         mem: &M,
         addr: u64,
@@ -509,11 +505,7 @@ impl Vcss {
 
     /// STORE CHANNEL REPORT WORD (B239): cc 0 stores and removes the oldest report; cc 1 stores
     /// a zero word (and re-arms the channel-report machine check).
-    pub fn stcrw<M: vm_memory::GuestMemory>(
-        &mut self,
-        mem: &M,
-        addr: u64,
-    ) -> Result<ConditionCode, InstrError> {
+    pub fn stcrw<M: GuestIo>(&mut self, mem: &M, addr: u64) -> Result<ConditionCode, InstrError> {
         align(addr, 4, "STCRW operand not on a word boundary")?;
         probe(mem, addr, Crw::LEN)?;
         match self.crws.pop() {
@@ -551,11 +543,7 @@ impl Vcss {
     }
 
     /// STORE CHANNEL PATH STATUS (B23A): not implemented.
-    pub fn stcps<M: vm_memory::GuestMemory>(
-        &mut self,
-        _mem: &M,
-        _addr: u64,
-    ) -> Result<(), InstrError> {
+    pub fn stcps<M: GuestIo>(&mut self, _mem: &M, _addr: u64) -> Result<(), InstrError> {
         Err(Unsupported::new("STCPS", "channel-path status is not modelled").into())
     }
 }

@@ -3,7 +3,9 @@
 //! The instruction handlers against guest memory: kvm-unit-tests `css.c` expectations,
 //! vcss-reference §7.6/§7.7 vectors, program interruptions and the interruption queue.
 
-use ccw_types::{ActivityControl as Ac, Crw, FunctionControl as Fc, StatusControl as Sc};
+use ccw_types::{
+    ActivityControl as Ac, Crw, DeviceStatus, FunctionControl as Fc, StatusControl as Sc,
+};
 
 use super::*;
 use crate::{ConditionCode as Cc, InstrError, ProgramInterruption};
@@ -421,7 +423,7 @@ fn handlers_agree_with_the_pure_transitions_over_all_states() {
     for fc in 0..8u8 {
         for ac in 0..128u8 {
             for sc in 0..32u8 {
-                for op in 0..6 {
+                for op in 0..7 {
                     let (mut css, _) = one_device(Mode::Async);
                     {
                         let s = css.subchannel_mut(0).unwrap();
@@ -434,6 +436,16 @@ fn handlers_agree_with_the_pure_transitions_over_all_states() {
                     }
                     let mut pure = *css.subchannel(0).unwrap();
                     let (cc, want) = match op {
+                        6 => (
+                            css.msch(&mem, sid(0), 0x1000),
+                            crate::sch::msch(
+                                &mut pure,
+                                &ccw_types::Schib::from_bytes(
+                                    get(&mem, 0x1000, 52).try_into().unwrap(),
+                                ),
+                            )
+                            .unwrap(),
+                        ),
                         0 => (css.hsch(sid(0)), crate::sch::hsch(&mut pure)),
                         1 => (css.csch(sid(0)), crate::sch::csch(&mut pure)),
                         2 => (css.xsch(sid(0)), crate::sch::xsch(&mut pure)),
@@ -453,12 +465,12 @@ fn handlers_agree_with_the_pure_transitions_over_all_states() {
                     };
                     assert_eq!(cc, Ok(want), "op {op} fc {fc} ac {ac:#x} sc {sc:#x}");
                     let after = css.subchannel(0).unwrap();
-                    if want != Cc::Cc0 || matches!(op, 2 | 5) {
+                    if want != Cc::Cc0 || matches!(op, 2 | 5 | 6) {
                         assert_eq!(*after, pure, "op {op} fc {fc} ac {ac:#x} sc {sc:#x}");
                     }
                     assert_eq!(
                         css.interruption_pending(cr6(3)),
-                        after.status_pending() && want == Cc::Cc0 && !matches!(op, 2 | 5),
+                        after.status_pending() && want == Cc::Cc0 && !matches!(op, 2 | 5 | 6),
                         "op {op} fc {fc} ac {ac:#x} sc {sc:#x}"
                     );
                     n += 1;
@@ -466,5 +478,78 @@ fn handlers_agree_with_the_pure_transitions_over_all_states() {
             }
         }
     }
-    assert_eq!(n, 8 * 128 * 32 * 6);
+    assert_eq!(n, 8 * 128 * 32 * 7);
+}
+
+/// Guest memory that is read-only from `ro` on: stores there are protection exceptions.
+struct ReadOnlyFrom<'a> {
+    mem: &'a GuestMemoryMmap<()>,
+    ro: u64,
+}
+
+impl GuestIo for ReadOnlyFrom<'_> {
+    fn read_at(&self, addr: u64, buf: &mut [u8]) -> Result<(), u64> {
+        self.mem.read_at(addr, buf)
+    }
+    fn write_at(&self, addr: u64, data: &[u8]) -> Result<(), u64> {
+        if addr + data.len() as u64 > self.ro {
+            return Err(addr);
+        }
+        self.mem.write_at(addr, data)
+    }
+    fn accessible(&self, addr: u64, len: usize, write: bool) -> bool {
+        (!write || addr + len as u64 <= self.ro) && self.mem.accessible(addr, len, write)
+    }
+}
+
+/// Stores into read-only storage are protection exceptions and change nothing: STSCH, TSCH
+/// (status stays pending), STCRW (the report stays queued), TPI (the interruption stays).
+#[test]
+fn stores_into_read_only_storage_are_protection_exceptions() {
+    let (mut css, mem) = enabled(Mode::Run);
+    assert_eq!(css.ssch(&mem, sid(0), 0x2000), Ok(Cc::Cc0));
+    css.queue_crw(Crw::new().with_rsc(3).with_erc(4));
+    let ro = ReadOnlyFrom {
+        mem: &mem,
+        ro: 0x9000,
+    };
+    let before = *css.subchannel(0).unwrap();
+    let prot = |a| Err(ProgramInterruption::Protection(a).into());
+    assert_eq!(css.stsch(&ro, sid(0), 0x9000), prot(0x9000));
+    assert_eq!(css.tsch(&ro, sid(0), 0x9000), prot(0x9000));
+    assert_eq!(css.stcrw(&ro, 0x9000), prot(0x9000));
+    assert_eq!(css.tpi(&ro, 0x9000, cr6(3), 0), prot(0x9000));
+    assert_eq!(css.tpi(&ro, 0, cr6(3), 0x9000), prot(0x90B8));
+    assert_eq!(*css.subchannel(0).unwrap(), before);
+    assert!(css.interruption_pending(cr6(3)));
+    assert_eq!(css.stcrw(&mem, 0x1000), Ok(Cc::Cc0));
+    assert_eq!(css.tsch(&mem, sid(0), 0x1000), Ok(Cc::Cc0));
+    // Fetches from read-only storage are fine.
+    assert_eq!(css.ssch(&ro, sid(0), 0x2000), Ok(Cc::Cc0));
+}
+
+/// Unsolicited status (e.g. attention) only on an enabled, idle subchannel without pending
+/// status (QEMU `css_conditional_io_interrupt`).
+#[test]
+fn unsolicited_status() {
+    let (mut css, _) = one_device(Mode::Run);
+    assert!(
+        !css.unsolicited(0, DeviceStatus::ATTENTION),
+        "disabled: dropped"
+    );
+    let (mut css, mem) = enabled(Mode::Run);
+    assert!(css.unsolicited(0, DeviceStatus::ATTENTION));
+    assert!(
+        !css.unsolicited(0, DeviceStatus::ATTENTION),
+        "already pending"
+    );
+    assert!(
+        !css.unsolicited(9, DeviceStatus::ATTENTION),
+        "no such subchannel"
+    );
+    assert_eq!(css.tsch(&mem, sid(0), 0x5000), Ok(Cc::Cc0));
+    assert_eq!(
+        get(&mem, 0x5000, 12),
+        [0, 0, 0, 0x11, 0, 0, 0, 0, 0x80, 0, 0, 0]
+    );
 }
