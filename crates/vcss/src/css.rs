@@ -490,7 +490,10 @@ impl Vcss {
         prefix: u64,
     ) -> Result<ConditionCode, InstrError> {
         let (at, len) = if addr == 0 {
-            (prefix + 0xB8, IoInterruptionCode::LEN)
+            let at = prefix
+                .checked_add(0xB8)
+                .ok_or(ProgramInterruption::Addressing(prefix))?;
+            (at, IoInterruptionCode::LEN)
         } else {
             align(addr, 4, "TPI operand not on a word boundary")?;
             (addr, 8)

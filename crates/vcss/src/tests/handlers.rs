@@ -103,6 +103,14 @@ fn misaligned_and_missing_operands() {
     ] {
         assert_eq!(r, Err(ProgramInterruption::Addressing(beyond).into()));
     }
+    assert_eq!(
+        css.tpi(&mem, 0, 0xFF00_0000, u64::MAX - 0x10),
+        Err(ProgramInterruption::Addressing(u64::MAX - 0x10).into())
+    );
+    assert_eq!(
+        css.stsch(&mem, sid(0), u64::MAX - 3),
+        Err(ProgramInterruption::Addressing(u64::MAX - 3).into())
+    );
     // Straddling the end of memory.
     assert_eq!(
         css.stsch(&mem, sid(0), beyond - 16),
