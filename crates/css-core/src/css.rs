@@ -479,8 +479,12 @@ impl<B: Backend + ?Sized, T: Translate> Shared<B, T> {
         }
         let busy_on_path =
             pmcw.lpum & mask != 0 && matches!(g.state, State::CpPending | State::CpProcessing);
+        // As Linux's `vfio_ccw_chp_event`: only the operator's vary changes the operational
+        // mask. A path that goes away (Offline) keeps its masks, so the matching Online report
+        // makes it usable again (and restores it in `lpm` when a cc 3 start had removed it);
+        // the channel subsystem itself reports a start on a gone path as not operational.
         match event {
-            PathEvent::VaryOff | PathEvent::Offline => {
+            PathEvent::VaryOff => {
                 g.opm &= !mask;
                 g.lpm &= !mask;
             }
@@ -488,6 +492,7 @@ impl<B: Backend + ?Sized, T: Translate> Shared<B, T> {
                 g.opm |= mask;
                 g.lpm |= mask;
             }
+            PathEvent::Offline => {}
             PathEvent::Online => {
                 g.lpm |= mask & g.opm;
             }

@@ -629,8 +629,9 @@ async fn channel_path_reports_update_masks_and_are_forwarded() {
             .with_rsid(0x11)
     };
     assert_eq!(css.cached_schib(SCH).unwrap().pmcw.lpm, 0xC0);
+    // A path going away does not change the masks (only the operator's vary does).
     css.process_report(path(crw::erc::PERRN)).await;
-    assert_eq!(css.cached_schib(SCH).unwrap().pmcw.lpm, 0x80);
+    assert_eq!(css.cached_schib(SCH).unwrap().pmcw.lpm, 0xC0);
     match events.recv().await.unwrap() {
         SubchannelEvent::ChannelReport(c) => {
             assert_eq!((c.rsc(), c.erc(), c.rsid()), (4, crw::erc::PERRN, 0x11))
@@ -639,6 +640,7 @@ async fn channel_path_reports_update_masks_and_are_forwarded() {
     }
     // Online only restores paths that are operational (opm): varied off paths stay off.
     css.vary_path(0x10, false).await;
+    css.vary_path(0x11, false).await;
     assert_eq!(css.cached_schib(SCH).unwrap().pmcw.lpm, 0x00);
     css.process_report(path(crw::erc::INIT)).await;
     assert_eq!(css.cached_schib(SCH).unwrap().pmcw.lpm, 0x00);
@@ -652,6 +654,46 @@ async fn channel_path_reports_update_masks_and_are_forwarded() {
     // A path this subchannel does not use changes nothing.
     css.vary_path(0x55, false).await;
     assert_eq!(css.cached_schib(SCH).unwrap().pmcw.lpm, 0xC0);
+}
+
+/// Issue #15 item 2: a path that goes away and comes back is usable again, also after a start
+/// on it ended with cc 3 (which removes it from the logical-path mask).
+#[tokio::test]
+async fn path_that_goes_and_comes_back_is_usable_again() {
+    let released = counter();
+    let (mut be, _tx) = mock_base(vec![(SCH, schib(5, true))]);
+    let mut seq = mockall::Sequence::new();
+    be.expect_start()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _| Ok(ConditionCode::Cc3));
+    be.expect_start()
+        .times(1)
+        .in_sequence(&mut seq)
+        .withf(|_, orb| orb.ctrl.lpm() == 0x40)
+        .returning(|_, _| Ok(ConditionCode::Cc3));
+    let css: Css<MockBe, Offset> = Css::new(Arc::new(be)).unwrap();
+    css.probe().await.unwrap();
+    let sub = css.open(SCH).await.unwrap();
+    let m = mem();
+    let path = |erc| {
+        Crw::new()
+            .with_rsc(crw::rsc::CHANNEL_PATH)
+            .with_erc(erc)
+            .with_rsid(0x11)
+    };
+    css.process_report(path(crw::erc::PERRN)).await;
+    let mut o = CommandOrb::new(1, 0x1000);
+    o.lpm = 0x40;
+    let e = sub.submit(&o.emit(), &m).await.unwrap_err();
+    assert_eq!(e.kind(), CssErrorKind::NoPath, "{e}");
+    assert_eq!(css.cached_schib(SCH).unwrap().pmcw.lpm, 0x80);
+    css.process_report(path(crw::erc::INIT)).await;
+    assert_eq!(css.cached_schib(SCH).unwrap().pmcw.lpm, 0xC0);
+    // The path is offered again: the next start on it reaches the backend.
+    let e = sub.submit(&o.emit(), &m).await.unwrap_err();
+    assert_eq!(e.kind(), CssErrorKind::NoPath, "{e}");
+    assert_eq!(released.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test]
