@@ -30,10 +30,11 @@ use std::sync::Arc;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CssConfig {
     /// How many disable attempts close and remove make before giving up (vfio-ccw retries
-    /// cancel/halt/clear up to 255 times; each of our attempts waits for an interruption).
+    /// cancel/halt/clear up to 255 times; an attempt that issued a halt or clear waits for
+    /// its interruption, one whose cancel succeeded retries the disable at once).
     pub quiesce_retries: u32,
-    /// How long each quiesce attempt waits for the interruption that ends a halt or clear
-    /// (vfio-ccw: 3 s).
+    /// How long a quiesce attempt that issued a halt or clear waits for the interruption
+    /// that ends it (vfio-ccw: 3 s).
     pub quiesce_wait: Duration,
 }
 
@@ -502,10 +503,13 @@ impl<B: Backend + ?Sized, T: Translate> Shared<B, T> {
     }
 
     /// One step of Linux's `cio_cancel_halt_clear`: cancel first, then halt, then clear.
-    async fn cancel_halt_clear(&self, sch: SubchannelId, attempt: u32) {
+    /// Returns whether a halt or clear was accepted, so that an interruption will end it: only
+    /// then is there something to wait for (a successful cancel leaves the subchannel idle
+    /// with no interruption, as `vfio_ccw_sch_quiesce` knows).
+    async fn cancel_halt_clear(&self, sch: SubchannelId, attempt: u32) -> bool {
         if attempt == 0 {
             match self.backend.cancel(sch).await {
-                Ok(ConditionCode::Cc0) => return,
+                Ok(ConditionCode::Cc0) => return false,
                 Ok(_) => {}
                 Err(e) if e.kind == BackendErrorKind::Unsupported => {}
                 Err(e) => tracing::debug!(%sch, error = %e, "cancel failed"),
@@ -513,18 +517,25 @@ impl<B: Backend + ?Sized, T: Translate> Shared<B, T> {
         }
         if attempt <= 1 {
             match self.backend.halt(sch).await {
-                Ok(ConditionCode::Cc0) => return,
+                Ok(ConditionCode::Cc0) => return true,
                 Ok(cc) => tracing::debug!(%sch, cc = cc.value(), "halt refused"),
                 Err(e) => tracing::debug!(%sch, error = %e, "halt failed"),
             }
         }
         match self.backend.clear(sch).await {
-            Ok(cc) => tracing::debug!(%sch, cc = cc.value(), "clear"),
-            Err(e) => tracing::debug!(%sch, error = %e, "clear failed"),
+            Ok(cc) => {
+                tracing::debug!(%sch, cc = cc.value(), "clear");
+                cc == ConditionCode::Cc0
+            }
+            Err(e) => {
+                tracing::debug!(%sch, error = %e, "clear failed");
+                false
+            }
         }
     }
 
-    /// Disables `sch`, escalating cancel -> halt -> clear while it is busy; bounded.
+    /// Disables `sch`, escalating cancel -> halt -> clear while it is busy; bounded. Waits
+    /// (up to `quiesce_wait`) only for the interruption of an accepted halt or clear.
     async fn quiesce(&self, entry: &Entry<T>) -> Result<(), CssError> {
         let sch = entry.core.sch;
         let tries = self.config.quiesce_retries.max(1);
@@ -537,8 +548,9 @@ impl<B: Backend + ?Sized, T: Translate> Shared<B, T> {
                 Err(e) if e.kind == BackendErrorKind::NoDevice => return Ok(()),
                 Err(e) => return Err(e.into()),
             }
-            self.cancel_halt_clear(sch, attempt).await;
-            let _ = tokio::time::timeout(self.config.quiesce_wait, entry.irq.notified()).await;
+            if self.cancel_halt_clear(sch, attempt).await {
+                let _ = tokio::time::timeout(self.config.quiesce_wait, entry.irq.notified()).await;
+            }
         }
         Err(CssError::Timeout {
             sch,

@@ -452,6 +452,54 @@ async fn close_with_io_outstanding_quiesces_and_answers_once() {
     assert_eq!(sub2.state(), State::Idle);
 }
 
+/// Issue #15 item 1: closing a subchannel whose start is still pending cancels it and returns
+/// at once. After a successful CANCEL no interruption follows, so quiesce must not wait for one
+/// (with the clock paused, a wait would advance it by the whole `quiesce_wait`).
+#[tokio::test(start_paused = true)]
+async fn close_of_a_start_pending_subchannel_does_not_wait() {
+    let released = counter();
+    let (mut be, _tx) = mock_base(vec![(SCH, schib(5, true))]);
+    be.expect_start().returning(|_, _| Ok(ConditionCode::Cc0));
+    let mut seq = mockall::Sequence::new();
+    be.expect_disable()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Ok(ConditionCode::Cc2));
+    be.expect_cancel()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Ok(ConditionCode::Cc0));
+    be.expect_disable()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Ok(ConditionCode::Cc0));
+    // No halt or clear expectation: issuing either fails the test.
+    let wait = Duration::from_secs(3);
+    let css: Css<MockBe, Offset> = Css::with_config(
+        Arc::new(be),
+        CssConfig {
+            quiesce_retries: 8,
+            quiesce_wait: wait,
+        },
+    )
+    .unwrap();
+    css.probe().await.unwrap();
+    let sub = css.open(SCH).await.unwrap();
+    let (done, elapsed) = during_io(&css, &sub, async {
+        let t0 = tokio::time::Instant::now();
+        css.close(SCH).await.unwrap();
+        t0.elapsed()
+    })
+    .await;
+    assert!(matches!(done, Err(CssError::Closed(_))), "{done:?}");
+    assert!(
+        elapsed < wait,
+        "close waited {elapsed:?} on the paused clock"
+    );
+    assert_eq!(released.load(Ordering::SeqCst), 1);
+    assert_eq!(css.state(SCH).unwrap(), State::Standby);
+}
+
 #[tokio::test(start_paused = true)]
 async fn quiesce_is_bounded() {
     let (mut be, _tx) = mock_base(vec![(SCH, schib(5, true))]);
