@@ -262,7 +262,7 @@ impl<P: Program> Core<P> {
 
     fn take_request(&self, g: &mut Inner<P>, was_enabled: bool) -> Teardown<P> {
         g.seq = g.seq.wrapping_add(1);
-        g.deferred = None;
+        self.forward_deferred(g);
         Teardown {
             was_enabled,
             program: g.program.take(),
@@ -330,11 +330,24 @@ impl<P: Program> Core<P> {
         }
     }
 
-    /// Translation failed (or was refused before translating): back to `Idle`.
+    /// Translation failed (or was refused before translating): back to `Idle`. Final status
+    /// deferred meanwhile is forwarded: it cannot belong to the program that never started.
     pub(crate) fn translate_failed(&self, ticket: Ticket, errno: Errno) {
         let mut g = self.lock();
         if g.seq == ticket.seq {
             g.apply(self.sch, Event::TranslateFailed(errno));
+            self.forward_deferred(&mut g);
+        }
+    }
+
+    /// Final status deferred while a request was in `CpProcessing` whose start then did not
+    /// happen (translation failed, START cc 1/2/3, close, not-operational, remove): it
+    /// belongs to no program of ours, so it goes out as an event, as vfio-ccw forwards status
+    /// in CP_PROCESSING. Never dropped.
+    fn forward_deferred(&self, g: &mut Inner<P>) {
+        if let Some(irb) = g.deferred.take() {
+            tracing::debug!(sch = %self.sch, scsw = ?irb.scsw, "deferred status forwarded: the start did not happen");
+            g.emit(self.sch, SubchannelEvent::Status(irb));
         }
     }
 
@@ -547,6 +560,62 @@ mod tests {
         assert!(rx.try_recv().unwrap().is_ok());
         assert_eq!(rel.load(Ordering::SeqCst), 1);
         assert_eq!(core.state(), State::Idle);
+    }
+
+    /// Issue #15 item 3: final status that arrived while the request was being translated
+    /// is delivered as an event when translation fails or START is refused, never dropped.
+    #[test]
+    fn deferred_status_is_forwarded_when_the_start_does_not_happen() {
+        for cc in [
+            None,
+            Some(ConditionCode::Cc1),
+            Some(ConditionCode::Cc2),
+            Some(ConditionCode::Cc3),
+        ] {
+            let (core, rel) = open_core();
+            let mut ev = core.subscribe();
+            let t = core.io_request(9).unwrap();
+            assert!(!core.interrupt(final_irb(0x2008)));
+            assert!(ev.try_recv().is_err(), "deferred, not yet forwarded");
+            let mut rx = None;
+            match cc {
+                None => core.translate_failed(t, Errno::Fault),
+                Some(cc) => {
+                    let (tx, r) = oneshot::channel();
+                    assert!(core.install(t, P(rel.clone()), tx).is_ok());
+                    core.started(t, 0, Ok(cc));
+                    rx = Some(r);
+                }
+            }
+            match ev.try_recv() {
+                Ok(SubchannelEvent::Status(irb)) => {
+                    assert_eq!(irb.scsw.cpa.get(), 0x2008, "{cc:?}: not remapped")
+                }
+                other => panic!("{cc:?}: {other:?}"),
+            }
+            assert!(ev.try_recv().is_err(), "{cc:?}: exactly once");
+            if let Some(mut rx) = rx {
+                assert!(matches!(
+                    rx.try_recv().unwrap(),
+                    Err(CssError::Condition { .. })
+                ));
+                assert_eq!(rel.load(Ordering::SeqCst), 1);
+            }
+            assert_eq!(core.state(), State::Idle);
+        }
+    }
+
+    #[test]
+    fn deferred_status_is_forwarded_on_close() {
+        let (core, rel) = open_core();
+        let mut ev = core.subscribe();
+        let (_t, mut rx) = begin(&core, &rel, 1);
+        core.interrupt(final_irb(0x1008));
+        let td = core.close_begin().unwrap();
+        assert!(matches!(ev.try_recv(), Ok(SubchannelEvent::Status(_))));
+        td.finish(|| CssError::Closed(core.sch));
+        assert!(matches!(rx.try_recv().unwrap(), Err(CssError::Closed(_))));
+        assert_eq!(rel.load(Ordering::SeqCst), 1);
     }
 
     #[test]
