@@ -291,6 +291,36 @@ async fn skip_suppresses_the_transfer_but_counts() {
     assert_eq!(scsw(&irb), scsw_bytes(DONE, prog + 8, 0x0c, 0, 0));
 }
 
+/// Issue #15 item 6: with SKIP and IDA the channel fetches the IDAWs (to count the skipped
+/// bytes) but stores nothing: an IDAL outside storage is a program check.
+#[tokio::test]
+async fn skip_with_ida_fetches_the_idaws() {
+    let mut rig = setup(b"hello").await;
+    let prog = rig.program(&[ccw1(0x02, F::SKIP | F::IDA, 5, 0x100)]);
+    let irb = rig.run(TESTDEV, &orb(prog)).await;
+    assert_eq!(scsw(&irb), scsw_bytes(ALERT, prog + 8, 0, 0x20, 5));
+    // A valid IDAL: read, the data (even at an address with nothing behind it) untouched.
+    let buf = rig.alloc(8, 0x55);
+    let idal = rig.alloc(8, 0);
+    rig.poke(idal as u64, &u64::from(buf).to_be_bytes());
+    let prog = rig.program(&[ccw1(0x02, F::SKIP | F::IDA, 5, idal)]);
+    let irb = rig.run(TESTDEV, &orb(prog)).await;
+    assert_eq!(scsw(&irb), scsw_bytes(DONE, prog + 8, 0x0c, 0, 0));
+    assert_eq!(rig.peek(buf as u64, 8), [0x55; 8]);
+    rig.poke(idal as u64, &0x100u64.to_be_bytes());
+    let irb = rig.run(TESTDEV, &orb(prog)).await;
+    assert_eq!(scsw(&irb), scsw_bytes(DONE, prog + 8, 0x0c, 0, 0));
+    // An invalid later IDAW (not on a block boundary) is a program check while skipping too.
+    let idal = rig.alloc(16, 0);
+    rig.poke(
+        idal as u64,
+        &[0x2_0FFCu64, 0x2_1004].map(u64::to_be_bytes).concat(),
+    );
+    let prog = rig.program(&[ccw1(0x02, F::SKIP | F::IDA | F::SLI, 16, idal)]);
+    let irb = rig.run(TESTDEV, &orb(prog)).await;
+    assert_eq!(irb.scsw.cstat, 0x20, "{}", irb.scsw);
+}
+
 #[tokio::test]
 async fn read_backward_stores_descending() {
     let mut rig = setup(b"abcd").await;
