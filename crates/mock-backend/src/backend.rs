@@ -300,8 +300,8 @@ impl DeviceModel for WithForcedSense<'_> {
     fn begin_chain(&mut self) {
         self.dev.begin_chain();
     }
-    fn end_chain(&mut self) {
-        self.dev.end_chain();
+    fn end_chain(&mut self) -> DeviceStatus {
+        self.dev.end_chain()
     }
 }
 
@@ -445,13 +445,22 @@ impl Inner {
         }
         if ac.contains(Ac::HALT_PENDING) {
             debug!(sch = %sch.id, "halt function");
-            let cpa = s
-                .program
-                .take()
+            let program = s.program.take();
+            // A halted program's changes the device kept in memory are made durable now;
+            // when that fails the halt status carries the device's unit check.
+            let lost = if program.is_some() {
+                s.device.end_chain()
+            } else {
+                DeviceStatus::NONE
+            };
+            let cpa = program
                 .map(|p| p.current_cpa())
                 .unwrap_or(s.st.schib.scsw.cpa.get());
             s.waited = false;
             instr::halt_complete(&mut s.st, cpa);
+            if !lost.is_empty() {
+                instr::add_device_status(&mut s.st, lost);
+            }
             self.deliver(sch, s);
             return Next::Yield;
         }
@@ -594,14 +603,36 @@ impl Inner {
                     return Next::Yield;
                 }
                 Step::Suspend { cpa, pci } => {
-                    dev.end_chain();
+                    let lost = dev.end_chain();
+                    if !lost.is_empty() {
+                        // The device could not make the program's changes durable: the
+                        // program ends with that status instead of suspending.
+                        debug!(sch = %sch.id, %lost, "device check at suspension: ending");
+                        let ending = Ending {
+                            dstat: DeviceStatus::CHANNEL_END | DeviceStatus::DEVICE_END | lost,
+                            cpa: prog.executed_cpa(),
+                            sense: cs.then(|| dev.sense()),
+                            ..Ending::default()
+                        };
+                        *program = None;
+                        instr::end_start(st, &ending);
+                        self.deliver(sch, s);
+                        return Next::Yield;
+                    }
                     debug!(sch = %sch.id, cpa, "suspended");
                     instr::suspend(st, cpa, pci);
                     self.deliver(sch, s);
                     return Next::Yield;
                 }
                 Step::End { mut ending, pci } => {
-                    dev.end_chain();
+                    let lost = dev.end_chain();
+                    if !lost.is_empty() {
+                        debug!(sch = %sch.id, %lost, "device check at the end of the chain");
+                        ending.dstat |= lost;
+                        if ending.sense.is_none() {
+                            ending.sense = cs.then(|| dev.sense());
+                        }
+                    }
                     if pci {
                         ending.cstat |= ccw_types::SubchannelStatus::PCI;
                     }

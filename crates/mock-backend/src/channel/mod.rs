@@ -120,6 +120,8 @@ pub(crate) struct Program {
     next: u32,
     /// Address of the CCW being (or last) executed.
     current: u32,
+    /// Address of the last CCW whose command ended + 8 (0 before the first).
+    executed: u32,
     ctx: ChainContext,
     tics_without_data: u32,
     ccws: u64,
@@ -145,6 +147,7 @@ impl Program {
             params: Params::of(orb),
             next: orb.cpa,
             current: orb.cpa,
+            executed: 0,
             ctx: ChainContext::new(),
             tics_without_data: 0,
             ccws: 0,
@@ -155,6 +158,12 @@ impl Program {
     /// Address of the current CCW + 8 (for halt status).
     pub(crate) fn current_cpa(&self) -> u32 {
         self.current.wrapping_add(8)
+    }
+
+    /// Address of the last CCW whose command ended + 8 (for status that ends the program
+    /// after that command, e.g. at a suspension).
+    pub(crate) fn executed_cpa(&self) -> u32 {
+        self.executed
     }
 
     /// Fetches and validates the next CCW, following TICs. `Err` is the ending step.
@@ -288,6 +297,7 @@ impl Program {
             self.tics_without_data = 0;
         }
         let last = stream.pos.cur;
+        self.executed = last.addr.wrapping_add(8);
         if let Some(check) = stream.pos.check {
             return Step::End {
                 ending: Ending {
