@@ -345,6 +345,14 @@ impl<B: Backend + ?Sized, T: Translate> Shared<B, T> {
             let mut subs = lock(&self.reports);
             subs.retain(|tx| tx.send(c).is_ok());
         }
+        if c.overflow() {
+            // Reports were lost before this one (R): any subchannel may have changed, so
+            // every one is re-read, as Linux's css_schedule_eval_all.
+            tracing::warn!(%c, "channel reports were lost: re-reading every subchannel");
+            for entry in self.registry.all() {
+                self.subchannel_event(entry.core.sch).await;
+            }
+        }
         match c.rsc() {
             crw::rsc::SUBCHANNEL => {
                 let first = {

@@ -16,8 +16,8 @@ use ccw_types::{
 };
 use css_core::{
     Backend, BackendError, BackendErrorKind, BackendEvent, ConditionCode, Css, CssConfig, CssError,
-    CssErrorKind, EventReceiver, HostProgram, State, Subchannel, SubchannelEvent, Translate,
-    TranslateFailure,
+    CssErrorKind, EventReceiver, EventSender, HostProgram, State, Subchannel, SubchannelEvent,
+    Translate, TranslateFailure, event_channel,
 };
 use mockall::mock;
 use tokio::sync::mpsc;
@@ -153,8 +153,25 @@ fn final_irb(cpa: u32) -> Irb {
 }
 
 /// A mock with probe, events, mapper and enable already set up; returns the event sender.
-fn mock_base(list: Vec<(SubchannelId, Schib)>) -> (MockBe, mpsc::UnboundedSender<BackendEvent>) {
-    let (tx, rx) = mpsc::unbounded_channel();
+/// The test's end of the backend's event queue: queues at once (the queue never fills here).
+#[derive(Clone)]
+struct Tx(EventSender);
+
+impl Tx {
+    fn send(&self, ev: BackendEvent) -> Result<(), BackendEvent> {
+        match self.0.try_reserve() {
+            Some(slot) => {
+                slot.send(ev);
+                Ok(())
+            }
+            None => Err(ev),
+        }
+    }
+}
+
+fn mock_base(list: Vec<(SubchannelId, Schib)>) -> (MockBe, Tx) {
+    let (tx, rx) = event_channel(64);
+    let tx = Tx(tx);
     let mut be = MockBe::new();
     let rx = std::sync::Mutex::new(Some(rx));
     be.expect_take_events().returning(move || {
@@ -174,7 +191,7 @@ fn mock_base(list: Vec<(SubchannelId, Schib)>) -> (MockBe, mpsc::UnboundedSender
 
 /// HALT ends the running program: the backend presents final status with the halt
 /// function (at guest cpa 0x1008) on the event stream.
-fn halt_ends_program(be: &mut MockBe, tx: &mpsc::UnboundedSender<BackendEvent>, times: usize) {
+fn halt_ends_program(be: &mut MockBe, tx: &Tx, times: usize) {
     let tx = tx.clone();
     be.expect_halt().times(times).returning(move |sch| {
         let mut i = final_irb(0x1008 + OFFSET);
@@ -661,6 +678,33 @@ async fn chained_subchannel_report_names_the_subchannel_set() {
     css.probe().await.unwrap();
     css.process_report(sch_crw(3).with_chained(true)).await;
     css.process_report(sch_crw(1 << 4)).await;
+}
+
+/// Issue #15 item 7: a channel report with the overflow bit (reports were lost) makes css-core
+/// re-read every registered subchannel, not only the one the report names.
+#[tokio::test]
+async fn overflow_report_rereads_every_subchannel() {
+    let other = SubchannelId::new(0, 0, 7);
+    let (mut be, _tx) = mock_base(vec![(SCH, schib(5, true)), (other, schib(6, true))]);
+    let stored = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = stored.clone();
+    be.expect_store_schib().returning(move |sch| {
+        seen.lock().unwrap().push(sch);
+        Ok(schib(if sch == SCH { 5 } else { 6 }, true))
+    });
+    let css: Css<MockBe, Offset> = Css::new(Arc::new(be)).unwrap();
+    css.probe().await.unwrap();
+    let mut c = Crw::new()
+        .with_rsc(crw::rsc::CHANNEL_PATH)
+        .with_erc(crw::erc::INIT)
+        .with_rsid(0x55);
+    css.process_report(c).await;
+    assert!(stored.lock().unwrap().is_empty());
+    c.set_overflow(true);
+    css.process_report(c).await;
+    let mut got = stored.lock().unwrap().clone();
+    got.sort_by_key(|s| s.sch_no);
+    assert_eq!(got, vec![SCH, other]);
 }
 
 #[tokio::test]

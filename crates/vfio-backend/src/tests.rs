@@ -494,6 +494,75 @@ async fn channel_reports_and_release_requests() {
     fake.assert_clean();
 }
 
+/// Waits (yielding, bounded) until the interrupt task has read every queued channel report.
+async fn crws_read(fake: &FakeSys) {
+    for _ in 0..100_000 {
+        if fake.state().crws.is_empty() {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("channel reports never read");
+}
+
+/// Issue #15 item 7: a bounded event queue. A report storm overflows with the R bit and
+/// the lost reports counted; interruptions wait for room and each IRB is read once.
+#[tokio::test]
+async fn bounded_events_overflow_reports_and_hold_back_interruptions() {
+    let fake = FakeSys::vfio_ccw();
+    let dev = open(&fake, ApiChoice::Legacy).unwrap();
+    let options = VfioOptions {
+        event_capacity: 3,
+        ..VfioOptions::default()
+    };
+    let b = VfioBackend::from_device(dev, &options).unwrap();
+    let mut rx = b.take_events().unwrap();
+    // The interrupt task holds one slot for the next interruption: two reports fit.
+    for rsid in 1..=6u32 {
+        fake.push_crw(0x0302_0000 | rsid);
+    }
+    crws_read(&fake).await;
+    let mut got = Vec::new();
+    while let Ok(ev) = rx.try_recv() {
+        let BackendEvent::ChannelReport(c) = ev else {
+            panic!("{ev:?}")
+        };
+        got.push((c.rsid(), c.overflow()));
+    }
+    assert_eq!(got, [(1, false), (2, false), (6, true)]);
+    assert_eq!(rx.lost_reports(), 3);
+
+    // Interruptions while the queue fills up: each IRB once, in order, none lost.
+    let irb = |count: u8| {
+        let mut i = sense_id_irb();
+        i[11] = count;
+        i
+    };
+    fake.push_crw(0x0302_0007);
+    crws_read(&fake).await;
+    for count in 1..=3 {
+        fake.complete_io(irb(count));
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+    }
+    assert!(matches!(next(&mut rx).await, BackendEvent::ChannelReport(c) if c.rsid() == 7));
+    let mut counts = Vec::new();
+    while counts.len() < 3 {
+        match next(&mut rx).await {
+            BackendEvent::Interrupt { irb, .. } => counts.push(irb.scsw.count.get()),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(counts, [1, 2, 3]);
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+    assert!(rx.try_recv().is_err(), "an IRB was read twice");
+    b.shutdown().await;
+    fake.assert_clean();
+}
+
 #[tokio::test]
 async fn mapper_control_memory_and_guest_memory() {
     let fake = FakeSys::vfio_ccw();
