@@ -57,6 +57,18 @@ pub(crate) type Waiter = oneshot::Sender<Result<IoCompletion, CssError>>;
 pub(crate) trait Program: Send + 'static {
     fn update_scsw(&self, scsw: &mut ccw_types::Scsw);
     fn release(self);
+    fn is_pinned(&self, range: ccw_translate::GuestRange) -> bool;
+}
+
+/// What [`Core::take_if_pinned`] found.
+pub(crate) enum UnmapCheck<P> {
+    /// No program of this subchannel pins the range.
+    NotPinned,
+    /// A program that pins the range is being started: ask again when START returned.
+    Starting,
+    /// The running program pins the range: its request was taken out and CLEAR is due.
+    /// `clears` is the count of clear interruptions before it ([`Core::clears`]).
+    Pinned { teardown: Teardown<P>, clears: u64 },
 }
 
 /// The ticket of one I/O request: proves a continuation belongs to the current request.
@@ -103,6 +115,8 @@ pub(crate) struct Inner<P> {
     /// Operational-path mask (vfio-ccw's `sch->opm`).
     pub(crate) opm: u8,
     events: Option<mpsc::UnboundedSender<SubchannelEvent>>,
+    /// Interruptions that reported the clear function, so far.
+    clears: u64,
 }
 
 /// One subchannel's synchronized state.
@@ -153,6 +167,7 @@ impl<P: Program> Core<P> {
                 opm: pmcw.pam & pmcw.pom,
                 schib,
                 events: None,
+                clears: 0,
             }),
         }
     }
@@ -455,6 +470,14 @@ impl<P: Program> Core<P> {
             is_final: irb.scsw.is_final(),
             solicited: irb.scsw.is_solicited(),
         };
+        if irb
+            .scsw
+            .ctrl
+            .fc()
+            .contains(ccw_types::FunctionControl::CLEAR)
+        {
+            g.clears = g.clears.wrapping_add(1);
+        }
         let (action, _) = g.apply(self.sch, Event::Interrupt(kind));
         match action {
             Action::Complete => self.complete(&mut g, irb),
@@ -471,6 +494,34 @@ impl<P: Program> Core<P> {
             _ => {}
         }
         false
+    }
+
+    /// How many interruptions reported the clear function so far.
+    pub(crate) fn clears(&self) -> u64 {
+        self.lock().clears
+    }
+
+    /// The VMM unmaps `range`: if the running program pins part of it, takes its request out
+    /// (the waiter and the program, which the caller releases only after the subchannel was
+    /// cleared) and applies `AsyncRequest(Clear)`; the caller issues CLEAR SUBCHANNEL. The
+    /// clear's final status then finds no request and goes out as a `Status` event.
+    pub(crate) fn take_if_pinned(&self, range: ccw_translate::GuestRange) -> UnmapCheck<P> {
+        let mut g = self.lock();
+        if g.removed || !g.program.as_ref().is_some_and(|p| p.is_pinned(range)) {
+            return UnmapCheck::NotPinned;
+        }
+        if g.state == State::CpProcessing {
+            return UnmapCheck::Starting;
+        }
+        let clears = g.clears;
+        let teardown = self.take_request(&mut g, false);
+        match g.apply(self.sch, Event::AsyncRequest(AsyncOp::Clear)) {
+            (Action::Issue(AsyncOp::Clear), Outcome::Ok) => {}
+            (action, outcome) => {
+                tracing::warn!(sch = %self.sch, state = ?g.state, ?action, ?outcome, "clear for unmap refused by the table");
+            }
+        }
+        UnmapCheck::Pinned { teardown, clears }
     }
 
     /// Applies `AsyncRequest(op)`; on `Ok` the caller issues the instruction.
@@ -523,6 +574,9 @@ mod tests {
         }
         fn release(self) {
             self.0.fetch_add(1, Ordering::SeqCst);
+        }
+        fn is_pinned(&self, range: ccw_translate::GuestRange) -> bool {
+            range.overlaps(&ccw_translate::GuestRange::new(0x2000, 0x1000))
         }
     }
 

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
-use ccw_translate::Mapper;
+use ccw_translate::{GuestRange, Mapper};
 use ccw_types::{Crw, Irb, Orb, Schib, SubchannelId, crw};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -18,7 +18,7 @@ use tracing::Instrument;
 use vm_memory::GuestMemory;
 
 use crate::backend::{Backend, BackendErrorKind, BackendEvent, ConditionCode, EventReceiver};
-use crate::core::{Core, IoCompletion, Program, SubchannelEvent};
+use crate::core::{Core, IoCompletion, Program, SubchannelEvent, UnmapCheck};
 use crate::error::{CssError, cc_errno};
 use crate::fsm::{AsyncOp, Errno, State};
 use crate::program::{HostProgram, Translate, TranslateFailure};
@@ -72,6 +72,9 @@ impl<P: HostProgram> Program for Installed<P> {
     }
     fn release(self) {
         self.program.release(&*self.mapper);
+    }
+    fn is_pinned(&self, range: GuestRange) -> bool {
+        self.program.is_pinned(range)
     }
 }
 
@@ -280,6 +283,40 @@ impl<B: Backend + ?Sized, T: Translate> Css<B, T> {
     /// masks and are forwarded to the affected subchannels.
     pub async fn process_report(&self, crw: Crw) {
         self.shared.process_report(crw).await;
+    }
+
+    /// The VMM is about to unmap the guest range `range` (a DMA-unmap notification): every
+    /// subchannel whose running channel program pinned part of it is cleared (CLEAR
+    /// SUBCHANNEL, waiting up to `quiesce_wait` for the clear's interruption), its request is
+    /// answered with [`CssError::Unmapped`] and its program released (pins and control
+    /// memory back) before this returns, as vfio-ccw resets such a device. Programs that do
+    /// not touch the range run on. Returns the subchannels cleared; an error (the first) when
+    /// a clear failed or did not finish in time, in which case the request was still
+    /// answered and the program released.
+    ///
+    /// The VMM keeps new programs away from the range while it is being unmapped (a start
+    /// that translates after this call pins what is mapped then).
+    pub async fn unmap_guest_range(
+        &self,
+        range: GuestRange,
+    ) -> Result<Vec<SubchannelId>, CssError> {
+        let mut cleared = Vec::new();
+        let mut first_err = None;
+        for entry in self.shared.registry.all() {
+            match self.shared.unmap_entry(&entry, range).await {
+                Ok(false) => {}
+                Ok(true) => cleared.push(entry.core.sch),
+                Err(e) => {
+                    cleared.push(entry.core.sch);
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        tracing::debug!(%range, cleared = cleared.len(), "guest range unmapped");
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(cleared),
+        }
     }
 
     /// An operator varied channel path `chpid` on or off.
@@ -508,6 +545,53 @@ impl<B: Backend + ?Sized, T: Translate> Shared<B, T> {
         }
         tracing::debug!(sch = %core.sch, chpid, ?event, lpm = g.lpm, opm = g.opm, "path event");
         Some(busy_on_path)
+    }
+
+    /// [`Css::unmap_guest_range`] for one subchannel: `Ok(true)` when it was cleared.
+    async fn unmap_entry(&self, entry: &Entry<T>, range: GuestRange) -> Result<bool, CssError> {
+        let sch = entry.core.sch;
+        let (teardown, clears) = loop {
+            match entry.core.take_if_pinned(range) {
+                UnmapCheck::NotPinned => return Ok(false),
+                // START is on its way to the backend: its answer comes promptly.
+                UnmapCheck::Starting => tokio::task::yield_now().await,
+                UnmapCheck::Pinned { teardown, clears } => break (teardown, clears),
+            }
+        };
+        tracing::info!(%sch, %range, "guest range unmapped under the running program: clearing");
+        // The program's pins stay until the channel has stopped using them.
+        let res = match self.backend.clear(sch).await {
+            Ok(ConditionCode::Cc0) => {
+                let deadline = tokio::time::Instant::now() + self.config.quiesce_wait;
+                let mut res = Ok(());
+                while entry.core.clears() == clears {
+                    if tokio::time::timeout_at(deadline, entry.irq.notified())
+                        .await
+                        .is_err()
+                    {
+                        res = Err(CssError::Timeout {
+                            sch,
+                            op: "clear for unmap",
+                            tries: 1,
+                        });
+                        break;
+                    }
+                }
+                res
+            }
+            // cc 3: not operational, nothing runs on it any more.
+            Ok(cc) => {
+                tracing::info!(%sch, cc = cc.value(), "clear for unmap: subchannel not operational");
+                entry.core.not_oper();
+                Ok(())
+            }
+            Err(e) => Err(CssError::from(e)),
+        };
+        if let Err(e) = &res {
+            tracing::warn!(%sch, error = %e, "clear for unmap failed; releasing the program anyway");
+        }
+        teardown.finish(|| CssError::Unmapped { sch, range });
+        res.map(|()| true)
     }
 
     /// One step of Linux's `cio_cancel_halt_clear`: cancel first, then halt, then clear.

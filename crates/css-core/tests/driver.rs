@@ -81,6 +81,13 @@ impl HostProgram for Prog {
         self.counter.fetch_add(1, Ordering::SeqCst);
         RELEASED.fetch_add(1, Ordering::SeqCst);
     }
+    /// The stand-in program "pins" the page of its channel program.
+    fn is_pinned(&self, range: GuestRange) -> bool {
+        range.overlaps(&GuestRange::new(
+            u64::from(self.orb.cpa.get()) & !0xFFF,
+            0x1000,
+        ))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -785,6 +792,75 @@ async fn path_that_goes_and_comes_back_is_usable_again() {
     // The path is offered again: the next start on it reaches the backend.
     let e = sub.submit(&o.emit(), &m).await.unwrap_err();
     assert_eq!(e.kind(), CssErrorKind::NoPath, "{e}");
+    assert_eq!(released.load(Ordering::SeqCst), 2);
+}
+
+/// Issue #15 item 9: the VMM unmaps guest memory under a running program. The subchannel
+/// is cleared, the request answered once with an error naming the reason, the program
+/// released before the call returns; a program elsewhere runs on.
+#[tokio::test]
+async fn unmapping_a_pinned_range_clears_and_answers_once() {
+    let released = counter();
+    let (mut be, tx) = mock_base(vec![(SCH, schib(5, true))]);
+    be.expect_start().returning(|_, _| Ok(ConditionCode::Cc0));
+    let tx2 = tx.clone();
+    let rel = released.clone();
+    be.expect_clear().times(1).returning(move |sch| {
+        // The clear's interruption comes after the instruction; the program is still held.
+        assert_eq!(
+            rel.load(Ordering::SeqCst),
+            0,
+            "released before the clear ended"
+        );
+        let mut i = final_irb(0);
+        i.scsw.ctrl = i
+            .scsw
+            .ctrl
+            .with_fc(FunctionControl::CLEAR)
+            .with_sc(StatusControl::PENDING);
+        tx2.send(BackendEvent::Interrupt { sch, irb: i }).unwrap();
+        Ok(ConditionCode::Cc0)
+    });
+    let css: Css<MockBe, Offset> = Css::new(Arc::new(be)).unwrap();
+    css.probe().await.unwrap();
+    let sub = css.open(SCH).await.unwrap();
+    let mut events = sub.events();
+    // A range the program does not use changes nothing.
+    let (done, (other, cleared)) = during_io(&css, &sub, async {
+        let other = css.unmap_guest_range(GuestRange::new(0x8000, 0x1000)).await;
+        assert_eq!(released.load(Ordering::SeqCst), 0);
+        let cleared = css.unmap_guest_range(GuestRange::new(0x1800, 0x1000)).await;
+        // Before the call returned: answered and released.
+        assert_eq!(released.load(Ordering::SeqCst), 1);
+        (other, cleared)
+    })
+    .await;
+    assert_eq!(other.unwrap(), vec![]);
+    assert_eq!(cleared.unwrap(), vec![SCH]);
+    let e = done.unwrap_err();
+    assert!(
+        matches!(e, CssError::Unmapped { sch, range } if sch == SCH && range.gpa == 0x1800),
+        "{e}"
+    );
+    assert_eq!(e.kind(), CssErrorKind::Unmapped);
+    assert!(e.to_string().contains("unmapped"), "{e}");
+    // The clear's status went out as an event, and the subchannel works again.
+    match events.recv().await.unwrap() {
+        SubchannelEvent::Status(irb) => {
+            assert!(irb.scsw.ctrl.fc().contains(FunctionControl::CLEAR))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(sub.state(), State::Idle);
+    let (done, ()) = during_io(&css, &sub, async {
+        tx.send(BackendEvent::Interrupt {
+            sch: SCH,
+            irb: final_irb(0x1008 + OFFSET),
+        })
+        .unwrap();
+    })
+    .await;
+    assert!(done.is_ok());
     assert_eq!(released.load(Ordering::SeqCst), 2);
 }
 
