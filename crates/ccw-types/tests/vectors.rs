@@ -872,8 +872,10 @@ fn invalid_input_names_block_and_field() {
 fn pmcw_word1_msch_mask() {
     for bit in 0..32u32 {
         let word1 = 0x8000_0000u32 >> bit;
-        let mut pmcw = Pmcw::default();
-        pmcw.flags = PmcwFlags::from_bits(word1.into());
+        let pmcw = Pmcw {
+            flags: PmcwFlags::from_bits(word1.into()),
+            ..Pmcw::default()
+        };
         let result = Pmcw::parse(&pmcw.into_bytes());
         match bit {
             0 | 1 | 6 | 7 => {
@@ -884,8 +886,10 @@ fn pmcw_word1_msch_mask() {
             _ => assert!(result.is_ok(), "bit {bit}: {result:?}"),
         }
     }
-    let mut pmcw = Pmcw::default();
-    pmcw.flags = PmcwFlags::new().with_bit5(true);
+    let pmcw = Pmcw {
+        flags: PmcwFlags::new().with_bit5(true),
+        ..Pmcw::default()
+    };
     assert_eq!(pmcw.into_bytes()[4], 0x04);
     pmcw.validate().unwrap();
 }
