@@ -82,6 +82,10 @@ impl HostProgram for PrebuiltProgram {
     }
     fn update_scsw(&self, _: &mut Scsw) {}
     fn release(self, _: &dyn Mapper) {}
+    /// Its data lives in the arena, not in guest memory.
+    fn is_pinned(&self, _: ccw_translate::GuestRange) -> bool {
+        false
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

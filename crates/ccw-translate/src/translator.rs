@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use ccw_types::{
     Ccw0, Ccw1, CcwFlags, CcwFormat, CommandClass, CommandOrb, IdawFormat, Orb, OrbRepr,
 };
-use vm_memory::{Bytes, GuestAddress, GuestMemory};
+use vm_memory::{Bytes, GuestAddress, GuestMemory, Permissions};
 use zerocopy::big_endian::{U16, U32};
 
 use crate::error::{Block, MapOp, TranslateError, TranslateReason as K, Unsupported};
@@ -581,15 +581,18 @@ impl Translator {
             }
             // Classified by the executing command: a data-chained CCW's own command code
             // is ignored by the channel.
-            let no_data = e.count == 0
-                || e.exec.nop
-                || (e.flags.contains(CcwFlags::SKIP) && e.exec.class.honours_skip());
+            let skip = e.flags.contains(CcwFlags::SKIP) && e.exec.class.honours_skip();
+            // SKIP moves no data, but with IDA the channel still fetches the IDAWs as the
+            // count is consumed (and vfio-ccw reads the IDAL): the IDAL is read and checked,
+            // nothing is pinned, and the host CCW skips with a direct address.
+            let no_data = e.count == 0 || e.exec.nop || (skip && !e.flags.contains(CcwFlags::IDA));
             if no_data {
                 continue;
             }
             let first = self.idaws.len();
             let pinned = pins.len();
-            match self.ccw_data(&e, guest, mem, &mut snap, mapper, pins) {
+            match self.ccw_data(&e, guest, mem, &mut snap, mapper, pins, skip) {
+                Ok(()) if skip => {}
                 Ok(()) => self.entries[index].host = HostCda::Idal(first),
                 Err(err) if e.spec && err.program_check().is_some() => {
                     // A speculative CCW whose data a real CSS would refuse: undo its pins
@@ -606,6 +609,9 @@ impl Translator {
         Ok(())
     }
 
+    /// Pins the data of one CCW and records its host IDAWs. `skip`: SKIP with IDA, where the
+    /// IDAL is read and checked as the channel fetches it, and no data is pinned.
+    #[allow(clippy::too_many_arguments)]
     fn ccw_data<M: GuestMemory + ?Sized>(
         &mut self,
         e: &Entry,
@@ -614,13 +620,14 @@ impl Translator {
         snap: &mut Snapshot,
         mapper: &dyn Mapper,
         pins: &mut Vec<GuestRange>,
+        skip: bool,
     ) -> Result<(), TranslateError> {
         let (ccw_fmt, idaw_fmt) = (guest.format, guest.idaw_format());
         let bs = idaw_fmt.block_size();
-        let access = if e.exec.class.is_input() {
-            DmaAccess::Write
+        let (access, perm) = if e.exec.class.is_input() {
+            (DmaAccess::Write, Permissions::Write)
         } else {
-            DmaAccess::Read
+            (DmaAccess::Read, Permissions::Read)
         };
         // Read backward stores at descending addresses: the address designates the highest
         // byte, and each piece runs down to the start of its block.
@@ -644,6 +651,18 @@ impl Translator {
             } else {
                 GuestRange::new(addr, len)
             };
+            // The data must be guest memory: checked here, not left to the mapper (an
+            // identity mapper over all of the host's IOVA space would accept anything).
+            let in_guest = usize::try_from(len)
+                .is_ok_and(|n| mem.check_range(GuestAddress(range.gpa), n, perm));
+            if !in_guest {
+                return Err(K::GuestFault {
+                    what: Block::Data,
+                    addr: range.gpa,
+                    len: len as usize,
+                }
+                .into());
+            }
             let dev = mapper.pin(range, access).map_err(|error| K::Map {
                 op: MapOp::Pin,
                 error,
@@ -667,6 +686,7 @@ impl Translator {
             }
         };
         if !e.flags.contains(CcwFlags::IDA) {
+            debug_assert!(!skip, "SKIP on a direct address reads nothing");
             // Direct addressing: fabricate an IDAL in blocks of the ORB's IDAW size.
             let max = match ccw_fmt {
                 CcwFormat::Format0 => MAX_24,
@@ -756,6 +776,10 @@ impl Translator {
                 a
             };
             let len = piece(addr, left);
+            left -= len;
+            if skip {
+                continue;
+            }
             // The piece must be a representable range (its end below 2^64).
             let fits = if backward {
                 addr.checked_sub(len - 1).is_some() && addr.checked_add(1).is_some()
@@ -772,7 +796,6 @@ impl Translator {
                 .into());
             }
             pin(&mut self.idaws, addr, len)?;
-            left -= len;
         }
         debug_assert_eq!(left, 0);
         Ok(())

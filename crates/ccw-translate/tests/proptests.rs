@@ -17,7 +17,8 @@ use proptest::prelude::*;
 
 const DATA_LO: u64 = 0x10000;
 const DATA_HI: u64 = 0x38000;
-const MEM: usize = 0x40000;
+/// Guest memory: covers every data area the generator can designate (up to DATA_HI + 64 KiB).
+const MEM: usize = 0x50000;
 
 #[derive(Debug, Clone)]
 struct CcwSpec {

@@ -9,7 +9,7 @@ use ccw_translate::{
     Block, DmaAccess, GuestRange, Limits, MapError, MapOp, TranslateError, TranslateReason as K,
     Translator, Unsupported,
 };
-use ccw_types::{CcwFormat, CommandOrb, ErrorKind, IdawFormat, Orb, Scsw, SubchannelStatus};
+use ccw_types::{CcwFormat, CommandOrb, Errno, ErrorKind, IdawFormat, Orb, Scsw, SubchannelStatus};
 use common::*;
 
 const F1: CcwFormat = CcwFormat::Format1;
@@ -618,6 +618,89 @@ fn guest_faults() {
             len: 8
         }
     );
+}
+
+/// Issue #15 item 6: with SKIP and IDA the channel still fetches the IDAWs (vfio-ccw reads
+/// the IDAL and fails with EFAULT): an IDAL outside guest memory or an invalid IDAW is
+/// refused, a valid one is read and nothing is pinned.
+#[test]
+fn skip_with_ida_reads_the_idal_but_pins_nothing() {
+    let m = RecordingMapper::new();
+    let mem = mem(0x4000);
+    // The IDAL is outside guest memory.
+    put(&mem, 0x1000, &ccw1(0x02, SKIP | IDA, 8, 0x9000));
+    let e = refused(&mem, &m, 0x1000);
+    assert_eq!(
+        e.reason,
+        K::GuestFault {
+            what: Block::Idal,
+            addr: 0x9000,
+            len: 8
+        }
+    );
+    assert_eq!(e.errno(), Errno::Fault);
+    // A later IDAW not on a block boundary: the same check as without SKIP.
+    put(&mem, 0x1000, &ccw1(0x02, SKIP | IDA, 0x1800, 0x2000));
+    put(
+        &mem,
+        0x2000,
+        &[0x3800u64, 0x3900].map(u64::to_be_bytes).concat(),
+    );
+    let e = refused(&mem, &m, 0x1000);
+    assert!(
+        matches!(
+            e.reason,
+            K::Misaligned {
+                what: Block::Idaw,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // A valid IDAL whose blocks lie outside guest memory: read, nothing pinned or accessed.
+    put(
+        &mem,
+        0x2000,
+        &[0x9_0800u64, 0x9_1000].map(u64::to_be_bytes).concat(),
+    );
+    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    assert!(p.pins().is_empty());
+    let c = host_ccw(&m, p.host_orb().cpa.get() as u64);
+    assert_eq!((c.flags & (IDA | SKIP), c.cda.get()), (SKIP, 0));
+    p.release(&m);
+}
+
+/// Issue #15 item 6: data ranges are checked against guest memory by the translator, not
+/// only by the mapper (`RecordingMapper` pins any range).
+#[test]
+fn data_outside_guest_memory_is_a_fault_before_the_mapper() {
+    let m = RecordingMapper::new();
+    let mem = mem(0x4000);
+    // The area that straddles the end: its first (in-memory) piece is pinned and undone,
+    // the piece outside is the fault.
+    for (ccw, want) in [
+        (ccw1(0x02, 0, 16, 0x8000), (0x8000, 16)),
+        (ccw1(0x01, 0, 0x20, 0x3FF0), (0x4000, 0x10)),
+        (ccw1(0x02, IDA, 16, 0x2000), (0x10_0000, 16)),
+    ] {
+        put(&mem, 0x1000, &ccw);
+        put(&mem, 0x2000, &0x10_0000u64.to_be_bytes());
+        let e = refused(&mem, &m, 0x1000);
+        let got = match e.reason {
+            K::GuestFault {
+                what: Block::Data,
+                addr,
+                len,
+            } => (addr, len),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(got, want);
+        assert_eq!(
+            (e.errno(), e.program_check()),
+            (Errno::Fault, Some(SubchannelStatus::PROGRAM_CHECK))
+        );
+    }
+    assert_eq!(m.stats().pins, m.stats().unpins);
 }
 
 #[test]

@@ -43,6 +43,8 @@ pub enum ErrorKind {
     Closed,
     /// Quiescing did not finish within its retries and timeout.
     Timeout,
+    /// The request was cleared because guest memory its program used was unmapped.
+    Unmapped,
     /// An I/O or operating-system failure.
     Io,
 }

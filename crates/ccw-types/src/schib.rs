@@ -24,15 +24,18 @@ use crate::scsw::Scsw;
 #[bitfield(u32, repr = U32, from = U32::new, into = U32::get, order = Msb)]
 #[derive(PartialEq, Eq, Hash, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 pub struct PmcwFlags {
-    /// Q: QDIO subchannel.
+    /// Q: QDIO subchannel (model-dependent, read-only; set in an MSCH operand it is an operand
+    /// exception).
     pub qdio: bool,
-    /// W: undocumented; treated as reserved.
+    /// W: undocumented, read-only; set in an MSCH operand it is an operand exception.
     pub w: bool,
     /// I/O-interruption subclass.
     #[bits(3)]
     pub isc: u8,
-    /// Reserved, must be zero.
-    #[bits(3)]
+    /// Bit 5: ignored by MSCH (neither rejected nor stored; reference §5.2).
+    pub bit5: bool,
+    /// Bits 6-7: reserved, must be zero in an MSCH operand.
+    #[bits(2)]
     pub reserved: u8,
     /// E: enabled.
     pub enabled: bool,
@@ -126,11 +129,22 @@ pub struct Pmcw {
 stored_block!(Pmcw, "PMCW", 28, validate);
 
 impl Pmcw {
-    /// Rejects what MODIFY SUBCHANNEL rejects with an operand exception: reserved word-1 bits
-    /// 5-7, limit mode 3, reserved word-6 bits. (Bit 1, W, is undocumented and accepted.)
+    /// Word-1 bits an MSCH operand must not set: 0 (Q), 1 (W), 6 and 7 (reference §5.2; QEMU's
+    /// `PMCW_FLAGS_MASK_INVALID` 0xC300 over the upper halfword).
+    pub const MSCH_INVALID_FLAGS: u32 = 0xC300_0000;
+
+    /// Rejects what MODIFY SUBCHANNEL rejects with an operand exception (reference §5.2,
+    /// §10.6): word-1 bits 0, 1, 6 or 7 set (Q and W are read-only bits STSCH may show, but an
+    /// MSCH operand must not carry them), limit mode 3, reserved word-6 bits. Word-1 bit 5 is
+    /// ignored, as MSCH ignores it. A stored PMCW of a QDIO subchannel therefore does not
+    /// validate: read such a block with `read_from`.
     pub fn validate(&self) -> Result<(), DecodeError> {
         let f = self.flags;
-        reserved_zero("PMCW", "flags", f.reserved() as u64)?;
+        reserved_zero(
+            "PMCW",
+            "flags",
+            u64::from(f.into_bits().get() & Self::MSCH_INVALID_FLAGS),
+        )?;
         if f.limit_mode() == 3 {
             return Err(DecodeError::new(
                 "PMCW",

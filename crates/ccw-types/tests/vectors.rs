@@ -868,6 +868,34 @@ fn invalid_input_names_block_and_field() {
     }
 }
 
+/// Reference §5.2/§10.6 (kvm-unit-tests `test_msch`, `test_pmcw_bit5`): word-1 bits 0, 1, 6, 7
+/// set in an MSCH operand are an operand exception; bit 5 is ignored.
+#[test]
+fn pmcw_word1_msch_mask() {
+    for bit in 0..32u32 {
+        let word1 = 0x8000_0000u32 >> bit;
+        let pmcw = Pmcw {
+            flags: PmcwFlags::from_bits(word1.into()),
+            ..Pmcw::default()
+        };
+        let result = Pmcw::parse(&pmcw.into_bytes());
+        match bit {
+            0 | 1 | 6 | 7 => {
+                let err = result.unwrap_err();
+                assert_eq!((err.block, err.field), ("PMCW", "flags"), "bit {bit}");
+            }
+            // Limit mode: only the pair 11 is invalid, and a single bit never makes it.
+            _ => assert!(result.is_ok(), "bit {bit}: {result:?}"),
+        }
+    }
+    let pmcw = Pmcw {
+        flags: PmcwFlags::new().with_bit5(true),
+        ..Pmcw::default()
+    };
+    assert_eq!(pmcw.into_bytes()[4], 0x04);
+    pmcw.validate().unwrap();
+}
+
 #[test]
 fn schib_measurement_fields() {
     let mut schib = Schib::default();

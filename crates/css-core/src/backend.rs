@@ -35,8 +35,193 @@ pub enum BackendEvent {
     },
 }
 
+/// How many events a backend's queue holds by default ([`event_channel`]).
+pub const EVENT_QUEUE_CAPACITY: usize = 1024;
+
+/// A bounded event queue for a backend: the sending half stays with the backend, the
+/// receiving half is what [`Backend::take_events`] hands out.
+///
+/// Memory stays bounded however fast events come, and nothing is lost silently:
+/// - **interruptions** are never dropped: a backend takes a slot ([`EventSender::try_reserve`],
+///   [`EventSender::reserve`], [`EventSender::send`]) *before* it takes the status from the
+///   subchannel, so while the queue is full the subchannel stays status pending, as a real
+///   subchannel stays status pending until TEST SUBCHANNEL takes its status (and START gets
+///   cc 1 meanwhile);
+/// - **channel reports** never wait ([`EventSender::report`]): the first one that finds the
+///   queue full is held back and delivered once the queue has drained; if more come before
+///   that, the held one is replaced by the newest, which then carries the overflow bit R
+///   (reference §6.1: "reports were lost before this one"), and
+///   [`EventReceiver::lost_reports`] counts the ones lost. A consumer that sees R re-reads
+///   every subchannel (as Linux's `css_schedule_eval_all`).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use css_core::backend::{BackendEvent, event_channel};
+/// use ccw_types::Crw;
+/// let (tx, mut rx) = event_channel(1);
+/// for rsid in 1..=3 {
+///     tx.report(Crw::new().with_rsc(3).with_rsid(rsid));
+/// }
+/// let first = rx.recv().await;
+/// assert!(matches!(first, Some(BackendEvent::ChannelReport(c)) if c.rsid() == 1 && !c.overflow()));
+/// // Report 2 was lost; report 3 says so with R.
+/// let last = rx.recv().await;
+/// assert!(matches!(last, Some(BackendEvent::ChannelReport(c)) if c.rsid() == 3 && c.overflow()));
+/// assert_eq!(rx.lost_reports(), 1);
+/// # }
+/// ```
+pub fn event_channel(capacity: usize) -> (EventSender, EventReceiver) {
+    let (tx, rx) = tokio::sync::mpsc::channel(capacity.max(1));
+    let overflow = Arc::new(Overflow::default());
+    (
+        EventSender {
+            tx,
+            overflow: overflow.clone(),
+        },
+        EventReceiver { rx, overflow },
+    )
+}
+
+#[derive(Debug, Default)]
+struct Overflow {
+    state: std::sync::Mutex<OverflowState>,
+    notify: tokio::sync::Notify,
+}
+
+#[derive(Debug, Default)]
+struct OverflowState {
+    /// The report held back because the queue was full (R set if others were lost).
+    pending: Option<Crw>,
+    /// Reports lost so far.
+    lost: u64,
+}
+
+impl Overflow {
+    fn lock(&self) -> std::sync::MutexGuard<'_, OverflowState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The backend's half of an [`event_channel`]. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct EventSender {
+    tx: tokio::sync::mpsc::Sender<BackendEvent>,
+    overflow: Arc<Overflow>,
+}
+
+/// A reserved slot of the event queue: sending through it cannot fail or wait.
+#[derive(Debug)]
+pub struct EventPermit(tokio::sync::mpsc::OwnedPermit<BackendEvent>);
+
+impl EventPermit {
+    /// Queues `ev` in the reserved slot.
+    pub fn send(self, ev: BackendEvent) {
+        self.0.send(ev);
+    }
+}
+
+impl EventSender {
+    /// Queues `ev`, waiting while the queue is full (backpressure). Fails (returning it)
+    /// only when the receiver is gone.
+    pub async fn send(&self, ev: BackendEvent) -> Result<(), BackendEvent> {
+        self.tx.send(ev).await.map_err(|e| e.0)
+    }
+
+    /// A slot if the queue has room now. A backend takes it before it takes status from a
+    /// subchannel; `None` (full, or nobody listens) leaves the status pending.
+    pub fn try_reserve(&self) -> Option<EventPermit> {
+        self.tx.clone().try_reserve_owned().ok().map(EventPermit)
+    }
+
+    /// Waits for a slot; `None` when the receiver is gone.
+    pub async fn reserve(&self) -> Option<EventPermit> {
+        self.tx.clone().reserve_owned().await.ok().map(EventPermit)
+    }
+
+    /// Queues a channel report without waiting; when the queue is full the report is held
+    /// back, and a later one replaces it with the overflow bit set (see [`event_channel`]).
+    pub fn report(&self, crw: Crw) {
+        use tokio::sync::mpsc::error::TrySendError;
+        let mut st = self.overflow.lock();
+        // A held-back report goes first, so reports stay in order.
+        if let Some(held) = st.pending.take() {
+            match self.tx.try_send(BackendEvent::ChannelReport(held)) {
+                Ok(()) => {}
+                Err(TrySendError::Closed(_)) => return,
+                Err(TrySendError::Full(_)) => {
+                    st.lost += 1;
+                    tracing::warn!(lost = %held, lost_total = st.lost, "event queue full: channel report lost");
+                    let mut crw = crw;
+                    crw.set_overflow(true);
+                    st.pending = Some(crw);
+                    drop(st);
+                    self.overflow.notify.notify_one();
+                    return;
+                }
+            }
+        }
+        match self.tx.try_send(BackendEvent::ChannelReport(crw)) {
+            Ok(()) | Err(TrySendError::Closed(_)) => {}
+            Err(TrySendError::Full(_)) => {
+                tracing::debug!(%crw, "event queue full: channel report held back");
+                st.pending = Some(crw);
+                drop(st);
+                self.overflow.notify.notify_one();
+            }
+        }
+    }
+
+    /// Whether the receiver is gone.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
 /// The receiving end of a backend's event stream. There is exactly one per backend.
-pub type EventReceiver = tokio::sync::mpsc::UnboundedReceiver<BackendEvent>;
+#[derive(Debug)]
+pub struct EventReceiver {
+    rx: tokio::sync::mpsc::Receiver<BackendEvent>,
+    overflow: Arc<Overflow>,
+}
+
+impl EventReceiver {
+    /// The next event; `None` once the backend is gone and everything was received.
+    pub async fn recv(&mut self) -> Option<BackendEvent> {
+        loop {
+            match self.try_recv() {
+                Ok(ev) => return Some(ev),
+                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => return None,
+                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {}
+            }
+            tokio::select! {
+                ev = self.rx.recv() => match ev {
+                    Some(ev) => return Some(ev),
+                    None => return self.held().map(BackendEvent::ChannelReport),
+                },
+                () = self.overflow.notify.notified() => {}
+            }
+        }
+    }
+
+    /// The next event if one is ready (a held-back channel report once the queue is empty).
+    pub fn try_recv(&mut self) -> Result<BackendEvent, tokio::sync::mpsc::error::TryRecvError> {
+        self.rx.try_recv().or_else(|e| match self.held() {
+            Some(crw) => Ok(BackendEvent::ChannelReport(crw)),
+            None => Err(e),
+        })
+    }
+
+    /// How many channel reports were lost because the queue was full.
+    pub fn lost_reports(&self) -> u64 {
+        self.overflow.lock().lost
+    }
+
+    fn held(&self) -> Option<Crw> {
+        self.overflow.lock().pending.take()
+    }
+}
 
 /// What kind of failure a [`BackendError`] is: the kind every ccw-rs error shares
 /// ([`ccw_types::ErrorKind`]), under the name backends have always used. A backend uses

@@ -57,6 +57,18 @@ pub(crate) type Waiter = oneshot::Sender<Result<IoCompletion, CssError>>;
 pub(crate) trait Program: Send + 'static {
     fn update_scsw(&self, scsw: &mut ccw_types::Scsw);
     fn release(self);
+    fn is_pinned(&self, range: ccw_translate::GuestRange) -> bool;
+}
+
+/// What [`Core::take_if_pinned`] found.
+pub(crate) enum UnmapCheck<P> {
+    /// No program of this subchannel pins the range.
+    NotPinned,
+    /// A program that pins the range is being started: ask again when START returned.
+    Starting,
+    /// The running program pins the range: its request was taken out and CLEAR is due.
+    /// `clears` is the count of clear interruptions before it ([`Core::clears`]).
+    Pinned { teardown: Teardown<P>, clears: u64 },
 }
 
 /// The ticket of one I/O request: proves a continuation belongs to the current request.
@@ -103,6 +115,8 @@ pub(crate) struct Inner<P> {
     /// Operational-path mask (vfio-ccw's `sch->opm`).
     pub(crate) opm: u8,
     events: Option<mpsc::UnboundedSender<SubchannelEvent>>,
+    /// Interruptions that reported the clear function, so far.
+    clears: u64,
 }
 
 /// One subchannel's synchronized state.
@@ -153,6 +167,7 @@ impl<P: Program> Core<P> {
                 opm: pmcw.pam & pmcw.pom,
                 schib,
                 events: None,
+                clears: 0,
             }),
         }
     }
@@ -262,7 +277,7 @@ impl<P: Program> Core<P> {
 
     fn take_request(&self, g: &mut Inner<P>, was_enabled: bool) -> Teardown<P> {
         g.seq = g.seq.wrapping_add(1);
-        g.deferred = None;
+        self.forward_deferred(g);
         Teardown {
             was_enabled,
             program: g.program.take(),
@@ -330,11 +345,24 @@ impl<P: Program> Core<P> {
         }
     }
 
-    /// Translation failed (or was refused before translating): back to `Idle`.
+    /// Translation failed (or was refused before translating): back to `Idle`. Final status
+    /// deferred meanwhile is forwarded: it cannot belong to the program that never started.
     pub(crate) fn translate_failed(&self, ticket: Ticket, errno: Errno) {
         let mut g = self.lock();
         if g.seq == ticket.seq {
             g.apply(self.sch, Event::TranslateFailed(errno));
+            self.forward_deferred(&mut g);
+        }
+    }
+
+    /// Final status deferred while a request was in `CpProcessing` whose start then did not
+    /// happen (translation failed, START cc 1/2/3, close, not-operational, remove): it
+    /// belongs to no program of ours, so it goes out as an event, as vfio-ccw forwards status
+    /// in CP_PROCESSING. Never dropped.
+    fn forward_deferred(&self, g: &mut Inner<P>) {
+        if let Some(irb) = g.deferred.take() {
+            tracing::debug!(sch = %self.sch, scsw = ?irb.scsw, "deferred status forwarded: the start did not happen");
+            g.emit(self.sch, SubchannelEvent::Status(irb));
         }
     }
 
@@ -442,6 +470,14 @@ impl<P: Program> Core<P> {
             is_final: irb.scsw.is_final(),
             solicited: irb.scsw.is_solicited(),
         };
+        if irb
+            .scsw
+            .ctrl
+            .fc()
+            .contains(ccw_types::FunctionControl::CLEAR)
+        {
+            g.clears = g.clears.wrapping_add(1);
+        }
         let (action, _) = g.apply(self.sch, Event::Interrupt(kind));
         match action {
             Action::Complete => self.complete(&mut g, irb),
@@ -458,6 +494,34 @@ impl<P: Program> Core<P> {
             _ => {}
         }
         false
+    }
+
+    /// How many interruptions reported the clear function so far.
+    pub(crate) fn clears(&self) -> u64 {
+        self.lock().clears
+    }
+
+    /// The VMM unmaps `range`: if the running program pins part of it, takes its request out
+    /// (the waiter and the program, which the caller releases only after the subchannel was
+    /// cleared) and applies `AsyncRequest(Clear)`; the caller issues CLEAR SUBCHANNEL. The
+    /// clear's final status then finds no request and goes out as a `Status` event.
+    pub(crate) fn take_if_pinned(&self, range: ccw_translate::GuestRange) -> UnmapCheck<P> {
+        let mut g = self.lock();
+        if g.removed || !g.program.as_ref().is_some_and(|p| p.is_pinned(range)) {
+            return UnmapCheck::NotPinned;
+        }
+        if g.state == State::CpProcessing {
+            return UnmapCheck::Starting;
+        }
+        let clears = g.clears;
+        let teardown = self.take_request(&mut g, false);
+        match g.apply(self.sch, Event::AsyncRequest(AsyncOp::Clear)) {
+            (Action::Issue(AsyncOp::Clear), Outcome::Ok) => {}
+            (action, outcome) => {
+                tracing::warn!(sch = %self.sch, state = ?g.state, ?action, ?outcome, "clear for unmap refused by the table");
+            }
+        }
+        UnmapCheck::Pinned { teardown, clears }
     }
 
     /// Applies `AsyncRequest(op)`; on `Ok` the caller issues the instruction.
@@ -511,6 +575,9 @@ mod tests {
         fn release(self) {
             self.0.fetch_add(1, Ordering::SeqCst);
         }
+        fn is_pinned(&self, range: ccw_translate::GuestRange) -> bool {
+            range.overlaps(&ccw_translate::GuestRange::new(0x2000, 0x1000))
+        }
     }
 
     fn open(core: &Core<P>) {
@@ -547,6 +614,62 @@ mod tests {
         assert!(rx.try_recv().unwrap().is_ok());
         assert_eq!(rel.load(Ordering::SeqCst), 1);
         assert_eq!(core.state(), State::Idle);
+    }
+
+    /// Issue #15 item 3: final status that arrived while the request was being translated
+    /// is delivered as an event when translation fails or START is refused, never dropped.
+    #[test]
+    fn deferred_status_is_forwarded_when_the_start_does_not_happen() {
+        for cc in [
+            None,
+            Some(ConditionCode::Cc1),
+            Some(ConditionCode::Cc2),
+            Some(ConditionCode::Cc3),
+        ] {
+            let (core, rel) = open_core();
+            let mut ev = core.subscribe();
+            let t = core.io_request(9).unwrap();
+            assert!(!core.interrupt(final_irb(0x2008)));
+            assert!(ev.try_recv().is_err(), "deferred, not yet forwarded");
+            let mut rx = None;
+            match cc {
+                None => core.translate_failed(t, Errno::Fault),
+                Some(cc) => {
+                    let (tx, r) = oneshot::channel();
+                    assert!(core.install(t, P(rel.clone()), tx).is_ok());
+                    core.started(t, 0, Ok(cc));
+                    rx = Some(r);
+                }
+            }
+            match ev.try_recv() {
+                Ok(SubchannelEvent::Status(irb)) => {
+                    assert_eq!(irb.scsw.cpa.get(), 0x2008, "{cc:?}: not remapped")
+                }
+                other => panic!("{cc:?}: {other:?}"),
+            }
+            assert!(ev.try_recv().is_err(), "{cc:?}: exactly once");
+            if let Some(mut rx) = rx {
+                assert!(matches!(
+                    rx.try_recv().unwrap(),
+                    Err(CssError::Condition { .. })
+                ));
+                assert_eq!(rel.load(Ordering::SeqCst), 1);
+            }
+            assert_eq!(core.state(), State::Idle);
+        }
+    }
+
+    #[test]
+    fn deferred_status_is_forwarded_on_close() {
+        let (core, rel) = open_core();
+        let mut ev = core.subscribe();
+        let (_t, mut rx) = begin(&core, &rel, 1);
+        core.interrupt(final_irb(0x1008));
+        let td = core.close_begin().unwrap();
+        assert!(matches!(ev.try_recv(), Ok(SubchannelEvent::Status(_))));
+        td.finish(|| CssError::Closed(core.sch));
+        assert!(matches!(rx.try_recv().unwrap(), Err(CssError::Closed(_))));
+        assert_eq!(rel.load(Ordering::SeqCst), 1);
     }
 
     #[test]

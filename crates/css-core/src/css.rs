@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
-use ccw_translate::Mapper;
+use ccw_translate::{GuestRange, Mapper};
 use ccw_types::{Crw, Irb, Orb, Schib, SubchannelId, crw};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -18,7 +18,7 @@ use tracing::Instrument;
 use vm_memory::GuestMemory;
 
 use crate::backend::{Backend, BackendErrorKind, BackendEvent, ConditionCode, EventReceiver};
-use crate::core::{Core, IoCompletion, Program, SubchannelEvent};
+use crate::core::{Core, IoCompletion, Program, SubchannelEvent, UnmapCheck};
 use crate::error::CssError;
 use crate::fsm::{AsyncOp, Errno, State};
 use crate::program::{HostProgram, Translate, TranslateFailure};
@@ -30,10 +30,11 @@ use std::sync::Arc;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CssConfig {
     /// How many disable attempts close and remove make before giving up (vfio-ccw retries
-    /// cancel/halt/clear up to 255 times; each of our attempts waits for an interruption).
+    /// cancel/halt/clear up to 255 times; an attempt that issued a halt or clear waits for
+    /// its interruption, one whose cancel succeeded retries the disable at once).
     pub quiesce_retries: u32,
-    /// How long each quiesce attempt waits for the interruption that ends a halt or clear
-    /// (vfio-ccw: 3 s).
+    /// How long a quiesce attempt that issued a halt or clear waits for the interruption
+    /// that ends it (vfio-ccw: 3 s).
     pub quiesce_wait: Duration,
 }
 
@@ -71,6 +72,9 @@ impl<P: HostProgram> Program for Installed<P> {
     }
     fn release(self) {
         self.program.release(&*self.mapper);
+    }
+    fn is_pinned(&self, range: GuestRange) -> bool {
+        self.program.is_pinned(range)
     }
 }
 
@@ -281,6 +285,40 @@ impl<B: Backend + ?Sized, T: Translate> Css<B, T> {
         self.shared.process_report(crw).await;
     }
 
+    /// The VMM is about to unmap the guest range `range` (a DMA-unmap notification): every
+    /// subchannel whose running channel program pinned part of it is cleared (CLEAR
+    /// SUBCHANNEL, waiting up to `quiesce_wait` for the clear's interruption), its request is
+    /// answered with [`CssError::Unmapped`] and its program released (pins and control
+    /// memory back) before this returns, as vfio-ccw resets such a device. Programs that do
+    /// not touch the range run on. Returns the subchannels cleared; an error (the first) when
+    /// a clear failed or did not finish in time, in which case the request was still
+    /// answered and the program released.
+    ///
+    /// The VMM keeps new programs away from the range while it is being unmapped (a start
+    /// that translates after this call pins what is mapped then).
+    pub async fn unmap_guest_range(
+        &self,
+        range: GuestRange,
+    ) -> Result<Vec<SubchannelId>, CssError> {
+        let mut cleared = Vec::new();
+        let mut first_err = None;
+        for entry in self.shared.registry.all() {
+            match self.shared.unmap_entry(&entry, range).await {
+                Ok(false) => {}
+                Ok(true) => cleared.push(entry.core.sch),
+                Err(e) => {
+                    cleared.push(entry.core.sch);
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        tracing::debug!(%range, cleared = cleared.len(), "guest range unmapped");
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(cleared),
+        }
+    }
+
     /// An operator varied channel path `chpid` on or off.
     pub async fn vary_path(&self, chpid: u8, on: bool) {
         let ev = if on {
@@ -343,6 +381,14 @@ impl<B: Backend + ?Sized, T: Translate> Shared<B, T> {
         {
             let mut subs = lock(&self.reports);
             subs.retain(|tx| tx.send(c).is_ok());
+        }
+        if c.overflow() {
+            // Reports were lost before this one (R): any subchannel may have changed, so
+            // every one is re-read, as Linux's css_schedule_eval_all.
+            tracing::warn!(%c, "channel reports were lost: re-reading every subchannel");
+            for entry in self.registry.all() {
+                self.subchannel_event(entry.core.sch).await;
+            }
         }
         match c.rsc() {
             crw::rsc::SUBCHANNEL => {
@@ -479,8 +525,12 @@ impl<B: Backend + ?Sized, T: Translate> Shared<B, T> {
         }
         let busy_on_path =
             pmcw.lpum & mask != 0 && matches!(g.state, State::CpPending | State::CpProcessing);
+        // As Linux's `vfio_ccw_chp_event`: only the operator's vary changes the operational
+        // mask. A path that goes away (Offline) keeps its masks, so the matching Online report
+        // makes it usable again (and restores it in `lpm` when a cc 3 start had removed it);
+        // the channel subsystem itself reports a start on a gone path as not operational.
         match event {
-            PathEvent::VaryOff | PathEvent::Offline => {
+            PathEvent::VaryOff => {
                 g.opm &= !mask;
                 g.lpm &= !mask;
             }
@@ -488,6 +538,7 @@ impl<B: Backend + ?Sized, T: Translate> Shared<B, T> {
                 g.opm |= mask;
                 g.lpm |= mask;
             }
+            PathEvent::Offline => {}
             PathEvent::Online => {
                 g.lpm |= mask & g.opm;
             }
@@ -496,11 +547,61 @@ impl<B: Backend + ?Sized, T: Translate> Shared<B, T> {
         Some(busy_on_path)
     }
 
+    /// [`Css::unmap_guest_range`] for one subchannel: `Ok(true)` when it was cleared.
+    async fn unmap_entry(&self, entry: &Entry<T>, range: GuestRange) -> Result<bool, CssError> {
+        let sch = entry.core.sch;
+        let (teardown, clears) = loop {
+            match entry.core.take_if_pinned(range) {
+                UnmapCheck::NotPinned => return Ok(false),
+                // START is on its way to the backend: its answer comes promptly.
+                UnmapCheck::Starting => tokio::task::yield_now().await,
+                UnmapCheck::Pinned { teardown, clears } => break (teardown, clears),
+            }
+        };
+        tracing::info!(%sch, %range, "guest range unmapped under the running program: clearing");
+        // The program's pins stay until the channel has stopped using them.
+        let res = match self.backend.clear(sch).await {
+            Ok(ConditionCode::Cc0) => {
+                let deadline = tokio::time::Instant::now() + self.config.quiesce_wait;
+                let mut res = Ok(());
+                while entry.core.clears() == clears {
+                    if tokio::time::timeout_at(deadline, entry.irq.notified())
+                        .await
+                        .is_err()
+                    {
+                        res = Err(CssError::Timeout {
+                            sch,
+                            op: "clear for unmap",
+                            tries: 1,
+                        });
+                        break;
+                    }
+                }
+                res
+            }
+            // cc 3: not operational, nothing runs on it any more.
+            Ok(cc) => {
+                tracing::info!(%sch, cc = cc.value(), "clear for unmap: subchannel not operational");
+                entry.core.not_oper();
+                Ok(())
+            }
+            Err(e) => Err(CssError::from(e)),
+        };
+        if let Err(e) = &res {
+            tracing::warn!(%sch, error = %e, "clear for unmap failed; releasing the program anyway");
+        }
+        teardown.finish(|| CssError::Unmapped { sch, range });
+        res.map(|()| true)
+    }
+
     /// One step of Linux's `cio_cancel_halt_clear`: cancel first, then halt, then clear.
-    async fn cancel_halt_clear(&self, sch: SubchannelId, attempt: u32) {
+    /// Returns whether a halt or clear was accepted, so that an interruption will end it: only
+    /// then is there something to wait for (a successful cancel leaves the subchannel idle
+    /// with no interruption, as `vfio_ccw_sch_quiesce` knows).
+    async fn cancel_halt_clear(&self, sch: SubchannelId, attempt: u32) -> bool {
         if attempt == 0 {
             match self.backend.cancel(sch).await {
-                Ok(ConditionCode::Cc0) => return,
+                Ok(ConditionCode::Cc0) => return false,
                 Ok(_) => {}
                 Err(e) if e.kind == BackendErrorKind::Unsupported => {}
                 Err(e) => tracing::debug!(%sch, error = %e, "cancel failed"),
@@ -508,18 +609,25 @@ impl<B: Backend + ?Sized, T: Translate> Shared<B, T> {
         }
         if attempt <= 1 {
             match self.backend.halt(sch).await {
-                Ok(ConditionCode::Cc0) => return,
+                Ok(ConditionCode::Cc0) => return true,
                 Ok(cc) => tracing::debug!(%sch, cc = cc.value(), "halt refused"),
                 Err(e) => tracing::debug!(%sch, error = %e, "halt failed"),
             }
         }
         match self.backend.clear(sch).await {
-            Ok(cc) => tracing::debug!(%sch, cc = cc.value(), "clear"),
-            Err(e) => tracing::debug!(%sch, error = %e, "clear failed"),
+            Ok(cc) => {
+                tracing::debug!(%sch, cc = cc.value(), "clear");
+                cc == ConditionCode::Cc0
+            }
+            Err(e) => {
+                tracing::debug!(%sch, error = %e, "clear failed");
+                false
+            }
         }
     }
 
-    /// Disables `sch`, escalating cancel -> halt -> clear while it is busy; bounded.
+    /// Disables `sch`, escalating cancel -> halt -> clear while it is busy; bounded. Waits
+    /// (up to `quiesce_wait`) only for the interruption of an accepted halt or clear.
     async fn quiesce(&self, entry: &Entry<T>) -> Result<(), CssError> {
         let sch = entry.core.sch;
         let tries = self.config.quiesce_retries.max(1);
@@ -532,8 +640,9 @@ impl<B: Backend + ?Sized, T: Translate> Shared<B, T> {
                 Err(e) if e.kind == BackendErrorKind::NoDevice => return Ok(()),
                 Err(e) => return Err(e.into()),
             }
-            self.cancel_halt_clear(sch, attempt).await;
-            let _ = tokio::time::timeout(self.config.quiesce_wait, entry.irq.notified()).await;
+            if self.cancel_halt_clear(sch, attempt).await {
+                let _ = tokio::time::timeout(self.config.quiesce_wait, entry.irq.notified()).await;
+            }
         }
         Err(CssError::Timeout {
             sch,

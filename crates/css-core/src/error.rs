@@ -80,6 +80,17 @@ pub enum CssError {
         /// How many attempts were made.
         tries: u32,
     },
+    /// The VMM unmapped guest memory the running program had pinned ([`crate::Css::unmap_guest_range`]):
+    /// the subchannel was cleared and the program released.
+    #[error(
+        "{sch}: cleared: guest memory {range} used by the running channel program was unmapped"
+    )]
+    Unmapped {
+        /// The subchannel.
+        sch: SubchannelId,
+        /// The guest range being unmapped.
+        range: ccw_translate::GuestRange,
+    },
     /// The transport-mode ORB is not supported (as in vfio-ccw).
     #[error("{0}: transport-mode ORBs are not supported")]
     TransportMode(SubchannelId),
@@ -110,6 +121,7 @@ impl CssError {
             CssError::Closed(_) => CssErrorKind::Closed,
             CssError::Timeout { .. } => CssErrorKind::Timeout,
             CssError::TransportMode(_) => CssErrorKind::Unsupported,
+            CssError::Unmapped { .. } => CssErrorKind::Unmapped,
             CssError::Backend(e) => e.kind,
         }
     }
@@ -124,6 +136,8 @@ impl CssError {
             CssError::NotOpen(_) => Errno::Io.raw(),
             CssError::Timeout { .. } => Errno::Busy.raw(),
             CssError::TransportMode(_) => Errno::NotSupported.raw(),
+            // vfio-ccw resets the device: the program ends without status for the guest.
+            CssError::Unmapped { .. } => Errno::Io.raw(),
             CssError::Backend(e) => e.errno.unwrap_or(match e.kind {
                 BackendErrorKind::Unsupported => Errno::NotSupported.raw(),
                 BackendErrorKind::NoDevice => Errno::NoDevice.raw(),

@@ -77,7 +77,8 @@ mod css;
 
 pub use crate::core::{IoCompletion, SubchannelEvent};
 pub use backend::{
-    Backend, BackendError, BackendErrorKind, BackendEvent, ConditionCode, EventReceiver,
+    Backend, BackendError, BackendErrorKind, BackendEvent, ConditionCode, EventPermit,
+    EventReceiver, EventSender, event_channel,
 };
 #[cfg(not(loom))]
 pub use css::{Css, CssConfig, PathEvent, Subchannel};

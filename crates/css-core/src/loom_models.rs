@@ -33,6 +33,9 @@ impl Program for Counted {
     fn release(self) {
         self.0.fetch_add(1, Ordering::SeqCst);
     }
+    fn is_pinned(&self, _range: ccw_translate::GuestRange) -> bool {
+        false
+    }
 }
 
 fn open_core() -> Core<Counted> {

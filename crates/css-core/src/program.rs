@@ -6,7 +6,7 @@
 //! mapping of the final SCSW back to guest addresses, and a release that runs exactly once.
 //! ccw-translate's `Translator` implements [`Translate`]; tests can plug in their own.
 
-use ccw_translate::Mapper;
+use ccw_translate::{GuestRange, Mapper};
 use ccw_types::{Errno, ErrorKind, Orb, Scsw, SubchannelStatus};
 use vm_memory::GuestMemory;
 
@@ -18,6 +18,9 @@ pub trait HostProgram: Send + 'static {
     fn update_scsw(&self, scsw: &mut Scsw);
     /// Unpins and frees everything the program holds. Called exactly once.
     fn release(self, mapper: &dyn Mapper);
+    /// Whether the program has pinned any byte of the guest range `range` (what a DMA-unmap
+    /// notification asks: [`crate::Css::unmap_guest_range`]).
+    fn is_pinned(&self, range: GuestRange) -> bool;
 }
 
 /// Why a translation failed, in the terms a subchannel answers with.
@@ -79,6 +82,9 @@ impl HostProgram for ccw_translate::ChannelProgram {
     }
     fn release(self, mapper: &dyn Mapper) {
         ccw_translate::ChannelProgram::release(self, mapper);
+    }
+    fn is_pinned(&self, range: GuestRange) -> bool {
+        ccw_translate::ChannelProgram::is_pinned(self, range)
     }
 }
 

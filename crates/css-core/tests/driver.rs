@@ -16,8 +16,8 @@ use ccw_types::{
 };
 use css_core::{
     Backend, BackendError, BackendErrorKind, BackendEvent, ConditionCode, Css, CssConfig, CssError,
-    CssErrorKind, EventReceiver, HostProgram, State, Subchannel, SubchannelEvent, Translate,
-    TranslateFailure,
+    CssErrorKind, EventReceiver, EventSender, HostProgram, State, Subchannel, SubchannelEvent,
+    Translate, TranslateFailure, event_channel,
 };
 use mockall::mock;
 use tokio::sync::mpsc;
@@ -80,6 +80,13 @@ impl HostProgram for Prog {
     fn release(self, _mapper: &dyn Mapper) {
         self.counter.fetch_add(1, Ordering::SeqCst);
         RELEASED.fetch_add(1, Ordering::SeqCst);
+    }
+    /// The stand-in program "pins" the page of its channel program.
+    fn is_pinned(&self, range: GuestRange) -> bool {
+        range.overlaps(&GuestRange::new(
+            u64::from(self.orb.cpa.get()) & !0xFFF,
+            0x1000,
+        ))
     }
 }
 
@@ -156,8 +163,25 @@ fn final_irb(cpa: u32) -> Irb {
 }
 
 /// A mock with probe, events, mapper and enable already set up; returns the event sender.
-fn mock_base(list: Vec<(SubchannelId, Schib)>) -> (MockBe, mpsc::UnboundedSender<BackendEvent>) {
-    let (tx, rx) = mpsc::unbounded_channel();
+/// The test's end of the backend's event queue: queues at once (the queue never fills here).
+#[derive(Clone)]
+struct Tx(EventSender);
+
+impl Tx {
+    fn send(&self, ev: BackendEvent) -> Result<(), BackendEvent> {
+        match self.0.try_reserve() {
+            Some(slot) => {
+                slot.send(ev);
+                Ok(())
+            }
+            None => Err(ev),
+        }
+    }
+}
+
+fn mock_base(list: Vec<(SubchannelId, Schib)>) -> (MockBe, Tx) {
+    let (tx, rx) = event_channel(64);
+    let tx = Tx(tx);
     let mut be = MockBe::new();
     let rx = std::sync::Mutex::new(Some(rx));
     be.expect_take_events().returning(move || {
@@ -177,7 +201,7 @@ fn mock_base(list: Vec<(SubchannelId, Schib)>) -> (MockBe, mpsc::UnboundedSender
 
 /// HALT ends the running program: the backend presents final status with the halt
 /// function (at guest cpa 0x1008) on the event stream.
-fn halt_ends_program(be: &mut MockBe, tx: &mpsc::UnboundedSender<BackendEvent>, times: usize) {
+fn halt_ends_program(be: &mut MockBe, tx: &Tx, times: usize) {
     let tx = tx.clone();
     be.expect_halt().times(times).returning(move |sch| {
         let mut i = final_irb(0x1008 + OFFSET);
@@ -455,6 +479,54 @@ async fn close_with_io_outstanding_quiesces_and_answers_once() {
     assert_eq!(sub2.state(), State::Idle);
 }
 
+/// Issue #15 item 1: closing a subchannel whose start is still pending cancels it and returns
+/// at once. After a successful CANCEL no interruption follows, so quiesce must not wait for one
+/// (with the clock paused, a wait would advance it by the whole `quiesce_wait`).
+#[tokio::test(start_paused = true)]
+async fn close_of_a_start_pending_subchannel_does_not_wait() {
+    let released = counter();
+    let (mut be, _tx) = mock_base(vec![(SCH, schib(5, true))]);
+    be.expect_start().returning(|_, _| Ok(ConditionCode::Cc0));
+    let mut seq = mockall::Sequence::new();
+    be.expect_disable()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Ok(ConditionCode::Cc2));
+    be.expect_cancel()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Ok(ConditionCode::Cc0));
+    be.expect_disable()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Ok(ConditionCode::Cc0));
+    // No halt or clear expectation: issuing either fails the test.
+    let wait = Duration::from_secs(3);
+    let css: Css<MockBe, Offset> = Css::with_config(
+        Arc::new(be),
+        CssConfig {
+            quiesce_retries: 8,
+            quiesce_wait: wait,
+        },
+    )
+    .unwrap();
+    css.probe().await.unwrap();
+    let sub = css.open(SCH).await.unwrap();
+    let (done, elapsed) = during_io(&css, &sub, async {
+        let t0 = tokio::time::Instant::now();
+        css.close(SCH).await.unwrap();
+        t0.elapsed()
+    })
+    .await;
+    assert!(matches!(done, Err(CssError::Closed(_))), "{done:?}");
+    assert!(
+        elapsed < wait,
+        "close waited {elapsed:?} on the paused clock"
+    );
+    assert_eq!(released.load(Ordering::SeqCst), 1);
+    assert_eq!(css.state(SCH).unwrap(), State::Standby);
+}
+
 #[tokio::test(start_paused = true)]
 async fn quiesce_is_bounded() {
     let (mut be, _tx) = mock_base(vec![(SCH, schib(5, true))]);
@@ -618,6 +690,33 @@ async fn chained_subchannel_report_names_the_subchannel_set() {
     css.process_report(sch_crw(1 << 4)).await;
 }
 
+/// Issue #15 item 7: a channel report with the overflow bit (reports were lost) makes css-core
+/// re-read every registered subchannel, not only the one the report names.
+#[tokio::test]
+async fn overflow_report_rereads_every_subchannel() {
+    let other = SubchannelId::new(0, 0, 7);
+    let (mut be, _tx) = mock_base(vec![(SCH, schib(5, true)), (other, schib(6, true))]);
+    let stored = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = stored.clone();
+    be.expect_store_schib().returning(move |sch| {
+        seen.lock().unwrap().push(sch);
+        Ok(schib(if sch == SCH { 5 } else { 6 }, true))
+    });
+    let css: Css<MockBe, Offset> = Css::new(Arc::new(be)).unwrap();
+    css.probe().await.unwrap();
+    let mut c = Crw::new()
+        .with_rsc(crw::rsc::CHANNEL_PATH)
+        .with_erc(crw::erc::INIT)
+        .with_rsid(0x55);
+    css.process_report(c).await;
+    assert!(stored.lock().unwrap().is_empty());
+    c.set_overflow(true);
+    css.process_report(c).await;
+    let mut got = stored.lock().unwrap().clone();
+    got.sort_by_key(|s| s.sch_no);
+    assert_eq!(got, vec![SCH, other]);
+}
+
 #[tokio::test]
 async fn channel_path_reports_update_masks_and_are_forwarded() {
     let (be, _tx) = mock_base(vec![(SCH, schib(5, true))]);
@@ -632,8 +731,9 @@ async fn channel_path_reports_update_masks_and_are_forwarded() {
             .with_rsid(0x11)
     };
     assert_eq!(css.cached_schib(SCH).unwrap().pmcw.lpm, 0xC0);
+    // A path going away does not change the masks (only the operator's vary does).
     css.process_report(path(crw::erc::PERRN)).await;
-    assert_eq!(css.cached_schib(SCH).unwrap().pmcw.lpm, 0x80);
+    assert_eq!(css.cached_schib(SCH).unwrap().pmcw.lpm, 0xC0);
     match events.recv().await.unwrap() {
         SubchannelEvent::ChannelReport(c) => {
             assert_eq!((c.rsc(), c.erc(), c.rsid()), (4, crw::erc::PERRN, 0x11))
@@ -642,6 +742,7 @@ async fn channel_path_reports_update_masks_and_are_forwarded() {
     }
     // Online only restores paths that are operational (opm): varied off paths stay off.
     css.vary_path(0x10, false).await;
+    css.vary_path(0x11, false).await;
     assert_eq!(css.cached_schib(SCH).unwrap().pmcw.lpm, 0x00);
     css.process_report(path(crw::erc::INIT)).await;
     assert_eq!(css.cached_schib(SCH).unwrap().pmcw.lpm, 0x00);
@@ -655,6 +756,115 @@ async fn channel_path_reports_update_masks_and_are_forwarded() {
     // A path this subchannel does not use changes nothing.
     css.vary_path(0x55, false).await;
     assert_eq!(css.cached_schib(SCH).unwrap().pmcw.lpm, 0xC0);
+}
+
+/// Issue #15 item 2: a path that goes away and comes back is usable again, also after a start
+/// on it ended with cc 3 (which removes it from the logical-path mask).
+#[tokio::test]
+async fn path_that_goes_and_comes_back_is_usable_again() {
+    let released = counter();
+    let (mut be, _tx) = mock_base(vec![(SCH, schib(5, true))]);
+    let mut seq = mockall::Sequence::new();
+    be.expect_start()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _| Ok(ConditionCode::Cc3));
+    be.expect_start()
+        .times(1)
+        .in_sequence(&mut seq)
+        .withf(|_, orb| orb.ctrl.lpm() == 0x40)
+        .returning(|_, _| Ok(ConditionCode::Cc3));
+    let css: Css<MockBe, Offset> = Css::new(Arc::new(be)).unwrap();
+    css.probe().await.unwrap();
+    let sub = css.open(SCH).await.unwrap();
+    let m = mem();
+    let path = |erc| {
+        Crw::new()
+            .with_rsc(crw::rsc::CHANNEL_PATH)
+            .with_erc(erc)
+            .with_rsid(0x11)
+    };
+    css.process_report(path(crw::erc::PERRN)).await;
+    let mut o = CommandOrb::new(1, 0x1000);
+    o.lpm = 0x40;
+    let e = sub.submit(&o.emit(), &m).await.unwrap_err();
+    assert_eq!(e.kind(), CssErrorKind::NoPath, "{e}");
+    assert_eq!(css.cached_schib(SCH).unwrap().pmcw.lpm, 0x80);
+    css.process_report(path(crw::erc::INIT)).await;
+    assert_eq!(css.cached_schib(SCH).unwrap().pmcw.lpm, 0xC0);
+    // The path is offered again: the next start on it reaches the backend.
+    let e = sub.submit(&o.emit(), &m).await.unwrap_err();
+    assert_eq!(e.kind(), CssErrorKind::NoPath, "{e}");
+    assert_eq!(released.load(Ordering::SeqCst), 2);
+}
+
+/// Issue #15 item 9: the VMM unmaps guest memory under a running program. The subchannel
+/// is cleared, the request answered once with an error naming the reason, the program
+/// released before the call returns; a program elsewhere runs on.
+#[tokio::test]
+async fn unmapping_a_pinned_range_clears_and_answers_once() {
+    let released = counter();
+    let (mut be, tx) = mock_base(vec![(SCH, schib(5, true))]);
+    be.expect_start().returning(|_, _| Ok(ConditionCode::Cc0));
+    let tx2 = tx.clone();
+    let rel = released.clone();
+    be.expect_clear().times(1).returning(move |sch| {
+        // The clear's interruption comes after the instruction; the program is still held.
+        assert_eq!(
+            rel.load(Ordering::SeqCst),
+            0,
+            "released before the clear ended"
+        );
+        let mut i = final_irb(0);
+        i.scsw.ctrl = i
+            .scsw
+            .ctrl
+            .with_fc(FunctionControl::CLEAR)
+            .with_sc(StatusControl::PENDING);
+        tx2.send(BackendEvent::Interrupt { sch, irb: i }).unwrap();
+        Ok(ConditionCode::Cc0)
+    });
+    let css: Css<MockBe, Offset> = Css::new(Arc::new(be)).unwrap();
+    css.probe().await.unwrap();
+    let sub = css.open(SCH).await.unwrap();
+    let mut events = sub.events();
+    // A range the program does not use changes nothing.
+    let (done, (other, cleared)) = during_io(&css, &sub, async {
+        let other = css.unmap_guest_range(GuestRange::new(0x8000, 0x1000)).await;
+        assert_eq!(released.load(Ordering::SeqCst), 0);
+        let cleared = css.unmap_guest_range(GuestRange::new(0x1800, 0x1000)).await;
+        // Before the call returned: answered and released.
+        assert_eq!(released.load(Ordering::SeqCst), 1);
+        (other, cleared)
+    })
+    .await;
+    assert_eq!(other.unwrap(), vec![]);
+    assert_eq!(cleared.unwrap(), vec![SCH]);
+    let e = done.unwrap_err();
+    assert!(
+        matches!(e, CssError::Unmapped { sch, range } if sch == SCH && range.gpa == 0x1800),
+        "{e}"
+    );
+    assert_eq!(e.kind(), CssErrorKind::Unmapped);
+    assert!(e.to_string().contains("unmapped"), "{e}");
+    // The clear's status went out as an event, and the subchannel works again.
+    match events.recv().await.unwrap() {
+        SubchannelEvent::Status(irb) => {
+            assert!(irb.scsw.ctrl.fc().contains(FunctionControl::CLEAR))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(sub.state(), State::Idle);
+    let (done, ()) = during_io(&css, &sub, async {
+        tx.send(BackendEvent::Interrupt {
+            sch: SCH,
+            irb: final_irb(0x1008 + OFFSET),
+        })
+        .unwrap();
+    })
+    .await;
+    assert!(done.is_ok());
+    assert_eq!(released.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test]

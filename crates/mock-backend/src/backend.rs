@@ -20,8 +20,8 @@ use ccw_translate::Mapper;
 use ccw_types::{Crw, DeviceStatus, Orb, OrbRepr, Schib, SubchannelId, crw};
 use css_core::{
     Backend, BackendError, BackendErrorKind, BackendEvent, ConditionCode, EventReceiver,
+    EventSender,
 };
-use tokio::sync::mpsc;
 use tracing::{Instrument, debug, trace};
 use vm_memory::GuestMemoryMmap;
 
@@ -64,6 +64,7 @@ pub struct MockBuilder {
     max_ccws: u64,
     isc: u8,
     paths: u8,
+    event_capacity: usize,
 }
 
 impl std::fmt::Debug for MockBuilder {
@@ -155,6 +156,15 @@ impl MockBuilder {
         self
     }
 
+    /// How many events the backend's queue holds (default
+    /// [`css_core::backend::EVENT_QUEUE_CAPACITY`]). While it is full, a subchannel's status
+    /// stays pending (START gets cc 1) and channel reports overflow (R bit); see
+    /// [`css_core::event_channel`].
+    pub fn event_capacity(mut self, events: usize) -> Self {
+        self.event_capacity = events.max(1);
+        self
+    }
+
     /// Builds the backend.
     pub fn build(self) -> Result<MockBackend, BackendError> {
         let storage =
@@ -196,7 +206,7 @@ impl MockBuilder {
             );
         }
         order.sort_by_key(|s| (s.cssid, s.ssid, s.sch_no));
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = css_core::event_channel(self.event_capacity);
         Ok(MockBackend {
             inner: Arc::new(Inner {
                 storage: Arc::new(storage),
@@ -248,7 +258,7 @@ struct Inner {
     faults: Mutex<FaultPolicy>,
     /// Whether the policy can inject anything (else no decision takes its lock).
     faults_on: bool,
-    events: mpsc::UnboundedSender<BackendEvent>,
+    events: EventSender,
     receiver: Mutex<Option<EventReceiver>>,
     crw_overflow: AtomicBool,
 }
@@ -300,8 +310,8 @@ impl DeviceModel for WithForcedSense<'_> {
     fn begin_chain(&mut self) {
         self.dev.begin_chain();
     }
-    fn end_chain(&mut self) {
-        self.dev.end_chain();
+    fn end_chain(&mut self) -> DeviceStatus {
+        self.dev.end_chain()
     }
 }
 
@@ -341,11 +351,6 @@ impl Inner {
         lock(&self.faults).decide(sch, point)
     }
 
-    fn send(&self, ev: BackendEvent) {
-        // A dropped receiver means nobody listens any more; events are then discarded.
-        let _ = self.events.send(ev);
-    }
-
     /// Queues a channel report, applying CRW-overflow faults.
     fn report(&self, mut c: Crw, sch: SubchannelId) {
         if let Some(Fault::CrwOverflow) = self.decide(sch, Point::Report) {
@@ -356,7 +361,8 @@ impl Inner {
         if self.crw_overflow.swap(false, Ordering::SeqCst) {
             c.set_overflow(true);
         }
-        self.send(BackendEvent::ChannelReport(c));
+        // Never waits: a full queue holds the report back or loses it with the R bit.
+        self.events.report(c);
     }
 
     /// The interruption handler: TEST SUBCHANNEL and deliver, with delivery faults.
@@ -390,8 +396,11 @@ impl Inner {
         }
     }
 
-    fn deliver_now(&self, sch: &Sch, s: &mut SchInner, twice: bool) {
-        if !s.st.schib.pmcw.flags.enabled() {
+    /// TEST SUBCHANNEL and queue the interruption, if the event queue has room. While it is
+    /// full the status stays pending in the subchannel (START gets cc 1, as on a real
+    /// subchannel whose status nobody took) and one task per subchannel waits for room.
+    fn deliver_now(self: &Arc<Self>, sch: &Arc<Sch>, s: &mut SchInner, twice: bool) {
+        if !s.st.schib.pmcw.flags.enabled() || !s.st.status_pending() {
             return;
         }
         if s.st
@@ -407,6 +416,26 @@ impl Inner {
             // `channel` fuzz target).
             return;
         }
+        let Some(slot) = self.events.try_reserve() else {
+            if self.events.is_closed() {
+                // Nobody listens any more: the status stays pending.
+                return;
+            }
+            trace!(sch = %sch.id, "event queue full: status stays pending");
+            s.delayed_delivery = true;
+            let (inner, sch) = (Arc::clone(self), Arc::clone(sch));
+            tokio::spawn(async move {
+                let room = inner.events.reserve().await;
+                let mut s = lock(&sch.state);
+                s.delayed_delivery = false;
+                if let Some(room) = room {
+                    // Released again at once: deliver_now takes its own slot, under the lock.
+                    drop(room);
+                    inner.deliver_now(&sch, &mut s, twice);
+                }
+            });
+            return;
+        };
         let (cc, irb) = instr::tsch(&mut s.st);
         if cc != ConditionCode::Cc0 {
             return;
@@ -414,9 +443,12 @@ impl Inner {
         trace!(sch = %sch.id, scsw = %irb.scsw, "interruption");
         let ev = BackendEvent::Interrupt { sch: sch.id, irb };
         if twice {
-            self.send(ev.clone());
+            // The duplicate of a duplicate-interrupt fault goes only if there is room.
+            if let Some(extra) = self.events.try_reserve() {
+                extra.send(ev.clone());
+            }
         }
-        self.send(ev);
+        slot.send(ev);
     }
 
     fn ensure_worker(self: &Arc<Self>, sch: &Arc<Sch>, s: &mut SchInner) {
@@ -458,13 +490,22 @@ impl Inner {
         }
         if ac.contains(Ac::HALT_PENDING) {
             debug!(sch = %sch.id, "halt function");
-            let cpa = s
-                .program
-                .take()
+            let program = s.program.take();
+            // A halted program's changes the device kept in memory are made durable now;
+            // when that fails the halt status carries the device's unit check.
+            let lost = if program.is_some() {
+                s.device.end_chain()
+            } else {
+                DeviceStatus::NONE
+            };
+            let cpa = program
                 .map(|p| p.current_cpa())
                 .unwrap_or(s.st.schib.scsw.cpa.get());
             s.waited = false;
             instr::halt_complete(&mut s.st, cpa);
+            if !lost.is_empty() {
+                instr::add_device_status(&mut s.st, lost);
+            }
             self.deliver(sch, s);
             return Next::Yield;
         }
@@ -607,14 +648,36 @@ impl Inner {
                     return Next::Yield;
                 }
                 Step::Suspend { cpa, pci } => {
-                    dev.end_chain();
+                    let lost = dev.end_chain();
+                    if !lost.is_empty() {
+                        // The device could not make the program's changes durable: the
+                        // program ends with that status instead of suspending.
+                        debug!(sch = %sch.id, %lost, "device check at suspension: ending");
+                        let ending = Ending {
+                            dstat: DeviceStatus::CHANNEL_END | DeviceStatus::DEVICE_END | lost,
+                            cpa: prog.executed_cpa(),
+                            sense: cs.then(|| dev.sense()),
+                            ..Ending::default()
+                        };
+                        *program = None;
+                        instr::end_start(st, &ending);
+                        self.deliver(sch, s);
+                        return Next::Yield;
+                    }
                     debug!(sch = %sch.id, cpa, "suspended");
                     instr::suspend(st, cpa, pci);
                     self.deliver(sch, s);
                     return Next::Yield;
                 }
                 Step::End { mut ending, pci } => {
-                    dev.end_chain();
+                    let lost = dev.end_chain();
+                    if !lost.is_empty() {
+                        debug!(sch = %sch.id, %lost, "device check at the end of the chain");
+                        ending.dstat |= lost;
+                        if ending.sense.is_none() {
+                            ending.sense = cs.then(|| dev.sense());
+                        }
+                    }
                     if pci {
                         ending.cstat |= ccw_types::SubchannelStatus::PCI;
                     }
@@ -649,6 +712,7 @@ impl MockBackend {
             max_ccws: DEFAULT_MAX_CCWS,
             isc: 3,
             paths: 0x80,
+            event_capacity: css_core::backend::EVENT_QUEUE_CAPACITY,
         }
     }
 
@@ -788,7 +852,17 @@ impl MockBackend {
     /// (what vfio's request interrupt reports).
     pub fn request_release(&self, sch: SubchannelId) -> Result<(), BackendError> {
         self.inner.sch(sch, "request_release")?;
-        self.inner.send(BackendEvent::ReleaseRequest { sch });
+        let ev = BackendEvent::ReleaseRequest { sch };
+        match self.inner.events.try_reserve() {
+            Some(slot) => slot.send(ev),
+            None => {
+                // The queue is full: the request waits for room (it is never dropped).
+                let tx = self.inner.events.clone();
+                tokio::spawn(async move {
+                    let _ = tx.send(ev).await;
+                });
+            }
+        }
         Ok(())
     }
 

@@ -386,11 +386,17 @@ pub trait DeviceModel: Send {
     /// the first command. The default does nothing.
     fn begin_chain(&mut self) {}
 
-    /// Called when the channel ends the start function or suspends the program, before the
-    /// status is made pending: a device that keeps changes in memory while commands chain
-    /// (the ECKD DASD model keeps a changed track) makes them durable here. The default does
-    /// nothing.
-    fn end_chain(&mut self) {}
+    /// Called when the channel ends the start function, suspends or halts the program,
+    /// before the status is made pending: a device that keeps changes in memory while
+    /// commands chain (the ECKD DASD model keeps a changed track) makes them durable here.
+    ///
+    /// Returns device status to add to the ending: [`DeviceStatus::UNIT_CHECK`] when the
+    /// changes could not be made durable (the device's [`DeviceModel::sense`] then describes
+    /// it, e.g. equipment check), so a write that did not reach its medium never ends in
+    /// success. The default does nothing and returns [`DeviceStatus::NONE`].
+    fn end_chain(&mut self) -> DeviceStatus {
+        DeviceStatus::NONE
+    }
 
     /// The device as `Any`, so tools and tests can reach a concrete model's state through
     /// `MockBackend::with_device` (`downcast_mut`). The default is `None`.

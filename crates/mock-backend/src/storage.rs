@@ -156,25 +156,37 @@ impl HostStorage {
         Ok(())
     }
 
-    /// Checks `[addr, addr + len)` for a channel access with storage key `key`.
-    fn check(&self, addr: u64, len: u64, key: u8, store: bool) -> Result<(), StorageCheck> {
+    /// Whether storage exists at every byte of `[addr, addr + len)` (at `addr` for `len`
+    /// 0). Pins and keys are not looked at: this is the addressing part of a storage access,
+    /// which the channel checks for a whole data area before it transfers into it.
+    pub(crate) fn exists(&self, addr: u64, len: u64) -> bool {
         let Some(end) = addr.checked_add(len) else {
-            return Err(StorageCheck::Nonexistent);
+            return false;
         };
         if addr >= ARENA_BASE && end <= ARENA_BASE + self.arena_size {
-            if !lock(&self.arena)
+            lock(&self.arena)
                 .allocator()
                 .covers(addr - ARENA_BASE, len.max(1))
-            {
-                return Err(StorageCheck::Nonexistent);
-            }
         } else if addr >= GUEST_BASE {
-            let gpa = addr - GUEST_BASE;
             let guest = self.guest.read().unwrap_or_else(PoisonError::into_inner);
-            match guest.as_ref() {
-                Some(g) if g.check_range(GuestAddress(gpa), len.max(1) as usize) => {}
-                _ => return Err(StorageCheck::Nonexistent),
-            }
+            let Ok(len) = usize::try_from(len.max(1)) else {
+                return false;
+            };
+            guest
+                .as_ref()
+                .is_some_and(|g| g.check_range(GuestAddress(addr - GUEST_BASE), len))
+        } else {
+            false
+        }
+    }
+
+    /// Checks `[addr, addr + len)` for a channel access with storage key `key`.
+    fn check(&self, addr: u64, len: u64, key: u8, store: bool) -> Result<(), StorageCheck> {
+        if !self.exists(addr, len) {
+            return Err(StorageCheck::Nonexistent);
+        }
+        if addr >= GUEST_BASE {
+            let gpa = addr - GUEST_BASE;
             if self.require_pins && len > 0 {
                 let pins = lock(&self.pins);
                 for page in gpa / PAGE..=(gpa + len - 1) / PAGE {
@@ -183,8 +195,6 @@ impl HostStorage {
                     }
                 }
             }
-        } else {
-            return Err(StorageCheck::Nonexistent);
         }
         self.check_key(addr, len, key, store)
     }

@@ -291,6 +291,36 @@ async fn skip_suppresses_the_transfer_but_counts() {
     assert_eq!(scsw(&irb), scsw_bytes(DONE, prog + 8, 0x0c, 0, 0));
 }
 
+/// Issue #15 item 6: with SKIP and IDA the channel fetches the IDAWs (to count the skipped
+/// bytes) but stores nothing: an IDAL outside storage is a program check.
+#[tokio::test]
+async fn skip_with_ida_fetches_the_idaws() {
+    let mut rig = setup(b"hello").await;
+    let prog = rig.program(&[ccw1(0x02, F::SKIP | F::IDA, 5, 0x100)]);
+    let irb = rig.run(TESTDEV, &orb(prog)).await;
+    assert_eq!(scsw(&irb), scsw_bytes(ALERT, prog + 8, 0, 0x20, 5));
+    // A valid IDAL: read, the data (even at an address with nothing behind it) untouched.
+    let buf = rig.alloc(8, 0x55);
+    let idal = rig.alloc(8, 0);
+    rig.poke(idal as u64, &u64::from(buf).to_be_bytes());
+    let prog = rig.program(&[ccw1(0x02, F::SKIP | F::IDA, 5, idal)]);
+    let irb = rig.run(TESTDEV, &orb(prog)).await;
+    assert_eq!(scsw(&irb), scsw_bytes(DONE, prog + 8, 0x0c, 0, 0));
+    assert_eq!(rig.peek(buf as u64, 8), [0x55; 8]);
+    rig.poke(idal as u64, &0x100u64.to_be_bytes());
+    let irb = rig.run(TESTDEV, &orb(prog)).await;
+    assert_eq!(scsw(&irb), scsw_bytes(DONE, prog + 8, 0x0c, 0, 0));
+    // An invalid later IDAW (not on a block boundary) is a program check while skipping too.
+    let idal = rig.alloc(16, 0);
+    rig.poke(
+        idal as u64,
+        &[0x2_0FFCu64, 0x2_1004].map(u64::to_be_bytes).concat(),
+    );
+    let prog = rig.program(&[ccw1(0x02, F::SKIP | F::IDA | F::SLI, 16, idal)]);
+    let irb = rig.run(TESTDEV, &orb(prog)).await;
+    assert_eq!(irb.scsw.cstat, 0x20, "{}", irb.scsw);
+}
+
 #[tokio::test]
 async fn read_backward_stores_descending() {
     let mut rig = setup(b"abcd").await;
@@ -531,10 +561,10 @@ async fn midaws() {
 #[tokio::test]
 async fn storage_checks() {
     let mut rig = setup(b"hello").await;
-    // Direct data address with nothing behind it: program check.
+    // Direct data address with nothing behind it: program check before the device starts.
     let prog = rig.program(&[ccw1(0x02, F::NONE, 5, 0x100)]);
     let irb = rig.run(TESTDEV, &orb(prog)).await;
-    assert_eq!(scsw(&irb), scsw_bytes(ALERT, prog + 8, 0x0c, 0x20, 5));
+    assert_eq!(scsw(&irb), scsw_bytes(ALERT, prog + 8, 0, 0x20, 5));
     // CCW address with nothing behind it: program check, no device status.
     let irb = rig.run(TESTDEV, &orb(0x0800_0000)).await;
     assert_eq!(scsw(&irb), scsw_bytes(ALERT, 0x0800_0008, 0, 0x20, 0));
@@ -556,6 +586,98 @@ async fn storage_checks() {
     rig.backend.set_storage_key(buf as u64, 6, false);
     let irb = rig.run(TESTDEV, &orb_with(prog, |o| o.key = 6)).await;
     assert_eq!(scsw(&irb), scsw_bytes(DONE, prog + 8, 0x0c, 0, 0));
+}
+
+/// Issue #15 item 5: the data area of a read is checked whether or not the device has data
+/// for it (a fresh test device has an empty record: this was incorrect length alone).
+#[tokio::test]
+async fn read_into_nonexistent_storage_is_program_check_even_without_data() {
+    let mut rig = Rig::default_enabled().await;
+    for cda in [0x100, 0x0800_0000, 0x7FFF_FFF0] {
+        let prog = rig.program(&[ccw1(0x02, F::NONE, 5, cda)]);
+        let irb = rig.run(TESTDEV, &orb(prog)).await;
+        assert_eq!(
+            scsw(&irb),
+            scsw_bytes(ALERT, prog + 8, 0, 0x20, 5),
+            "{cda:#x}"
+        );
+    }
+    // An area that begins in storage and runs past its end: nothing is stored.
+    let buf = rig.alloc(16, 0x11);
+    let prog = rig.program(&[ccw1(0x02, F::NONE, 0x2000, buf)]);
+    let irb = rig.run(TESTDEV, &orb(prog)).await;
+    assert_eq!(scsw(&irb), scsw_bytes(ALERT, prog + 8, 0, 0x20, 0x2000));
+    assert_eq!(rig.peek(buf as u64, 16), [0x11; 16]);
+    // Read backward over nothing.
+    let prog = rig.program(&[ccw1(0x0C, F::NONE, 0x20, 0x30)]);
+    let irb = rig.run(TESTDEV, &orb(prog)).await;
+    assert_eq!(scsw(&irb), scsw_bytes(ALERT, prog + 8, 0, 0x20, 0x20));
+    // A write from nonexistent storage, the same.
+    let prog = rig.program(&[ccw1(0x01, F::NONE, 5, 0x100)]);
+    let irb = rig.run(TESTDEV, &orb(prog)).await;
+    assert_eq!(scsw(&irb), scsw_bytes(ALERT, prog + 8, 0, 0x20, 5));
+    // A control command's area is not accessed unless the device asks for data.
+    let prog = rig.program(&[ccw1(0x03, F::SLI, 5, 0x100)]);
+    let irb = rig.run(TESTDEV, &orb(prog)).await;
+    assert_eq!(scsw(&irb), scsw_bytes(DONE, prog + 8, 0x0c, 0, 5));
+}
+
+/// Issue #15 item 5, indirect addressing: an IDAW or MIDAW whose data block does not exist is
+/// a program check when it is fetched; what earlier IDAWs designated is stored and counted.
+#[tokio::test]
+async fn indirect_data_in_nonexistent_storage_is_program_check() {
+    let record: Vec<u8> = (0..6000u32).map(|i| (i % 251) as u8).collect();
+    let mut rig = setup(&record).await;
+    // The first IDAW already points at nothing: checked before the device starts.
+    let idal = rig.alloc(16, 0);
+    rig.poke(idal as u64, &(GUEST_BASE + (2 << 20)).to_be_bytes());
+    let prog = rig.program(&[ccw1(0x02, F::IDA, 6000, idal)]);
+    let irb = rig.run(TESTDEV, &orb(prog)).await;
+    assert_eq!(scsw(&irb), scsw_bytes(ALERT, prog + 8, 0, 0x20, 6000));
+    // The second one points past the guest's memory: the first block is stored.
+    rig.pin(0xFF000, 0x1000);
+    let list = [GUEST_BASE + 0xFF000, GUEST_BASE + 0x100000]
+        .map(u64::to_be_bytes)
+        .concat();
+    rig.poke(idal as u64, &list);
+    let irb = rig.run(TESTDEV, &orb(prog)).await;
+    assert_eq!(
+        scsw(&irb),
+        scsw_bytes(ALERT, prog + 8, 0x0c, 0x20, 6000 - 4096)
+    );
+    assert_eq!(rig.guest_read(0xFF000, 4096), record[..4096]);
+    rig.unpin(0xFF000, 0x1000);
+    // A MIDAW whose data does not exist.
+    let list = rig.alloc(32, 0);
+    let buf = rig.alloc(16, 0);
+    rig.poke(
+        list as u64,
+        &[midaw(0, 8, buf as u64), midaw(0x80, 8, 0x100)].concat(),
+    );
+    let prog = rig.program(&[ccw1(0x02, F::MIDA | F::SLI, 16, list)]);
+    let irb = rig.run(TESTDEV, &orb_with(prog, |o| o.midaw = true)).await;
+    assert_eq!(scsw(&irb), scsw_bytes(ALERT, prog + 8, 0x0c, 0x20, 8));
+    assert_eq!(rig.peek(buf as u64, 8), record[..8]);
+}
+
+/// Issue #15 item 5: storage is accessed a page at a time, so a protection check on the
+/// second page of a direct area leaves the first page stored and counted.
+#[tokio::test]
+async fn protection_check_midway_counts_what_was_stored() {
+    let record = vec![0xA5u8; 3000];
+    let mut rig = setup(&record).await;
+    let area = rig.alloc(3 * 4096, 0);
+    let page = (u64::from(area) + 0xFFF) & !0xFFF;
+    let start = page + 4096 - 1000;
+    rig.backend.set_storage_key(start, 6, false);
+    let prog = rig.program(&[ccw1(0x02, F::NONE, 3000, start as u32)]);
+    let irb = rig.run(TESTDEV, &orb_with(prog, |o| o.key = 6)).await;
+    assert_eq!(
+        scsw(&irb),
+        scsw_bytes(ALERT, prog + 8, 0x0c, 0x10, 3000 - 1000)
+    );
+    assert_eq!(rig.peek(start, 1000), record[..1000]);
+    assert_eq!(rig.peek(start + 1000, 8), [0; 8]);
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@
 use ccw_types::{CcwFlags, SubchannelStatus};
 use mock_backend::dasd::{
     CkdImage, CreateOptions, DasdSession, EckdProgram, LayoutOptions, Model3390, Payload,
-    ProgramCcw, TrackAddr, parse_vol1, sense,
+    ProgramCcw, SessionErrorKind, TrackAddr, parse_vol1, sense,
 };
 
 mod dasd_common;
@@ -269,6 +269,51 @@ async fn chained_write_is_durable_when_the_channel_ends_the_program() {
     let track = img.read_track(t).unwrap();
     assert_eq!(track.records.len(), 3);
     assert!(track.records[2].data == vec![8; 1000]);
+}
+
+/// Issue #15 item 8: the same program when the image cannot be written (its journal path is
+/// a directory, so the journalled write fails): the track kept in memory after the chained
+/// write does not reach the image, and the program ends in unit check with equipment-check
+/// sense (besides the channel's program check), never as if the write had happened.
+#[tokio::test]
+async fn failed_write_back_at_the_end_of_the_chain_is_unit_check() {
+    let dir = Scratch::new("wbfail");
+    let mut s = session(&dir, 1).await;
+    let t = TrackAddr::new(0, 3);
+    std::fs::create_dir(dir.file("d.3390.journal")).unwrap();
+    let mut prog = EckdProgram::format_track(t, &[vec![9; 1000], vec![8; 1000]]);
+    prog.ccws.push(ProgramCcw {
+        cmd: 0x03,
+        flags: CcwFlags::S,
+        payload: Payload::Out(vec![0; 8]),
+    });
+    let out = s.run(&prog, IDAL_CD).await.unwrap();
+    assert!(out.unit_check(), "{}", out.irb);
+    assert!(!out.ok());
+    assert!(
+        SubchannelStatus::from_bits(out.irb.scsw.cstat).contains(SubchannelStatus::PROGRAM_CHECK),
+        "{}",
+        out.irb
+    );
+    let sense = sense_of(&mut s, &out).await;
+    assert_ne!(sense[0] & sense::EQUIPMENT_CHECK, 0, "{sense:02x?}");
+    // Bytes 8-11 name the track (CCHH).
+    assert_eq!(&sense[8..12], &t.to_cchh());
+    // Nothing of the program reached the image.
+    drop(s);
+    std::fs::remove_dir(dir.file("d.3390.journal")).unwrap();
+    let img = CkdImage::open(&dir.file("d.3390"), true).unwrap();
+    assert_ne!(img.read_track(t).unwrap().records.len(), 3);
+}
+
+#[tokio::test]
+async fn session_errors_have_a_kind() {
+    let dir = Scratch::new("kind");
+    let mut s = session(&dir, 1).await;
+    let mut prog = EckdProgram::rdc();
+    prog.ccws[0].cmd = 0x00; // invalid command code: the translator refuses it
+    let e = s.run(&prog, LayoutOptions::default()).await.unwrap_err();
+    assert_eq!(e.kind(), SessionErrorKind::Translate, "{e}");
 }
 
 #[tokio::test]

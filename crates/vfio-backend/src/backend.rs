@@ -14,10 +14,10 @@ use ccw_types::{
     SubchannelStatus,
 };
 use css_core::{
-    Backend, BackendError, BackendErrorKind, BackendEvent, ConditionCode, EventReceiver,
+    Backend, BackendError, BackendErrorKind, BackendEvent, ConditionCode, EventPermit,
+    EventReceiver, EventSender,
 };
 use tokio::io::unix::AsyncFd;
-use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio::task::JoinHandle;
 use vm_memory::GuestMemoryBackend;
 use vmm_sys_util::eventfd::EventFd;
@@ -43,6 +43,10 @@ pub struct VfioOptions {
     pub control_iova: u64,
     /// Size of the control-memory window (the last 2 KiB are kept as the kernel's read-ahead).
     pub control_len: usize,
+    /// How many events the backend's queue holds ([`css_core::event_channel`]): while it is
+    /// full the interrupt task waits before it reads the next IRB, and channel reports
+    /// overflow with the R bit.
+    pub event_capacity: usize,
 }
 
 impl Default for VfioOptions {
@@ -51,6 +55,7 @@ impl Default for VfioOptions {
             api: ApiChoice::Auto,
             control_iova: DEFAULT_CONTROL_IOVA,
             control_len: DEFAULT_CONTROL_LEN,
+            event_capacity: css_core::backend::EVENT_QUEUE_CAPACITY,
         }
     }
 }
@@ -168,7 +173,7 @@ impl VfioBackend {
             options.control_iova,
             options.control_len,
         )?);
-        let (tx, rx) = unbounded_channel();
+        let (tx, rx) = css_core::event_channel(options.event_capacity);
         let armed = (|| {
             let io = arm(&device, uapi::VFIO_CCW_IO_IRQ_INDEX)?.ok_or_else(|| {
                 error(
@@ -393,12 +398,11 @@ async fn next_fired(
     .await
 }
 
-/// Reads what an interruption of each kind left and reports it.
-pub(crate) fn on_io(
-    device: &VfioDevice,
-    state: &Mutex<SchState>,
-    tx: &UnboundedSender<BackendEvent>,
-) {
+/// Reads the IRB an I/O interruption left and queues it in `slot`, a place in the event
+/// queue taken *before* the IRB is read (`None`: nobody listens; the state is still
+/// updated). While the queue is full the task waits for a slot, so interruptions are never
+/// dropped and the queue stays bounded (css-core's `event_channel`).
+pub(crate) fn on_io(device: &VfioDevice, state: &Mutex<SchState>, slot: Option<EventPermit>) {
     let sch = device.subchannel();
     let irb = match device.read_io().and_then(|r| {
         Irb::read_from(&r.irb_area)
@@ -415,15 +419,19 @@ pub(crate) fn on_io(
         // Before the event goes out, so whoever reacts to it finds the subchannel idle.
         lock(state).busy = false;
     }
-    let _ = tx.send(BackendEvent::Interrupt { sch, irb });
+    if let Some(slot) = slot {
+        slot.send(BackendEvent::Interrupt { sch, irb });
+    }
 }
 
-pub(crate) fn on_crw(device: &VfioDevice, tx: &UnboundedSender<BackendEvent>) {
+/// Reads the channel reports the kernel queued and reports them; they never wait (a full
+/// queue holds one back and overflows with the R bit).
+pub(crate) fn on_crw(device: &VfioDevice, tx: &EventSender) {
     for _ in 0..MAX_CRWS_PER_WAKE {
         match device.read_crw() {
             Ok(Some(crw)) => {
                 tracing::debug!(%crw, "channel report");
-                let _ = tx.send(BackendEvent::ChannelReport(crw));
+                tx.report(crw);
             }
             Ok(None) => return,
             Err(e) => {
@@ -437,19 +445,28 @@ pub(crate) fn on_crw(device: &VfioDevice, tx: &UnboundedSender<BackendEvent>) {
 async fn interrupt_task(
     device: Arc<VfioDevice>,
     state: Arc<Mutex<SchState>>,
-    tx: UnboundedSender<BackendEvent>,
+    tx: EventSender,
     io: AsyncFd<EventFd>,
     crw: Option<AsyncFd<EventFd>>,
     req: Option<AsyncFd<EventFd>>,
 ) {
     let sch = device.subchannel();
+    // The slot the next interruption goes to. It is taken before the io eventfd is polled:
+    // while the event queue is full the eventfd is not read, so the kernel's signals add up
+    // and the IRB is read once, when there is room (reading the eventfd first and waiting
+    // afterwards could read the same IRB twice).
+    let mut slot: Option<EventPermit> = None;
     loop {
+        if slot.is_none() {
+            // `None` only when the receiver is gone: interruptions still update the state.
+            slot = tx.reserve().await;
+        }
         match next_fired(&io, crw.as_ref(), req.as_ref()).await {
-            (Fired::Io, Ok(())) => on_io(&device, &state, &tx),
+            (Fired::Io, Ok(())) => on_io(&device, &state, slot.take()),
             (Fired::Crw, Ok(())) => on_crw(&device, &tx),
             (Fired::Req, Ok(())) => {
                 tracing::debug!(%sch, "release request");
-                let _ = tx.send(BackendEvent::ReleaseRequest { sch });
+                let _ = tx.send(BackendEvent::ReleaseRequest { sch }).await;
             }
             (which, Err(e)) => {
                 tracing::error!(%sch, ?which, %e, "eventfd failed; interrupt task ends");

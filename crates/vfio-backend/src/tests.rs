@@ -537,6 +537,75 @@ async fn channel_reports_and_release_requests() {
     fake.assert_clean();
 }
 
+/// Waits (yielding, bounded) until the interrupt task has read every queued channel report.
+async fn crws_read(fake: &FakeSys) {
+    for _ in 0..100_000 {
+        if fake.state().crws.is_empty() {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("channel reports never read");
+}
+
+/// Issue #15 item 7: a bounded event queue. A report storm overflows with the R bit and
+/// the lost reports counted; interruptions wait for room and each IRB is read once.
+#[tokio::test]
+async fn bounded_events_overflow_reports_and_hold_back_interruptions() {
+    let fake = FakeSys::vfio_ccw();
+    let dev = open(&fake, ApiChoice::Legacy).unwrap();
+    let options = VfioOptions {
+        event_capacity: 3,
+        ..VfioOptions::default()
+    };
+    let b = VfioBackend::from_device(dev, &options).unwrap();
+    let mut rx = b.take_events().unwrap();
+    // The interrupt task holds one slot for the next interruption: two reports fit.
+    for rsid in 1..=6u32 {
+        fake.push_crw(0x0302_0000 | rsid);
+    }
+    crws_read(&fake).await;
+    let mut got = Vec::new();
+    while let Ok(ev) = rx.try_recv() {
+        let BackendEvent::ChannelReport(c) = ev else {
+            panic!("{ev:?}")
+        };
+        got.push((c.rsid(), c.overflow()));
+    }
+    assert_eq!(got, [(1, false), (2, false), (6, true)]);
+    assert_eq!(rx.lost_reports(), 3);
+
+    // Interruptions while the queue fills up: each IRB once, in order, none lost.
+    let irb = |count: u8| {
+        let mut i = sense_id_irb();
+        i[11] = count;
+        i
+    };
+    fake.push_crw(0x0302_0007);
+    crws_read(&fake).await;
+    for count in 1..=3 {
+        fake.complete_io(irb(count));
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+    }
+    assert!(matches!(next(&mut rx).await, BackendEvent::ChannelReport(c) if c.rsid() == 7));
+    let mut counts = Vec::new();
+    while counts.len() < 3 {
+        match next(&mut rx).await {
+            BackendEvent::Interrupt { irb, .. } => counts.push(irb.scsw.count.get()),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(counts, [1, 2, 3]);
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+    assert!(rx.try_recv().is_err(), "an IRB was read twice");
+    b.shutdown().await;
+    fake.assert_clean();
+}
+
 #[tokio::test]
 async fn mapper_control_memory_and_guest_memory() {
     let fake = FakeSys::vfio_ccw();
@@ -730,6 +799,9 @@ mod css_driver {
         }
         fn update_scsw(&self, _scsw: &mut ccw_types::Scsw) {}
         fn release(self, _mapper: &dyn ccw_translate::Mapper) {}
+        fn is_pinned(&self, _range: ccw_translate::GuestRange) -> bool {
+            false
+        }
     }
 
     #[derive(Debug, thiserror::Error)]
@@ -793,6 +865,65 @@ mod css_driver {
         b.shutdown().await;
         fake.assert_clean();
     }
+}
+
+/// Issue #15 item 9 against the fake kernel: css-core with the real translator pins the
+/// guest's data through the VFIO mapper; the VMM unmaps that range while the program runs.
+/// The subchannel is cleared (CSCH through the async region), the request answered once with
+/// `Unmapped`, and the pins and control memory are back before the call returns.
+#[tokio::test]
+async fn unmap_under_a_running_program_clears_and_unpins() {
+    use ccw_translate::GuestRange;
+    use css_core::{Css, CssErrorKind, State};
+    use vm_memory::Bytes;
+
+    let fake = FakeSys::vfio_ccw();
+    let b = Arc::new(backend(&fake, ApiChoice::Cdev));
+    let mem =
+        Arc::new(GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0x10000), 0x20000)]).unwrap());
+    b.attach_memory(mem.clone()).unwrap();
+    let vm = b.vfio_mapper().clone();
+    let css: Css<VfioBackend> = Css::new(b.clone()).unwrap();
+    css.probe().await.unwrap();
+    let sub = css.open(SCH).await.unwrap();
+    // READ 16 bytes into 0x12000 (format 1, SLI).
+    let ccw = [0x02, 0x20, 0x00, 0x10, 0x00, 0x01, 0x20, 0x00];
+    mem.write_slice(&ccw, GuestAddress(0x11000)).unwrap();
+    let orb = CommandOrb::new(5, 0x11000).emit();
+    let (done, cleared) = tokio::join!(sub.submit(&orb, &*mem), async {
+        while css.state(SCH).unwrap() != State::CpPending {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(vm.outstanding_pins(), 1);
+        let kernel = async {
+            while !fake.state().cmds.contains(&uapi::VFIO_CCW_ASYNC_CMD_CSCH) {
+                tokio::task::yield_now().await;
+            }
+            // The clear function completes: FC clear, status pending.
+            let mut irb = [0u8; 96];
+            irb[..4].copy_from_slice(&[0x00, 0x80, 0x10, 0x01]);
+            fake.complete_io(irb);
+        };
+        let (cleared, ()) = tokio::join!(
+            css.unmap_guest_range(GuestRange::new(0x12000, 0x1000)),
+            kernel
+        );
+        assert_eq!(
+            vm.outstanding_pins(),
+            0,
+            "pins released before the call returned"
+        );
+        assert_eq!(vm.outstanding_control(), 0);
+        cleared
+    });
+    assert_eq!(cleared.unwrap(), vec![SCH]);
+    assert_eq!(done.unwrap_err().kind(), CssErrorKind::Unmapped);
+    assert_eq!(sub.state(), State::Idle);
+    sub.close().await.unwrap();
+    drop((css, vm));
+    let b = Arc::try_unwrap(b).expect("css released the backend");
+    b.shutdown().await;
+    fake.assert_clean();
 }
 
 #[tokio::test]

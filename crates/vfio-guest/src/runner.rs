@@ -196,13 +196,11 @@ mod tests {
     async fn the_runner_counts_the_suite_on_the_simulator() {
         use css_conformance::{Device, DeviceKind, Fixture, cases};
         use mock_backend::MockBackend;
-        let fx = Fixture::virtio_blk("0.0.0000".parse().unwrap(), 5)
-            .with_device(Device {
-                kind: DeviceKind::TestDevice,
-                sch: "0.0.0001".parse().unwrap(),
-                devno: 6,
-            })
-            .unsupported("offline_online_restores", "fixed on branch rel");
+        let fx = Fixture::virtio_blk("0.0.0000".parse().unwrap(), 5).with_device(Device {
+            kind: DeviceKind::TestDevice,
+            sch: "0.0.0001".parse().unwrap(),
+            devno: 6,
+        });
         let ctx = Ctx::setup(
             |mem| Ok(std::sync::Arc::new(MockBackend::default_subsystem(&*mem)?)),
             &fx,

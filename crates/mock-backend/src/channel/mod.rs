@@ -23,6 +23,8 @@ pub(crate) const MAX_TICS_WITHOUT_DATA: u32 = 255;
 /// Default bound on the CCWs of one program (model-dependent guard of the simulator; a real
 /// channel runs until halted).
 pub(crate) const DEFAULT_MAX_CCWS: u64 = 1 << 20;
+/// The unit in which the channel accesses data storage (and in which keys and pins apply).
+const PAGE: u64 = 4096;
 
 /// Why the channel stopped the program: becomes subchannel status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +120,8 @@ pub(crate) struct Program {
     next: u32,
     /// Address of the CCW being (or last) executed.
     current: u32,
+    /// Address of the last CCW whose command ended + 8 (0 before the first).
+    executed: u32,
     ctx: ChainContext,
     tics_without_data: u32,
     ccws: u64,
@@ -143,6 +147,7 @@ impl Program {
             params: Params::of(orb),
             next: orb.cpa,
             current: orb.cpa,
+            executed: 0,
             ctx: ChainContext::new(),
             tics_without_data: 0,
             ccws: 0,
@@ -153,6 +158,12 @@ impl Program {
     /// Address of the current CCW + 8 (for halt status).
     pub(crate) fn current_cpa(&self) -> u32 {
         self.current.wrapping_add(8)
+    }
+
+    /// Address of the last CCW whose command ended + 8 (for status that ends the program
+    /// after that command, e.g. at a suspension).
+    pub(crate) fn executed_cpa(&self) -> u32 {
+        self.executed
     }
 
     /// Fetches and validates the next CCW, following TICs. `Err` is the ending step.
@@ -244,10 +255,24 @@ impl Program {
             format: p.format,
             ccw_addr: addr,
         };
+        let mut stream = Stream::new(mem, p, class, addr, ccw);
+        if let Err(check) = stream.prime() {
+            // The data area (or the first IDAW/MIDAW) is checked before the device is
+            // started: nothing transferred, no device status.
+            return Step::End {
+                ending: Ending {
+                    dstat: DeviceStatus::NONE,
+                    cstat: check.status(),
+                    cpa: addr.wrapping_add(8),
+                    count: ccw.count,
+                    sense: None,
+                },
+                pci: false,
+            };
+        }
         if self.ctx.is_first() && self.ctx.previous.is_none() {
             dev.begin_chain();
         }
-        let mut stream = Stream::new(mem, p, class, addr, ccw);
         let outcome = match ccw.cmd {
             cmd::NOP => DeviceOutcome::done(),
             cmd::SENSE => {
@@ -272,6 +297,7 @@ impl Program {
             self.tics_without_data = 0;
         }
         let last = stream.pos.cur;
+        self.executed = last.addr.wrapping_add(8);
         if let Some(check) = stream.pos.check {
             return Step::End {
                 ending: Ending {
@@ -520,21 +546,62 @@ impl<'a> Stream<'a> {
         if f.contains(CcwFlags::PCI) {
             self.pos.pci = true;
         }
-        Ok(())
+        self.prime().map_err(|c| self.fail(c))
+    }
+
+    /// What the channel checks when a read, write or sense CCW begins to supply data
+    /// (reference §1.6, §8; the storage-access rules in the crate README): a direct data area
+    /// must exist in full
+    /// (addressing: program check) unless SKIP suppresses the transfer; with IDA or MIDA the
+    /// first IDAW or MIDAW is fetched and validated (also when skipping, as the channel
+    /// fetches IDAWs to count the skipped bytes). Keys and pins are checked as the bytes move.
+    fn prime(&mut self) -> Result<(), Check> {
+        let c = self.pos.cur;
+        if c.count == 0 || self.class == CommandClass::Control {
+            // A control command's data area is accessed only if the device asks for data.
+            return Ok(());
+        }
+        let f = c.flags;
+        if f.contains(CcwFlags::MIDA) {
+            return self.next_midaw();
+        }
+        if f.contains(CcwFlags::IDA) {
+            return self.next_idaw();
+        }
+        if self.skipping() {
+            return Ok(());
+        }
+        let count = u64::from(c.count);
+        let lo = if self.backward() {
+            u64::from(c.cda) + 1 - count
+        } else {
+            u64::from(c.cda)
+        };
+        if self.mem.exists(lo, count) {
+            Ok(())
+        } else {
+            Err(Check::Program)
+        }
+    }
+
+    /// SKIP is set and honoured by this command: no data moves to storage.
+    fn skipping(&self) -> bool {
+        self.pos.cur.flags.contains(CcwFlags::SKIP) && self.class.honours_skip()
     }
 
     /// The storage for up to `want` of the next bytes of the current CCW.
     fn piece(&mut self, want: usize) -> Result<Piece, Check> {
         let c = self.pos.cur;
         let f = c.flags;
-        if f.contains(CcwFlags::SKIP) && self.class.honours_skip() {
-            return Ok(Piece::Skip(want));
-        }
+        let skip = self.skipping();
         let back = self.backward();
         if f.contains(CcwFlags::MIDA) {
             return self.midaw_piece(want);
         }
         if !f.contains(CcwFlags::IDA) {
+            if skip {
+                return Ok(Piece::Skip(want));
+            }
             let off = u64::from(c.consumed);
             let addr = if back {
                 u64::from(c.cda) - off
@@ -543,10 +610,14 @@ impl<'a> Stream<'a> {
             };
             return Ok(Piece::At(addr, want));
         }
+        // IDA: the IDAWs are fetched as the count is consumed, also while skipping.
         if self.pos.cur.block_left == 0 {
             self.next_idaw()?;
         }
         let n = want.min(self.pos.cur.block_left as usize);
+        if skip {
+            return Ok(Piece::Skip(n));
+        }
         Ok(Piece::At(self.pos.cur.block_addr, n))
     }
 
@@ -582,6 +653,18 @@ impl<'a> Stream<'a> {
             }
             bs
         };
+        if !self.skipping() {
+            // The part of the block this CCW's count will use must exist.
+            let used = left.min(self.pos.cur.left() as u64);
+            let lo = if back {
+                addr.checked_sub(used.saturating_sub(1))
+            } else {
+                Some(addr)
+            };
+            if !lo.is_some_and(|lo| self.mem.exists(lo, used)) {
+                return Err(Check::Program);
+            }
+        }
         self.pos.cur.idaws += 1;
         self.pos.cur.block_addr = addr;
         self.pos.cur.block_left = left;
@@ -590,6 +673,18 @@ impl<'a> Stream<'a> {
 
     fn midaw_piece(&mut self, want: usize) -> Result<Piece, Check> {
         if self.pos.cur.block_left == 0 {
+            self.next_midaw()?;
+        }
+        let n = want.min(self.pos.cur.block_left as usize);
+        if self.pos.cur.midaw_skip {
+            return Ok(Piece::Skip(n));
+        }
+        Ok(Piece::At(self.pos.cur.block_addr, n))
+    }
+
+    /// Fetches and validates the next MIDAW; its data area must exist unless it skips.
+    fn next_midaw(&mut self) -> Result<(), Check> {
+        {
             if self.pos.cur.midaw_off > 0 && self.pos.cur.midaw_last {
                 // The list ended with count left.
                 return Err(Check::Program);
@@ -613,11 +708,17 @@ impl<'a> Stream<'a> {
             } else {
                 (addr & 0xFFF) + count > 4096
             };
+            let lo = if back {
+                addr.checked_sub(count.saturating_sub(1))
+            } else {
+                Some(addr)
+            };
             if raw[..5].iter().any(|&b| b != 0)
                 || flags & 0x3F != 0
                 || count == 0
                 || count > self.pos.cur.left() as u64
                 || (!skip && crosses)
+                || (!skip && !lo.is_some_and(|lo| self.mem.exists(lo, count)))
             {
                 return Err(Check::Program);
             }
@@ -627,11 +728,7 @@ impl<'a> Stream<'a> {
             self.pos.cur.midaw_skip = skip;
             self.pos.cur.midaw_last = flags & 0x80 != 0;
         }
-        let n = want.min(self.pos.cur.block_left as usize);
-        if self.pos.cur.midaw_skip {
-            return Ok(Piece::Skip(n));
-        }
-        Ok(Piece::At(self.pos.cur.block_addr, n))
+        Ok(())
     }
 
     fn advance(&mut self, n: usize) {
@@ -678,6 +775,13 @@ impl<'a> Stream<'a> {
             let n = match piece {
                 Piece::Skip(n) => n,
                 Piece::At(addr, n) => {
+                    // Storage is accessed a page at a time, so a key or pin check on a later
+                    // page leaves the earlier pages transferred and counted.
+                    let n = n.min(if self.backward() {
+                        (addr & (PAGE - 1)) as usize + 1
+                    } else {
+                        (PAGE - (addr & (PAGE - 1))) as usize
+                    });
                     let res = match &mut dir {
                         Dir::In(src) => {
                             let chunk = &src[done..done + n];

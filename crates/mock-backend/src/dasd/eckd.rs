@@ -398,14 +398,8 @@ impl Eckd {
                     msg = c.msg,
                     "eckd unit check"
                 );
-                self.sense = [0; SENSE_LEN];
-                self.sense[0] = c.byte0;
-                self.sense[1] = c.byte1;
-                self.sense[7] = c.msg;
-                if let Some(t) = &self.chain.track {
-                    // Bytes 8-11: the track the check happened on (CCHH).
-                    self.sense[8..12].copy_from_slice(&t.addr.to_cchh());
-                }
+                let addr = self.chain.track.as_ref().map(|t| t.addr);
+                self.set_sense(&c, addr);
                 self.chain.domain = None;
                 if c.byte0 & sense::CMD_REJECT != 0 {
                     // Rejected before any data moved: unit check alone.
@@ -414,6 +408,18 @@ impl Eckd {
                     DeviceOutcome::unit_check_after_transfer()
                 }
             }
+        }
+    }
+
+    /// Records the sense of a unit check: bytes 0, 1 and 7 from `c`, bytes 8-11 the track
+    /// it happened on (CCHH), if any.
+    fn set_sense(&mut self, c: &Check, track: Option<TrackAddr>) {
+        self.sense = [0; SENSE_LEN];
+        self.sense[0] = c.byte0;
+        self.sense[1] = c.byte1;
+        self.sense[7] = c.msg;
+        if let Some(t) = track {
+            self.sense[8..12].copy_from_slice(&t.to_cchh());
         }
     }
 
@@ -939,11 +945,23 @@ impl DeviceModel for Eckd {
         self.start_chain();
     }
 
-    fn end_chain(&mut self) {
+    fn end_chain(&mut self) -> DeviceStatus {
         // Normally nothing is left: the last command of a program writes its track. This
-        // covers a program the channel ended after a chained write (a program check on the
-        // next CCW), before its status becomes pending.
-        self.flush_quietly();
+        // covers a program the channel ended (or suspended, or halted) after a chained write,
+        // e.g. with a program check on the next CCW, before its status becomes pending. A
+        // write that does not reach the image ends in unit check with its sense.
+        let addr = self.chain.track.as_ref().map(|t| t.addr);
+        match self.flush() {
+            Ok(()) => DeviceStatus::NONE,
+            Err(c) => {
+                tracing::warn!(
+                    byte0 = c.byte0,
+                    "write-back of a changed track failed at the end of the chain"
+                );
+                self.set_sense(&c, addr);
+                DeviceStatus::UNIT_CHECK
+            }
+        }
     }
 
     fn name(&self) -> &'static str {

@@ -35,5 +35,5 @@ pub use image::{
 pub use io::{HostFs, ImageFile, ImageFs, OpenMode};
 pub use layout::{LaidOut, LayoutError, LayoutOptions, NativeProgram, lay_out, lay_out_native};
 pub use program::{EckdProgram, Payload, ProgramCcw, ProgramError, code, mask};
-pub use session::{DasdSession, ProgramOutcome, SessionError};
+pub use session::{DasdSession, ProgramOutcome, SessionError, SessionErrorKind};
 pub use track::{COUNT_LEN, Count, EOT, HA_LEN, Record, Track, TrackFormatError};

@@ -66,6 +66,44 @@ pub enum SessionError {
     Memory(String),
 }
 
+/// The class of a [`SessionError`], without its data, for callers that branch on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SessionErrorKind {
+    /// The backend refused an operation ([`SessionError::Backend`]).
+    Backend,
+    /// The program did not fit guest memory ([`SessionError::Layout`]).
+    Layout,
+    /// The translator rejected the program ([`SessionError::Translate`]).
+    Translate,
+    /// START SUBCHANNEL did not accept the program ([`SessionError::Start`]).
+    Start,
+    /// No final status arrived ([`SessionError::Timeout`]).
+    Timeout,
+    /// Guest memory could not be created ([`SessionError::Memory`]).
+    Memory,
+}
+
+impl SessionError {
+    /// The class of the error.
+    ///
+    /// ```
+    /// use mock_backend::dasd::{SessionError, SessionErrorKind};
+    /// use std::time::Duration;
+    /// assert_eq!(SessionError::Timeout(Duration::from_secs(1)).kind(), SessionErrorKind::Timeout);
+    /// ```
+    pub fn kind(&self) -> SessionErrorKind {
+        match self {
+            SessionError::Backend(_) => SessionErrorKind::Backend,
+            SessionError::Layout(_) => SessionErrorKind::Layout,
+            SessionError::Translate(_) => SessionErrorKind::Translate,
+            SessionError::Start(_) => SessionErrorKind::Start,
+            SessionError::Timeout(_) => SessionErrorKind::Timeout,
+            SessionError::Memory(_) => SessionErrorKind::Memory,
+        }
+    }
+}
+
 /// How a program ended.
 #[derive(Debug, Clone)]
 pub struct ProgramOutcome {

@@ -472,6 +472,16 @@ pub fn halt_complete(s: &mut SchState, cpa: u32) {
     s.set_sc(sc);
 }
 
+/// Adds device status (a unit check found while ending the function) to the pending status,
+/// with alert status where the architecture asks for it.
+pub fn add_device_status(s: &mut SchState, dstat: DeviceStatus) {
+    let all = DeviceStatus::from_bits(s.schib.scsw.dstat) | dstat;
+    s.schib.scsw.dstat = all.bits();
+    if needs_alert(all, SubchannelStatus::from_bits(s.schib.scsw.cstat)) {
+        s.set_sc(s.sc() | Sc::ALERT);
+    }
+}
+
 /// The clear function completes (reference §10.8, Hercules' exact result, §14 #13).
 pub fn clear_complete(s: &mut SchState) {
     let key_flags = ScswControl::new().with_fc(Fc::CLEAR).with_sc(Sc::PENDING);

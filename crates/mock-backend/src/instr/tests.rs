@@ -6,7 +6,7 @@
 //! reference §10.
 
 use super::*;
-use ccw_types::CommandOrb;
+use ccw_types::{CommandOrb, PmcwFlags};
 use zerocopy::big_endian::U64;
 
 fn all_states() -> impl Iterator<Item = SchState> {
@@ -311,9 +311,14 @@ fn msch_condition_codes() {
 #[test]
 fn msch_operand_exceptions() {
     let mut s = SchState::new(1);
-    let mut new = s.schib;
-    new.pmcw.flags.set_reserved(1);
-    assert!(msch(&mut s, &new).is_err());
+    for bits in [0x8000_0000u32, 0x4000_0000, 0x0200_0000, 0x0100_0000] {
+        let mut new = s.schib;
+        new.pmcw.flags = PmcwFlags::from_bits((new.pmcw.flags.into_bits().get() | bits).into());
+        assert!(
+            matches!(msch(&mut s, &new), Err(OperandException::Operand(_))),
+            "word 1 {bits:#010x}"
+        );
+    }
     let mut new = s.schib;
     new.pmcw.flags.set_limit_mode(3);
     assert!(msch(&mut s, &new).is_err());
@@ -328,6 +333,19 @@ fn msch_operand_exceptions() {
     new.mba = U64::new(0x1020);
     assert!(msch(&mut s, &new).is_err());
     assert_eq!(s, SchState::new(1));
+}
+
+/// Reference §5.2 (kvm-unit-tests `test_pmcw_bit5`): MSCH neither rejects nor stores word-1
+/// bit 5.
+#[test]
+fn msch_ignores_pmcw_bit5() {
+    let mut s = SchState::new(1);
+    let mut new = s.schib;
+    new.pmcw.flags.set_bit5(true);
+    new.pmcw.flags.set_enabled(true);
+    assert_eq!(msch(&mut s, &new), Ok(ConditionCode::Cc0));
+    assert!(s.schib.pmcw.flags.enabled());
+    assert!(!s.schib.pmcw.flags.bit5());
 }
 
 fn started() -> SchState {
