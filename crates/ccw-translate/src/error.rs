@@ -88,8 +88,9 @@ pub enum TranslateReason {
     /// operand exception (vfio-ccw: `EINVAL`).
     #[error("invalid ORB: {0}")]
     InvalidOrb(DecodeError),
-    /// A guest control block could not be read: it is not backed by guest memory
-    /// (vfio-ccw: `EFAULT`; a real CSS: program check).
+    /// A guest control block could not be read, or a data area is not backed by guest memory
+    /// (vfio-ccw: `EFAULT` for a control block it reads; `EINVAL` for a data area, whose pin
+    /// fails as `vfio_pin_pages` finds no DMA mapping; a real CSS: program check).
     #[error("cannot read {what} at {addr:#x} (+{len:#x}) from guest memory")]
     GuestFault {
         /// What was being read.
@@ -263,6 +264,11 @@ impl TranslateError {
         use TranslateReason as K;
         match &self.reason {
             K::Unsupported(_) => Errno::NotSupported,
+            // vfio-ccw pins data pages (vfio_pin_pages: no DMA mapping -> EINVAL) and reads
+            // control blocks (vfio_dma_rw: EFAULT).
+            K::GuestFault {
+                what: Block::Data, ..
+            } => Errno::Invalid,
             K::GuestFault { .. } => Errno::Fault,
             K::TooManySegments { .. } | K::TooManyIdaws { .. } => Errno::NoMemory,
             K::Map { error, .. } => match error {
@@ -370,6 +376,16 @@ mod tests {
                     len: 8,
                 },
                 Errno::Fault,
+                pgm,
+                ErrorKind::GuestFault,
+            ),
+            (
+                K::GuestFault {
+                    what: Block::Data,
+                    addr: 0x10_0000,
+                    len: 16,
+                },
+                Errno::Invalid,
                 pgm,
                 ErrorKind::GuestFault,
             ),
