@@ -50,12 +50,45 @@ pub(crate) fn parse_cargo_test_result(line: &str) -> Option<(u64, u64)> {
     Some((passed?, failed?))
 }
 
-/// Whether a suite is the multi-IDAW group, which QEMU's emulated device gets wrong: its
-/// `ccw_dstream_rw_ida()` does not advance between IDAWs, so data split over several IDAW blocks
-/// is transferred wrongly. Reported apart, not counted.
-pub(crate) fn is_known_qemu_defect(suite: &str) -> bool {
-    let s = suite.to_ascii_lowercase();
-    s.contains("idaw") && s.contains("multi")
+/// The emulator a guest ran under: it decides which emulator defects are known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Lane {
+    /// qemu-system-s390x with a virtio-blk-ccw disk.
+    #[default]
+    Qemu,
+    /// Hercules 3.13 with a 3390 DASD.
+    Hercules,
+}
+
+impl Lane {
+    /// Its name on the command line and in reports.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Lane::Qemu => "qemu",
+            Lane::Hercules => "hercules",
+        }
+    }
+
+    /// The named emulator defect a suite's results stand for on this lane, if any. Such a suite
+    /// is printed apart with its counts and is not part of the lane's pass/fail sum; everything
+    /// else on the lane still counts.
+    pub(crate) fn known_defect(self, suite: &str) -> Option<&'static str> {
+        let s = suite.to_ascii_lowercase();
+        match self {
+            // QEMU's `ccw_dstream_rw_ida()` does not advance between IDAWs, so data split over
+            // several IDAW blocks is transferred wrongly.
+            Lane::Qemu if s.contains("idaw") && s.contains("multi") => {
+                Some("known QEMU defect (multi-IDAW data transfer)")
+            }
+            // Hercules 3.13 completes HSCH of a running program with subchannel- and
+            // device-active still set (SCSW `00c060c1`); after a completed HSCH the activity
+            // control is 0 (s390-io-reference.md §3.3, §3.4, §10.4).
+            Lane::Hercules if s.contains("halt-completion") => Some(
+                "known Hercules 3.13 defect (HSCH completion leaves subchannel- and device-active set)",
+            ),
+            _ => None,
+        }
+    }
 }
 
 /// Whether a result line is a payload's own sum over its groups.
@@ -82,6 +115,7 @@ pub(crate) struct Step {
 /// Everything read from one guest run.
 #[derive(Debug, Default)]
 pub(crate) struct GuestReport {
+    pub(crate) lane: Lane,
     pub(crate) suites: Vec<Suite>,
     pub(crate) steps: Vec<Step>,
     pub(crate) facts: Vec<String>,
@@ -93,9 +127,12 @@ pub(crate) struct GuestReport {
 }
 
 impl GuestReport {
-    /// Reads the guest's console lines.
-    pub(crate) fn parse(lines: &[String]) -> Self {
-        let mut r = GuestReport::default();
+    /// Reads the console lines of a guest that ran on `lane`.
+    pub(crate) fn parse(lane: Lane, lines: &[String]) -> Self {
+        let mut r = GuestReport {
+            lane,
+            ..GuestReport::default()
+        };
         let mut current: Option<String> = None;
         for raw in lines {
             let line = raw.trim_matches(|c: char| c == '\r' || c.is_whitespace());
@@ -169,7 +206,7 @@ impl GuestReport {
 
     /// The printed summary: every suite's line, the known-defect group apart, skips, the bench.
     pub(crate) fn summary(&self) -> String {
-        let mut s = String::from("s390x guest results:\n");
+        let mut s = format!("s390x guest results ({} lane):\n", self.lane.name());
         for f in &self.facts {
             let _ = writeln!(s, "  fact: {f}");
         }
@@ -177,7 +214,7 @@ impl GuestReport {
         for suite in self
             .suites
             .iter()
-            .filter(|x| !is_known_qemu_defect(&x.name))
+            .filter(|x| self.lane.known_defect(&x.name).is_none())
         {
             let _ = writeln!(
                 s,
@@ -187,12 +224,14 @@ impl GuestReport {
             passed += suite.passed;
             failed += suite.failed;
         }
-        for suite in self.suites.iter().filter(|x| is_known_qemu_defect(&x.name)) {
-            let _ = writeln!(
-                s,
-                "  known QEMU defect, not counted (multi-IDAW data transfer): {} / {}: {} passed, {} failed",
-                suite.step, suite.name, suite.passed, suite.failed
-            );
+        for suite in &self.suites {
+            if let Some(defect) = self.lane.known_defect(&suite.name) {
+                let _ = writeln!(
+                    s,
+                    "  {defect}, not counted: {} / {}: {} passed, {} failed",
+                    suite.step, suite.name, suite.passed, suite.failed
+                );
+            }
         }
         for skip in &self.skips {
             let _ = writeln!(s, "  SKIPPED {skip}");
@@ -211,7 +250,11 @@ impl GuestReport {
                 "  bench target ratio <= {BENCH_TARGET_RATIO:.2}: {verdict} ({ratio:.3})"
             );
         }
-        let _ = writeln!(s, "s390x guest: {passed} passed, {failed} failed");
+        let _ = writeln!(
+            s,
+            "s390x guest ({}): {passed} passed, {failed} failed",
+            self.lane.name()
+        );
         s
     }
 
@@ -220,7 +263,10 @@ impl GuestReport {
     pub(crate) fn failures(&self, expected: &[&str], timed_out: bool) -> Vec<String> {
         let mut out = Vec::new();
         if timed_out {
-            out.push("the guest run timed out (QEMU killed)".to_string());
+            out.push(format!(
+                "the {} guest run timed out (emulator killed)",
+                self.lane.name()
+            ));
         }
         if let Some(why) = &self.setup_fail {
             out.push(format!("guest setup failed: {why}"));
@@ -242,10 +288,10 @@ impl GuestReport {
             let suites: Vec<&Suite> = self.suites.iter().filter(|s| s.step == step.name).collect();
             let real_failures = suites
                 .iter()
-                .any(|s| s.failed > 0 && !is_known_qemu_defect(&s.name));
+                .any(|s| s.failed > 0 && self.lane.known_defect(&s.name).is_none());
             let defect_failures = suites
                 .iter()
-                .any(|s| s.failed > 0 && is_known_qemu_defect(&s.name));
+                .any(|s| s.failed > 0 && self.lane.known_defect(&s.name).is_some());
             match step.exit {
                 None => out.push(format!("step {} did not finish", step.name)),
                 Some(0) => {}
@@ -264,7 +310,7 @@ impl GuestReport {
             // Results that pass nothing (everything skipped) verified nothing.
             let counted_passes: u64 = suites
                 .iter()
-                .filter(|s| !is_known_qemu_defect(&s.name))
+                .filter(|s| self.lane.known_defect(&s.name).is_none())
                 .map(|s| s.passed)
                 .sum();
             if needs_results && !suites.is_empty() && counted_passes == 0 {
@@ -277,7 +323,7 @@ impl GuestReport {
         for s in self
             .suites
             .iter()
-            .filter(|s| s.failed > 0 && !is_known_qemu_defect(&s.name))
+            .filter(|s| s.failed > 0 && self.lane.known_defect(&s.name).is_none())
         {
             out.push(format!("{} / {}: {} failed", s.step, s.name, s.failed));
         }
@@ -343,15 +389,18 @@ bench sense-id: backend median=700us raw median=660us ratio=1.06
 
     #[test]
     fn a_good_run_passes_and_sets_the_defect_apart() {
-        let r = GuestReport::parse(&lines(GOOD));
+        let r = GuestReport::parse(Lane::Qemu, &lines(GOOD));
         assert_eq!(r.suites.len(), 3);
         assert_eq!(r.suites[1].step, "conformance-legacy");
         assert_eq!(r.bench_ratio(), Some(1.06));
         let f = r.failures(&["probe-legacy", "conformance-legacy", "bench"], false);
         assert!(f.is_empty(), "{f:?}");
         let s = r.summary();
-        assert!(s.contains("known QEMU defect, not counted"), "{s}");
-        assert!(s.contains("s390x guest: 18 passed, 0 failed"), "{s}");
+        assert!(
+            s.contains("known QEMU defect (multi-IDAW data transfer), not counted"),
+            "{s}"
+        );
+        assert!(s.contains("s390x guest (qemu): 18 passed, 0 failed"), "{s}");
         assert!(s.contains("SKIPPED ccwctl"), "{s}");
         assert!(s.contains("met (1.060)"), "{s}");
     }
@@ -362,7 +411,7 @@ bench sense-id: backend median=700us raw median=660us ratio=1.06
             "sense-id: 4 passed, 0 failed",
             "sense-id: 3 passed, 1 failed",
         );
-        let r = GuestReport::parse(&lines(&text));
+        let r = GuestReport::parse(Lane::Qemu, &lines(&text));
         let f = r.failures(
             &[
                 "probe-legacy",
@@ -384,7 +433,7 @@ bench sense-id: backend median=700us raw median=660us ratio=1.06
         );
 
         let cut: Vec<String> = lines(GOOD).into_iter().take(5).collect();
-        let r = GuestReport::parse(&cut);
+        let r = GuestReport::parse(Lane::Qemu, &cut);
         let f = r.failures(&["probe-legacy"], true);
         assert!(f.iter().any(|x| x.contains("timed out")), "{f:?}");
         assert!(
@@ -393,16 +442,73 @@ bench sense-id: backend median=700us raw median=660us ratio=1.06
         );
     }
 
+    const HERCULES: &str = "\
+@@ setup-ok
+@@ begin probe-legacy
+probe legacy ok   read-2-idaws: scsw=...
+probe legacy FAIL activity-cleared: scsw=00c060c1...
+probe legacy halt-completion: 1 passed, 1 failed
+probe legacy: 20 passed, 0 failed
+@@ end probe-legacy exit=1
+@@ begin conformance-legacy
+multi-idaw: 3 passed, 1 failed
+@@ end conformance-legacy exit=1
+@@ done";
+
+    #[test]
+    fn each_lane_sets_apart_only_its_own_known_defect() {
+        let r = GuestReport::parse(Lane::Hercules, &lines(HERCULES));
+        let s = r.summary();
+        assert!(
+            s.contains("known Hercules 3.13 defect (HSCH completion leaves subchannel- and device-active set), not counted: probe-legacy / probe legacy halt-completion: 1 passed, 1 failed"),
+            "{s}"
+        );
+        // Hercules transfers multi-IDAW data correctly: that group counts there.
+        assert!(
+            s.contains("s390x guest (hercules): 23 passed, 1 failed"),
+            "{s}"
+        );
+        let f = r.failures(&["probe-legacy", "conformance-legacy"], false);
+        assert!(
+            f.iter().any(|x| x.contains("multi-idaw: 1 failed")),
+            "{f:?}"
+        );
+        // The probe's non-zero exit comes from the known defect alone: not a failure.
+        assert!(
+            !f.iter().any(|x| x.contains("probe-legacy exited")),
+            "{f:?}"
+        );
+
+        // On QEMU the halt-completion line is a real failure and multi-IDAW is set apart.
+        let r = GuestReport::parse(Lane::Qemu, &lines(HERCULES));
+        let f = r.failures(&["probe-legacy", "conformance-legacy"], false);
+        assert!(
+            f.iter().any(|x| x.contains("halt-completion: 1 failed")),
+            "{f:?}"
+        );
+        assert!(
+            f.iter().any(|x| x.contains("probe-legacy exited with 1")),
+            "{f:?}"
+        );
+        assert!(!f.iter().any(|x| x.contains("multi-idaw")), "{f:?}");
+    }
+
     #[test]
     fn silent_steps_and_setup_failures_fail() {
-        let r = GuestReport::parse(&lines("@@ setup-fail bind 0.0.0000 to vfio_ccw\n@@ done"));
+        let r = GuestReport::parse(
+            Lane::Qemu,
+            &lines("@@ setup-fail bind 0.0.0000 to vfio_ccw\n@@ done"),
+        );
         let f = r.failures(&[], false);
         assert_eq!(f.len(), 1, "{f:?}");
         assert!(f[0].contains("bind 0.0.0000"));
 
-        let r = GuestReport::parse(&lines(
-            "@@ setup-ok\n@@ begin probe-cdev\n@@ end probe-cdev exit=0\n@@ begin bench\n@@ end bench exit=0\n@@ done",
-        ));
+        let r = GuestReport::parse(
+            Lane::Qemu,
+            &lines(
+                "@@ setup-ok\n@@ begin probe-cdev\n@@ end probe-cdev exit=0\n@@ begin bench\n@@ end bench exit=0\n@@ done",
+            ),
+        );
         let f = r.failures(&["probe-cdev"], false);
         assert!(
             f.iter().any(|x| x.contains("probe-cdev printed no")),
@@ -410,16 +516,19 @@ bench sense-id: backend median=700us raw median=660us ratio=1.06
         );
         assert!(f.iter().any(|x| x.contains("bench printed no")), "{f:?}");
 
-        let r = GuestReport::parse(&lines(
-            "@@ setup-ok\n@@ begin probe-cdev\nprobe cdev: 0 passed, 0 failed, 9 skipped\n@@ end probe-cdev exit=0\n@@ done",
-        ));
+        let r = GuestReport::parse(
+            Lane::Qemu,
+            &lines(
+                "@@ setup-ok\n@@ begin probe-cdev\nprobe cdev: 0 passed, 0 failed, 9 skipped\n@@ end probe-cdev exit=0\n@@ done",
+            ),
+        );
         let f = r.failures(&["probe-cdev"], false);
         assert!(
             f.iter().any(|x| x.contains("probe-cdev passed no check")),
             "{f:?}"
         );
 
-        let r = GuestReport::parse(&lines("@@ setup-ok"));
+        let r = GuestReport::parse(Lane::Qemu, &lines("@@ setup-ok"));
         assert!(
             r.failures(&[], false)
                 .iter()
