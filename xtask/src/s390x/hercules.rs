@@ -161,6 +161,16 @@ pub(crate) fn prepare(
     kernel: &Path,
     initrd: &Path,
 ) -> util::Result<(PathBuf, PathBuf)> {
+    // The kernel is the QEMU lane's; its console here is the 3215 (on by default in Kconfig).
+    let config_path = cache.dir("kernel")?.join("linux/.config");
+    if let Ok(config) = std::fs::read_to_string(&config_path) {
+        if !config.lines().any(|l| l == "CONFIG_TN3215_CONSOLE=y") {
+            return Err(format!(
+                "the guest kernel ({}) has no CONFIG_TN3215_CONSOLE: nothing would be printed under Hercules",
+                config_path.display()
+            ));
+        }
+    }
     let dir = cache.dir("hercules")?;
     let image = dir.join(IMAGE);
     cache::remove(&image)?;
