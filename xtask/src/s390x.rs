@@ -13,11 +13,13 @@
 //!      threads as on a real channel: halt and clear of running programs, data chaining, IDALs
 //!      and ECKD programs (see `hercules`);
 //!
-//!    and runs the lane's own probe, vfio-backend's `vfio-guest` (conformance on both VFIO APIs,
-//!    bench) and `ccwctl --vfio` where those binaries exist;
+//!    and runs the lane's own probe, the vfio-guest crate's `vfio-guest` (css-conformance on both
+//!    VFIO APIs with the lane's fixture, kernel torture, bench) and `ccwctl --vfio` where those
+//!    binaries exist;
 //! 4. prints every suite's `N passed, M failed` line, the bench medians, and per-step timings, and
 //!    fails on any failure or timeout (a known emulator defect is reported apart: QEMU's
-//!    multi-IDAW transfer, Hercules 3.13's halt completion).
+//!    multi-IDAW transfer, Hercules 3.13's halt completion; so is the kernel-torture group: its
+//!    failures are kernel findings).
 //!
 //! The facts it relies on (packages, kernel options, boot line, binding) are recorded in
 //! `s390x-guest.md` of the project's shared reference; each submodule cites what it implements.

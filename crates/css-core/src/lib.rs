@@ -2,7 +2,8 @@
 
 //! The subchannel layer of ccw-rs: vfio-ccw's subchannel state machine done race-free by
 //! construction, a channel-subsystem registry with channel-report processing, and the
-//! conformance suite every [`Backend`] runs.
+//! [`Backend`] trait every channel subsystem implements (the conformance suite every backend
+//! runs is the css-conformance crate).
 //!
 //! # Layers
 //! - [`fsm`]: the state machine as a pure function `(state, event) -> (state, action,
@@ -73,9 +74,6 @@ mod test_support;
 
 #[cfg(not(loom))]
 mod css;
-
-#[cfg(all(feature = "conformance", not(loom)))]
-pub mod conformance;
 
 pub use crate::core::{IoCompletion, SubchannelEvent};
 pub use backend::{

@@ -45,7 +45,6 @@ mod backend;
 mod device;
 mod error;
 mod mapper;
-pub mod measure;
 mod regions;
 #[allow(unsafe_code)]
 mod sys;

@@ -662,49 +662,6 @@ fn api_choice_parses() {
     assert_eq!(Api::Cdev.to_string(), "cdev");
 }
 
-#[tokio::test]
-async fn measurement_loops_run_raw_then_backend() {
-    use crate::measure::{backend_round_trips, median, raw_round_trips};
-    let fake = FakeSys::vfio_ccw();
-    fake.state().auto_complete = Some(sense_id_irb());
-    let dev = Arc::new(open(&fake, ApiChoice::Legacy).unwrap());
-    let orb = CommandOrb::new(7, 0x7fe0_0000).emit();
-    let raw = raw_round_trips(&dev, &orb, 5, Duration::from_secs(5)).unwrap();
-    assert_eq!(raw.len(), 5);
-    assert!(
-        raw.iter()
-            .all(|t| t.irb.scsw.cpa.get() == 0x7fe0_0008 && t.irb.scsw.is_final())
-    );
-    assert!(
-        !fake.state().irq_fds.contains_key(&0),
-        "the raw loop disconnects its eventfd"
-    );
-
-    let b = VfioBackend::from_device(dev.clone(), &VfioOptions::default()).unwrap();
-    let mut rx = b.take_events().unwrap();
-    b.enable(SCH, 0).await.unwrap();
-    let via = backend_round_trips(&b, &mut rx, &orb, 5, Duration::from_secs(5))
-        .await
-        .unwrap();
-    assert_eq!(via.len(), 5);
-    assert_eq!(fake.state().starts.len(), 10);
-    let mut times: Vec<Duration> = via.iter().map(|t| t.elapsed).collect();
-    assert!(median(&mut times).is_some());
-    assert_eq!(median(&mut []), None);
-
-    // No interruption: both loops give up with a typed error instead of hanging.
-    fake.state().auto_complete = None;
-    let e = backend_round_trips(&b, &mut rx, &orb, 1, Duration::from_millis(20))
-        .await
-        .unwrap_err();
-    assert!(e.detail.contains("no interruption"), "{e}");
-    b.shutdown().await;
-    let e = raw_round_trips(&dev, &orb, 1, Duration::from_millis(20)).unwrap_err();
-    assert!(e.detail.contains("no interruption"), "{e}");
-    drop(dev);
-    fake.assert_clean();
-}
-
 #[test]
 fn backend_outside_a_runtime_is_a_typed_error() {
     let fake = FakeSys::vfio_ccw();

@@ -91,6 +91,13 @@ impl Lane {
     }
 }
 
+/// Whether a suite is vfio-guest's kernel-torture group: hostile programs written straight into
+/// vfio-ccw's io region. Its failures are kernel findings, reported apart from the project's
+/// results and not counted.
+pub(crate) fn is_kernel_finding(suite: &str) -> bool {
+    suite.to_ascii_lowercase().contains("kernel-torture")
+}
+
 /// Whether a result line is a payload's own sum over its groups.
 fn is_total(name: &str) -> bool {
     name.eq_ignore_ascii_case("total") || name.to_ascii_lowercase().ends_with(" total")
@@ -192,6 +199,12 @@ impl GuestReport {
         r
     }
 
+    /// Whether a suite is reported apart and not counted: this lane's known emulator defect, or
+    /// kernel findings.
+    fn is_apart(&self, suite: &str) -> bool {
+        self.lane.known_defect(suite).is_some() || is_kernel_finding(suite)
+    }
+
     /// The ratio of the first bench line, if any.
     pub(crate) fn bench_ratio(&self) -> Option<f64> {
         self.bench.iter().find_map(|l| {
@@ -211,11 +224,7 @@ impl GuestReport {
             let _ = writeln!(s, "  fact: {f}");
         }
         let (mut passed, mut failed) = (0, 0);
-        for suite in self
-            .suites
-            .iter()
-            .filter(|x| self.lane.known_defect(&x.name).is_none())
-        {
+        for suite in self.suites.iter().filter(|x| !self.is_apart(&x.name)) {
             let _ = writeln!(
                 s,
                 "  {} / {}: {} passed, {} failed",
@@ -232,6 +241,13 @@ impl GuestReport {
                     suite.step, suite.name, suite.passed, suite.failed
                 );
             }
+        }
+        for suite in self.suites.iter().filter(|x| is_kernel_finding(&x.name)) {
+            let _ = writeln!(
+                s,
+                "  kernel findings, not counted (raw io-region torture): {} / {}: {} passed, {} failed",
+                suite.step, suite.name, suite.passed, suite.failed
+            );
         }
         for skip in &self.skips {
             let _ = writeln!(s, "  SKIPPED {skip}");
@@ -288,14 +304,14 @@ impl GuestReport {
             let suites: Vec<&Suite> = self.suites.iter().filter(|s| s.step == step.name).collect();
             let real_failures = suites
                 .iter()
-                .any(|s| s.failed > 0 && self.lane.known_defect(&s.name).is_none());
+                .any(|s| s.failed > 0 && !self.is_apart(&s.name));
             let defect_failures = suites
                 .iter()
-                .any(|s| s.failed > 0 && self.lane.known_defect(&s.name).is_some());
+                .any(|s| s.failed > 0 && self.is_apart(&s.name));
             match step.exit {
                 None => out.push(format!("step {} did not finish", step.name)),
                 Some(0) => {}
-                // A non-zero exit caused only by the known-defect group is not a failure.
+                // A non-zero exit caused only by groups reported apart is not a failure.
                 Some(_) if defect_failures && !real_failures => {}
                 Some(code) => out.push(format!("step {} exited with {code}", step.name)),
             }
@@ -310,7 +326,7 @@ impl GuestReport {
             // Results that pass nothing (everything skipped) verified nothing.
             let counted_passes: u64 = suites
                 .iter()
-                .filter(|s| self.lane.known_defect(&s.name).is_none())
+                .filter(|s| !self.is_apart(&s.name))
                 .map(|s| s.passed)
                 .sum();
             if needs_results && !suites.is_empty() && counted_passes == 0 {
@@ -323,7 +339,7 @@ impl GuestReport {
         for s in self
             .suites
             .iter()
-            .filter(|s| s.failed > 0 && self.lane.known_defect(&s.name).is_none())
+            .filter(|s| s.failed > 0 && !self.is_apart(&s.name))
         {
             out.push(format!("{} / {}: {} failed", s.step, s.name, s.failed));
         }
@@ -403,6 +419,53 @@ bench sense-id: backend median=700us raw median=660us ratio=1.06
         assert!(s.contains("s390x guest (qemu): 18 passed, 0 failed"), "{s}");
         assert!(s.contains("SKIPPED ccwctl"), "{s}");
         assert!(s.contains("met (1.060)"), "{s}");
+    }
+
+    /// What the vfio-guest crate's runner prints: per-case lines, group lines with skipped
+    /// counts, the notes for groups reported apart, the total and the verdict line.
+    const RUNNER: &str = "\
+@@ setup-ok
+@@ begin conformance-cdev
+conformance suite on vfio-ccw cdev virtio-blk (U)
+  ok      basic/sense_id
+  skipped basic/pci_flag: skipped: QEMU's emulated CSS ignores the PCI flag
+basic: 20 passed, 0 failed, 14 skipped
+multi-idaw: 2 passed, 6 failed, 0 skipped
+  FAILED  kernel-torture/raw_256_ccws: the device is not usable afterwards
+kernel-torture: 9 passed, 1 failed, 4 skipped
+multi-idaw: 2 passed, 6 failed, 0 skipped: affected by known QEMU defect: x (not counted)
+kernel-torture: 9 passed, 1 failed, 4 skipped: kernel findings, reported apart (not counted)
+total: 31 passed, 7 failed, 18 skipped
+vfio-guest conformance: conformance cdev: FAIL
+@@ end conformance-cdev exit=1
+@@ done";
+
+    #[test]
+    fn the_runner_groups_count_and_kernel_findings_stay_apart() {
+        let r = GuestReport::parse(Lane::Qemu, &lines(RUNNER));
+        let names: Vec<&str> = r.suites.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["basic", "multi-idaw", "kernel-torture"]);
+        assert_eq!((r.suites[0].passed, r.suites[0].failed), (20, 0));
+        let f = r.failures(&["conformance-cdev"], false);
+        assert!(f.is_empty(), "{f:?}");
+        let s = r.summary();
+        assert!(s.contains("kernel findings, not counted (raw io-region torture): conformance-cdev / kernel-torture: 9 passed, 1 failed"), "{s}");
+        assert!(s.contains("s390x guest (qemu): 20 passed, 0 failed"), "{s}");
+        // A failure in a counted group fails the run.
+        let bad = RUNNER.replace("basic: 20 passed, 0 failed", "basic: 19 passed, 1 failed");
+        let f = GuestReport::parse(Lane::Qemu, &lines(&bad)).failures(&["conformance-cdev"], false);
+        assert!(
+            f.iter()
+                .any(|x| x.contains("conformance-cdev exited with 1")),
+            "{f:?}"
+        );
+        assert!(f.iter().any(|x| x.contains("basic: 1 failed")), "{f:?}");
+        // Only kernel findings and the defect group passing: nothing verified.
+        let none = RUNNER.replace("basic: 20 passed, 0 failed", "basic: 0 passed, 0 failed");
+        let f =
+            GuestReport::parse(Lane::Qemu, &lines(&none)).failures(&["conformance-cdev"], false);
+        assert!(f.iter().any(|x| x.contains("passed no check")), "{f:?}");
+        assert!(is_kernel_finding("kernel-torture") && !is_kernel_finding("basic"));
     }
 
     #[test]

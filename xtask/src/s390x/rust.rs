@@ -29,6 +29,9 @@ const LIB_AND_BIN_TESTS_ONLY: &[(&str, &str)] = &[(
     "ccwctl",
     "tests/cli.rs spawns the ccwctl binary, which qemu-user cannot exec without binfmt_misc",
 )];
+/// The in-guest runner (crate vfio-guest, binary `vfio-guest`): conformance, kernel torture,
+/// bench. Shipped to the guest as /bin/vfio-guest.
+pub(crate) const VFIO_GUEST_MAIN: &str = "crates/vfio-guest/src/main.rs";
 /// Cases per proptest property under emulation (proptest's default of 256 is slow under TCG).
 const PROPTEST_CASES: &str = "32";
 
@@ -46,7 +49,7 @@ pub(crate) struct Payloads {
     pub(crate) bins: Vec<(String, PathBuf)>,
     /// Example channel programs for `ccwctl run`, copied to the guest's /examples.
     pub(crate) examples: Vec<PathBuf>,
-    /// Whether vfio-backend's `vfio-guest` is among `bins`.
+    /// Whether the vfio-guest crate's `vfio-guest` is among `bins`.
     pub(crate) vfio_guest: bool,
     /// Whether `ccwctl` is among `bins`.
     pub(crate) ccwctl: bool,
@@ -276,7 +279,7 @@ impl Toolchain {
         Ok(())
     }
 
-    /// Builds what the guest runs: the lane's probe always; vfio-backend's `vfio-guest` and
+    /// Builds what the guest runs: the lane's probe always; the vfio-guest crate's `vfio-guest` and
     /// `ccwctl` when this tree has them.
     pub(crate) fn guest_payloads(&self) -> util::Result<Payloads> {
         let root = util::root();
@@ -298,17 +301,15 @@ impl Toolchain {
         )?;
         bins.push(("ccw-probe".to_string(), probe));
 
-        let vfio_guest = root
-            .join("crates/vfio-backend/src/bin/vfio-guest.rs")
-            .is_file();
+        let vfio_guest = root.join(VFIO_GUEST_MAIN).is_file();
         if vfio_guest {
             bins.push((
                 "vfio-guest".into(),
-                self.build_bin("vfio-backend", "vfio-guest")?,
+                self.build_bin("vfio-guest", "vfio-guest")?,
             ));
         } else {
             eprintln!(
-                "xtask s390x: no crates/vfio-backend/src/bin/vfio-guest.rs in this tree: conformance and bench will be skipped"
+                "xtask s390x: no {VFIO_GUEST_MAIN} in this tree: conformance and bench will be skipped"
             );
         }
         let ccwctl = root.join("crates/ccwctl/src/main.rs").is_file();

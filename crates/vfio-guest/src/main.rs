@@ -1,23 +1,31 @@
 // SPDX-License-Identifier: Apache-2.0 OR MIT
 
 //! `vfio-guest`: vfio-backend against a real vfio-ccw device, run inside an s390x Linux guest
-//! (or on an LPAR / z/VM guest).
+//! (or on an LPAR / z/VM guest). The counting runner of css-conformance lives here, with the
+//! fixtures of the targets it knows, so no library ships test code.
 //!
 //! ```text
 //! vfio-guest info --uuid <mdev-uuid> [--api auto|legacy|cdev]
 //! vfio-guest bench --uuid <mdev-uuid> [--api auto|legacy|cdev] [--iters N]
-//! vfio-guest conformance --api legacy|cdev --uuid <mdev-uuid> [--strict]
+//! vfio-guest conformance --api legacy|cdev --uuid <mdev-uuid> [--fixture virtio-blk|3390] [--strict]
 //! ```
 //!
 //! `info` prints what the device reports (GET_INFO, regions, interrupts, the SCHIB).
 //! `bench` measures a SENSE ID round trip through [`VfioBackend`] against a raw
 //! pwrite / eventfd / pread loop on the same device and prints both medians and the ratio.
-//! `conformance` runs css-core's backend conformance suite through [`VfioBackend`] on a
-//! virtio-blk-ccw device; the multi-IDAW group is reported separately as affected by QEMU's
-//! known defect unless `--strict`.
+//! `conformance` runs css-conformance's cases through [`VfioBackend`] on the device the
+//! fixture names (QEMU's virtio-blk-ccw by default, or a Hercules 3390), then the
+//! kernel-torture group through the raw io region. Each group prints
+//! `group: N passed, M failed, K skipped`. The multi-IDAW group (QEMU's known defect) and the
+//! kernel-torture group (kernel findings) are reported apart unless `--strict`.
 //! Exit status: 0 success, 1 failure, 2 usage error.
 
 #![forbid(unsafe_code)]
+
+mod fixtures;
+mod measure;
+mod raw;
+mod runner;
 
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -26,9 +34,11 @@ use std::time::Duration;
 use ccw_translate::{ControlArea, Mapper};
 use ccw_types::ccw::cmd;
 use ccw_types::{CcwFlags, CcwFormat, CcwRepr, CommandOrb, DeviceStatus, Orb, Scsw};
-use css_core::conformance::{Fixture, Report, run_all};
+use css_conformance::{Ctx, cases};
 use css_core::{Backend, BackendError, BackendErrorKind, ConditionCode};
-use vfio_backend::measure::{RoundTrip, backend_round_trips, median, raw_round_trips};
+use fixtures::{KERNEL_GROUP, QEMU_DEFECT, QEMU_DEFECT_GROUP, Target};
+use measure::{RoundTrip, backend_round_trips, median, raw_round_trips};
+use runner::{GroupReport, run_groups};
 use vfio_backend::{
     ApiChoice, DEFAULT_CONTROL_IOVA, VfioBackend, VfioDevice, VfioMapper, VfioOptions, uapi,
 };
@@ -38,11 +48,12 @@ type Result<T> = std::result::Result<T, BackendError>;
 const USAGE: &str = "usage:
   vfio-guest info --uuid <mdev-uuid|sysfs-path> [--api auto|legacy|cdev]
   vfio-guest bench --uuid <mdev-uuid|sysfs-path> [--api auto|legacy|cdev] [--iters N]
-  vfio-guest conformance --api legacy|cdev --uuid <mdev-uuid|sysfs-path> [--strict]
+  vfio-guest conformance --api legacy|cdev --uuid <mdev-uuid|sysfs-path> [--fixture virtio-blk|3390] [--strict]
 
-conformance targets the virtio-blk-ccw device of a QEMU guest: the multi-idaw group is
-reported separately (QEMU's known IDAW defect) and what QEMU's emulated channel subsystem
-cannot do is skipped with the reason; --strict counts and runs everything (real hardware).";
+conformance targets the virtio-blk-ccw device of a QEMU guest (--fixture virtio-blk, the
+default) or a Hercules 3390 (--fixture 3390): what the emulator cannot do is skipped with the
+reason, the multi-idaw group (QEMU's known IDAW defect) and the kernel-torture group (kernel
+findings) are reported apart; --strict counts and runs everything (real hardware).";
 
 /// How long one I/O may take before the run counts as failed.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -54,6 +65,7 @@ struct Args {
     api: ApiChoice,
     iters: usize,
     strict: bool,
+    fixture: Target,
 }
 
 fn parse_args(argv: &[String]) -> std::result::Result<Args, String> {
@@ -63,6 +75,7 @@ fn parse_args(argv: &[String]) -> std::result::Result<Args, String> {
         return Err(format!("unknown command `{cmd}`"));
     }
     let (mut uuid, mut api, mut iters, mut strict) = (None, ApiChoice::Auto, 200, false);
+    let mut fixture = Target::VirtioBlk;
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
@@ -76,6 +89,7 @@ fn parse_args(argv: &[String]) -> std::result::Result<Args, String> {
                     .ok_or("--iters needs a positive number")?
             }
             "--strict" if cmd == "conformance" => strict = true,
+            "--fixture" if cmd == "conformance" => fixture = value()?.parse()?,
             other => return Err(format!("unknown option `{other}`")),
         }
     }
@@ -89,6 +103,7 @@ fn parse_args(argv: &[String]) -> std::result::Result<Args, String> {
         api,
         iters,
         strict,
+        fixture,
     })
 }
 
@@ -310,7 +325,7 @@ async fn bench(args: &Args) -> Result<()> {
         return Err(fail("enable", "not cc 0"));
     }
     let (orb, _prog, data) = sense_id_program(backend.vfio_mapper())?;
-    let trips = backend_round_trips(&backend, &mut events, &orb, n, IO_TIMEOUT).await?;
+    let trips = backend_round_trips(&backend, sch, &mut events, &orb, n, IO_TIMEOUT).await?;
     let via = summarize(trips, warmup)?;
     check_data(backend.vfio_mapper(), &data, "backend")?;
     backend.shutdown().await;
@@ -329,88 +344,51 @@ async fn bench(args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// The group QEMU's emulated devices get wrong and why, as css-core's QEMU fixture declares it.
-fn qemu_defect() -> (String, String) {
-    Fixture::qemu_virtio_blk(ccw_types::SubchannelId::default(), 0)
-        .known_unsupported
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| ("multi-idaw".into(), "known QEMU defect".into()))
-}
-
-/// What QEMU's emulated channel subsystem cannot do, found running the suite in the guest.
-/// Skipped (with the reason printed) unless `strict` (real hardware).
-const QEMU_LIMITS: &[(&str, &str)] = &[
-    (
-        "async",
-        "QEMU's emulated CSS runs a channel program to its end inside SSCH (sch_handle_start_func_virtual); \
-         vfio-ccw gives the NOP of the endless NOP/TIC program these tests halt an IDAL address, so QEMU's \
-         no-data loop guard never fires and the guest's only CPU spins forever",
-    ),
-    (
-        "data_chain",
-        "QEMU's css_interpret_ccw() length-checks each CCW of a data chain on its own: SENSE ID \
-         with CD and count 4 is a program check",
-    ),
-];
-
-/// The suite's fixture for a QEMU guest: every group runs, the multi-IDAW one too (so a
-/// fixed QEMU shows; its result is reported apart by [`verdict`]), and what QEMU's CSS cannot
-/// do at all is skipped with its reason. `strict` (real hardware) skips nothing.
-fn qemu_fixture(fixture: Fixture, strict: bool) -> Fixture {
-    if strict {
-        return fixture;
-    }
-    QEMU_LIMITS
-        .iter()
-        .fold(fixture, |f, (what, why)| f.unsupported(*what, *why))
-}
-
-/// Whether the suite passed: every group except the QEMU-affected one (unless `strict`)
-/// without a failure, at least one test passed, and the suite started. Also returns a line
-/// for the affected group.
-fn verdict(report: &Report, strict: bool) -> (bool, Option<String>) {
-    let (defect_group, reason) = qemu_defect();
-    let counted = report
-        .groups
-        .iter()
-        .filter(|g| strict || g.name != defect_group);
+/// The verdict over every group: whether the run passed, and the lines reported apart (the
+/// QEMU-defect group and kernel findings are not counted unless `strict`).
+fn verdict(groups: &[GroupReport], setup_ok: bool, strict: bool) -> (bool, Vec<String>) {
+    let apart = |name: &str| !strict && (name == QEMU_DEFECT_GROUP || name == KERNEL_GROUP);
     let (mut passed, mut failed) = (0, 0);
-    for g in counted {
-        passed += g.passed();
-        failed += g.failed();
-    }
-    let note = (!strict)
-        .then(|| report.groups.iter().find(|g| g.name == defect_group))
-        .flatten()
-        .map(|g| {
-            format!(
-                "{}: {} passed, {} failed: affected by {reason} (not counted)",
+    let mut notes = Vec::new();
+    for g in groups {
+        if apart(g.name) {
+            let why = if g.name == KERNEL_GROUP {
+                "kernel findings, reported apart (not counted)".to_string()
+            } else {
+                format!("affected by {QEMU_DEFECT} (not counted)")
+            };
+            notes.push(format!(
+                "{}: {} passed, {} failed, {} skipped: {why}",
                 g.name,
                 g.passed(),
-                g.failed()
-            )
-        });
-    (
-        report.setup_error.is_none() && failed == 0 && passed > 0,
-        note,
-    )
+                g.failed(),
+                g.skipped()
+            ));
+        } else {
+            passed += g.passed();
+            failed += g.failed();
+        }
+    }
+    (setup_ok && failed == 0 && passed > 0, notes)
 }
 
 async fn conformance(args: &Args) -> Result<()> {
-    let device = VfioDevice::open(&args.uuid, args.api)?;
+    let device = Arc::new(VfioDevice::open(&args.uuid, args.api)?);
     let sch = device.subchannel();
     let devno = device.read_schib()?.pmcw.flags.devno();
     let api = device.api();
-    let fixture = qemu_fixture(
-        Fixture::virtio_blk(sch, devno).named(format!("vfio-ccw {api} ({})", device.uuid())),
-        args.strict,
-    );
+    let fixture = fixtures::fixture(args.fixture, sch, devno, args.strict).named(format!(
+        "vfio-ccw {api} {} ({})",
+        args.fixture,
+        device.uuid()
+    ));
+    println!("conformance suite on {}", fixture.name);
     let keep: Arc<Mutex<Option<Arc<VfioBackend>>>> = Arc::new(Mutex::new(None));
     let keep2 = keep.clone();
-    let report = run_all(
+    let dev2 = device.clone();
+    let setup = Ctx::setup(
         move |mem| {
-            let backend = Arc::new(VfioBackend::from_device(device, &VfioOptions::default())?);
+            let backend = Arc::new(VfioBackend::from_device(dev2, &VfioOptions::default())?);
             backend.attach_memory(mem)?;
             *keep2.lock().unwrap_or_else(|p| p.into_inner()) = Some(backend.clone());
             Ok(backend)
@@ -418,22 +396,53 @@ async fn conformance(args: &Args) -> Result<()> {
         &fixture,
     )
     .await;
-    let (ok, note) = verdict(&report, args.strict);
-    if let Some(n) = note {
+    let mut groups = Vec::new();
+    let mut leaks = None;
+    let setup_ok = match setup {
+        Err(e) => {
+            println!("setup failed: {e}");
+            false
+        }
+        Ok(mut ctx) => {
+            let (torture, suite): (Vec<_>, Vec<_>) = cases::<VfioBackend>()
+                .into_iter()
+                .partition(|c| c.group == KERNEL_GROUP);
+            groups.extend(run_groups(&ctx, &suite).await);
+            // Nothing may stay pinned or allocated once every request has completed.
+            let backend = keep.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(b) = backend {
+                let m = b.vfio_mapper();
+                let (pins, control) = (m.outstanding_pins(), m.outstanding_control());
+                if pins != 0 || control != 0 {
+                    leaks = Some(format!(
+                        "{pins} pins and {control} control areas outstanding"
+                    ));
+                }
+            }
+            // The raw channel takes over the io interrupt (the backend's eventfd is no longer
+            // signalled; nothing uses the backend any more) and disconnects it when dropped.
+            match raw::VfioRaw::new(device.clone()) {
+                Ok(r) => {
+                    ctx.fx = ctx.fx.clone().with_raw(Arc::new(r));
+                    groups.extend(run_groups(&ctx, &torture).await);
+                    ctx.fx.raw = None;
+                }
+                Err(e) => println!("{KERNEL_GROUP}: not run: raw channel: {e}"),
+            }
+            true
+        }
+    };
+    let (ok, notes) = verdict(&groups, setup_ok, args.strict);
+    for n in notes {
         println!("{n}");
     }
-    // Nothing may stay pinned or allocated once every request has completed.
-    let backend = keep.lock().unwrap_or_else(|p| p.into_inner()).take();
-    let mut leaks = None;
-    if let Some(b) = backend {
-        let m = b.vfio_mapper();
-        let (pins, control) = (m.outstanding_pins(), m.outstanding_control());
-        if pins != 0 || control != 0 {
-            leaks = Some(format!(
-                "{pins} pins and {control} control areas outstanding"
-            ));
-        }
-    }
+    let total = |f: fn(&GroupReport) -> usize| groups.iter().map(f).sum::<usize>();
+    println!(
+        "total: {} passed, {} failed, {} skipped",
+        total(GroupReport::passed),
+        total(GroupReport::failed),
+        total(GroupReport::skipped)
+    );
     match (ok, leaks) {
         (true, None) => {
             println!("conformance {api}: PASS");
@@ -447,7 +456,7 @@ async fn conformance(args: &Args) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use css_core::conformance::{GroupReport, TestOutcome};
+    use css_conformance::TestOutcome;
 
     fn argv(s: &str) -> Vec<String> {
         s.split_whitespace().map(str::to_owned).collect()
@@ -469,6 +478,14 @@ mod tests {
                 .unwrap()
                 .strict
         );
+        let a = parse_args(&argv("conformance --api cdev --uuid U --fixture 3390")).unwrap();
+        assert_eq!(a.fixture, Target::Dasd3390);
+        let a = parse_args(&argv("conformance --api legacy --uuid U")).unwrap();
+        assert_eq!(
+            a.fixture,
+            Target::VirtioBlk,
+            "the lane's call keeps its meaning"
+        );
     }
 
     #[test]
@@ -484,6 +501,8 @@ mod tests {
             "conformance --uuid U",
             "info --uuid U --verbose",
             "bench --uuid U --strict",
+            "conformance --api legacy --uuid U --fixture 3380",
+            "info --uuid U --fixture 3390",
         ] {
             assert!(parse_args(&argv(bad)).is_err(), "{bad}");
         }
@@ -497,53 +516,30 @@ mod tests {
     }
 
     #[test]
-    fn verdict_keeps_the_qemu_group_apart() {
+    fn verdict_keeps_the_qemu_group_and_kernel_findings_apart() {
         let pass = TestOutcome::Passed;
         let fail = TestOutcome::Failed("x".into());
-        let mut report = Report {
-            backend: "vfio".into(),
-            groups: vec![
-                group("basic", &[pass.clone(), pass.clone()]),
-                group("multi-idaw", std::slice::from_ref(&fail)),
-            ],
-            setup_error: None,
-        };
-        let (ok, note) = verdict(&report, false);
+        let mut groups = vec![
+            group("basic", &[pass.clone(), pass.clone()]),
+            group("multi-idaw", std::slice::from_ref(&fail)),
+            group("kernel-torture", std::slice::from_ref(&fail)),
+        ];
+        let (ok, notes) = verdict(&groups, true, false);
         assert!(ok);
+        assert!(notes[0].starts_with(
+            "multi-idaw: 0 passed, 1 failed, 0 skipped: affected by known QEMU defect"
+        ));
         assert!(
-            note.unwrap()
-                .starts_with("multi-idaw: 0 passed, 1 failed: affected by known QEMU defect")
+            notes[1].starts_with("kernel-torture: 0 passed, 1 failed, 0 skipped: kernel findings")
         );
-        assert!(!verdict(&report, true).0, "strict counts it");
-        report.groups[0] = group("basic", &[pass.clone(), fail]);
-        assert!(!verdict(&report, false).0);
-        report.groups[0] = group("basic", &[pass]);
-        report.setup_error = Some("probe".into());
-        assert!(!verdict(&report, false).0);
-        report.setup_error = None;
-        report.groups.clear();
-        assert!(!verdict(&report, false).0, "nothing ran");
-    }
-
-    #[test]
-    fn qemu_fixture_skips_only_without_strict() {
-        let base = Fixture::virtio_blk(ccw_types::SubchannelId::default(), 5);
-        assert!(
-            qemu_fixture(base.clone(), true)
-                .known_unsupported
-                .is_empty()
-        );
-        let q = qemu_fixture(base, false);
-        let names: Vec<&str> = q
-            .known_unsupported
-            .iter()
-            .map(|(w, _)| w.as_str())
-            .collect();
-        assert_eq!(names, ["async", "data_chain"]);
-        assert!(
-            !names.contains(&"multi-idaw"),
-            "multi-idaw runs and is reported apart"
-        );
+        assert!(!verdict(&groups, true, true).0, "strict counts them");
+        groups[0] = group("basic", &[pass.clone(), fail]);
+        assert!(!verdict(&groups, true, false).0);
+        groups[0] = group("basic", &[pass]);
+        assert!(!verdict(&groups, false, false).0, "setup failed");
+        let skipped_only = vec![group("basic", &[TestOutcome::Skipped("s".into())])];
+        assert!(!verdict(&skipped_only, true, false).0, "nothing passed");
+        assert!(!verdict(&[], true, false).0, "nothing ran");
     }
 
     #[test]
