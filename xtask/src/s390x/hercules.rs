@@ -295,7 +295,12 @@ pub(crate) fn host_checks(cache: &Cache) -> util::Result<Vec<HostCheck>> {
     out.push(HostCheck {
         name: "dasdls",
         ok: ls.0 && ls.1.contains(&want),
-        detail: format!("{} (want {want})", ls.1.trim()),
+        detail: format!(
+            "{} (want {want})",
+            ls.1.lines()
+                .find(|l| l.contains("VOLSER"))
+                .unwrap_or(ls.1.trim())
+        ),
     });
 
     let copy = dir.join("disk0120.cckd");
