@@ -1,9 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0 OR MIT
 
-//! `cargo xtask fuzz <target> [--secs N]`: runs a cargo-fuzz target on the stable toolchain
-//! (`--sanitizer none`) for N seconds (default 60), installing cargo-fuzz if it is missing.
+//! `cargo xtask fuzz <target|all> [--secs N]`: runs a cargo-fuzz target (or each in turn) on
+//! the stable toolchain (`--sanitizer none`) for N seconds each (default 60), installing
+//! cargo-fuzz if it is missing.
 //!
-//! Adding a target is one line in [`TARGETS`] (plus its `[[bin]]` in `fuzz/Cargo.toml`).
+//! Corpora: `fuzz/seeds/<target>/` (committed seeds), `fuzz/regressions/<target>/` (committed
+//! inputs that once crashed) and `fuzz/corpus/<target>/` (ignored; where new inputs go).
+//!
+//! Adding a target is one line in [`TARGETS`] (plus its `[[bin]]` in `fuzz/Cargo.toml` and a
+//! seed or two).
 
 use crate::util;
 
@@ -17,18 +22,32 @@ const TARGETS: &[(&str, &str)] = &[
         "program",
         "ccwctl's program-file parser and assembler over arbitrary text",
     ),
+    (
+        "decode",
+        "every ccw-types block from arbitrary bytes, with encode round trips",
+    ),
+    (
+        "channel",
+        "arbitrary programs and ORBs on every mock device model, with faults",
+    ),
+    (
+        "dasd-image",
+        "arbitrary and corrupted CKD images and journals, opened, read, written",
+    ),
 ];
 
 fn usage() -> String {
-    let mut s = String::from("usage: cargo xtask fuzz <target> [--secs N]\n\ntargets:\n");
+    let mut s = String::from(
+        "usage: cargo xtask fuzz <target|all> [--secs N]\n\ntargets (`all` runs each in turn):\n",
+    );
     for (name, what) in TARGETS {
         s.push_str(&format!("  {name:<12} {what}\n"));
     }
     s
 }
 
-/// Parses `<target> [--secs N]`.
-fn parse(args: &[String]) -> util::Result<(&'static str, u64)> {
+/// Parses `<target|all> [--secs N]`; `all` is every target in order.
+fn parse(args: &[String]) -> util::Result<(Vec<&'static str>, u64)> {
     let mut target = None;
     let mut secs = 60;
     let mut it = args.iter();
@@ -45,13 +64,14 @@ fn parse(args: &[String]) -> util::Result<(&'static str, u64)> {
                         format!("--secs: `{v}` is not a positive number of seconds")
                     })?;
             }
+            "all" if target.is_none() => {
+                target = Some(TARGETS.iter().map(|(t, _)| *t).collect());
+            }
             name if target.is_none() => {
                 let found = TARGETS.iter().find(|(t, _)| *t == name);
-                target = Some(
-                    found
-                        .map(|(t, _)| *t)
-                        .ok_or_else(|| format!("unknown fuzz target `{name}`\n{}", usage()))?,
-                );
+                target = Some(vec![found.map(|(t, _)| *t).ok_or_else(|| {
+                    format!("unknown fuzz target `{name}`\n{}", usage())
+                })?]);
             }
             other => return Err(format!("unexpected argument `{other}`\n{}", usage())),
         }
@@ -73,16 +93,26 @@ fn ensure_cargo_fuzz() -> util::Result {
     util::run(util::cargo().args(["install", "cargo-fuzz", "--locked"]))
 }
 
-/// Runs one fuzz target for the requested time.
+/// Runs the fuzz targets asked for, each for the requested time; stops at the first that
+/// fails.
 pub(crate) fn run(args: &[String]) -> util::Result {
-    let (target, secs) = parse(args)?;
+    let (targets, secs) = parse(args)?;
     ensure_cargo_fuzz()?;
+    for target in targets {
+        run_one(target, secs)?;
+    }
+    Ok(())
+}
+
+/// Runs one fuzz target for `secs` seconds.
+fn run_one(target: &str, secs: u64) -> util::Result {
     let fuzz = util::root().join("fuzz");
-    // New inputs go to the (ignored) corpus; inputs that once crashed, kept in git under
-    // `regressions/<target>/`, seed every run so old bugs stay fixed.
+    // New inputs go to the (ignored) corpus, the first directory; committed seeds and inputs
+    // that once crashed (`regressions/<target>/`) start every run, so old bugs stay fixed.
     let corpus = format!("corpus/{target}");
+    let seeds = format!("seeds/{target}");
     let regressions = format!("regressions/{target}");
-    for dir in [&corpus, &regressions] {
+    for dir in [&corpus, &seeds, &regressions] {
         std::fs::create_dir_all(fuzz.join(dir))
             .map_err(|e| format!("cannot create fuzz/{dir}: {e}"))?;
     }
@@ -93,6 +123,7 @@ pub(crate) fn run(args: &[String]) -> util::Result {
         "--sanitizer",
         "none",
         &corpus,
+        &seeds,
         &regressions,
         "--",
         &format!("-max_total_time={secs}"),
@@ -109,15 +140,21 @@ mod tests {
 
     #[test]
     fn parses_target_and_seconds() {
-        assert_eq!(parse(&s(&["translate"])), Ok(("translate", 60)));
+        assert_eq!(parse(&s(&["translate"])), Ok((vec!["translate"], 60)));
         assert_eq!(
             parse(&s(&["translate", "--secs", "300"])),
-            Ok(("translate", 300))
+            Ok((vec!["translate"], 300))
         );
         assert_eq!(
             parse(&s(&["--secs", "5", "translate"])),
-            Ok(("translate", 5))
+            Ok((vec!["translate"], 5))
         );
+        assert_eq!(
+            parse(&s(&["all", "--secs", "7"])),
+            Ok((TARGETS.iter().map(|(t, _)| *t).collect(), 7))
+        );
+        assert_eq!(parse(&s(&["all"])).unwrap().0.len(), 5);
+        assert!(parse(&s(&["all", "translate"])).is_err());
         assert!(parse(&s(&[])).is_err());
         assert!(parse(&s(&["nope"])).is_err());
         assert!(parse(&s(&["translate", "--secs"])).is_err());

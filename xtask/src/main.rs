@@ -9,6 +9,7 @@ mod fuzz;
 mod lint;
 mod loom;
 mod s390x;
+mod soak;
 mod test;
 mod util;
 
@@ -50,8 +51,13 @@ const COMMANDS: &[Command] = &[
         s390x::host_tools,
     ),
     (
+        "soak",
+        "the seeded soak at scale: soak [--ios N] [--subchannels N] (default 1,000,000 / 10,000)",
+        soak::run,
+    ),
+    (
         "fuzz",
-        "run a cargo-fuzz target on stable: fuzz <target> [--secs N]",
+        "run cargo-fuzz targets on stable: fuzz <target|all> [--secs N]",
         fuzz::run,
     ),
 ];

@@ -56,9 +56,12 @@ pub fn proptest_config(cases: u32) -> Config {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ReadOnlySeeds;
 
-/// Where the seed files lie: beside the test source, as proptest's default does.
+/// Where the seed files lie: beside the test source (`tests/foo.rs` ->
+/// `tests/foo.proptest-regressions`), where this workspace commits them. (proptest's default,
+/// `SourceParallel`, looks for a `lib.rs` above the source and, for an integration test,
+/// falls back to this same place with a warning.)
 const SEED_FILES: FileFailurePersistence =
-    FileFailurePersistence::SourceParallel("proptest-regressions");
+    FileFailurePersistence::WithSource("proptest-regressions");
 
 impl FailurePersistence for ReadOnlySeeds {
     fn load_persisted_failures2(&self, source_file: Option<&'static str>) -> Vec<PersistedSeed> {
@@ -106,29 +109,59 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// A scratch directory with a "source file" and its committed seed file.
+    fn scratch(name: &str) -> (std::path::PathBuf, &'static str) {
+        let dir = std::env::temp_dir().join(format!("ccw-testkit-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let source = dir.join("case.rs");
+        std::fs::write(&source, "// a test source\n").unwrap();
+        let source: &'static str =
+            Box::leak(source.to_string_lossy().into_owned().into_boxed_str());
+        (dir, source)
+    }
+
     #[test]
-    fn a_failure_is_reported_and_not_written() {
-        let mut config = proptest_config(64);
-        config.source_file = Some(file!());
-        // This file has no seed file beside it: nothing to replay.
+    fn committed_seeds_are_read_from_beside_the_source() {
+        let (dir, source) = scratch("read");
         assert!(
             ReadOnlySeeds
-                .load_persisted_failures2(Some(file!()))
+                .load_persisted_failures2(Some(source))
                 .is_empty()
         );
+        let seeds = dir.join("case.proptest-regressions");
+        std::fs::write(
+            &seeds,
+            "# a comment\ncc 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef # shrinks to x = 1\n",
+        )
+        .unwrap();
+        assert_eq!(
+            ReadOnlySeeds.load_persisted_failures2(Some(source)).len(),
+            1
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_failure_is_reported_and_not_written() {
+        let (dir, source) = scratch("write");
+        let mut config = proptest_config(64);
+        config.source_file = Some(source);
         let mut runner = proptest::test_runner::TestRunner::new(config);
         let result = runner.run(&(0u32..1000), |x| {
             prop_assert!(x < 10);
             Ok(())
         });
         assert!(result.is_err(), "the property must fail");
-        let written =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.proptest-regressions");
-        assert!(
-            !written.exists(),
-            "a failure was written to {}",
-            written.display()
+        let files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            files,
+            ["case.rs"],
+            "a failure was written beside the source"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

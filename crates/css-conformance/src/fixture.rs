@@ -111,9 +111,6 @@ pub struct Fixture {
     pub test_timeout: Duration,
     /// Size of the guest memory the suite creates (at guest address 0).
     pub memory_size: usize,
-    /// Whether the target lets the suite vary channel paths off and on (`Css::vary_path`
-    /// reaching the backend): the simulator does; a vfio-ccw guest cannot.
-    pub paths_controllable: bool,
     /// Raw io-region access (vfio backends only): the kernel-torture group skips without.
     pub raw: Option<Arc<dyn RawChannel>>,
 }
@@ -140,7 +137,6 @@ impl Fixture {
             known_unsupported: Vec::new(),
             test_timeout: Duration::from_secs(10),
             memory_size: 1 << 20,
-            paths_controllable: false,
             raw: None,
         }
     }
@@ -178,12 +174,6 @@ impl Fixture {
     /// Declares a group or case known-unsupported.
     pub fn unsupported(mut self, what: impl Into<String>, reason: impl Into<String>) -> Self {
         self.known_unsupported.push((what.into(), reason.into()));
-        self
-    }
-
-    /// Lets the suite vary channel paths.
-    pub fn with_path_control(mut self) -> Self {
-        self.paths_controllable = true;
         self
     }
 

@@ -394,6 +394,19 @@ impl Inner {
         if !s.st.schib.pmcw.flags.enabled() {
             return;
         }
+        if s.st
+            .schib
+            .scsw
+            .ctrl
+            .ac()
+            .contains(ccw_types::ActivityControl::CLEAR_PENDING)
+        {
+            // A delayed delivery coming due between CLEAR SUBCHANNEL and the clear function:
+            // the clear function discards the pending status and interruption and makes its
+            // own pending (reference §10.8), so nothing is delivered now (found by the
+            // `channel` fuzz target).
+            return;
+        }
         let (cc, irb) = instr::tsch(&mut s.st);
         if cc != ConditionCode::Cc0 {
             return;

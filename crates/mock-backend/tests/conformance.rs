@@ -76,7 +76,6 @@ fn fixture() -> Fixture {
             sch: "0.0.0002".parse().unwrap(),
             devno: 0x0120,
         })
-        .with_path_control()
 }
 
 fn idle(b: &MockBackend) -> Result<(), String> {

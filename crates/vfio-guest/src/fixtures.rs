@@ -63,6 +63,7 @@ const QEMU_LIMITS: &[(&str, &str)] = &[
     ("async", QEMU_SYNC),
     ("close_with_io_running", QEMU_SYNC),
     ("remove_with_io_running", QEMU_SYNC),
+    ("two_submits_racing", QEMU_SYNC),
     ("raw_halt_racing_start", QEMU_SYNC),
     ("raw_clear_racing_start", QEMU_SYNC),
     ("raw_start_while_busy", QEMU_SYNC),
@@ -85,6 +86,11 @@ const QEMU_LIMITS: &[(&str, &str)] = &[
     ("tic_carries_data_chain", QEMU_DATA_CHAIN),
     ("idal_data_chain", QEMU_DATA_CHAIN),
     ("data_chain_across_page", QEMU_DATA_CHAIN),
+    (
+        "data_chain_count_zero",
+        "QEMU accepts count 0 on any format-1 CCW, data chaining included \
+         (s390-io-reference §1.7), where the architecture program-checks",
+    ),
     ("incorrect_length_short", QEMU_SENSE_ID_COUNT),
     ("incorrect_length_long", QEMU_SENSE_ID_COUNT),
     ("incorrect_length_stops_chain", QEMU_SENSE_ID_COUNT),
@@ -115,6 +121,7 @@ const HERCULES_LIMITS: &[(&str, &str)] = &[
     ("tic_carries_data_chain", HERCULES_DATA_CHAIN),
     ("idal_data_chain", HERCULES_DATA_CHAIN),
     ("data_chain_across_page", HERCULES_DATA_CHAIN),
+    ("data_chain_count_zero", HERCULES_DATA_CHAIN),
     ("halt_running", HERCULES_HALT),
     ("halt_running_cpa_and_intparm", HERCULES_HALT),
     ("halt_start_pending", HERCULES_HALT),
@@ -173,6 +180,14 @@ mod tests {
         );
         let q = fixture(Target::VirtioBlk, sch, 5, false);
         assert!(q.skip_reason("async", "halt_idle").is_some());
+        // Every case that keeps a program running would hang QEMU's guest.
+        for case in [
+            "close_with_io_running",
+            "remove_with_io_running",
+            "two_submits_racing",
+        ] {
+            assert!(q.skip_reason("lifecycle", case).is_some(), "{case}");
+        }
         assert!(
             q.skip_reason(QEMU_DEFECT_GROUP, "fmt2_4k_two").is_none(),
             "multi-idaw runs and is reported apart"

@@ -1,17 +1,19 @@
 // SPDX-License-Identifier: Apache-2.0 OR MIT
 
-//! Raw io-region access for the kernel-torture group: programs live in a DMA-mapped control
-//! window of their own and go straight into vfio-ccw's io region, bypassing ccw-translate.
+//! Raw io-region access for the kernel-torture group: programs live in a DMA-mapped window of
+//! their own (bump-allocated, every byte up to the window's end writable, so a case can put an
+//! IDAL in the last mapped word) and go straight into vfio-ccw's io region, bypassing
+//! ccw-translate.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 
-use ccw_translate::{ControlArea, Mapper};
 use ccw_types::{Irb, Orb};
 use css_conformance::{RawChannel, RawOutcome};
 use css_core::BackendError;
 use vfio_backend::{
-    DEFAULT_CONTROL_IOVA, EventFd, VfioDevice, VfioMapper, poll_readable, start_request, uapi,
+    DEFAULT_CONTROL_IOVA, DmaBuffer, EventFd, VfioDevice, poll_readable, start_request, uapi,
 };
 
 /// The raw channel's window: 4 MiB below the backend's, 1 MiB long; nothing is mapped right
@@ -24,12 +26,14 @@ const HSCH: u32 = 1;
 const CSCH: u32 = 2;
 
 /// A vfio-ccw device driven through its regions only. Owns the io interrupt while it lives
-/// (the backend must be shut down first) and disconnects it on drop.
+/// (the backend's eventfd is no longer signalled) and disconnects it on drop; unmaps its
+/// window on drop.
 pub(crate) struct VfioRaw {
     device: Arc<VfioDevice>,
-    mapper: VfioMapper,
+    window: DmaBuffer,
     efd: EventFd,
-    areas: Mutex<Vec<ControlArea>>,
+    /// Next free offset in the window (8-byte aligned).
+    next: Mutex<usize>,
 }
 
 fn errno(e: &BackendError) -> i32 {
@@ -38,32 +42,35 @@ fn errno(e: &BackendError) -> i32 {
 
 impl VfioRaw {
     pub(crate) fn new(device: Arc<VfioDevice>) -> Result<Self, BackendError> {
-        let mapper = VfioMapper::new(device.clone(), RAW_IOVA, RAW_LEN)?;
-        let efd = device.eventfd(false)?;
-        device.set_irq(uapi::VFIO_CCW_IO_IRQ_INDEX, Some(&efd))?;
+        let window = device.alloc_dma(RAW_LEN)?;
+        device.dma_map(window.host_addr(), RAW_IOVA, window.len() as u64)?;
+        let efd = match device.eventfd(false).and_then(|e| {
+            device
+                .set_irq(uapi::VFIO_CCW_IO_IRQ_INDEX, Some(&e))
+                .map(|()| e)
+        }) {
+            Ok(e) => e,
+            Err(e) => {
+                let _ = device.dma_unmap(RAW_IOVA, window.len() as u64);
+                return Err(e);
+            }
+        };
         Ok(Self {
             device,
-            mapper,
+            window,
             efd,
-            areas: Mutex::new(Vec::new()),
+            next: Mutex::new(0),
         })
     }
 
-    /// Runs `f` on the allocation holding `addr..addr+len` and the offset of `addr` in it.
-    fn with_area<T>(
-        &self,
-        addr: u32,
-        len: usize,
-        f: impl FnOnce(&ControlArea, usize) -> Result<T, String>,
-    ) -> Result<T, String> {
-        let areas = self.areas.lock().unwrap_or_else(|p| p.into_inner());
-        let a = areas
-            .iter()
-            .find(|a| {
-                u64::from(addr) >= a.addr && u64::from(addr) + len as u64 <= a.addr + a.len as u64
-            })
-            .ok_or_else(|| format!("{addr:#x}+{len:#x} is in no raw allocation"))?;
-        f(a, (u64::from(addr) - a.addr) as usize)
+    /// The window offset of `addr..addr+len`, if it lies inside the window.
+    fn offset(&self, addr: u32, len: usize) -> Result<usize, String> {
+        let a = u64::from(addr);
+        if a >= RAW_IOVA && a + len as u64 <= RAW_IOVA + self.window.len() as u64 {
+            Ok((a - RAW_IOVA) as usize)
+        } else {
+            Err(format!("{addr:#x}+{len:#x} is outside the raw window"))
+        }
     }
 }
 
@@ -72,44 +79,39 @@ impl Drop for VfioRaw {
         if let Err(e) = self.device.set_irq(uapi::VFIO_CCW_IO_IRQ_INDEX, None) {
             tracing::warn!(error = %e, "raw channel: disconnecting the io interrupt failed");
         }
-        let areas = std::mem::take(&mut *self.areas.lock().unwrap_or_else(|p| p.into_inner()));
-        for a in areas {
-            self.mapper.free_control(a);
+        if let Err(e) = self.device.dma_unmap(RAW_IOVA, self.window.len() as u64) {
+            tracing::warn!(error = %e, "raw channel: unmapping the window failed");
         }
     }
 }
 
 impl RawChannel for VfioRaw {
     fn alloc(&self, len: usize) -> Result<u32, String> {
-        let a = self.mapper.alloc_control(len).map_err(|e| e.to_string())?;
-        let zeros = vec![0u8; a.len];
-        self.mapper
-            .write_control(&a, 0, &zeros)
+        let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+        let at = *next;
+        let end = at
+            .checked_add(len.max(8).next_multiple_of(8))
+            .filter(|&e| e <= self.window.len())
+            .ok_or_else(|| format!("raw window exhausted ({len} more bytes at {at:#x})"))?;
+        self.window
+            .fill(at, end - at, 0)
             .map_err(|e| e.to_string())?;
-        let addr = u32::try_from(a.addr).map_err(|_| format!("area at {:#x} above 4 GiB", a.addr));
-        self.areas.lock().unwrap_or_else(|p| p.into_inner()).push(a);
-        addr
+        *next = end;
+        Ok((RAW_IOVA + at as u64) as u32)
     }
 
     fn write(&self, addr: u32, bytes: &[u8]) -> Result<(), String> {
-        self.with_area(addr, bytes.len(), |a, off| {
-            self.mapper
-                .write_control(a, off, bytes)
-                .map_err(|e| e.to_string())
-        })
+        let off = self.offset(addr, bytes.len())?;
+        self.window.write(off, bytes).map_err(|e| e.to_string())
     }
 
     fn read(&self, addr: u32, buf: &mut [u8]) -> Result<(), String> {
-        let len = buf.len();
-        self.with_area(addr, len, |a, off| {
-            self.mapper
-                .read_control(a, off, buf)
-                .map_err(|e| e.to_string())
-        })
+        let off = self.offset(addr, buf.len())?;
+        self.window.read(off, buf).map_err(|e| e.to_string())
     }
 
     fn end_of_mapped(&self) -> u32 {
-        (RAW_IOVA + RAW_LEN as u64) as u32
+        (RAW_IOVA + self.window.len() as u64) as u32
     }
 
     fn submit(&self, orb: &Orb) -> Result<(), i32> {

@@ -88,17 +88,20 @@ pub(crate) async fn virtio_read_conf_short<B: Backend>(c: &Ctx<B>) -> CaseResult
     Ok(Verdict::Pass)
 }
 
-/// VDEV_RESET then READ_STATUS: status 0; WRITE_STATUS 1 then READ_STATUS: 1 (virtio-ccw
-/// WRITE_STATUS / READ_STATUS, anchors.md).
+/// VDEV_RESET, SET_VIRTIO_REV 2 (READ_STATUS exists from revision 2 on in QEMU), then
+/// READ_STATUS: status 0; WRITE_STATUS 1 then READ_STATUS: 1 (virtio-ccw WRITE_STATUS /
+/// READ_STATUS, anchors.md).
 pub(crate) async fn virtio_status_round_trip<B: Backend>(c: &Ctx<B>) -> CaseResult {
     let (sch, _) = dev!(c);
     c.write(DATA, &[0x01])?;
+    c.write(DATA + 8, &[0, 2, 0, 0])?;
     c.poison(DATA2, 2)?;
     c.poison(DATA3, 2)?;
     c.program(
         PROG,
         &[
             ccw(VDEV_RESET, CcwFlags::CC | CcwFlags::SLI, 0, 0),
+            ccw(SET_VIRTIO_REV, CcwFlags::CC, 4, DATA + 8),
             ccw(READ_STATUS, CcwFlags::CC, 1, DATA2),
             ccw(WRITE_STATUS, CcwFlags::CC, 1, DATA),
             ccw(READ_STATUS, CcwFlags::CC, 1, DATA3),
@@ -106,7 +109,7 @@ pub(crate) async fn virtio_status_round_trip<B: Backend>(c: &Ctx<B>) -> CaseResu
         ],
     )?;
     let done = c.run_on(sch, &orb(4, PROG)).await?;
-    ends_ok(&done, PROG + 40, 0)?;
+    ends_ok(&done, PROG + 48, 0)?;
     ensure!(
         c.read(DATA2, 1)? == [0],
         "status after reset {:02x?}",

@@ -4,7 +4,9 @@
 //!
 //! Three layers, each usable on its own:
 //! - [`CkdImage`]: the `CKD_P370` image file, whole-track reads and crash-safe whole-track
-//!   writes (see the module docs of `image` for the journal);
+//!   writes (see the module docs of `image` for the journal), on the host file system or any
+//!   other [`ImageFs`] (the in-memory, fault-injecting `testing::MemFs` with feature
+//!   `test-utils`);
 //! - [`Track`], [`Record`], [`Count`]: the stored track format;
 //! - [`Eckd`]: the device, executing ECKD channel commands (Define Extent, Locate Record,
 //!   reads, writes, searches, sense) with the semantics Linux's `dasd_eckd` relies on.
@@ -12,9 +14,12 @@
 mod eckd;
 mod geometry;
 mod image;
+mod io;
 mod layout;
 mod program;
 mod session;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod testing;
 mod track;
 
 pub use eckd::{Eckd, SliceData, sense};
@@ -27,6 +32,7 @@ pub use image::{
     CkdImage, CrashPoint, CreateOptions, DEVTYPE_3390, HEADER_LEN, ImageError, ImageErrorKind,
     check_volser, parse_vol1, volume_labels,
 };
+pub use io::{HostFs, ImageFile, ImageFs, OpenMode};
 pub use layout::{LaidOut, LayoutError, LayoutOptions, NativeProgram, lay_out, lay_out_native};
 pub use program::{EckdProgram, Payload, ProgramCcw, ProgramError, code, mask};
 pub use session::{DasdSession, ProgramOutcome, SessionError};
