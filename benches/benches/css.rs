@@ -89,8 +89,11 @@ impl HostProgram for PrebuiltProgram {
 struct ArenaError(String);
 
 impl TranslateFailure for ArenaError {
-    fn errno(&self) -> i32 {
-        12
+    fn errno(&self) -> ccw_types::Errno {
+        ccw_types::Errno::NoMemory
+    }
+    fn kind(&self) -> ccw_types::ErrorKind {
+        ccw_types::ErrorKind::Limit
     }
     fn program_check(&self) -> Option<ccw_types::SubchannelStatus> {
         None

@@ -137,7 +137,11 @@ fuzz_target!(|data: &[u8]| {
             let _ = fmt.check_address(0, addr, false);
             let _ = fmt.check_address(1, addr, true);
             let count = u64::from(data.len() as u16);
-            let _ = fmt.idaw_addresses(addr, count).take(64).count();
+            // A list exists exactly when the whole transfer is within the format's reach.
+            match fmt.idaw_addresses(addr, count) {
+                Ok(list) => assert!(list.take(64).count() >= 1),
+                Err(_) => assert!(fmt.check_transfer(addr, count).is_err()),
+            }
         }
     }
 

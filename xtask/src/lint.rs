@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0 OR MIT
 
-//! `cargo xtask lint`: formatting, clippy on every target with warnings denied, and rustdoc with
-//! warnings denied.
+//! `cargo xtask lint`: formatting, clippy on every target with warnings denied, rustdoc with
+//! warnings denied, and generated documents up to date (`cargo xtask docs`).
 
 use crate::util;
 
 /// Runs every lint; the first failure stops the run.
 pub(crate) fn run(args: &[String]) -> util::Result {
     util::no_args("lint", args)?;
+    crate::docs::check()?;
     util::run(util::cargo().args(["fmt", "--all", "--check"]))?;
     util::run(util::cargo().args([
         "clippy",

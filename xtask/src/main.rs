@@ -5,6 +5,7 @@
 //! Each command lives in its own module; `main` only dispatches. Run `cargo xtask help`.
 
 mod bench;
+mod docs;
 mod fuzz;
 mod lint;
 mod loom;
@@ -26,8 +27,13 @@ const COMMANDS: &[Command] = &[
     ),
     (
         "lint",
-        "cargo fmt --check, clippy -D warnings on all targets, rustdoc -D warnings",
+        "cargo fmt --check, clippy -D warnings on all targets, rustdoc -D warnings, docs up to date",
         lint::run,
+    ),
+    (
+        "docs",
+        "generate docs/fsm.md from css_core::fsm::transition",
+        docs::run,
     ),
     (
         "loom",

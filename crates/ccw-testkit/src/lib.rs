@@ -13,12 +13,13 @@
 //!
 //! proptest! {
 //!     #![proptest_config(proptest_config(64))]
-//!     #[test]
+//!     // In a test file this function carries `#[test]`; here the example calls it.
 //!     fn addition_commutes(a in any::<u32>(), b in any::<u32>()) {
 //!         prop_assert_eq!(a.wrapping_add(b), b.wrapping_add(a));
 //!     }
 //! }
-//! # fn main() {}
+//!
+//! addition_commutes();
 //! ```
 //!
 //! It differs from proptest's default in two ways:

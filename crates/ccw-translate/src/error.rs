@@ -3,7 +3,7 @@
 //! Why a channel program could not be translated, with what vfio-ccw and a real channel
 //! subsystem would have said about it.
 
-use ccw_types::{DecodeError, SubchannelStatus};
+use ccw_types::{DecodeError, Errno, ErrorKind, SubchannelStatus};
 
 use crate::mapper::MapError;
 
@@ -75,11 +75,12 @@ pub enum MapOp {
 
 /// What exactly is wrong: the rich reason behind a [`TranslateError`].
 ///
-/// Each variant knows the errno vfio-ccw returns for it ([`TranslateError::errno`]) and the
-/// subchannel status a real channel subsystem would report ([`TranslateError::program_check`]).
+/// Each variant knows the errno vfio-ccw returns for it ([`TranslateError::errno`]), the
+/// subchannel status a real channel subsystem would report ([`TranslateError::program_check`])
+/// and its shared [`ErrorKind`] ([`TranslateError::kind`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum TranslateErrorKind {
+pub enum TranslateReason {
     /// Something the translator does not support (vfio-ccw: `EOPNOTSUPP`).
     #[error("unsupported: {0}")]
     Unsupported(Unsupported),
@@ -173,33 +174,18 @@ pub enum TranslateErrorKind {
     MapperContract(&'static str),
 }
 
-/// A small, data-free classification of [`TranslateErrorKind`] for generic code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ErrorKind {
-    /// [`TranslateErrorKind::Unsupported`].
-    Unsupported,
-    /// The guest's program or ORB is invalid (a real CSS would refuse it too).
-    InvalidProgram,
-    /// Guest memory could not be read.
-    GuestFault,
-    /// A configured limit was exceeded.
-    Limit,
-    /// The mapper failed or misbehaved.
-    Mapper,
-}
-
 /// A channel program that cannot be translated: which CCW, where, and why.
 ///
 /// ```
-/// use ccw_translate::{TranslateError, TranslateErrorKind, ErrorKind};
+/// use ccw_translate::{TranslateError, TranslateReason};
+/// use ccw_types::{Errno, ErrorKind};
 /// let e = TranslateError {
 ///     ccw_index: Some(3),
 ///     guest_addr: Some(0x1018),
-///     kind: TranslateErrorKind::InvalidCommand { cmd: 0x10 },
+///     reason: TranslateReason::InvalidCommand { cmd: 0x10 },
 /// };
 /// assert_eq!(e.kind(), ErrorKind::InvalidProgram);
-/// assert_eq!(e.errno(), libc::EINVAL);
+/// assert_eq!(e.errno(), Errno::Invalid);
 /// assert!(e.program_check().is_some());
 /// assert_eq!(e.to_string(), "CCW #3 at 0x1018: invalid command code 0x10");
 /// ```
@@ -211,7 +197,7 @@ pub struct TranslateError {
     /// Guest address of the failing CCW (the ORB's cpa for errors before the first CCW).
     pub guest_addr: Option<u64>,
     /// The reason.
-    pub kind: TranslateErrorKind,
+    pub reason: TranslateReason,
 }
 
 impl core::fmt::Display for TranslateError {
@@ -222,15 +208,15 @@ impl core::fmt::Display for TranslateError {
             (None, Some(a)) => write!(f, "channel program at {a:#x}: ")?,
             (None, None) => {}
         }
-        write!(f, "{}", self.kind)
+        write!(f, "{}", self.reason)
     }
 }
 
 impl std::error::Error for TranslateError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &self.kind {
-            TranslateErrorKind::Map { error, .. } => Some(error),
-            TranslateErrorKind::InvalidOrb(e) => Some(e),
+        match &self.reason {
+            TranslateReason::Map { error, .. } => Some(error),
+            TranslateReason::InvalidOrb(e) => Some(e),
             _ => None,
         }
     }
@@ -238,18 +224,18 @@ impl std::error::Error for TranslateError {
 
 impl TranslateError {
     /// An error without a CCW position.
-    pub const fn new(kind: TranslateErrorKind) -> Self {
+    pub const fn new(reason: TranslateReason) -> Self {
         Self {
             ccw_index: None,
             guest_addr: None,
-            kind,
+            reason,
         }
     }
 
-    /// The data-free class of this error.
+    /// The shared, data-free class of this error.
     pub fn kind(&self) -> ErrorKind {
-        use TranslateErrorKind as K;
-        match &self.kind {
+        use TranslateReason as K;
+        match &self.reason {
             K::Unsupported(_) => ErrorKind::Unsupported,
             K::InvalidOrb(_)
             | K::Misaligned { .. }
@@ -270,16 +256,22 @@ impl TranslateError {
     /// For checks vfio-ccw leaves to the hardware (alignment, invalid commands, IDAW bits),
     /// `EINVAL`: ccw-rs refuses such programs before starting them; [`Self::program_check`]
     /// tells what the hardware would have reported instead.
-    pub fn errno(&self) -> i32 {
-        use TranslateErrorKind as K;
-        match &self.kind {
-            K::Unsupported(_) => libc::EOPNOTSUPP,
-            K::GuestFault { .. } => libc::EFAULT,
-            K::TooManySegments { .. } | K::TooManyIdaws { .. } => libc::ENOMEM,
+    ///
+    /// A mapper's OS error answers with its own errno when vfio-ccw's set has it, and `EIO`
+    /// otherwise (the exact value stays in the [`MapError::Os`] of [`Self::reason`]).
+    pub fn errno(&self) -> Errno {
+        use TranslateReason as K;
+        match &self.reason {
+            K::Unsupported(_) => Errno::NotSupported,
+            K::GuestFault { .. } => Errno::Fault,
+            K::TooManySegments { .. } | K::TooManyIdaws { .. } => Errno::NoMemory,
             K::Map { error, .. } => match error {
-                MapError::Exhausted(_) => libc::ENOMEM,
-                MapError::Os { errno, .. } => *errno,
-                _ => libc::EINVAL,
+                MapError::Exhausted(_) => Errno::NoMemory,
+                MapError::Os { errno, .. } => match Errno::from_raw(*errno) {
+                    Some(e) => e,
+                    None => Errno::Io,
+                },
+                _ => Errno::Invalid,
             },
             K::InvalidOrb(_)
             | K::Misaligned { .. }
@@ -288,7 +280,7 @@ impl TranslateError {
             | K::InvalidCommand { .. }
             | K::ZeroCountFormat0
             | K::SegmentTooLong { .. }
-            | K::MapperContract(_) => libc::EINVAL,
+            | K::MapperContract(_) => Errno::Invalid,
         }
     }
 
@@ -297,8 +289,8 @@ impl TranslateError {
     /// run the program (implementation limits, unsupported features it has, mapper failures)
     /// or refused it with an operand exception (an invalid ORB).
     pub fn program_check(&self) -> Option<SubchannelStatus> {
-        use TranslateErrorKind as K;
-        match &self.kind {
+        use TranslateReason as K;
+        match &self.reason {
             K::GuestFault { .. }
             | K::Misaligned { .. }
             | K::AddressRange { .. }
@@ -323,9 +315,9 @@ impl TranslateError {
     }
 }
 
-impl From<TranslateErrorKind> for TranslateError {
-    fn from(kind: TranslateErrorKind) -> Self {
-        Self::new(kind)
+impl From<TranslateReason> for TranslateError {
+    fn from(reason: TranslateReason) -> Self {
+        Self::new(reason)
     }
 }
 
@@ -333,41 +325,41 @@ impl From<TranslateErrorKind> for TranslateError {
 mod tests {
     use super::*;
     use crate::mapper::GuestRange;
-    use TranslateErrorKind as K;
+    use TranslateReason as K;
 
     /// The errno / program-check / class table, one row per kind.
     #[test]
     fn every_kind_has_errno_check_and_class() {
         let pgm = Some(SubchannelStatus::PROGRAM_CHECK);
         let decode = DecodeError::new("ORB", "cpa", ccw_types::DecodeReason::Reserved { bits: 1 });
-        let rows: Vec<(K, i32, Option<SubchannelStatus>, ErrorKind)> = vec![
+        let rows: Vec<(K, Errno, Option<SubchannelStatus>, ErrorKind)> = vec![
             (
                 K::Unsupported(Unsupported::TransportMode),
-                libc::EOPNOTSUPP,
+                Errno::NotSupported,
                 None,
                 ErrorKind::Unsupported,
             ),
             (
                 K::Unsupported(Unsupported::Midaw { orb_allows: false }),
-                libc::EOPNOTSUPP,
+                Errno::NotSupported,
                 pgm,
                 ErrorKind::Unsupported,
             ),
             (
                 K::Unsupported(Unsupported::Midaw { orb_allows: true }),
-                libc::EOPNOTSUPP,
+                Errno::NotSupported,
                 None,
                 ErrorKind::Unsupported,
             ),
             (
                 K::Unsupported(Unsupported::AmbiguousDataChain),
-                libc::EOPNOTSUPP,
+                Errno::NotSupported,
                 None,
                 ErrorKind::Unsupported,
             ),
             (
                 K::InvalidOrb(decode),
-                libc::EINVAL,
+                Errno::Invalid,
                 None,
                 ErrorKind::InvalidProgram,
             ),
@@ -377,7 +369,7 @@ mod tests {
                     addr: 0,
                     len: 8,
                 },
-                libc::EFAULT,
+                Errno::Fault,
                 pgm,
                 ErrorKind::GuestFault,
             ),
@@ -387,7 +379,7 @@ mod tests {
                     addr: 4,
                     align: 8,
                 },
-                libc::EINVAL,
+                Errno::Invalid,
                 pgm,
                 ErrorKind::InvalidProgram,
             ),
@@ -398,43 +390,43 @@ mod tests {
                     len: 1,
                     max: 0,
                 },
-                libc::EINVAL,
+                Errno::Invalid,
                 pgm,
                 ErrorKind::InvalidProgram,
             ),
             (
                 K::IdawReserved { idaw: 0x8000_0000 },
-                libc::EINVAL,
+                Errno::Invalid,
                 pgm,
                 ErrorKind::InvalidProgram,
             ),
             (
                 K::InvalidCommand { cmd: 0 },
-                libc::EINVAL,
+                Errno::Invalid,
                 pgm,
                 ErrorKind::InvalidProgram,
             ),
             (
                 K::ZeroCountFormat0,
-                libc::EINVAL,
+                Errno::Invalid,
                 pgm,
                 ErrorKind::InvalidProgram,
             ),
             (
                 K::SegmentTooLong { limit: 255 },
-                libc::EINVAL,
+                Errno::Invalid,
                 None,
                 ErrorKind::Limit,
             ),
             (
                 K::TooManySegments { limit: 16 },
-                libc::ENOMEM,
+                Errno::NoMemory,
                 None,
                 ErrorKind::Limit,
             ),
             (
                 K::TooManyIdaws { limit: 1 },
-                libc::ENOMEM,
+                Errno::NoMemory,
                 None,
                 ErrorKind::Limit,
             ),
@@ -443,7 +435,7 @@ mod tests {
                     op: MapOp::Pin,
                     error: MapError::NotMapped(GuestRange::new(0, 1)),
                 },
-                libc::EINVAL,
+                Errno::Invalid,
                 pgm,
                 ErrorKind::Mapper,
             ),
@@ -452,7 +444,7 @@ mod tests {
                     op: MapOp::Pin,
                     error: MapError::Exhausted("x"),
                 },
-                libc::ENOMEM,
+                Errno::NoMemory,
                 None,
                 ErrorKind::Mapper,
             ),
@@ -461,7 +453,7 @@ mod tests {
                     op: MapOp::AllocControl,
                     error: MapError::Invalid("x"),
                 },
-                libc::EINVAL,
+                Errno::Invalid,
                 None,
                 ErrorKind::Mapper,
             ),
@@ -473,13 +465,38 @@ mod tests {
                         errno: libc::EIO,
                     },
                 },
-                libc::EIO,
+                Errno::Io,
+                None,
+                ErrorKind::Mapper,
+            ),
+            (
+                K::Map {
+                    op: MapOp::Pin,
+                    error: MapError::Os {
+                        op: "p",
+                        errno: libc::EFAULT,
+                    },
+                },
+                Errno::Fault,
+                None,
+                ErrorKind::Mapper,
+            ),
+            // An OS errno outside vfio-ccw's set answers EIO.
+            (
+                K::Map {
+                    op: MapOp::Pin,
+                    error: MapError::Os {
+                        op: "p",
+                        errno: libc::EPERM,
+                    },
+                },
+                Errno::Io,
                 None,
                 ErrorKind::Mapper,
             ),
             (
                 K::MapperContract("x"),
-                libc::EINVAL,
+                Errno::Invalid,
                 None,
                 ErrorKind::Mapper,
             ),

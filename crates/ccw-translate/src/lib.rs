@@ -22,18 +22,23 @@
 //! `GuestMemory`, and its `Bytes::read_slice` copies out of guest memory with volatile
 //! accesses, never handing out a `&[u8]` that the guest could change underneath.
 //!
+//! A mapper's bookkeeping (pins, control areas) is [`ledger`]'s, written once for every
+//! backend; [`sync::lock`] is the workspace's one poison-tolerant lock helper.
+//!
 //! With the `test-utils` feature, `testing::RecordingMapper` is a complete in-memory mapper
 //! for unit tests, benchmarks and fuzzing.
 
 pub mod control;
 pub mod error;
+pub mod ledger;
 pub mod mapper;
 mod program;
+pub mod sync;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testing;
 mod translator;
 
-pub use error::{Block, ErrorKind, MapOp, TranslateError, TranslateErrorKind, Unsupported};
+pub use error::{Block, MapOp, TranslateError, TranslateReason, Unsupported};
 pub use mapper::{ControlArea, DeviceAddr, DmaAccess, GuestRange, MapError, Mapper};
 pub use program::ChannelProgram;
 pub use translator::{Limits, Translator};

@@ -5,7 +5,7 @@
 //! [`RecordingMapper`] maps guest addresses to device addresses by identity or a fixed
 //! offset, keeps control memory in a `Vec`, counts and (optionally) logs every call, checks
 //! the [`Mapper`] contract (pins inside a 4 KiB page, unpins matching pins, areas freed
-//! once) and can inject failures. css-core's unit tests, the benchmarks and the fuzz target
+//! once: the [`ledger`](crate::ledger) every backend's mapper uses) and can inject failures. css-core's unit tests, the benchmarks and the fuzz target
 //! use it.
 //!
 //! ```
@@ -19,8 +19,9 @@
 //! # Ok::<(), ccw_translate::MapError>(())
 //! ```
 
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
+use crate::ledger::{ControlLedger, PinLedger, check_pin};
 use crate::mapper::{ControlArea, DeviceAddr, DmaAccess, GuestRange, MapError, Mapper};
 
 /// One mapper call, as logged with [`RecordingMapper::recording`].
@@ -62,11 +63,9 @@ pub struct Stats {
 #[derive(Debug)]
 struct State {
     offset: u64,
-    control_base: u64,
     control: Vec<u8>,
-    bump: usize,
-    live_areas: Vec<(u64, usize)>,
-    live_pins: Vec<GuestRange>,
+    areas: ControlLedger,
+    pins: PinLedger,
     log: Option<Vec<Event>>,
     stats: Stats,
     violations: Vec<String>,
@@ -100,11 +99,9 @@ impl RecordingMapper {
         Self {
             state: Mutex::new(State {
                 offset: 0,
-                control_base: CONTROL_BASE,
                 control: vec![0; CONTROL_SIZE],
-                bump: 0,
-                live_areas: Vec::new(),
-                live_pins: Vec::new(),
+                areas: ControlLedger::new(CONTROL_BASE, CONTROL_SIZE as u64, 8, "control memory"),
+                pins: PinLedger::new(),
                 log: None,
                 stats: Stats::default(),
                 violations: Vec::new(),
@@ -116,8 +113,8 @@ impl RecordingMapper {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, State> {
+        crate::sync::lock(&self.state)
     }
 
     /// Device address = guest address + `offset` (wrapping).
@@ -131,7 +128,7 @@ impl RecordingMapper {
     pub fn with_control(self, base: u64, size: usize) -> Self {
         {
             let mut s = self.lock();
-            s.control_base = base;
+            s.areas = ControlLedger::new(base, size as u64, 8, "control memory");
             s.control = vec![0; size];
         }
         self
@@ -177,14 +174,14 @@ impl RecordingMapper {
         Some(dev.wrapping_sub(self.lock().offset))
     }
 
-    /// Currently pinned ranges (a multiset, in pin order).
+    /// Currently pinned ranges (a multiset, sorted by address).
     pub fn live_pins(&self) -> Vec<GuestRange> {
-        self.lock().live_pins.clone()
+        self.lock().pins.ranges()
     }
 
     /// Number of control areas not yet freed.
     pub fn live_areas(&self) -> usize {
-        self.lock().live_areas.len()
+        self.lock().areas.outstanding()
     }
 
     /// Call counters.
@@ -206,7 +203,7 @@ impl RecordingMapper {
     /// range is not inside the control memory.
     pub fn read_control(&self, addr: DeviceAddr, out: &mut [u8]) -> bool {
         let s = self.lock();
-        let Some(off) = addr.checked_sub(s.control_base) else {
+        let Some(off) = addr.checked_sub(s.areas.base()) else {
             return false;
         };
         let Ok(off) = usize::try_from(off) else {
@@ -225,13 +222,10 @@ impl RecordingMapper {
 impl Mapper for RecordingMapper {
     fn pin(&self, range: GuestRange, access: DmaAccess) -> Result<DeviceAddr, MapError> {
         let mut s = self.lock();
-        if range.len == 0
-            || range.end().is_none()
-            || range.gpa / 4096 != (range.gpa + range.len - 1) / 4096
-        {
+        if let Err(e) = check_pin(range) {
             s.violations
                 .push(format!("pin of {range} crosses 4 KiB or is empty"));
-            return Err(MapError::Invalid("range crosses a 4 KiB boundary"));
+            return Err(e);
         }
         if s.fail_pin_at == Some(s.stats.pins) {
             s.fail_pin_at = None;
@@ -243,8 +237,8 @@ impl Mapper for RecordingMapper {
             }
         }
         let dev = range.gpa.wrapping_add(s.offset);
+        s.pins.pin(range)?;
         s.stats.pins += 1;
-        s.live_pins.push(range);
         if let Some(log) = s.log.as_mut() {
             log.push(Event::Pin(range, access, dev));
         }
@@ -253,13 +247,9 @@ impl Mapper for RecordingMapper {
 
     fn unpin(&self, range: GuestRange) {
         let mut s = self.lock();
-        match s.live_pins.iter().rposition(|r| *r == range) {
-            Some(i) => {
-                s.live_pins.swap_remove(i);
-            }
-            None => s
-                .violations
-                .push(format!("unpin of {range} that is not pinned")),
+        if !s.pins.unpin(range) {
+            s.violations
+                .push(format!("unpin of {range} that is not pinned"));
         }
         s.stats.unpins += 1;
         if let Some(log) = s.log.as_mut() {
@@ -272,22 +262,15 @@ impl Mapper for RecordingMapper {
         if s.fail_alloc {
             return Err(MapError::Exhausted("injected control allocation failure"));
         }
-        let off = s.bump.next_multiple_of(8);
-        if len == 0 || off + len > s.control.len() {
-            return Err(MapError::Exhausted("control memory"));
-        }
-        s.bump = off + len;
-        let addr = s.control_base + off as u64;
-        s.live_areas.push((addr, len));
+        let area = s.areas.alloc(len)?;
         s.stats.allocs += 1;
         if let Some(log) = s.log.as_mut() {
-            log.push(Event::Alloc { addr, len });
+            log.push(Event::Alloc {
+                addr: area.addr,
+                len,
+            });
         }
-        Ok(ControlArea {
-            addr,
-            len,
-            token: off as u64,
-        })
+        Ok(area)
     }
 
     fn write_control(
@@ -303,15 +286,16 @@ impl Mapper for RecordingMapper {
                 errno: libc::EIO,
             });
         }
-        if !s.live_areas.contains(&(area.addr, area.len)) {
-            s.violations
-                .push(format!("write to unknown area {:#x}", area.addr));
-            return Err(MapError::Invalid("unknown control area"));
-        }
-        if offset + bytes.len() > area.len {
-            return Err(MapError::Invalid("write beyond the control area"));
-        }
-        let at = area.token as usize + offset;
+        let at = match s.areas.locate(area, offset, bytes.len()) {
+            Ok(at) => at,
+            Err(e) => {
+                if s.areas.allocator().len_of(area.token).is_none() {
+                    s.violations
+                        .push(format!("write to unknown area {:#x}", area.addr));
+                }
+                return Err(e);
+            }
+        };
         s.control[at..at + bytes.len()].copy_from_slice(bytes);
         s.stats.writes += 1;
         Ok(())
@@ -319,20 +303,9 @@ impl Mapper for RecordingMapper {
 
     fn free_control(&self, area: ControlArea) {
         let mut s = self.lock();
-        match s
-            .live_areas
-            .iter()
-            .position(|a| *a == (area.addr, area.len))
-        {
-            Some(i) => {
-                s.live_areas.swap_remove(i);
-            }
-            None => s
-                .violations
-                .push(format!("free of unknown area {:#x}", area.addr)),
-        }
-        if s.live_areas.is_empty() {
-            s.bump = 0;
+        if !s.areas.free(&area) {
+            s.violations
+                .push(format!("free of unknown area {:#x}", area.addr));
         }
         s.stats.frees += 1;
         if let Some(log) = s.log.as_mut() {

@@ -24,7 +24,7 @@ use ccw_types::{
 use vm_memory::{Bytes, GuestAddress, GuestMemory};
 use zerocopy::big_endian::{U16, U32};
 
-use crate::error::{Block, MapOp, TranslateError, TranslateErrorKind as K, Unsupported};
+use crate::error::{Block, MapOp, TranslateError, TranslateReason as K, Unsupported};
 use crate::mapper::{ControlArea, DmaAccess, GuestRange, Mapper};
 use crate::program::{Buffers, ChannelProgram, Pool, Segment, pool_put, pool_take};
 
@@ -249,7 +249,8 @@ impl Entry {
 ///
 /// ```
 /// # #[cfg(feature = "test-utils")] {
-/// use ccw_translate::{ErrorKind, Limits, Translator, testing::RecordingMapper};
+/// use ccw_translate::{Limits, Translator, testing::RecordingMapper};
+/// use ccw_types::{Errno, ErrorKind};
 /// use ccw_types::CommandOrb;
 /// use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 ///
@@ -261,7 +262,7 @@ impl Entry {
 /// let err = t.translate(&CommandOrb::new(1, 0x1000).emit(), &mem, &mapper, 0x80).unwrap_err();
 /// assert_eq!((err.ccw_index, err.guest_addr), (Some(0), Some(0x1000)));
 /// assert_eq!(err.kind(), ErrorKind::InvalidProgram);
-/// assert_eq!(err.errno(), libc::EINVAL);
+/// assert_eq!(err.errno(), Errno::Invalid);
 /// assert!(err.program_check().is_some());
 /// # }
 /// ```

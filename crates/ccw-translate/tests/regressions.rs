@@ -8,7 +8,7 @@ mod common;
 use std::sync::Mutex;
 
 use ccw_translate::testing::RecordingMapper;
-use ccw_translate::{GuestRange, Limits, TranslateErrorKind as K, Translator};
+use ccw_translate::{GuestRange, Limits, TranslateReason as K, Translator};
 use ccw_types::{CcwFormat, IdawFormat, Scsw};
 use common::*;
 use vm_memory::bitmap::BS;
@@ -226,7 +226,7 @@ fn init_failure_allocates_nothing() {
     let mut tr = t();
     for _ in 0..100 {
         let e = tr.translate(&orb1(0x1000), &mem, &m, 0x80).unwrap_err();
-        assert!(matches!(e.kind, K::GuestFault { addr: 0x8000, .. }));
+        assert!(matches!(e.reason, K::GuestFault { addr: 0x8000, .. }));
     }
     let s = m.stats();
     assert_eq!((s.pins, s.allocs), (0, 0));
@@ -275,15 +275,15 @@ fn overlong_segment_reads_no_ccw_past_the_window() {
     let w = Watched::new(g);
     let m = RecordingMapper::new();
     let e = t().translate(&orb1(0x1000), &w, &m, 0x80).unwrap_err();
-    assert_eq!(e.kind, K::SegmentTooLong { limit: 255 });
-    assert_eq!(e.errno(), libc::EINVAL);
+    assert_eq!(e.reason, K::SegmentTooLong { limit: 255 });
+    assert_eq!(e.errno().raw(), libc::EINVAL);
     let end = w.log().iter().map(|(a, l)| a + *l as u64).max().unwrap();
     assert!(end <= 0x1000 + 255 * 8, "read up to {end:#x}, past CCW 255");
     // Guest memory that ends right after CCW 255: still EINVAL, not EFAULT.
     let g = mem(0x1000 + 255 * 8);
     chain(&g, 0x1000, &vec![ccw1(0x03, CC, 0, 0); 255]);
     let e = t().translate(&orb1(0x1000), &g, &m, 0x80).unwrap_err();
-    assert_eq!(e.kind, K::SegmentTooLong { limit: 255 });
+    assert_eq!(e.reason, K::SegmentTooLong { limit: 255 });
 }
 
 /// 2026 "unbounded TIC recursion": a program that TICs to new places forever is cut off at
@@ -298,8 +298,8 @@ fn endless_tic_ladders_are_bounded() {
     let w = Watched::new(g);
     let m = RecordingMapper::new();
     let e = t().translate(&orb1(0x1000), &w, &m, 0x80).unwrap_err();
-    assert_eq!(e.kind, K::TooManySegments { limit: 16 });
-    assert_eq!(e.errno(), libc::ENOMEM);
+    assert_eq!(e.reason, K::TooManySegments { limit: 16 });
+    assert_eq!(e.errno().raw(), libc::ENOMEM);
     assert!(w.log().len() <= 16, "{} guest reads", w.log().len());
 }
 
@@ -413,7 +413,10 @@ fn read_ahead_stops_at_the_end_of_guest_memory() {
     // The IDAL's single IDAW ends guest memory: 0x900 bytes from 0x1F00 need two IDAWs.
     let m = RecordingMapper::new();
     let e = t().translate(&orb1(0x13000), &g, &m, 0x80).unwrap_err();
-    assert!(matches!(e.kind, K::GuestFault { addr: 0x13018, .. }), "{e}");
+    assert!(
+        matches!(e.reason, K::GuestFault { addr: 0x13018, .. }),
+        "{e}"
+    );
     put(&g, 0x13000, &ccw1(0x02, CC | IDA, 0x100, 0x13010));
     let p = t().translate(&orb1(0x13000), &g, &m, 0x80).unwrap();
     assert_eq!(

@@ -6,10 +6,10 @@ mod common;
 
 use ccw_translate::testing::{Event, RecordingMapper};
 use ccw_translate::{
-    Block, DmaAccess, ErrorKind, GuestRange, Limits, MapError, MapOp, TranslateError,
-    TranslateErrorKind as K, Translator, Unsupported,
+    Block, DmaAccess, GuestRange, Limits, MapError, MapOp, TranslateError, TranslateReason as K,
+    Translator, Unsupported,
 };
-use ccw_types::{CcwFormat, CommandOrb, IdawFormat, Orb, Scsw, SubchannelStatus};
+use ccw_types::{CcwFormat, CommandOrb, ErrorKind, IdawFormat, Orb, Scsw, SubchannelStatus};
 use common::*;
 
 const F1: CcwFormat = CcwFormat::Format1;
@@ -190,19 +190,19 @@ fn segment_length_limit() {
     ccws.push(ccw1(0x03, 0, 0, 0));
     chain(&mem, 0x1000, &ccws);
     let e = refused(&mem, &m, 0x1000);
-    assert_eq!(e.kind, K::SegmentTooLong { limit: 255 });
+    assert_eq!(e.reason, K::SegmentTooLong { limit: 255 });
     assert_eq!(
         (e.ccw_index, e.guest_addr),
         (Some(255), Some(0x1000 + 255 * 8))
     );
-    assert_eq!((e.errno(), e.program_check()), (libc::EINVAL, None));
+    assert_eq!((e.errno().raw(), e.program_check()), (libc::EINVAL, None));
     // Configurable.
     let mut small = Translator::new(Limits {
         max_ccws_per_segment: 11,
         ..Limits::default()
     });
     let e = small.translate(&orb1(0x1000), &mem, &m, 0x80).unwrap_err();
-    assert_eq!(e.kind, K::SegmentTooLong { limit: 10 });
+    assert_eq!(e.reason, K::SegmentTooLong { limit: 10 });
 }
 
 /// A program of `n` segments at 0x1000, 0x1100, ...: each a NOP then a TIC to the next.
@@ -232,9 +232,12 @@ fn segment_count_limit() {
     p.release(&m);
     tic_ladder(&mem, 17);
     let e = refused(&mem, &m, 0x1000);
-    assert_eq!(e.kind, K::TooManySegments { limit: 16 });
+    assert_eq!(e.reason, K::TooManySegments { limit: 16 });
     assert_eq!(e.guest_addr, Some(0x1000 + 15 * 0x100 + 8));
-    assert_eq!((e.errno(), e.kind()), (libc::ENOMEM, ErrorKind::Limit));
+    assert_eq!(
+        (e.errno().raw(), e.kind()),
+        (libc::ENOMEM, ErrorKind::Limit)
+    );
 }
 
 #[test]
@@ -344,7 +347,7 @@ fn read_backward_direct_and_indirect() {
     idal(&mem, 0x2000, IdawFormat::Format2K4, &[0x60FF, 0x8000]);
     let e = refused(&mem, &m, 0x1000);
     assert_eq!(
-        e.kind,
+        e.reason,
         K::Misaligned {
             what: Block::Idaw,
             addr: 0x8000,
@@ -370,20 +373,20 @@ fn read_backward_direct_and_indirect() {
     put(&mem, 0x1000, &ccw1(0x0C, IDA, 0x10, 0x2000));
     idal(&mem, 0x2000, IdawFormat::Format2K4, &[u64::MAX]);
     assert!(matches!(
-        refused(&mem, &m, 0x1000).kind,
+        refused(&mem, &m, 0x1000).reason,
         K::AddressRange { .. }
     ));
     // ... and as a later IDAW (found by the fuzzer: the alignment check overflowed).
     put(&mem, 0x1000, &ccw1(0x0C, IDA, 0x110, 0x2000));
     idal(&mem, 0x2000, IdawFormat::Format2K4, &[0x60FF, u64::MAX]);
     assert!(matches!(
-        refused(&mem, &m, 0x1000).kind,
+        refused(&mem, &m, 0x1000).reason,
         K::AddressRange { .. }
     ));
     // Direct read backward below address 0.
     put(&mem, 0x1000, &ccw1(0x0C, 0, 0x100, 0x10));
     assert!(matches!(
-        refused(&mem, &m, 0x1000).kind,
+        refused(&mem, &m, 0x1000).reason,
         K::AddressRange { .. }
     ));
 }
@@ -398,13 +401,16 @@ fn transport_mode_and_midaw_are_unsupported() {
     o.ctrl.set_format2_idaw(false);
     let m = RecordingMapper::new();
     let e = err(&o, &mem, &m);
-    assert_eq!(e.kind, K::Unsupported(Unsupported::TransportMode));
-    assert_eq!((e.errno(), e.program_check()), (libc::EOPNOTSUPP, None));
+    assert_eq!(e.reason, K::Unsupported(Unsupported::TransportMode));
+    assert_eq!(
+        (e.errno().raw(), e.program_check()),
+        (libc::EOPNOTSUPP, None)
+    );
 
     put(&mem, 0x1000, &ccw1(0x02, MIDA, 16, 0x2000));
     let e = refused(&mem, &m, 0x1000);
     assert_eq!(
-        e.kind,
+        e.reason,
         K::Unsupported(Unsupported::Midaw { orb_allows: false })
     );
     assert_eq!(e.program_check(), Some(SubchannelStatus::PROGRAM_CHECK));
@@ -412,10 +418,13 @@ fn transport_mode_and_midaw_are_unsupported() {
     o.midaw = true;
     let e = err(&o.emit(), &mem, &m);
     assert_eq!(
-        e.kind,
+        e.reason,
         K::Unsupported(Unsupported::Midaw { orb_allows: true })
     );
-    assert_eq!((e.errno(), e.program_check()), (libc::EOPNOTSUPP, None));
+    assert_eq!(
+        (e.errno().raw(), e.program_check()),
+        (libc::EOPNOTSUPP, None)
+    );
 }
 
 #[test]
@@ -424,8 +433,8 @@ fn invalid_orb() {
     let mut o = orb1(0x1000);
     o.ctrl.set_reserved(1);
     let e = err(&o, &mem, &RecordingMapper::new());
-    assert!(matches!(e.kind, K::InvalidOrb(_)));
-    assert_eq!((e.errno(), e.program_check()), (libc::EINVAL, None));
+    assert!(matches!(e.reason, K::InvalidOrb(_)));
+    assert_eq!((e.errno().raw(), e.program_check()), (libc::EINVAL, None));
 }
 
 #[test]
@@ -503,13 +512,13 @@ fn invalid_ccws_are_program_checks() {
         let mem = mem(0x10000);
         chain(&mem, 0x1000, &ccws);
         let e = err(&orb(fmt, IdawFormat::Format2K4, 0x1000), &mem, &m);
-        assert_eq!(e.kind, kind);
+        assert_eq!(e.reason, kind);
         assert_eq!(
             (e.ccw_index, e.guest_addr),
             (Some(index), Some(0x1000 + 8 * index as u64))
         );
         assert_eq!(
-            (e.errno(), e.kind()),
+            (e.errno().raw(), e.kind()),
             (libc::EINVAL, ErrorKind::InvalidProgram)
         );
         assert_eq!(e.program_check(), Some(SubchannelStatus::PROGRAM_CHECK));
@@ -518,7 +527,7 @@ fn invalid_ccws_are_program_checks() {
     let mem = mem(0x10000);
     let e = refused(&mem, &m, 0x1004);
     assert_eq!(
-        e.kind,
+        e.reason,
         K::Misaligned {
             what: Block::Ccw,
             addr: 0x1004,
@@ -535,14 +544,14 @@ fn bad_idaws() {
     put(&mem, 0x1000, &ccw1(0x02, IDA, 8, 0x2000));
     put(&mem, 0x2000, &0x8000_3000u32.to_be_bytes());
     let e = err(&orb(F1, IdawFormat::Format1, 0x1000), &mem, &m);
-    assert_eq!(e.kind, K::IdawReserved { idaw: 0x8000_3000 });
+    assert_eq!(e.reason, K::IdawReserved { idaw: 0x8000_3000 });
     assert!(e.program_check().is_some());
     // A later IDAW not on a block boundary; the first piece was pinned and is undone.
     put(&mem, 0x1000, &ccw1(0x02, IDA, 0x900, 0x2000));
     idal(&mem, 0x2000, IdawFormat::Format2K4, &[0x3F00, 0x5010]);
     let e = refused(&mem, &m, 0x1000);
     assert_eq!(
-        e.kind,
+        e.reason,
         K::Misaligned {
             what: Block::Idaw,
             addr: 0x5010,
@@ -555,7 +564,7 @@ fn bad_idaws() {
     let e = refused(&mem, &m, 0x1000);
     assert!(
         matches!(
-            e.kind,
+            e.reason,
             K::AddressRange {
                 what: Block::Data,
                 ..
@@ -571,7 +580,7 @@ fn guest_faults() {
     let mem = mem(0x4000);
     let e = refused(&mem, &m, 0x8000);
     assert_eq!(
-        e.kind,
+        e.reason,
         K::GuestFault {
             what: Block::Ccw,
             addr: 0x8000,
@@ -579,7 +588,7 @@ fn guest_faults() {
         }
     );
     assert_eq!(
-        (e.errno(), e.program_check()),
+        (e.errno().raw(), e.program_check()),
         (libc::EFAULT, Some(SubchannelStatus::PROGRAM_CHECK))
     );
     // The chain runs off the end of guest memory.
@@ -590,7 +599,7 @@ fn guest_faults() {
     put(&mem, 0x1000, &ccw1(0x02, IDA, 8, 0x9000));
     let e = refused(&mem, &m, 0x1000);
     assert_eq!(
-        e.kind,
+        e.reason,
         K::GuestFault {
             what: Block::Idal,
             addr: 0x9000,
@@ -602,7 +611,7 @@ fn guest_faults() {
     put(&mem, 0x3FF8, &0x2000u64.to_be_bytes());
     let e = refused(&mem, &m, 0x1000);
     assert_eq!(
-        e.kind,
+        e.reason,
         K::GuestFault {
             what: Block::Idal,
             addr: 0x4000,
@@ -622,20 +631,20 @@ fn mapper_failures_undo_everything() {
         m.fail_pin_after(Some(n));
         let e = refused(&mem, &m, 0x1000);
         assert_eq!(
-            e.kind,
+            e.reason,
             K::Map {
                 op: MapOp::Pin,
                 error: MapError::Exhausted("injected pin failure")
             }
         );
-        assert_eq!((e.errno(), e.program_check()), (libc::ENOMEM, None));
+        assert_eq!((e.errno().raw(), e.program_check()), (libc::ENOMEM, None));
         assert_eq!(e.ccw_index, Some(n as usize / 2));
     }
     m.fail_pin_after(None);
     m.fail_alloc(true);
     let e = refused(&mem, &m, 0x1000);
     assert!(matches!(
-        e.kind,
+        e.reason,
         K::Map {
             op: MapOp::AllocControl,
             ..
@@ -645,26 +654,26 @@ fn mapper_failures_undo_everything() {
     m.fail_write(true);
     let e = refused(&mem, &m, 0x1000);
     assert!(matches!(
-        e.kind,
+        e.reason,
         K::Map {
             op: MapOp::WriteControl,
             ..
         }
     ));
-    assert_eq!(e.errno(), libc::EIO);
+    assert_eq!(e.errno().raw(), libc::EIO);
     m.fail_write(false);
     // Data outside what the backend maps: EINVAL, a program check on real hardware.
     let m = RecordingMapper::new().with_guest_limit(0x4000);
     let e = refused(&mem, &m, 0x1000);
     assert!(matches!(
-        e.kind,
+        e.reason,
         K::Map {
             op: MapOp::Pin,
             error: MapError::NotMapped(_)
         }
     ));
     assert_eq!(
-        (e.errno(), e.program_check()),
+        (e.errno().raw(), e.program_check()),
         (libc::EINVAL, Some(SubchannelStatus::PROGRAM_CHECK))
     );
     let s = m.stats();
@@ -678,7 +687,7 @@ fn mapper_contract_is_checked() {
     // Device addresses that shift the offset inside a 4 KiB block.
     let m = RecordingMapper::new().with_offset(0x100);
     let e = refused(&mem, &m, 0x1000);
-    assert!(matches!(e.kind, K::MapperContract(_)));
+    assert!(matches!(e.reason, K::MapperContract(_)));
     // A page-preserving offset is fine.
     let m = RecordingMapper::new().with_offset(0x1_0000_0000);
     let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
@@ -687,7 +696,7 @@ fn mapper_contract_is_checked() {
     // Control memory reaching beyond 2 GiB.
     let m = RecordingMapper::new().with_control(0x7FFF_FFF8, 0x100);
     let e = refused(&mem, &m, 0x1000);
-    assert!(matches!(e.kind, K::MapperContract(_)));
+    assert!(matches!(e.reason, K::MapperContract(_)));
 }
 
 #[test]
@@ -907,7 +916,7 @@ fn tic_within_range_keeps_the_segment_length_limit() {
     ccws.push(ccw1(0x03, 0, 0, 0));
     chain(&mem, 0x1000, &ccws);
     let e = refused(&mem, &m, 0x1000);
-    assert_eq!(e.kind, K::SegmentTooLong { limit: 255 });
+    assert_eq!(e.reason, K::SegmentTooLong { limit: 255 });
     assert_eq!(e.ccw_index, Some(255));
     // Every CCW was read once: a TIC loop is not followed round and round.
     let mut counting = Translator::new(Limits {
@@ -955,7 +964,7 @@ fn ccw_after_a_looping_tic_that_a_css_would_refuse_is_poisoned_not_refused() {
     chain(&mem, 0x1000, &[ccw1(0x03, CC, 0, 0), [0u8; 8]]);
     let e = refused(&mem, &m, 0x1000);
     assert_eq!(
-        (e.kind, e.ccw_index),
+        (e.reason, e.ccw_index),
         (K::InvalidCommand { cmd: 0 }, Some(1))
     );
 }
@@ -1034,7 +1043,7 @@ fn data_chaining_through_a_tic() {
     put(&mem, 0x1000, &ccw1(0x01, CC, 8, 0x3000));
     let e = refused(&mem, &m, 0x1000);
     assert_eq!(
-        (e.kind, e.guest_addr),
+        (e.reason, e.guest_addr),
         (K::InvalidCommand { cmd: 0 }, Some(0x2000))
     );
 }
@@ -1051,9 +1060,12 @@ fn ccw_reached_as_two_different_commands_is_unsupported() {
     ]);
     let m = RecordingMapper::new();
     let e = refused(&mem, &m, 0x1000);
-    assert_eq!(e.kind, K::Unsupported(Unsupported::AmbiguousDataChain));
+    assert_eq!(e.reason, K::Unsupported(Unsupported::AmbiguousDataChain));
     assert_eq!((e.ccw_index, e.guest_addr), (Some(1), Some(0x1008)));
-    assert_eq!((e.errno(), e.program_check()), (libc::EOPNOTSUPP, None));
+    assert_eq!(
+        (e.errno().raw(), e.program_check()),
+        (libc::EOPNOTSUPP, None)
+    );
     // The same shape where both roles execute the same way is fine (write chain into a
     // write).
     put(&mem, 0x1008, &ccw1(0x01, CC, 8, 0x3000));

@@ -69,6 +69,12 @@ pub enum DecodeReason {
 }
 
 impl DecodeError {
+    /// The shared kind: always [`ErrorKind::InvalidArgument`](crate::ErrorKind::InvalidArgument)
+    /// (the bytes or text given are malformed).
+    pub const fn kind(&self) -> crate::ErrorKind {
+        crate::ErrorKind::InvalidArgument
+    }
+
     /// An error for `block`'s `field` with `reason`.
     pub const fn new(block: &'static str, field: &'static str, reason: DecodeReason) -> Self {
         Self {

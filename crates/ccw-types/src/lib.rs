@@ -46,14 +46,17 @@ extern crate std;
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
+mod answer;
 mod block;
 pub mod ccw;
 pub mod crw;
+mod emw;
 mod error;
 mod flags;
 mod idaw;
 mod interrupt;
 mod irb;
+mod kind;
 mod measure;
 mod midaw;
 mod orb;
@@ -64,12 +67,15 @@ mod scsw;
 mod sense;
 mod senseid;
 
+pub use answer::{ConditionCode, Errno, GuestAnswer};
 pub use ccw::{Ccw0, Ccw1, CcwFlags, CcwFormat, CcwRepr, CommandClass};
 pub use crw::{Crw, CrwChain, CrwReport};
+pub use emw::Emw;
 pub use error::{DecodeError, DecodeReason};
 pub use idaw::IdawFormat;
 pub use interrupt::{InterruptionId, IoInterruptionCode, cr6_isc_mask};
-pub use irb::{Emw, Erw, Esw, EswFormat, Irb, SubchannelLogout};
+pub use irb::{Erw, Esw, EswFormat, Irb, SubchannelLogout};
+pub use kind::ErrorKind;
 pub use measure::{MeasurementBlock0, MeasurementBlock1, MeasurementFormat};
 pub use midaw::{Midaw, MidawFlags, MidawRepr};
 pub use orb::{CommandOrb, Orb, OrbControl, OrbPriorities, OrbRepr, TransportOrb};

@@ -9,8 +9,8 @@ use zerocopy::big_endian::{U16, U32};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 use crate::block::{reserved_zero, stored_block};
+use crate::emw::{Emw, write_counters};
 use crate::error::DecodeError;
-use crate::irb::Emw;
 
 /// Which measurement-block format a subchannel uses (PMCW MBFC).
 ///
@@ -171,15 +171,6 @@ impl MeasurementBlock1 {
     pub fn validate(&self) -> Result<(), DecodeError> {
         reserved_words("CMB1", &self.reserved)
     }
-}
-
-/// Writes `name=value` pairs separated by spaces (the measurement displays).
-pub(crate) fn write_counters(f: &mut fmt::Formatter<'_>, counters: &[(&str, U32)]) -> fmt::Result {
-    for (i, (name, value)) in counters.iter().enumerate() {
-        let sep = if i == 0 { "" } else { " " };
-        write!(f, "{sep}{name}={}", value.get())?;
-    }
-    Ok(())
 }
 
 impl fmt::Display for MeasurementBlock0 {

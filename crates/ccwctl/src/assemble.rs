@@ -34,7 +34,8 @@ use ccw_types::{
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 use zerocopy::big_endian::{U16, U32};
 
-use crate::program::{Data, Pos, Program, ProgramError, Reason};
+use crate::program::{Data, Program};
+use crate::program_error::{Pos, ProgramError, Reason};
 
 /// Where CCWs go unless the program says `orb cpa=`.
 pub const DEFAULT_CPA: u32 = 0x1000;

@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 use crate::assemble::Assembled;
 use crate::commands::{self, CommandError, Report};
 use crate::program::Program;
-use crate::target::Subsystem;
+use crate::target::{Controls, Target};
 
 /// Run, trace and decode s390 channel programs against a simulated or a real (vfio-ccw)
 /// channel subsystem.
@@ -75,6 +75,7 @@ pub enum Command {
     },
     /// An ECKD 3390 DASD on a Hercules CKD image, through channel programs on the simulated
     /// channel subsystem.
+    #[cfg(feature = "sim")]
     Dasd {
         /// What to do with it.
         #[command(subcommand)]
@@ -149,6 +150,8 @@ pub fn main_with(cli: Cli) -> ExitCode {
     }
 }
 
+// Without either backend only `decode` works; the rest answers that the backend is missing.
+#[cfg_attr(not(any(feature = "sim", feature = "vfio")), allow(unused_variables))]
 fn dispatch(cli: Cli) -> Result<u8, CommandError> {
     let timeout = Duration::from_millis(cli.timeout);
     // `decode` needs no channel subsystem.
@@ -167,6 +170,7 @@ fn dispatch(cli: Cli) -> Result<u8, CommandError> {
             ))
         })?;
     // `dasd` brings its own simulated subsystem (a 3390 on the given image).
+    #[cfg(feature = "sim")]
     if let Command::Dasd { cmd } = &cli.command {
         if cli.vfio.is_some() {
             return Err(CommandError::Usage(
@@ -191,20 +195,38 @@ fn dispatch(cli: Cli) -> Result<u8, CommandError> {
     });
     rt.block_on(async {
         match &cli.vfio {
+            #[cfg(feature = "vfio")]
             Some(mdev) => {
                 let target = crate::backends::open_vfio(mdev, mem)?;
                 execute(&target, &cli, program.as_ref(), timeout).await
             }
+            #[cfg(not(feature = "vfio"))]
+            Some(_) => Err(unavailable("--vfio needs ccwctl built with the `vfio` feature")),
+            #[cfg(feature = "sim")]
             None => {
                 let target = crate::backends::simulated(mem)?;
                 execute(&target, &cli, program.as_ref(), timeout).await
             }
+            #[cfg(not(feature = "sim"))]
+            None => Err(unavailable(
+                "this ccwctl has no simulator (built without the `sim` feature): give --vfio <mdev>",
+            )),
         }
     })
 }
 
-async fn execute<S: Subsystem>(
-    target: &S,
+/// A usage-independent failure: the backend asked for is not part of this build.
+#[cfg(not(all(feature = "sim", feature = "vfio")))]
+fn unavailable(what: &str) -> CommandError {
+    CommandError::Target(crate::target::TargetError::new(
+        crate::target::TargetErrorKind::Unavailable,
+        what,
+    ))
+}
+
+#[cfg_attr(not(any(feature = "sim", feature = "vfio")), allow(dead_code))]
+async fn execute<B: Controls>(
+    target: &Target<B>,
     cli: &Cli,
     parsed: Option<&Program>,
     timeout: Duration,
@@ -284,6 +306,8 @@ async fn execute<S: Subsystem>(
             }
             Ok(0)
         }
-        Command::Decode { .. } | Command::Dasd { .. } => Ok(0),
+        Command::Decode { .. } => Ok(0),
+        #[cfg(feature = "sim")]
+        Command::Dasd { .. } => Ok(0),
     }
 }

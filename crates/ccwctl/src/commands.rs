@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0 OR MIT
 
-//! The commands of `ccwctl`, written once against [`Subsystem`]: each returns a report that
+//! The commands of `ccwctl`, written once for every backend of a [`Target`] (css-core's `Css`
+//! plus guest memory): each returns a report that
 //! serializes to the documented JSON and renders as text.
 
 use std::fmt::Write as _;
@@ -17,7 +18,9 @@ use crate::assemble::Assembled;
 use crate::decode::{self, hex};
 use crate::program::{Program, ProgramError};
 use crate::senseid::{SenseIdView, SenseView};
-use crate::target::{Subsystem, TargetError, WatchEvent};
+use css_core::Backend;
+
+use crate::target::{Controls, Target, TargetError, WatchEvent};
 
 /// Why a command failed: each variant prints as one line.
 #[derive(Debug, thiserror::Error)]
@@ -64,7 +67,10 @@ impl CommandError {
 /// Resolves a bus id: a subchannel id (`0.0.0000`, or `sch:0.0.0000`), or else a device
 /// bus id matched against the devices' numbers (`dev:0.0.0005`, or plain when no subchannel
 /// has that id).
-pub async fn resolve<S: Subsystem>(target: &S, busid: &str) -> Result<SubchannelId, CommandError> {
+pub async fn resolve<B: Backend>(
+    target: &Target<B>,
+    busid: &str,
+) -> Result<SubchannelId, CommandError> {
     let (only, text) = if let Some(t) = busid.strip_prefix("sch:") {
         (Some(true), t)
     } else if let Some(t) = busid.strip_prefix("dev:") {
@@ -367,8 +373,8 @@ pub fn is_clean(irb: &Irb) -> bool {
 }
 
 /// Runs the program parsed from `path` on `busid`.
-pub async fn run_cmd<S: Subsystem>(
-    target: &S,
+pub async fn run_cmd<B: Backend>(
+    target: &Target<B>,
     busid: &str,
     program: &Program,
     path: &Path,
@@ -379,8 +385,8 @@ pub async fn run_cmd<S: Subsystem>(
 }
 
 /// Assembles and runs an already parsed program.
-pub async fn run_program<S: Subsystem>(
-    target: &S,
+pub async fn run_program<B: Backend>(
+    target: &Target<B>,
     sch: SubchannelId,
     program: &Program,
     name: &str,
@@ -543,8 +549,8 @@ impl Report for SenseIdReport {
 pub const SENSE_ID_PROGRAM: &str = "sense-id sli count=256\n";
 
 /// Runs SENSE ID on `sch`.
-pub async fn sense_id_of<S: Subsystem>(
-    target: &S,
+pub async fn sense_id_of<B: Backend>(
+    target: &Target<B>,
     sch: SubchannelId,
     timeout: Duration,
 ) -> Result<SenseIdReport, CommandError> {
@@ -569,8 +575,8 @@ pub async fn sense_id_of<S: Subsystem>(
 }
 
 /// `ccwctl sense-id <busid>`.
-pub async fn sense_id_cmd<S: Subsystem>(
-    target: &S,
+pub async fn sense_id_cmd<B: Backend>(
+    target: &Target<B>,
     busid: &str,
     timeout: Duration,
 ) -> Result<SenseIdReport, CommandError> {
@@ -666,8 +672,8 @@ fn state_of(schib: &Schib) -> String {
 }
 
 /// `ccwctl list`: every subchannel, with SENSE ID run on each one that has a device.
-pub async fn list_cmd<S: Subsystem>(
-    target: &S,
+pub async fn list_cmd<B: Backend>(
+    target: &Target<B>,
     timeout: Duration,
 ) -> Result<ListReport, CommandError> {
     let mut all = target.probe().await?;
@@ -792,8 +798,8 @@ pub struct Inject {
 /// Streams events for at most `duration` (or forever when `None`) or until `count` arrived,
 /// calling `emit` for each; first makes happen what `inject` asks.
 /// Returns how many events were shown.
-pub async fn watch_cmd<S: Subsystem>(
-    target: &S,
+pub async fn watch_cmd<B: Controls>(
+    target: &Target<B>,
     duration: Option<Duration>,
     count: Option<usize>,
     inject: Inject,

@@ -24,9 +24,8 @@ use mock_backend::dasd::{
 use serde::Serialize;
 use vm_memory::{GuestAddress, GuestMemoryMmap};
 
-use crate::backends::CssTarget;
 use crate::commands::{CommandError, Report};
-use crate::target::{Subsystem, TargetError, TargetErrorKind};
+use crate::target::{Target, TargetError, TargetErrorKind};
 
 /// Device number of the simulated 3390.
 const DEVNO: u16 = 0x0190;
@@ -142,7 +141,7 @@ fn sense_text(s: &[u8; 32]) -> String {
 
 /// A 3390 on its own simulated subsystem.
 struct Dasd {
-    target: CssTarget<MockBackend>,
+    target: Target<MockBackend>,
     sch: SubchannelId,
     timeout: Duration,
 }
@@ -157,7 +156,7 @@ impl Dasd {
             .guest_memory(&*mem)
             .build()
             .map_err(|e| target_err(TargetErrorKind::Other, e.to_string()))?;
-        let target = CssTarget::new("simulated", Arc::new(backend), mem, None)?;
+        let target = Target::new("simulated", Arc::new(backend), mem)?;
         // The registry learns the subchannel from the probe.
         target.probe().await?;
         Ok(Dasd {

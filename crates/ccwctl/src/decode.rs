@@ -160,10 +160,7 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>, DecodeFailure> {
         .collect()
 }
 
-/// Lower-case hex without separators.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use crate::hex::hex;
 
 fn names(bits: u8, table: impl Iterator<Item = (u8, &'static str)>) -> Vec<String> {
     let mut out = Vec::new();

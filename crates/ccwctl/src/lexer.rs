@@ -9,7 +9,7 @@
 use std::iter::Peekable;
 use std::str::CharIndices;
 
-use crate::program::{Pos, ProgramError, Reason};
+use crate::program_error::{Pos, ProgramError, Reason};
 
 /// One token and where it starts.
 #[derive(Debug, Clone, PartialEq, Eq)]

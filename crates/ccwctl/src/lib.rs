@@ -12,9 +12,12 @@ pub mod assemble;
 pub mod backends;
 pub mod cli;
 pub mod commands;
+#[cfg(feature = "sim")]
 pub mod dasd;
 pub mod decode;
+mod hex;
 mod lexer;
 pub mod program;
+mod program_error;
 pub mod senseid;
 pub mod target;

@@ -99,7 +99,7 @@ impl SenseView {
             summary: format!("sense {s}"),
             byte0: b0.to_string(),
             eckd_byte1: b1.to_string(),
-            bytes: crate::decode::hex(s.as_bytes()),
+            bytes: crate::hex::hex(s.as_bytes()),
         })
     }
 }

@@ -2,6 +2,7 @@
 
 //! The `ccwctl` binary end to end on the built-in simulated channel subsystem: every example
 //! program, every command, `--json` parsed, and the one-line errors.
+#![cfg(feature = "sim")]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0 OR MIT
 
 //! `ccwctl dasd` end to end: the binary on a fresh image, JSON output parsed.
+#![cfg(feature = "sim")]
 
 use std::path::PathBuf;
 use std::process::Command;

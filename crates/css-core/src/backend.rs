@@ -14,30 +14,7 @@ use async_trait::async_trait;
 use ccw_translate::Mapper;
 use ccw_types::{Crw, Irb, Orb, Schib, SubchannelId};
 
-/// The condition code an I/O instruction set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ConditionCode {
-    /// cc 0: the function was initiated (or the operation succeeded).
-    Cc0,
-    /// cc 1: status pending (start, halt, modify); nothing was done.
-    Cc1,
-    /// cc 2: busy or not applicable; nothing was done.
-    Cc2,
-    /// cc 3: not operational.
-    Cc3,
-}
-
-impl ConditionCode {
-    /// The numeric condition code.
-    pub const fn value(self) -> u8 {
-        match self {
-            ConditionCode::Cc0 => 0,
-            ConditionCode::Cc1 => 1,
-            ConditionCode::Cc2 => 2,
-            ConditionCode::Cc3 => 3,
-        }
-    }
-}
+pub use ccw_types::ConditionCode;
 
 /// Something a backend reports asynchronously.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,25 +38,10 @@ pub enum BackendEvent {
 /// The receiving end of a backend's event stream. There is exactly one per backend.
 pub type EventReceiver = tokio::sync::mpsc::UnboundedReceiver<BackendEvent>;
 
-/// What kind of failure a [`BackendError`] is, for code that branches on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum BackendErrorKind {
-    /// The backend cannot do this at all (cancel on vfio, a region the device lacks).
-    Unsupported,
-    /// The subchannel or device does not exist (any more).
-    NoDevice,
-    /// The caller may not do this (permissions).
-    PermissionDenied,
-    /// Temporarily unavailable: try again.
-    Again,
-    /// The request was malformed.
-    InvalidArgument,
-    /// The event stream was already taken, or the backend is shut down.
-    Closed,
-    /// An I/O or operating-system failure.
-    Io,
-}
+/// What kind of failure a [`BackendError`] is: the kind every ccw-rs error shares
+/// ([`ccw_types::ErrorKind`]), under the name backends have always used. A backend uses
+/// `Unsupported`, `NoDevice`, `PermissionDenied`, `Again`, `InvalidArgument`, `Closed` and `Io`.
+pub type BackendErrorKind = ccw_types::ErrorKind;
 
 /// A backend failure that is not a condition code: names the operation and the subchannel,
 /// and keeps the errno when there was one.

@@ -18,7 +18,7 @@ use ccw_types::{Crw, Irb, Schib, SubchannelId};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::backend::ConditionCode;
-use crate::error::{CssError, cc_errno};
+use crate::error::CssError;
 use crate::fsm::{Action, AsyncOp, Errno, Event, IrqKind, Outcome, State, transition};
 use crate::sync::{Mutex, MutexGuard, lock};
 
@@ -393,7 +393,7 @@ impl<P: Program> Core<P> {
                 drop(g);
                 let errno = match outcome {
                     Outcome::Err(e) => e,
-                    Outcome::Ok => cc_errno(cc),
+                    Outcome::Ok => Errno::of_cc(cc),
                 };
                 let sch = self.sch;
                 td.finish(move || {

@@ -19,7 +19,7 @@ use vm_memory::GuestMemory;
 
 use crate::backend::{Backend, BackendErrorKind, BackendEvent, ConditionCode, EventReceiver};
 use crate::core::{Core, IoCompletion, Program, SubchannelEvent};
-use crate::error::{CssError, cc_errno};
+use crate::error::CssError;
 use crate::fsm::{AsyncOp, Errno, State};
 use crate::program::{HostProgram, Translate, TranslateFailure};
 use crate::registry::Registry;
@@ -664,12 +664,13 @@ impl<B: Backend + ?Sized, T: Translate> Subchannel<B, T> {
         let program = match translated {
             Ok(p) => p,
             Err(e) => {
-                let errno = Errno::from_raw(e.errno()).unwrap_or(Errno::Invalid);
+                let errno = e.errno();
                 core.translate_failed(ticket, errno);
                 tracing::debug!(%sch, error = %e, "translation failed");
                 return Err(CssError::Translate {
                     sch,
-                    errno: e.errno(),
+                    errno,
+                    kind: e.kind(),
                     program_check: e.program_check(),
                     source: Box::new(e),
                 });
@@ -698,7 +699,7 @@ impl<B: Backend + ?Sized, T: Translate> Subchannel<B, T> {
                 sch,
                 op: name,
                 cc,
-                errno: cc_errno(cc),
+                errno: Errno::of_cc(cc),
             }),
         }
     }

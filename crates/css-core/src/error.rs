@@ -7,33 +7,9 @@ use ccw_types::{SubchannelId, SubchannelStatus};
 use crate::backend::{BackendError, BackendErrorKind, ConditionCode};
 use crate::fsm::{Errno, State};
 
-/// What kind of failure a [`CssError`] is, for code that branches on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum CssErrorKind {
-    /// The subchannel is busy (a program in flight, cc 1/2): EBUSY.
-    Busy,
-    /// A request is being processed; retry: EAGAIN.
-    Again,
-    /// The subchannel is not open for this request: EIO.
-    NotOpen,
-    /// The device is not operational, gone or unknown: ENODEV.
-    NoDevice,
-    /// cc 3 on the requested paths while others remain: EACCES.
-    NoPath,
-    /// The backend or css-core does not support this: EOPNOTSUPP.
-    Unsupported,
-    /// The channel program could not be translated.
-    Translate,
-    /// The request was answered by a close or remove that overtook it.
-    Closed,
-    /// Quiescing did not finish within its retries and timeout.
-    Timeout,
-    /// The subchannel is already open.
-    AlreadyOpen,
-    /// The backend failed.
-    Backend,
-}
+/// What kind of failure a [`CssError`] is: the kind every ccw-rs error shares
+/// ([`ccw_types::ErrorKind`]), under the name css-core's users know.
+pub type CssErrorKind = ccw_types::ErrorKind;
 
 /// A failure of a css-core operation. [`CssError::kind`] for branching, [`CssError::errno`]
 /// for the vfio-ccw errno the same failure has.
@@ -70,7 +46,9 @@ pub enum CssError {
         /// The subchannel.
         sch: SubchannelId,
         /// vfio-ccw's errno for it.
-        errno: i32,
+        errno: Errno,
+        /// The translator's classification of it.
+        kind: CssErrorKind,
         /// What a real channel subsystem would have presented instead (program check, ...).
         program_check: Option<SubchannelStatus>,
         /// The translator's error.
@@ -121,20 +99,18 @@ impl CssError {
                 Errno::NoDevice => CssErrorKind::NoDevice,
                 Errno::Access => CssErrorKind::NoPath,
                 Errno::NotSupported => CssErrorKind::Unsupported,
-                _ => CssErrorKind::Backend,
+                Errno::Invalid => CssErrorKind::InvalidArgument,
+                Errno::Fault => CssErrorKind::GuestFault,
+                Errno::NoMemory => CssErrorKind::Limit,
             },
-            CssError::Translate { .. } => CssErrorKind::Translate,
+            CssError::Translate { kind, .. } => *kind,
             CssError::Unknown(_) | CssError::Gone(_) => CssErrorKind::NoDevice,
             CssError::AlreadyOpen(_) => CssErrorKind::AlreadyOpen,
             CssError::NotOpen(_) => CssErrorKind::NotOpen,
             CssError::Closed(_) => CssErrorKind::Closed,
             CssError::Timeout { .. } => CssErrorKind::Timeout,
             CssError::TransportMode(_) => CssErrorKind::Unsupported,
-            CssError::Backend(e) => match e.kind {
-                BackendErrorKind::Unsupported => CssErrorKind::Unsupported,
-                BackendErrorKind::NoDevice => CssErrorKind::NoDevice,
-                _ => CssErrorKind::Backend,
-            },
+            CssError::Backend(e) => e.kind,
         }
     }
 
@@ -142,7 +118,7 @@ impl CssError {
     pub fn errno(&self) -> i32 {
         match self {
             CssError::Refused { errno, .. } | CssError::Condition { errno, .. } => errno.raw(),
-            CssError::Translate { errno, .. } => *errno,
+            CssError::Translate { errno, .. } => errno.raw(),
             CssError::Unknown(_) | CssError::Gone(_) | CssError::Closed(_) => Errno::NoDevice.raw(),
             CssError::AlreadyOpen(_) => Errno::Busy.raw(),
             CssError::NotOpen(_) => Errno::Io.raw(),
@@ -165,14 +141,5 @@ impl CssError {
             CssError::Translate { program_check, .. } => *program_check,
             _ => None,
         }
-    }
-}
-
-/// The errno of a condition code for START (vfio-ccw's `fsm_io_helper`) and HALT/CLEAR.
-pub(crate) fn cc_errno(cc: ConditionCode) -> Errno {
-    match cc {
-        ConditionCode::Cc0 => Errno::Invalid,
-        ConditionCode::Cc1 | ConditionCode::Cc2 => Errno::Busy,
-        ConditionCode::Cc3 => Errno::NoDevice,
     }
 }

@@ -17,6 +17,9 @@
 //! | `CpProcessing`  | notoper | EAGAIN           | EAGAIN         | irq            | notoper       | -> `Standby`    |
 //! | `CpPending`     | notoper | EBUSY            | halt/clear     | irq (final -> `Idle`) | notoper | -> `Standby` |
 //!
+//! Every cell, with the payload events below, is rendered into `docs/fsm.md` by
+//! `cargo xtask docs` (a table and a Mermaid state diagram).
+//!
 //! vfio-ccw runs its multi-step actions (enable, translate + SSCH) inside one event handler.
 //! Here the backend call happens outside the lock, so its result comes back as a second event:
 //! [`Event::Opened`], [`Event::TranslateFailed`] and [`Event::Started`]. Those cells are part of
@@ -25,9 +28,7 @@
 //! before `start` returned) is [`Action::Defer`]red until [`Event::Started`] arrives, instead
 //! of being mistaken for unsolicited status as in vfio-ccw.
 
-use core::fmt;
-
-use crate::backend::ConditionCode;
+pub use ccw_types::{ConditionCode, Errno, GuestAnswer};
 
 /// The state of a subchannel, as vfio-ccw names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -155,102 +156,6 @@ pub enum Action {
     AwaitInterrupt,
     /// START or translation failed: release the program (if any) and answer with the error.
     Release,
-}
-
-/// The errno a vfio-ccw request would have failed with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Errno {
-    /// EBUSY: a program is in flight or the subchannel is busy (cc 1 / cc 2).
-    Busy,
-    /// EAGAIN: a request is being processed: retry.
-    Again,
-    /// EIO: the subchannel is not open.
-    Io,
-    /// ENODEV: the device is not operational (cc 3, no path left).
-    NoDevice,
-    /// EACCES: cc 3 on the requested paths, but other paths remain.
-    Access,
-    /// EOPNOTSUPP: not supported (transport mode, halt/clear through the I/O region).
-    NotSupported,
-    /// EINVAL: the request itself is invalid.
-    Invalid,
-    /// EFAULT: guest memory could not be read.
-    Fault,
-    /// ENOMEM: a translation resource was exhausted.
-    NoMemory,
-}
-
-/// How QEMU's vfio-ccw (`vfio_ccw_handle_request`) turns a request's errno into what the
-/// guest sees.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum GuestAnswer {
-    /// The instruction ends with this condition code.
-    Cc(ConditionCode),
-    /// cc 0, followed by an interruption with unit exception.
-    UnitException,
-    /// QEMU repeats the write (EAGAIN).
-    Retry,
-}
-
-impl Errno {
-    /// The Linux errno value (positive).
-    pub const fn raw(self) -> i32 {
-        match self {
-            Errno::Busy => 16,
-            Errno::Again => 11,
-            Errno::Io => 5,
-            Errno::NoDevice => 19,
-            Errno::Access => 13,
-            Errno::NotSupported => 95,
-            Errno::Invalid => 22,
-            Errno::Fault => 14,
-            Errno::NoMemory => 12,
-        }
-    }
-
-    /// The errno for a positive Linux errno value, if it is one vfio-ccw uses.
-    pub const fn from_raw(raw: i32) -> Option<Errno> {
-        Some(match raw {
-            16 => Errno::Busy,
-            11 => Errno::Again,
-            5 => Errno::Io,
-            19 => Errno::NoDevice,
-            13 => Errno::Access,
-            95 => Errno::NotSupported,
-            22 => Errno::Invalid,
-            14 => Errno::Fault,
-            12 => Errno::NoMemory,
-            _ => return None,
-        })
-    }
-
-    /// QEMU's mapping to the guest: EBUSY -> cc 2, ENODEV/EACCES -> cc 3, EAGAIN -> retry,
-    /// anything else -> unit exception.
-    pub const fn guest_answer(self) -> GuestAnswer {
-        match self {
-            Errno::Busy => GuestAnswer::Cc(ConditionCode::Cc2),
-            Errno::NoDevice | Errno::Access => GuestAnswer::Cc(ConditionCode::Cc3),
-            Errno::Again => GuestAnswer::Retry,
-            _ => GuestAnswer::UnitException,
-        }
-    }
-}
-
-impl fmt::Display for Errno {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = match self {
-            Errno::Busy => "EBUSY",
-            Errno::Again => "EAGAIN",
-            Errno::Io => "EIO",
-            Errno::NoDevice => "ENODEV",
-            Errno::Access => "EACCES",
-            Errno::NotSupported => "EOPNOTSUPP",
-            Errno::Invalid => "EINVAL",
-            Errno::Fault => "EFAULT",
-            Errno::NoMemory => "ENOMEM",
-        };
-        f.write_str(name)
-    }
 }
 
 /// The result a request gets from a transition.
@@ -403,12 +308,7 @@ pub fn all_events() -> Vec<Event> {
         Event::TranslateFailed(Errno::Invalid),
     ];
     v.extend(IrqKind::ALL.into_iter().map(Event::Interrupt));
-    for cc in [
-        ConditionCode::Cc0,
-        ConditionCode::Cc1,
-        ConditionCode::Cc2,
-        ConditionCode::Cc3,
-    ] {
+    for cc in ConditionCode::ALL {
         v.push(Event::Opened(cc));
         v.push(Event::Started {
             cc,
@@ -622,36 +522,12 @@ mod tests {
         }
     }
 
+    /// QEMU's table itself is ccw-types' (`Errno::guest_answer`); an accepted request is cc 0.
     #[test]
-    fn qemu_condition_codes() {
+    fn outcome_guest_answers() {
         assert_eq!(Outcome::Ok.guest_answer(), GuestAnswer::Cc(Cc0));
-        assert_eq!(Errno::Busy.guest_answer(), GuestAnswer::Cc(Cc2));
-        assert_eq!(Errno::NoDevice.guest_answer(), GuestAnswer::Cc(Cc3));
-        assert_eq!(Errno::Access.guest_answer(), GuestAnswer::Cc(Cc3));
-        assert_eq!(Errno::Again.guest_answer(), GuestAnswer::Retry);
-        for e in [
-            Errno::Io,
-            Errno::NotSupported,
-            Errno::Invalid,
-            Errno::Fault,
-            Errno::NoMemory,
-        ] {
-            assert_eq!(e.guest_answer(), GuestAnswer::UnitException);
+        for e in Errno::ALL {
+            assert_eq!(Outcome::Err(e).guest_answer(), e.guest_answer());
         }
-        for e in [
-            Errno::Busy,
-            Errno::Again,
-            Errno::Io,
-            Errno::NoDevice,
-            Errno::Access,
-            Errno::NotSupported,
-            Errno::Invalid,
-            Errno::Fault,
-            Errno::NoMemory,
-        ] {
-            assert_eq!(Errno::from_raw(e.raw()), Some(e));
-        }
-        assert_eq!(Errno::from_raw(0), None);
-        assert_eq!(Errno::NotSupported.to_string(), "EOPNOTSUPP");
     }
 }

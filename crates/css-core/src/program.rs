@@ -7,7 +7,7 @@
 //! ccw-translate's `Translator` implements [`Translate`]; tests can plug in their own.
 
 use ccw_translate::Mapper;
-use ccw_types::{Orb, Scsw, SubchannelStatus};
+use ccw_types::{Errno, ErrorKind, Orb, Scsw, SubchannelStatus};
 use vm_memory::GuestMemory;
 
 /// A translated channel program, owned by the driver while it runs.
@@ -22,8 +22,10 @@ pub trait HostProgram: Send + 'static {
 
 /// Why a translation failed, in the terms a subchannel answers with.
 pub trait TranslateFailure: std::error::Error + Send + Sync + 'static {
-    /// The errno vfio-ccw returns for this failure (positive, e.g. `EINVAL` = 22).
-    fn errno(&self) -> i32;
+    /// The errno vfio-ccw returns for this failure.
+    fn errno(&self) -> Errno;
+    /// The shared classification of this failure.
+    fn kind(&self) -> ErrorKind;
     /// The subchannel status a real channel subsystem would present instead, if any
     /// (usually program check).
     fn program_check(&self) -> Option<SubchannelStatus>;
@@ -81,8 +83,11 @@ impl HostProgram for ccw_translate::ChannelProgram {
 }
 
 impl TranslateFailure for ccw_translate::TranslateError {
-    fn errno(&self) -> i32 {
+    fn errno(&self) -> Errno {
         ccw_translate::TranslateError::errno(self)
+    }
+    fn kind(&self) -> ErrorKind {
+        ccw_translate::TranslateError::kind(self)
     }
     fn program_check(&self) -> Option<SubchannelStatus> {
         ccw_translate::TranslateError::program_check(self)

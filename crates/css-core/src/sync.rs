@@ -13,7 +13,12 @@ pub(crate) use loom::sync::{Arc, Mutex, MutexGuard, RwLock};
 pub(crate) use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 /// Locks `m`; a poisoned lock (a panic while it was held) is taken over, since every critical
-/// section leaves the protected state consistent before anything that can panic.
+/// section leaves the protected state consistent before anything that can panic. The
+/// workspace's one helper ([`ccw_translate::sync::lock`]); loom's mutex needs its own.
+#[cfg(not(loom))]
+pub(crate) use ccw_translate::sync::lock;
+/// Locks `m` (loom's mutex); a poisoned lock is taken over.
+#[cfg(loom)]
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -87,8 +87,11 @@ impl HostProgram for Prog {
 #[error("guest address {0:#x} not readable")]
 struct Fault(u32);
 impl TranslateFailure for Fault {
-    fn errno(&self) -> i32 {
-        14
+    fn errno(&self) -> css_core::Errno {
+        css_core::Errno::Fault
+    }
+    fn kind(&self) -> css_core::CssErrorKind {
+        css_core::CssErrorKind::GuestFault
     }
     fn program_check(&self) -> Option<SubchannelStatus> {
         Some(SubchannelStatus::PROGRAM_CHECK)
@@ -349,7 +352,7 @@ async fn translate_error_and_transport_mode() {
     let sub = css.open(SCH).await.unwrap();
     let m = mem();
     let e = sub.submit(&orb(1, BAD_CPA), &m).await.unwrap_err();
-    assert_eq!((e.kind(), e.errno()), (CssErrorKind::Translate, 14));
+    assert_eq!((e.kind(), e.errno()), (CssErrorKind::GuestFault, 14));
     assert_eq!(e.program_check(), Some(SubchannelStatus::PROGRAM_CHECK));
     assert_eq!(sub.state(), State::Idle);
     let mut tm = orb(1, 0x1000);

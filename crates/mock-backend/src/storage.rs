@@ -17,10 +17,10 @@
 //! format-2 IDAW that holds a raw guest address points at nothing.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Mutex, PoisonError, RwLock};
 
-use ccw_translate::control::ControlAllocator;
+use ccw_translate::ledger::{ControlLedger, PinLedger, check_pin};
+use ccw_translate::sync::lock;
 use ccw_translate::{ControlArea, DeviceAddr, DmaAccess, GuestRange, MapError, Mapper};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
@@ -75,19 +75,13 @@ impl MappingStats {
 pub(crate) struct HostStorage {
     arena_mem: GuestMemoryMmap,
     arena_size: u64,
-    arena: Mutex<ControlAllocator>,
+    arena: Mutex<ControlLedger>,
     guest: RwLock<Option<GuestMemoryMmap>>,
-    /// Pin count per guest page (gpa >> 12).
-    pins: Mutex<HashMap<u64, u32>>,
-    pin_calls: AtomicUsize,
-    unbalanced: AtomicUsize,
+    /// The pinned guest ranges, with a count per guest page.
+    pins: Mutex<PinLedger>,
     require_pins: bool,
     /// Storage keys per device page: (key, fetch protection). Absent = key 0, not protected.
     keys: Mutex<HashMap<u64, (u8, bool)>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl HostStorage {
@@ -102,11 +96,14 @@ impl HostStorage {
         Ok(Self {
             arena_mem,
             arena_size: arena_size as u64,
-            arena: Mutex::new(ControlAllocator::new(arena_size as u64, ARENA_ALIGN)),
+            arena: Mutex::new(ControlLedger::new(
+                ARENA_BASE,
+                arena_size as u64,
+                ARENA_ALIGN,
+                "control arena",
+            )),
             guest: RwLock::new(guest),
-            pins: Mutex::new(HashMap::new()),
-            pin_calls: AtomicUsize::new(0),
-            unbalanced: AtomicUsize::new(0),
+            pins: Mutex::new(PinLedger::new()),
             require_pins,
             keys: Mutex::new(HashMap::new()),
         })
@@ -118,12 +115,13 @@ impl HostStorage {
 
     pub(crate) fn stats(&self) -> MappingStats {
         let arena = lock(&self.arena);
+        let pins = lock(&self.pins);
         MappingStats {
-            pins: self.pin_calls.load(Ordering::SeqCst),
-            pinned_pages: lock(&self.pins).len(),
+            pins: pins.outstanding(),
+            pinned_pages: pins.pinned_pages(),
             control_areas: arena.outstanding(),
-            control_bytes: arena.used_bytes() as usize,
-            unbalanced_unpins: self.unbalanced.load(Ordering::SeqCst),
+            control_bytes: arena.allocator().used_bytes() as usize,
+            unbalanced_unpins: pins.unbalanced(),
         }
     }
 
@@ -164,7 +162,10 @@ impl HostStorage {
             return Err(StorageCheck::Nonexistent);
         };
         if addr >= ARENA_BASE && end <= ARENA_BASE + self.arena_size {
-            if !lock(&self.arena).covers(addr - ARENA_BASE, len.max(1)) {
+            if !lock(&self.arena)
+                .allocator()
+                .covers(addr - ARENA_BASE, len.max(1))
+            {
                 return Err(StorageCheck::Nonexistent);
             }
         } else if addr >= GUEST_BASE {
@@ -177,7 +178,7 @@ impl HostStorage {
             if self.require_pins && len > 0 {
                 let pins = lock(&self.pins);
                 for page in gpa / PAGE..=(gpa + len - 1) / PAGE {
-                    if !pins.contains_key(&page) {
+                    if !pins.is_page_pinned(page) {
                         return Err(StorageCheck::NotPinned);
                     }
                 }
@@ -208,7 +209,9 @@ impl HostStorage {
             .checked_add(len as u64)
             .ok_or(StorageCheck::Nonexistent)?;
         let ok = if addr >= ARENA_BASE && end <= ARENA_BASE + self.arena_size {
-            lock(&self.arena).covers(addr - ARENA_BASE, (len as u64).max(1))
+            lock(&self.arena)
+                .allocator()
+                .covers(addr - ARENA_BASE, (len as u64).max(1))
                 && f(&self.arena_mem, GuestAddress(addr))
         } else if addr >= GUEST_BASE {
             let guest = self.guest.read().unwrap_or_else(PoisonError::into_inner);
@@ -240,15 +243,7 @@ impl HostStorage {
 
 impl Mapper for HostStorage {
     fn pin(&self, range: GuestRange, _access: DmaAccess) -> Result<DeviceAddr, MapError> {
-        if range.len == 0 {
-            return Err(MapError::Invalid("zero-length pin"));
-        }
-        let Some(end) = range.end() else {
-            return Err(MapError::Invalid("range wraps the address space"));
-        };
-        if range.gpa / PAGE != (end - 1) / PAGE {
-            return Err(MapError::Invalid("range crosses a 4 KiB boundary"));
-        }
+        check_pin(range)?;
         {
             let guest = self.guest.read().unwrap_or_else(PoisonError::into_inner);
             match guest.as_ref() {
@@ -256,40 +251,18 @@ impl Mapper for HostStorage {
                 _ => return Err(MapError::NotMapped(range)),
             }
         }
-        *lock(&self.pins).entry(range.gpa / PAGE).or_insert(0) += 1;
-        self.pin_calls.fetch_add(1, Ordering::SeqCst);
+        lock(&self.pins).pin(range)?;
         Ok(GUEST_BASE + range.gpa)
     }
 
     fn unpin(&self, range: GuestRange) {
-        let page = range.gpa / PAGE;
-        let mut pins = lock(&self.pins);
-        match pins.get_mut(&page) {
-            Some(n) if *n > 1 => *n -= 1,
-            Some(_) => {
-                pins.remove(&page);
-            }
-            None => {
-                self.unbalanced.fetch_add(1, Ordering::SeqCst);
-                tracing::warn!(%range, "unpin of a range that is not pinned");
-                return;
-            }
+        if !lock(&self.pins).unpin(range) {
+            tracing::warn!(%range, "unpin of a range that is not pinned");
         }
-        self.pin_calls.fetch_sub(1, Ordering::SeqCst);
     }
 
     fn alloc_control(&self, len: usize) -> Result<ControlArea, MapError> {
-        if len == 0 {
-            return Err(MapError::Invalid("zero-length control area"));
-        }
-        let off = lock(&self.arena)
-            .alloc(len as u64)
-            .ok_or(MapError::Exhausted("control arena"))?;
-        Ok(ControlArea {
-            addr: ARENA_BASE + off,
-            len,
-            token: off,
-        })
+        lock(&self.arena).alloc(len)
     }
 
     fn write_control(
@@ -304,7 +277,9 @@ impl Mapper for HostStorage {
         if end > area.len {
             return Err(MapError::Invalid("write past the end of the control area"));
         }
-        if area.addr != ARENA_BASE + area.token || !lock(&self.arena).covers(area.token, 1) {
+        if area.addr != ARENA_BASE + area.token
+            || !lock(&self.arena).allocator().covers(area.token, 1)
+        {
             return Err(MapError::Invalid("not a live control area of this backend"));
         }
         self.arena_mem
@@ -313,7 +288,7 @@ impl Mapper for HostStorage {
     }
 
     fn free_control(&self, area: ControlArea) {
-        if !lock(&self.arena).free(area.token) {
+        if !lock(&self.arena).free(&area) {
             tracing::warn!(
                 addr = area.addr,
                 "free of a control area that is not allocated"

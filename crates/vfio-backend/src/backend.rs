@@ -2,7 +2,9 @@
 
 //! [`VfioBackend`]: css-core's [`Backend`] over one vfio-ccw mediated device.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
+
+use ccw_translate::sync::lock;
 use std::task::{Context, Poll};
 
 use async_trait::async_trait;
@@ -96,10 +98,6 @@ impl std::fmt::Debug for VfioBackend {
             .field("device", &self.device)
             .finish_non_exhaustive()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The SCSW vfio-ccw expects in the io region for a start: function control = start.

@@ -4,11 +4,12 @@
 //! fd, its regions and interrupts, and DMA mappings. Synchronous; [`crate::VfioBackend`] puts
 //! the async interface on top.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
+
+use ccw_translate::sync::lock;
 
 use ccw_types::{Crw, Schib, SubchannelId};
 use css_core::{BackendError, BackendErrorKind};
@@ -17,8 +18,9 @@ use vmm_sys_util::eventfd::EventFd;
 use zerocopy::{FromZeros, IntoBytes};
 
 use crate::error::{error, sys_error};
+use crate::iommu::{AttachedDevice, Container, DmaSpace, Ioas, Iommu};
 use crate::regions::{FIRST_ARGSZ, Parsed, Regions, parse_region_info};
-use crate::sys::{DeviceInfo, DmaBuffer, Fd, HostSys, IrqInfo, Sys};
+use crate::sys::{DeviceInfo, DmaBuffer, Fd, HostSys, IrqInfo, Sys, SysFd};
 use crate::sysfs::{self, Mdev};
 use crate::uapi::{self, CmdRegion, CrwRegion, IoRegion, SchibRegion};
 
@@ -69,21 +71,6 @@ impl FromStr for ApiChoice {
     }
 }
 
-/// The IOMMU side of an open device; every field is released in `Drop`.
-#[derive(Debug)]
-enum Iommu {
-    Legacy {
-        container: Option<Fd>,
-        group: Option<Fd>,
-        group_set: bool,
-    },
-    Cdev {
-        iommufd: Option<Fd>,
-        ioas: Option<u32>,
-        attached: bool,
-    },
-}
-
 /// An open vfio-ccw mediated device.
 ///
 /// Everything it acquired (fds, DMA mappings, interrupt triggers) is released when it is
@@ -92,13 +79,13 @@ pub struct VfioDevice {
     sys: Arc<dyn Sys>,
     api: Api,
     mdev: Mdev,
-    iommu: Iommu,
-    device: Option<Fd>,
+    // Teardown order: `Drop` disarms the interrupts; then the fields drop in this order:
+    // the device fd (detached from its IOAS first), the DMA mappings, the IOMMU context.
+    device: AttachedDevice,
+    dma: DmaSpace,
     info: DeviceInfo,
     regions: Option<Regions>,
     irqs: Vec<IrqInfo>,
-    /// IOVA -> size of every DMA mapping made through this device.
-    dma: Mutex<BTreeMap<u64, u64>>,
     /// Which interrupt indexes have an eventfd connected.
     armed: Mutex<[bool; uapi::VFIO_CCW_NUM_IRQS as usize]>,
 }
@@ -112,10 +99,6 @@ impl fmt::Debug for VfioDevice {
             .field("info", &self.info)
             .finish_non_exhaustive()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl VfioDevice {
@@ -154,13 +137,21 @@ impl VfioDevice {
         }
     }
 
-    fn empty(sys: Arc<dyn Sys>, mdev: Mdev, iommu: Iommu, api: Api) -> Self {
-        Self {
+    /// The device around its open fd and IOMMU context; discovers regions and interrupts.
+    /// On failure everything acquired is released (the handles drop).
+    fn new(
+        sys: Arc<dyn Sys>,
+        mdev: Mdev,
+        api: Api,
+        device: AttachedDevice,
+        iommu: Box<dyn Iommu>,
+    ) -> Result<Self, BackendError> {
+        let mut dev = Self {
             sys,
             api,
             mdev,
-            iommu,
-            device: None,
+            device,
+            dma: DmaSpace::new(iommu),
             info: DeviceInfo {
                 flags: 0,
                 num_regions: 0,
@@ -168,135 +159,36 @@ impl VfioDevice {
             },
             regions: None,
             irqs: Vec::new(),
-            dma: Mutex::new(BTreeMap::new()),
             armed: Mutex::new([false; uapi::VFIO_CCW_NUM_IRQS as usize]),
-        }
+        };
+        dev.init_device()?;
+        Ok(dev)
     }
 
     fn open_legacy(sys: Arc<dyn Sys>, mdev: Mdev) -> Result<Self, BackendError> {
         let group_no = mdev.iommu_group(&*sys)?;
-        let iommu = Iommu::Legacy {
-            container: None,
-            group: None,
-            group_set: false,
-        };
-        // From here on, dropping `dev` releases whatever was acquired.
-        let mut dev = Self::empty(sys.clone(), mdev, iommu, Api::Legacy);
-        let container = sys
-            .open(Path::new("/dev/vfio/vfio"))
-            .map_err(|e| sys_error("open /dev/vfio/vfio", e))?;
-        let Iommu::Legacy {
-            container: c_slot,
-            group: g_slot,
-            group_set,
-        } = &mut dev.iommu
-        else {
-            unreachable!("constructed as legacy above")
-        };
-        let container = &*c_slot.insert(container);
-        let version = sys
-            .get_api_version(container)
-            .map_err(|e| sys_error("VFIO_GET_API_VERSION", e))?;
-        if version != vb::VFIO_API_VERSION as i32 {
-            return Err(error(
-                BackendErrorKind::Unsupported,
-                "VFIO_GET_API_VERSION",
-                format!("API version {version}, expected {}", vb::VFIO_API_VERSION),
-            ));
-        }
-        let mut iommu_type = None;
-        for t in [vb::VFIO_TYPE1v2_IOMMU, vb::VFIO_TYPE1_IOMMU] {
-            if sys
-                .check_extension(container, t)
-                .map_err(|e| sys_error("VFIO_CHECK_EXTENSION", e))?
-            {
-                iommu_type = Some(t);
-                break;
-            }
-        }
-        let iommu_type = iommu_type.ok_or_else(|| {
-            error(
-                BackendErrorKind::Unsupported,
-                "VFIO_CHECK_EXTENSION",
-                "the container supports neither type1v2 nor type1 (vfio_iommu_type1 not loaded?)",
-            )
-        })?;
-        let group_path = format!("/dev/vfio/{group_no}");
-        let group =
-            &*g_slot
-                .insert(sys.open(Path::new(&group_path)).map_err(|e| {
-                    sys_error("open VFIO group", e).with_detail(group_path.clone())
-                })?);
-        let status = sys
-            .group_status(group)
-            .map_err(|e| sys_error("VFIO_GROUP_GET_STATUS", e))?;
-        if status & vb::VFIO_GROUP_FLAGS_VIABLE == 0 {
-            return Err(error(
-                BackendErrorKind::InvalidArgument,
-                "VFIO_GROUP_GET_STATUS",
-                format!("group {group_no} is not viable (flags {status:#x})"),
-            ));
-        }
-        sys.group_set_container(group, container)
-            .map_err(|e| sys_error("VFIO_GROUP_SET_CONTAINER", e))?;
-        *group_set = true;
-        sys.set_iommu(container, iommu_type)
-            .map_err(|e| sys_error("VFIO_SET_IOMMU", e))?;
-        let fd = sys
-            .group_get_device_fd(group, &dev.mdev.uuid)
-            .map_err(|e| sys_error("VFIO_GROUP_GET_DEVICE_FD", e))?;
-        dev.device = Some(fd);
-        dev.init_device()?;
-        Ok(dev)
+        let container = Container::open(&sys, group_no)?;
+        let device = AttachedDevice::plain(container.device(&mdev.uuid)?);
+        Self::new(sys, mdev, Api::Legacy, device, Box::new(container))
     }
 
     fn open_cdev(sys: Arc<dyn Sys>, mdev: Mdev) -> Result<Self, BackendError> {
         let node = mdev.cdev(&*sys)?;
-        let iommu = Iommu::Cdev {
-            iommufd: None,
-            ioas: None,
-            attached: false,
-        };
-        let mut dev = Self::empty(sys.clone(), mdev, iommu, Api::Cdev);
-        let Iommu::Cdev {
-            iommufd: i_slot,
-            ioas: ioas_slot,
-            attached,
-        } = &mut dev.iommu
-        else {
-            unreachable!("constructed as cdev above")
-        };
-        let iommufd = &*i_slot.insert(
-            sys.open(Path::new("/dev/iommu"))
-                .map_err(|e| sys_error("open /dev/iommu", e))?,
-        );
-        let device =
-            &*dev.device.insert(sys.open(&node).map_err(|e| {
-                sys_error("open VFIO cdev", e).with_detail(node.display().to_string())
-            })?);
-        sys.bind_iommufd(device, iommufd)
+        let iommufd = SysFd::open(&sys, Path::new("/dev/iommu"))
+            .map_err(|e| sys_error("open /dev/iommu", e))?;
+        let device = SysFd::open(&sys, &node)
+            .map_err(|e| sys_error("open VFIO cdev", e).with_detail(node.display().to_string()))?;
+        sys.bind_iommufd(device.fd(), iommufd.fd())
             .map_err(|e| sys_error("VFIO_DEVICE_BIND_IOMMUFD", e))?;
-        let ioas = *ioas_slot.insert(
-            sys.ioas_alloc(iommufd)
-                .map_err(|e| sys_error("IOMMU_IOAS_ALLOC", e))?,
-        );
-        sys.attach_pt(device, ioas)
-            .map_err(|e| sys_error("VFIO_DEVICE_ATTACH_IOMMUFD_PT", e))?;
-        *attached = true;
-        dev.init_device()?;
-        Ok(dev)
+        let ioas = Ioas::alloc(iommufd)?;
+        let device = AttachedDevice::attach(device, &ioas)?;
+        Self::new(sys, mdev, Api::Cdev, device, Box::new(ioas))
     }
 
     /// GET_INFO, region discovery, interrupt discovery.
     fn init_device(&mut self) -> Result<(), BackendError> {
         let sys = &*self.sys;
-        let fd = self.device.as_ref().ok_or_else(|| {
-            error(
-                BackendErrorKind::Closed,
-                "VFIO_DEVICE_GET_INFO",
-                "no device fd",
-            )
-        })?;
+        let fd = self.device.fd();
         let info = sys
             .device_info(fd)
             .map_err(|e| sys_error("VFIO_DEVICE_GET_INFO", e))?;
@@ -365,10 +257,8 @@ impl VfioDevice {
             .find(|i| i.index == index && i.count >= 1 && i.flags & vb::VFIO_IRQ_INFO_EVENTFD != 0)
     }
 
-    fn fd(&self, op: &'static str) -> Result<&Fd, BackendError> {
-        self.device
-            .as_ref()
-            .ok_or_else(|| error(BackendErrorKind::Closed, op, "device is closed"))
+    fn fd(&self) -> &Fd {
+        self.device.fd()
     }
 
     fn read_exact(
@@ -379,7 +269,7 @@ impl VfioDevice {
     ) -> Result<(), BackendError> {
         let n = self
             .sys
-            .pread(self.fd(op)?, buf, offset)
+            .pread(self.fd(), buf, offset)
             .map_err(|e| sys_error(op, e))?;
         whole(op, "read", n, buf.len())
     }
@@ -387,7 +277,7 @@ impl VfioDevice {
     fn write_exact(&self, op: &'static str, offset: u64, buf: &[u8]) -> Result<(), BackendError> {
         let n = self
             .sys
-            .pwrite(self.fd(op)?, buf, offset)
+            .pwrite(self.fd(), buf, offset)
             .map_err(|e| sys_error(op, e))?;
         whole(op, "write", n, buf.len())
     }
@@ -465,7 +355,7 @@ impl VfioDevice {
             ));
         }
         self.sys
-            .set_irq_eventfd(self.fd(OP)?, index, eventfd)
+            .set_irq_eventfd(self.fd(), index, eventfd)
             .map_err(|e| sys_error(OP, e))?;
         lock(&self.armed)[index as usize] = eventfd.is_some();
         Ok(())
@@ -482,7 +372,7 @@ impl VfioDevice {
             ));
         }
         self.sys
-            .device_reset(self.fd(OP)?)
+            .device_reset(self.fd())
             .map_err(|e| sys_error(OP, e))
     }
 
@@ -504,89 +394,17 @@ impl VfioDevice {
     /// The caller keeps the host memory alive until [`VfioDevice::dma_unmap`]; a device that
     /// is dropped unmaps what is still mapped.
     pub fn dma_map(&self, vaddr: u64, iova: u64, size: u64) -> Result<(), BackendError> {
-        const OP: &str = "DMA map";
-        let end = iova.checked_add(size).filter(|_| size > 0).ok_or_else(|| {
-            error(
-                BackendErrorKind::InvalidArgument,
-                OP,
-                format!("bad range {iova:#x}+{size:#x}"),
-            )
-        })?;
-        let mut dma = lock(&self.dma);
-        if let Some((&a, &s)) = dma.range(..end).next_back() {
-            if a + s > iova {
-                return Err(error(
-                    BackendErrorKind::InvalidArgument,
-                    OP,
-                    format!("{iova:#x}+{size:#x} overlaps the mapping at {a:#x}+{s:#x}"),
-                ));
-            }
-        }
-        match &self.iommu {
-            Iommu::Legacy {
-                container: Some(c), ..
-            } => self
-                .sys
-                .dma_map(c, vaddr, iova, size)
-                .map_err(|e| sys_error("VFIO_IOMMU_MAP_DMA", e))?,
-            Iommu::Cdev {
-                iommufd: Some(i),
-                ioas: Some(ioas),
-                ..
-            } => self
-                .sys
-                .ioas_map(i, *ioas, vaddr, iova, size)
-                .map_err(|e| sys_error("IOMMU_IOAS_MAP", e))?,
-            _ => return Err(error(BackendErrorKind::Closed, OP, "no IOMMU context")),
-        }
-        dma.insert(iova, size);
-        Ok(())
+        self.dma.map(vaddr, iova, size)
     }
 
     /// Removes a mapping made by [`VfioDevice::dma_map`] (same `iova` and `size`).
     pub fn dma_unmap(&self, iova: u64, size: u64) -> Result<(), BackendError> {
-        let mut dma = lock(&self.dma);
-        if dma.get(&iova) != Some(&size) {
-            return Err(error(
-                BackendErrorKind::InvalidArgument,
-                "DMA unmap",
-                format!("no mapping {iova:#x}+{size:#x}"),
-            ));
-        }
-        self.unmap_one(iova, size)?;
-        dma.remove(&iova);
-        Ok(())
-    }
-
-    fn unmap_one(&self, iova: u64, size: u64) -> Result<(), BackendError> {
-        match &self.iommu {
-            Iommu::Legacy {
-                container: Some(c), ..
-            } => self
-                .sys
-                .dma_unmap(c, iova, size)
-                .map(drop)
-                .map_err(|e| sys_error("VFIO_IOMMU_UNMAP_DMA", e)),
-            Iommu::Cdev {
-                iommufd: Some(i),
-                ioas: Some(ioas),
-                ..
-            } => self
-                .sys
-                .ioas_unmap(i, *ioas, iova, size)
-                .map(drop)
-                .map_err(|e| sys_error("IOMMU_IOAS_UNMAP", e)),
-            _ => Err(error(
-                BackendErrorKind::Closed,
-                "DMA unmap",
-                "no IOMMU context",
-            )),
-        }
+        self.dma.unmap(iova, size)
     }
 
     /// The DMA mappings currently made through this device (IOVA, size).
     pub fn dma_mappings(&self) -> Vec<(u64, u64)> {
-        lock(&self.dma).iter().map(|(&a, &s)| (a, s)).collect()
+        self.dma.mappings()
     }
 }
 
@@ -633,62 +451,13 @@ fn region_info(sys: &dyn Sys, fd: &Fd, index: u32) -> Result<crate::RegionInfo, 
 
 impl Drop for VfioDevice {
     fn drop(&mut self) {
-        let sys = self.sys.clone();
-        // 1. Disconnect interrupt triggers.
+        // Disconnect the interrupt triggers; the fields then release the rest (see the
+        // struct): device fd, DMA mappings, IOMMU context.
         let armed = *lock(&self.armed);
-        if let Some(fd) = &self.device {
-            for (index, on) in armed.iter().enumerate() {
-                if !*on {
-                    continue;
-                }
-                if let Err(e) = sys.set_irq_eventfd(fd, index as u32, None) {
+        for (index, on) in armed.iter().enumerate() {
+            if *on {
+                if let Err(e) = self.sys.set_irq_eventfd(self.fd(), index as u32, None) {
                     tracing::warn!(index, %e, "teardown: disarming interrupt failed");
-                }
-            }
-        }
-        // 2. Close the device (detaching it from the IOAS first).
-        if let Some(fd) = self.device.take() {
-            if let Iommu::Cdev { attached: true, .. } = self.iommu {
-                if let Err(e) = sys.detach_pt(&fd) {
-                    tracing::warn!(%e, "teardown: detach from IOAS failed");
-                }
-            }
-            sys.close(fd);
-        }
-        // 3. Remove DMA mappings.
-        let maps: Vec<(u64, u64)> = std::mem::take(&mut *lock(&self.dma)).into_iter().collect();
-        for (iova, size) in maps {
-            if let Err(e) = self.unmap_one(iova, size) {
-                tracing::warn!(iova, size, %e, "teardown: DMA unmap failed");
-            }
-        }
-        // 4. Release the IOMMU context.
-        match &mut self.iommu {
-            Iommu::Legacy {
-                container,
-                group,
-                group_set,
-            } => {
-                if let Some(g) = group.take() {
-                    if *group_set {
-                        if let Err(e) = sys.group_unset_container(&g) {
-                            tracing::warn!(%e, "teardown: VFIO_GROUP_UNSET_CONTAINER failed");
-                        }
-                    }
-                    sys.close(g);
-                }
-                if let Some(c) = container.take() {
-                    sys.close(c);
-                }
-            }
-            Iommu::Cdev { iommufd, ioas, .. } => {
-                if let Some(i) = iommufd.take() {
-                    if let Some(id) = ioas.take() {
-                        if let Err(e) = sys.iommu_destroy(&i, id) {
-                            tracing::warn!(%e, "teardown: IOMMU_DESTROY failed");
-                        }
-                    }
-                    sys.close(i);
                 }
             }
         }

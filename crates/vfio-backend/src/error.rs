@@ -3,7 +3,8 @@
 //! Turning errnos into css-core's typed [`BackendError`], and errnos of the io and async
 //! command regions into condition codes the way QEMU's vfio-ccw passthrough does.
 
-use css_core::{BackendError, BackendErrorKind, ConditionCode};
+use ccw_types::{ConditionCode, GuestAnswer};
+use css_core::{BackendError, BackendErrorKind};
 use vmm_sys_util::errno::Error as Errno;
 
 /// The [`BackendErrorKind`] an errno stands for.
@@ -46,14 +47,15 @@ pub(crate) enum RegionOutcome {
     Fail,
 }
 
-/// Maps the errno of an io / async region write: `EBUSY` -> cc 2, `ENODEV` / `EACCES` ->
-/// cc 3, `EAGAIN` -> retry, anything else -> a typed error.
+/// Maps the errno of an io / async region write through QEMU's table
+/// ([`ccw_types::Errno::guest_answer`]): `EBUSY` -> cc 2, `ENODEV` / `EACCES` -> cc 3,
+/// `EAGAIN` -> retry. Where QEMU presents a unit exception to its guest, we have no guest to
+/// present it to: those errnos (and any outside vfio-ccw's set) become a typed error.
 pub(crate) fn region_outcome(errno: i32) -> RegionOutcome {
-    match errno {
-        libc::EBUSY => RegionOutcome::Cc(ConditionCode::Cc2),
-        libc::ENODEV | libc::EACCES => RegionOutcome::Cc(ConditionCode::Cc3),
-        libc::EAGAIN => RegionOutcome::Retry,
-        _ => RegionOutcome::Fail,
+    match ccw_types::Errno::from_raw(errno).map(ccw_types::Errno::guest_answer) {
+        Some(GuestAnswer::Cc(cc)) => RegionOutcome::Cc(cc),
+        Some(GuestAnswer::Retry) => RegionOutcome::Retry,
+        Some(GuestAnswer::UnitException) | None => RegionOutcome::Fail,
     }
 }
 
@@ -82,6 +84,7 @@ mod tests {
             libc::EOPNOTSUPP,
             libc::EFAULT,
             libc::ENOMEM,
+            libc::EPERM,
         ] {
             assert_eq!(region_outcome(e), RegionOutcome::Fail, "errno {e}");
         }

@@ -363,6 +363,14 @@ impl Sys for FakeSys {
             fd.as_raw_fd()
         );
         st.closes += 1;
+        st.calls.push(match node {
+            Some(Node::Container) => "close container",
+            Some(Node::Group) => "close group",
+            Some(Node::Iommufd) => "close iommufd",
+            Some(Node::Cdev) => "close cdev",
+            Some(Node::Device) => "close device",
+            None => "close",
+        });
         match node {
             Some(Node::Device) | Some(Node::Cdev) => {
                 // Closing the device drops its triggers and its IOAS attachment.

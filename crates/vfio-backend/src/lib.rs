@@ -44,6 +44,7 @@
 mod backend;
 mod device;
 mod error;
+mod iommu;
 mod mapper;
 mod regions;
 #[allow(unsafe_code)]

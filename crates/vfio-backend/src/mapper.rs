@@ -12,10 +12,10 @@
 //!   has 2 KiB of mapped memory behind it.
 
 use std::any::Any;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
-use ccw_translate::control::ControlAllocator;
+use ccw_translate::ledger::{ControlLedger, PinLedger, check_pin};
+use ccw_translate::sync::lock;
 use ccw_translate::{ControlArea, DeviceAddr, DmaAccess, GuestRange, MapError, Mapper};
 use css_core::{BackendError, BackendErrorKind};
 use vm_memory::{Address, GuestMemoryBackend, GuestMemoryRegion, MemoryRegionAddress};
@@ -47,9 +47,9 @@ pub struct VfioMapper {
     control_iova: u64,
     /// Bytes of `control` that may be allocated (the rest is the kernel's 2 KiB read-ahead).
     usable: usize,
-    alloc: Mutex<ControlAllocator>,
+    alloc: Mutex<ControlLedger>,
     memory: Mutex<Vec<Attached>>,
-    pins: Mutex<HashMap<GuestRange, usize>>,
+    pins: Mutex<PinLedger>,
     /// Guest memory objects kept alive while mapped.
     keep: Mutex<Vec<Arc<dyn Any + Send + Sync>>>,
 }
@@ -61,10 +61,6 @@ impl std::fmt::Debug for VfioMapper {
             .field("usable", &self.usable)
             .finish_non_exhaustive()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn overlaps(a: u64, alen: u64, b: u64, blen: u64) -> bool {
@@ -98,10 +94,15 @@ impl VfioMapper {
             device,
             control_iova: iova,
             usable,
-            alloc: Mutex::new(ControlAllocator::new(usable as u64, ALIGN)),
+            alloc: Mutex::new(ControlLedger::new(
+                iova,
+                usable as u64,
+                ALIGN,
+                "vfio control memory",
+            )),
             control,
             memory: Mutex::new(Vec::new()),
-            pins: Mutex::new(HashMap::new()),
+            pins: Mutex::new(PinLedger::new()),
             keep: Mutex::new(Vec::new()),
         })
     }
@@ -172,7 +173,7 @@ impl VfioMapper {
 
     /// How many pins are outstanding (each `pin` not yet matched by an `unpin`).
     pub fn outstanding_pins(&self) -> usize {
-        lock(&self.pins).values().sum()
+        lock(&self.pins).outstanding()
     }
 
     /// How many control areas are allocated and not yet freed.
@@ -188,86 +189,55 @@ impl VfioMapper {
         offset: usize,
         buf: &mut [u8],
     ) -> Result<(), MapError> {
-        let base = self.area_offset(area, offset, buf.len())?;
+        let base = lock(&self.alloc).locate(area, offset, buf.len())?;
         self.control.read(base, buf).map_err(|e| MapError::Os {
             op: "read control",
             errno: e.errno(),
         })
     }
-
-    /// Checks that `area` is live and `[offset, offset + n)` lies inside it; returns the
-    /// offset in the buffer.
-    fn area_offset(&self, area: &ControlArea, offset: usize, n: usize) -> Result<usize, MapError> {
-        let off =
-            usize::try_from(area.token).map_err(|_| MapError::Invalid("unknown control area"))?;
-        let len = lock(&self.alloc)
-            .len_of(area.token)
-            .and_then(|l| usize::try_from(l).ok())
-            .ok_or(MapError::Invalid("unknown or freed control area"))?;
-        if area.addr != self.control_iova + off as u64 || area.len > len {
-            return Err(MapError::Invalid(
-                "control area does not belong to this mapper",
-            ));
-        }
-        match offset.checked_add(n) {
-            Some(end) if end <= area.len => Ok(off + offset),
-            _ => Err(MapError::Invalid("write beyond the control area")),
-        }
-    }
 }
 
 impl Mapper for VfioMapper {
     fn pin(&self, range: GuestRange, _access: DmaAccess) -> Result<DeviceAddr, MapError> {
-        let end = range.end().ok_or(MapError::Invalid("range wraps"))?;
-        if range.len == 0 {
-            return Err(MapError::Invalid("zero-length range"));
-        }
-        if range.gpa / 4096 != (end - 1) / 4096 {
-            return Err(MapError::Invalid("range crosses a 4 KiB boundary"));
-        }
+        let end = check_pin(range)?;
         let inside = lock(&self.memory)
             .iter()
             .any(|a| range.gpa >= a.gpa && end <= a.gpa + a.len);
         if !inside {
             return Err(MapError::NotMapped(range));
         }
-        *lock(&self.pins).entry(range).or_insert(0) += 1;
+        lock(&self.pins).pin(range)?;
         // Identity: IOVA = guest physical address.
         Ok(range.gpa)
     }
 
     fn unpin(&self, range: GuestRange) {
-        let mut pins = lock(&self.pins);
-        match pins.get_mut(&range) {
-            Some(n) if *n > 1 => *n -= 1,
-            Some(_) => {
-                pins.remove(&range);
-            }
-            None => tracing::error!(%range, "unpin of a range that is not pinned"),
+        if !lock(&self.pins).unpin(range) {
+            tracing::error!(%range, "unpin of a range that is not pinned");
         }
     }
 
     fn alloc_control(&self, len: usize) -> Result<ControlArea, MapError> {
-        if len == 0 {
-            return Err(MapError::Invalid("zero-length control area"));
-        }
-        let off = lock(&self.alloc)
-            .alloc(len as u64)
-            .ok_or(MapError::Exhausted("vfio control memory"))?;
-        let off = usize::try_from(off).map_err(|_| MapError::Exhausted("vfio control memory"))?;
+        let (area, off) = {
+            let mut ledger = lock(&self.alloc);
+            let area = ledger.alloc(len)?;
+            match ledger.locate(&area, 0, len) {
+                Ok(off) => (area, off),
+                Err(e) => {
+                    ledger.free(&area);
+                    return Err(e);
+                }
+            }
+        };
         // Fresh areas read as zero, like newly allocated kernel memory.
         if let Err(e) = self.control.fill(off, len, 0) {
-            lock(&self.alloc).free(off as u64);
+            lock(&self.alloc).free(&area);
             return Err(MapError::Os {
                 op: "write control",
                 errno: e.errno(),
             });
         }
-        Ok(ControlArea {
-            addr: self.control_iova + off as u64,
-            len,
-            token: off as u64,
-        })
+        Ok(area)
     }
 
     fn write_control(
@@ -276,7 +246,7 @@ impl Mapper for VfioMapper {
         offset: usize,
         bytes: &[u8],
     ) -> Result<(), MapError> {
-        let base = self.area_offset(area, offset, bytes.len())?;
+        let base = lock(&self.alloc).locate(area, offset, bytes.len())?;
         self.control.write(base, bytes).map_err(|e| MapError::Os {
             op: "write control",
             errno: e.errno(),
@@ -284,7 +254,7 @@ impl Mapper for VfioMapper {
     }
 
     fn free_control(&self, area: ControlArea) {
-        let ok = lock(&self.alloc).free(area.token);
+        let ok = lock(&self.alloc).free(&area);
         if !ok {
             tracing::error!(addr = area.addr, "free of an unknown control area");
         }

@@ -10,6 +10,7 @@
 //! The trait is typed at the level of VFIO operations, not raw `ioctl` numbers: a test double
 //! then models the kernel's behaviour rather than parsing pointers.
 
+use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -44,6 +45,52 @@ impl Fd {
 impl AsRawFd for Fd {
     fn as_raw_fd(&self) -> RawFd {
         self.0
+    }
+}
+
+/// A descriptor owned through [`Sys`]: closed exactly once, when the value is dropped.
+pub(crate) struct SysFd {
+    sys: std::sync::Arc<dyn Sys>,
+    fd: Fd,
+}
+
+impl SysFd {
+    /// Takes ownership of `fd`, which `sys` opened.
+    pub(crate) fn new(sys: std::sync::Arc<dyn Sys>, fd: Fd) -> Self {
+        Self { sys, fd }
+    }
+
+    /// Opens `path` through `sys`.
+    pub(crate) fn open(sys: &std::sync::Arc<dyn Sys>, path: &Path) -> SysResult<Self> {
+        Ok(Self::new(sys.clone(), sys.open(path)?))
+    }
+
+    /// The descriptor, for system calls.
+    pub(crate) fn fd(&self) -> &Fd {
+        &self.fd
+    }
+
+    /// The system interface the descriptor belongs to.
+    pub(crate) fn sys(&self) -> &dyn Sys {
+        &*self.sys
+    }
+
+    /// The system interface, shared.
+    pub(crate) fn sys_arc(&self) -> std::sync::Arc<dyn Sys> {
+        self.sys.clone()
+    }
+}
+
+impl fmt::Debug for SysFd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SysFd({})", self.fd.0)
+    }
+}
+
+impl Drop for SysFd {
+    fn drop(&mut self) {
+        // `Fd` has no destructor: the number left in `self.fd` is never used again.
+        self.sys.close(Fd(self.fd.0));
     }
 }
 

@@ -94,6 +94,49 @@ fn opens_cdev_and_tears_down() {
     );
 }
 
+/// The owning handles release in the kernel's order: interrupts, the device fd (detached from
+/// its IOAS first), the DMA mappings, then the IOMMU context (group out of the container
+/// before either closes; the IOAS destroyed before the iommufd closes).
+#[test]
+fn teardown_releases_in_order() {
+    for (api, want) in [
+        (
+            ApiChoice::Legacy,
+            &[
+                "VFIO_DEVICE_SET_IRQS",
+                "close device",
+                "VFIO_IOMMU_UNMAP_DMA",
+                "VFIO_GROUP_UNSET_CONTAINER",
+                "close group",
+                "close container",
+            ][..],
+        ),
+        (
+            ApiChoice::Cdev,
+            &[
+                "VFIO_DEVICE_SET_IRQS",
+                "VFIO_DEVICE_DETACH_IOMMUFD_PT",
+                "close cdev",
+                "IOMMU_IOAS_UNMAP",
+                "IOMMU_DESTROY",
+                "close iommufd",
+            ][..],
+        ),
+    ] {
+        let fake = FakeSys::vfio_ccw();
+        let dev = open(&fake, api).unwrap();
+        dev.dma_map(0x1000_0000, 0x10000, 0x1000).unwrap();
+        let efd = vmm_sys_util::eventfd::EventFd::new(libc::EFD_NONBLOCK).unwrap();
+        dev.set_irq(uapi::VFIO_CCW_IO_IRQ_INDEX, Some(&efd))
+            .unwrap();
+        let before = fake.state().calls.len();
+        drop(dev);
+        let calls = fake.state().calls[before..].to_vec();
+        assert_eq!(calls, want, "{api:?}");
+        fake.assert_clean();
+    }
+}
+
 #[test]
 fn auto_prefers_cdev_and_falls_back_to_legacy() {
     let fake = FakeSys::vfio_ccw();
@@ -693,8 +736,11 @@ mod css_driver {
     #[error("never")]
     struct Never;
     impl TranslateFailure for Never {
-        fn errno(&self) -> i32 {
-            libc::EINVAL
+        fn errno(&self) -> ccw_types::Errno {
+            ccw_types::Errno::Invalid
+        }
+        fn kind(&self) -> ccw_types::ErrorKind {
+            ccw_types::ErrorKind::InvalidProgram
         }
         fn program_check(&self) -> Option<SubchannelStatus> {
             None

@@ -1,28 +1,31 @@
 // SPDX-License-Identifier: Apache-2.0 OR MIT
 
-//! Kernel ABI that `vfio-bindings` does not carry, written by hand.
+//! The kernel ABI of vfio-ccw in one place: what `vfio-bindings` carries is re-exported, what
+//! it does not is written by hand.
 //!
-//! `vfio-bindings` is generated from `linux/vfio.h` only: it has the VFIO constants and the
-//! generic structs (we use those), but neither `linux/vfio_ccw.h` (the four vfio-ccw region
-//! layouts, the region/irq indexes, the async commands) nor `linux/iommufd.h` (IOAS
-//! alloc/map/unmap, destroy). The region layouts are ccw-types' (re-exported here); the
-//! indexes and the iommufd structs are defined here from the UAPI headers' documented layouts
-//! (reference §12.1, §12.3).
+//! `vfio-bindings` 0.7 is generated from `linux/vfio.h`: it has the VFIO constants, the
+//! generic structs and the vfio-ccw region and irq indexes (re-exported here). It has neither
+//! `linux/vfio_ccw.h` (the four vfio-ccw region layouts, the async commands) nor
+//! `linux/iommufd.h` (IOAS alloc/map/unmap, destroy). The region layouts are ccw-types'
+//! (re-exported here); the async commands and the iommufd structs are defined here from the
+//! UAPI headers' documented layouts (reference §12.1, §12.3).
 //!
 //! Kernel structs are native-endian (big-endian on s390x, the only place vfio-ccw exists);
 //! the architected blocks *inside* the regions (ORB, SCSW, IRB, SCHIB) are big-endian always
 //! and are decoded by ccw-types.
 
-/// `VFIO_CCW_CONFIG_REGION_INDEX`: the io region.
-pub const VFIO_CCW_CONFIG_REGION_INDEX: u32 = 0;
-/// `VFIO_CCW_IO_IRQ_INDEX`: I/O interruption available in the io region.
-pub const VFIO_CCW_IO_IRQ_INDEX: u32 = 0;
-/// `VFIO_CCW_CRW_IRQ_INDEX`: a channel report is available in the crw region.
-pub const VFIO_CCW_CRW_IRQ_INDEX: u32 = 1;
-/// `VFIO_CCW_REQ_IRQ_INDEX`: the kernel asks user space to release the device.
-pub const VFIO_CCW_REQ_IRQ_INDEX: u32 = 2;
-/// `VFIO_CCW_NUM_IRQS`.
-pub const VFIO_CCW_NUM_IRQS: u32 = 3;
+// The io region (`VFIO_CCW_CONFIG_REGION_INDEX`) and the io, crw and req interrupts
+// (`VFIO_CCW_{IO,CRW,REQ}_IRQ_INDEX`, `VFIO_CCW_NUM_IRQS`), from vfio-bindings.
+pub use vfio_bindings::bindings::vfio::{
+    VFIO_CCW_CONFIG_REGION_INDEX, VFIO_CCW_CRW_IRQ_INDEX, VFIO_CCW_IO_IRQ_INDEX, VFIO_CCW_NUM_IRQS,
+    VFIO_CCW_REQ_IRQ_INDEX,
+};
+// The kernel ABI is fixed: these are the values `linux/vfio.h` gives them.
+const _: () = assert!(VFIO_CCW_CONFIG_REGION_INDEX == 0);
+const _: () = assert!(VFIO_CCW_IO_IRQ_INDEX == 0);
+const _: () = assert!(VFIO_CCW_CRW_IRQ_INDEX == 1);
+const _: () = assert!(VFIO_CCW_REQ_IRQ_INDEX == 2);
+const _: () = assert!(VFIO_CCW_NUM_IRQS == 3);
 /// `VFIO_CCW_ASYNC_CMD_HSCH`: the async command region's HALT SUBCHANNEL.
 pub const VFIO_CCW_ASYNC_CMD_HSCH: u32 = CmdRegion::HSCH;
 /// `VFIO_CCW_ASYNC_CMD_CSCH`: the async command region's CLEAR SUBCHANNEL.

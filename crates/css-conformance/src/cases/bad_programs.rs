@@ -6,23 +6,23 @@
 //! channel and ends with that program check; limits of vfio-ccw are refused with its errno.
 //! The device works afterwards every time.
 
-use ccw_types::{CcwFlags, CcwFormat, CommandOrb, Orb, SubchannelStatus};
+use ccw_types::{CcwFlags, CcwFormat, CommandOrb, Errno, Orb, SubchannelStatus};
 use css_core::{Backend, CssError};
 
 use crate::prog::*;
 use crate::{CaseResult, Ctx, Failure, Verdict, ensure};
 
-const EINVAL: i32 = 22;
-const EFAULT: i32 = 14;
-const ENOMEM: i32 = 12;
-const EOPNOTSUPP: i32 = 95;
+const EINVAL: Errno = Errno::Invalid;
+const EFAULT: Errno = Errno::Fault;
+const ENOMEM: Errno = Errno::NoMemory;
+const EOPNOTSUPP: Errno = Errno::NotSupported;
 
 /// The program must be refused with `errno` (standing for a program check) or end in a
 /// program check with cpa `cpa` (if given).
 async fn refused_or_pgm<B: Backend>(
     c: &Ctx<B>,
     o: &Orb,
-    errno: i32,
+    errno: Errno,
     cpa: Option<u32>,
 ) -> CaseResult {
     match c.try_run(o).await? {
@@ -46,7 +46,7 @@ async fn refused_or_pgm<B: Backend>(
 
 /// The program must be refused with exactly `errno` and no program check (a vfio-ccw
 /// limit a real channel subsystem does not have).
-async fn refused_limit<B: Backend>(c: &Ctx<B>, o: &Orb, errno: i32) -> CaseResult {
+async fn refused_limit<B: Backend>(c: &Ctx<B>, o: &Orb, errno: Errno) -> CaseResult {
     match c.try_run(o).await? {
         Err(CssError::Translate {
             errno: e,
@@ -319,7 +319,7 @@ pub(crate) async fn transport_mode_orb<B: Backend>(c: &Ctx<B>) -> CaseResult {
     match c.try_run(&o).await? {
         Err(CssError::TransportMode(_)) => {}
         Err(e) => ensure!(
-            e.errno() == EOPNOTSUPP,
+            e.errno() == EOPNOTSUPP.raw(),
             "transport-mode ORB: {e} (want EOPNOTSUPP)"
         ),
         Ok(d) => {
