@@ -1,10 +1,12 @@
 #!/bin/busybox sh
 # SPDX-License-Identifier: Apache-2.0 OR MIT
 #
-# /init of the emulated s390x guest that `cargo xtask s390x` boots. It binds the virtio-blk-ccw
-# subchannel to vfio_ccw, creates the mediated device, runs every payload present in /bin, and
-# powers off. Lines starting with "@@ " are for xtask (see xtask/src/s390x/report.rs); payloads
-# print their own "N passed, M failed" lines. Never exits with the machine still running.
+# /init of the emulated s390x guest that `cargo xtask s390x` boots, under QEMU or Hercules (the
+# kernel command line says which: `ccw_lane=hercules`; QEMU otherwise). It binds the lane's device
+# (QEMU: virtio-blk-ccw 0.0.0005; Hercules: 3390 DASD 0.0.0120) to vfio_ccw, creates the mediated
+# device, runs every payload present in /bin, and powers off. Lines starting with "@@ " are for
+# xtask (see xtask/src/s390x/report.rs); payloads print their own "N passed, M failed" lines.
+# Never exits with the machine still running.
 
 /bin/busybox --install -s /bin
 export PATH=/bin
@@ -12,13 +14,41 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 mount -t tmpfs tmpfs /tmp
-exec >/dev/console 2>&1
 
-DEVNO=0.0.0005
+LANE=qemu
+for word in $(cat /proc/cmdline); do
+    case "$word" in ccw_lane=*) LANE=${word#ccw_lane=} ;; esac
+done
+case "$LANE" in
+    hercules) DEVNO=0.0.0120 KIND=dasd CU=3990 ;;
+    *) LANE=qemu DEVNO=0.0.0005 KIND=virtio CU=3832 ;;
+esac
+DEVHEX=${DEVNO##*.}
+
+PACER=
+if [ "$LANE" = hercules ]; then
+    # Hercules' 3215 console drops whatever a write CCW carries beyond 150 bytes: all output goes
+    # through the pacer, which writes pieces of at most 120 bytes and drains each.
+    mkfifo /tmp/console
+    /bin/ccw-probe pace </tmp/console >/dev/console 2>&1 &
+    PACER=$!
+    exec >/tmp/console 2>&1
+else
+    exec >/dev/console 2>&1
+fi
+
 UUID=$(cat /etc/ccw-rs/uuid)
 
 say() { echo "@@ $*"; }
-finish() { say done; sync; poweroff -f; sleep 10; }
+finish() {
+    say done
+    if [ -n "$PACER" ]; then
+        # Closing the fifo ends the pacer once it has written everything.
+        exec >/dev/console 2>&1
+        wait $PACER
+    fi
+    sync; poweroff -f; sleep 10
+}
 setup_fail() { say "setup-fail $*"; finish; }
 # run <step> <command...>: brackets a payload's output so xtask can attribute its result lines.
 run() {
@@ -28,7 +58,7 @@ run() {
     say "end $step exit=$?"
 }
 
-say "boot kernel=$(uname -r) machine=$(uname -m)"
+say "boot lane=$LANE kernel=$(uname -r) machine=$(uname -m)"
 
 dev=$(readlink -f /sys/bus/ccw/devices/$DEVNO) || setup_fail "no ccw device $DEVNO"
 [ -e "$dev" ] || setup_fail "no ccw device $DEVNO"
@@ -52,16 +82,20 @@ say "fact mdev=$UUID iommu_group=$(basename "$(readlink $MDEV/iommu_group)") cde
 say "fact nodes=$(echo /dev/vfio/* /dev/vfio/devices/* /dev/iommu)"
 say "setup-ok"
 
-run probe-legacy /bin/ccw-probe legacy "$UUID" 0005
-run probe-cdev /bin/ccw-probe cdev "$UUID" 0005
+run probe-legacy /bin/ccw-probe legacy "$UUID" "$DEVHEX" "$KIND"
+run probe-cdev /bin/ccw-probe cdev "$UUID" "$DEVHEX" "$KIND"
 
-if [ -x /bin/vfio-guest ]; then
+if [ ! -x /bin/vfio-guest ]; then
+    say "skip vfio-guest: not built (no crates/vfio-guest/src/main.rs in this tree)"
+elif [ "$LANE" = qemu ]; then
     run vfio-info /bin/vfio-guest info --uuid "$UUID"
     run conformance-legacy /bin/vfio-guest conformance --api legacy --uuid "$UUID"
     run conformance-cdev /bin/vfio-guest conformance --api cdev --uuid "$UUID"
     run bench /bin/vfio-guest bench --uuid "$UUID"
 else
-    say "skip vfio-guest: not built (no crates/vfio-guest/src/main.rs in this tree)"
+    run vfio-info /bin/vfio-guest info --uuid "$UUID"
+    run conformance-legacy /bin/vfio-guest conformance --api legacy --fixture 3390 --uuid "$UUID"
+    run conformance-cdev /bin/vfio-guest conformance --api cdev --fixture 3390 --uuid "$UUID"
 fi
 
 # ccwctl_check <step> <what to find in the output> <ccwctl args...>: runs ccwctl against the vfio
@@ -86,7 +120,7 @@ elif ! /bin/ccwctl --help 2>&1 | grep -q -e '--vfio'; then
 elif /bin/ccwctl --vfio "$UUID" sense-id "$SCH" 2>&1 | grep -q 'not available in this build'; then
     say "skip ccwctl: this ccwctl build has --vfio but no vfio backend ($(/bin/ccwctl --vfio "$UUID" sense-id "$SCH" 2>&1 | head -n 1))"
 else
-    ccwctl_check ccwctl-sense-id 3832 sense-id "$SCH"
+    ccwctl_check ccwctl-sense-id "$CU" sense-id "$SCH"
     if [ -f /examples/sense-id.ccw ]; then
         ccwctl_check ccwctl-example . run "$SCH" /examples/sense-id.ccw
     else

@@ -6,13 +6,20 @@
 //!    Rust for s390x, a busybox initramfs), cached under `$CCW_RS_CACHE` (default
 //!    `/var/cache/ccw-rs`) with stamp files so a second run skips finished steps;
 //! 2. runs the workspace's unit tests for `s390x-unknown-linux-gnu` under qemu-user (big-endian);
-//! 3. boots an emulated s390x guest whose virtio-blk-ccw subchannel is bound to vfio_ccw, and runs
-//!    the lane's own probe, the vfio-guest crate's `vfio-guest` (css-conformance on both VFIO APIs,
-//!    kernel torture, bench) and
-//!    `ccwctl --vfio` where those binaries exist;
+//! 3. boots the guest in one or both lanes (`--lane qemu|hercules`, default both, QEMU first):
+//!    - QEMU: a virtio-blk-ccw subchannel bound to vfio_ccw (the ABI on a synchronous emulated
+//!      channel subsystem);
+//!    - Hercules (`hercules`): a 3390 DASD bound to vfio_ccw, whose programs run in device
+//!      threads as on a real channel: halt and clear of running programs, data chaining, IDALs
+//!      and ECKD programs (see `hercules`);
+//!
+//!    and runs the lane's own probe, the vfio-guest crate's `vfio-guest` (css-conformance on both
+//!    VFIO APIs with the lane's fixture, kernel torture, bench) and `ccwctl --vfio` where those
+//!    binaries exist;
 //! 4. prints every suite's `N passed, M failed` line, the bench medians, and per-step timings, and
-//!    fails on any failure or timeout (the multi-IDAW group is reported apart: QEMU's known defect;
-//!    so is the kernel-torture group: its failures are kernel findings).
+//!    fails on any failure or timeout (a known emulator defect is reported apart: QEMU's
+//!    multi-IDAW transfer, Hercules 3.13's halt completion; so is the kernel-torture group: its
+//!    failures are kernel findings).
 //!
 //! The facts it relies on (packages, kernel options, boot line, binding) are recorded in
 //! `s390x-guest.md` of the project's shared reference; each submodule cites what it implements.
@@ -20,6 +27,7 @@
 mod cache;
 mod fresh;
 mod guest;
+mod hercules;
 mod host;
 mod kernel;
 mod report;
@@ -36,14 +44,15 @@ struct Options {
     cache: PathBuf,
     unit: bool,
     guest: bool,
+    lanes: Vec<report::Lane>,
     timeout: Duration,
 }
 
-const USAGE: &str =
-    "usage: cargo xtask s390x [--no-unit] [--no-guest] [--timeout SECS] [--cache DIR]
+const USAGE: &str = "usage: cargo xtask s390x [--lane qemu|hercules] [--no-unit] [--no-guest] [--timeout SECS] [--cache DIR]
+  --lane L       boot the guest under this emulator only (default: both, QEMU then Hercules)
   --no-unit      skip the unit tests under qemu-user
   --no-guest     skip booting the emulated guest
-  --timeout SECS guard for the guest run (default 600)
+  --timeout SECS guard for each guest run (default 600)
   --cache DIR    download and build cache (default $CCW_RS_CACHE or /var/cache/ccw-rs)";
 
 impl Options {
@@ -52,6 +61,7 @@ impl Options {
             cache: default_cache(),
             unit: true,
             guest: true,
+            lanes: vec![report::Lane::Qemu, report::Lane::Hercules],
             timeout: Duration::from_secs(600),
         };
         let mut it = args.iter();
@@ -59,6 +69,18 @@ impl Options {
             match arg.as_str() {
                 "--no-unit" => opts.unit = false,
                 "--no-guest" => opts.guest = false,
+                "--lane" => {
+                    opts.lanes = vec![match it.next().map(String::as_str) {
+                        Some("qemu") => report::Lane::Qemu,
+                        Some("hercules") => report::Lane::Hercules,
+                        Some(other) => {
+                            return Err(format!(
+                                "--lane: unknown lane `{other}` (qemu or hercules)\n{USAGE}"
+                            ));
+                        }
+                        None => return Err("--lane needs qemu or hercules".to_string()),
+                    }];
+                }
                 "--timeout" => {
                     let v = it.next().ok_or("--timeout needs a value")?;
                     let secs: u64 = v
@@ -175,17 +197,59 @@ pub(crate) fn run(args: &[String]) -> util::Result {
             }
         }
         if opts.guest {
+            if opts.lanes.contains(&report::Lane::Hercules) {
+                t.step("host packages: hercules", || {
+                    apt.install_missing(host::HERCULES)
+                })?;
+            }
             let bz = t.step("guest kernel", || kernel::build(&cache, &apt))?;
             let payloads = t.step("guest payloads", || tools.guest_payloads())?;
             let initrd = t.step("guest initramfs", || {
                 guest::initramfs(&cache, &apt, &payloads)
             })?;
-            let run = t.step("guest run", || {
-                guest::boot(&cache, &bz, &initrd, opts.timeout)
-            })?;
-            let rep = report::GuestReport::parse(&run.lines);
-            print!("{}", rep.summary());
-            failures.extend(rep.failures(&payloads.expected_steps(), run.timed_out));
+            for lane in &opts.lanes {
+                let lane = *lane;
+                let run = match lane {
+                    report::Lane::Qemu => t.step("qemu: guest run", || {
+                        guest::boot(&cache, &bz, &initrd, opts.timeout)
+                    })?,
+                    report::Lane::Hercules => {
+                        let (cnf, rc) = t.step("hercules: image + configuration", || {
+                            hercules::prepare(&cache, &bz, &initrd)
+                        })?;
+                        t.step("hercules: guest run", || {
+                            hercules::boot(&cnf, &rc, opts.timeout)
+                        })?
+                    }
+                };
+                let rep = report::GuestReport::parse(lane, &run.lines);
+                print!("{}", rep.summary());
+                failures.extend(
+                    rep.failures(&payloads.expected_steps(lane), run.timed_out)
+                        .into_iter()
+                        .map(|f| format!("{} lane: {f}", lane.name())),
+                );
+                if lane == report::Lane::Hercules && !run.timed_out {
+                    let checks = t.step("hercules: host checks of the image", || {
+                        hercules::host_checks(&cache)
+                    })?;
+                    let passed = checks.iter().filter(|c| c.ok).count();
+                    for c in &checks {
+                        let verdict = if c.ok { "ok  " } else { "FAIL" };
+                        println!("  host {verdict} {}: {}", c.name, c.detail);
+                        if !c.ok {
+                            failures.push(format!(
+                                "hercules lane: host check {}: {}",
+                                c.name, c.detail
+                            ));
+                        }
+                    }
+                    println!(
+                        "hercules host checks: {passed} passed, {} failed",
+                        checks.len() - passed
+                    );
+                }
+            }
         }
         Ok(())
     })();
@@ -218,6 +282,18 @@ mod tests {
         assert!(o.guest);
         assert_eq!(o.timeout, Duration::from_secs(30));
         assert_eq!(o.cache, PathBuf::from("/x"));
+    }
+
+    #[test]
+    fn lanes_default_to_both_and_can_be_picked() {
+        let both = Options::parse(&[]).unwrap();
+        assert_eq!(both.lanes, [report::Lane::Qemu, report::Lane::Hercules]);
+        let h = Options::parse(&args(&["--lane", "hercules"])).unwrap();
+        assert_eq!(h.lanes, [report::Lane::Hercules]);
+        let q = Options::parse(&args(&["--lane", "qemu", "--no-unit"])).unwrap();
+        assert_eq!(q.lanes, [report::Lane::Qemu]);
+        assert!(Options::parse(&args(&["--lane"])).is_err());
+        assert!(Options::parse(&args(&["--lane", "kvm"])).is_err());
     }
 
     #[test]

@@ -10,6 +10,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -118,14 +119,21 @@ pub(crate) fn boot(
     .args(["-append", "console=ttysclp0 panic=-1 quiet"])
     .arg("-drive")
     .arg(format!("file={},if=none,id=d1,format=raw", disk.display()))
-    .args(["-device", "virtio-blk-ccw,drive=d1,devno=fe.0.0005"])
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    .args(["-device", "virtio-blk-ccw,drive=d1,devno=fe.0.0005"]);
+    watch(&mut cmd, "QEMU", timeout)
+}
+
+/// Runs an emulator in its own process group, echoes and collects its output lines, and kills
+/// the whole group once `timeout` has passed. The verdict never uses the exit code.
+pub(crate) fn watch(cmd: &mut Command, what: &str, timeout: Duration) -> util::Result<GuestRun> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
     eprintln!("xtask: running {cmd:?} (timeout {} s)", timeout.as_secs());
     let mut child = cmd
         .spawn()
-        .map_err(|e| format!("could not start qemu-system-s390x: {e}"))?;
+        .map_err(|e| format!("could not start {what}: {e}"))?;
 
     let (tx, rx) = mpsc::channel::<String>();
     let readers: Vec<_> = [
@@ -170,21 +178,27 @@ pub(crate) fn boot(
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 timed_out = true;
                 eprintln!(
-                    "xtask s390x: guest still running after {} s: killing QEMU",
+                    "xtask s390x: guest still running after {} s: killing {what}'s process group",
                     timeout.as_secs()
                 );
-                // Killing closes the pipes, which ends the reader threads.
+                // The child leads its own process group (pgid = its pid): kill all of it, which
+                // also closes the pipes and so ends the reader threads.
+                let _ = Command::new("kill")
+                    .args(["-KILL", "--", &format!("-{}", child.id())])
+                    .status();
                 let _ = child.kill();
                 break;
             }
         }
     }
-    let status = child.wait().map_err(|e| format!("waiting for QEMU: {e}"))?;
+    let status = child
+        .wait()
+        .map_err(|e| format!("waiting for {what}: {e}"))?;
     for r in readers {
         let _ = r.join();
     }
     // Lines that arrived between the timeout and the kill still count.
     lines.extend(rx.try_iter());
-    eprintln!("xtask s390x: QEMU exited with {status} (not used for the verdict)");
+    eprintln!("xtask s390x: {what} exited with {status} (not used for the verdict)");
     Ok(GuestRun { lines, timed_out })
 }

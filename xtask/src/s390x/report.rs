@@ -50,12 +50,45 @@ pub(crate) fn parse_cargo_test_result(line: &str) -> Option<(u64, u64)> {
     Some((passed?, failed?))
 }
 
-/// Whether a suite is the multi-IDAW group, which QEMU's emulated device gets wrong: its
-/// `ccw_dstream_rw_ida()` does not advance between IDAWs, so data split over several IDAW blocks
-/// is transferred wrongly. Reported apart, not counted.
-pub(crate) fn is_known_qemu_defect(suite: &str) -> bool {
-    let s = suite.to_ascii_lowercase();
-    s.contains("idaw") && s.contains("multi")
+/// The emulator a guest ran under: it decides which emulator defects are known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Lane {
+    /// qemu-system-s390x with a virtio-blk-ccw disk.
+    #[default]
+    Qemu,
+    /// Hercules 3.13 with a 3390 DASD.
+    Hercules,
+}
+
+impl Lane {
+    /// Its name on the command line and in reports.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Lane::Qemu => "qemu",
+            Lane::Hercules => "hercules",
+        }
+    }
+
+    /// The named emulator defect a suite's results stand for on this lane, if any. Such a suite
+    /// is printed apart with its counts and is not part of the lane's pass/fail sum; everything
+    /// else on the lane still counts.
+    pub(crate) fn known_defect(self, suite: &str) -> Option<&'static str> {
+        let s = suite.to_ascii_lowercase();
+        match self {
+            // QEMU's `ccw_dstream_rw_ida()` does not advance between IDAWs, so data split over
+            // several IDAW blocks is transferred wrongly.
+            Lane::Qemu if s.contains("idaw") && s.contains("multi") => {
+                Some("known QEMU defect (multi-IDAW data transfer)")
+            }
+            // Hercules 3.13 completes HSCH of a running program with subchannel- and
+            // device-active still set (SCSW `00c060c1`); after a completed HSCH the activity
+            // control is 0 (s390-io-reference.md §3.3, §3.4, §10.4).
+            Lane::Hercules if s.contains("halt-completion") => Some(
+                "known Hercules 3.13 defect (HSCH completion leaves subchannel- and device-active set)",
+            ),
+            _ => None,
+        }
+    }
 }
 
 /// Whether a suite is vfio-guest's kernel-torture group: hostile programs written straight into
@@ -63,11 +96,6 @@ pub(crate) fn is_known_qemu_defect(suite: &str) -> bool {
 /// results and not counted.
 pub(crate) fn is_kernel_finding(suite: &str) -> bool {
     suite.to_ascii_lowercase().contains("kernel-torture")
-}
-
-/// Whether a suite is reported apart and not counted (the QEMU defect, kernel findings).
-fn is_apart(suite: &str) -> bool {
-    is_known_qemu_defect(suite) || is_kernel_finding(suite)
 }
 
 /// Whether a result line is a payload's own sum over its groups.
@@ -94,6 +122,7 @@ pub(crate) struct Step {
 /// Everything read from one guest run.
 #[derive(Debug, Default)]
 pub(crate) struct GuestReport {
+    pub(crate) lane: Lane,
     pub(crate) suites: Vec<Suite>,
     pub(crate) steps: Vec<Step>,
     pub(crate) facts: Vec<String>,
@@ -105,9 +134,12 @@ pub(crate) struct GuestReport {
 }
 
 impl GuestReport {
-    /// Reads the guest's console lines.
-    pub(crate) fn parse(lines: &[String]) -> Self {
-        let mut r = GuestReport::default();
+    /// Reads the console lines of a guest that ran on `lane`.
+    pub(crate) fn parse(lane: Lane, lines: &[String]) -> Self {
+        let mut r = GuestReport {
+            lane,
+            ..GuestReport::default()
+        };
         let mut current: Option<String> = None;
         for raw in lines {
             let line = raw.trim_matches(|c: char| c == '\r' || c.is_whitespace());
@@ -167,6 +199,12 @@ impl GuestReport {
         r
     }
 
+    /// Whether a suite is reported apart and not counted: this lane's known emulator defect, or
+    /// kernel findings.
+    fn is_apart(&self, suite: &str) -> bool {
+        self.lane.known_defect(suite).is_some() || is_kernel_finding(suite)
+    }
+
     /// The ratio of the first bench line, if any.
     pub(crate) fn bench_ratio(&self) -> Option<f64> {
         self.bench.iter().find_map(|l| {
@@ -181,12 +219,12 @@ impl GuestReport {
 
     /// The printed summary: every suite's line, the known-defect group apart, skips, the bench.
     pub(crate) fn summary(&self) -> String {
-        let mut s = String::from("s390x guest results:\n");
+        let mut s = format!("s390x guest results ({} lane):\n", self.lane.name());
         for f in &self.facts {
             let _ = writeln!(s, "  fact: {f}");
         }
         let (mut passed, mut failed) = (0, 0);
-        for suite in self.suites.iter().filter(|x| !is_apart(&x.name)) {
+        for suite in self.suites.iter().filter(|x| !self.is_apart(&x.name)) {
             let _ = writeln!(
                 s,
                 "  {} / {}: {} passed, {} failed",
@@ -195,12 +233,14 @@ impl GuestReport {
             passed += suite.passed;
             failed += suite.failed;
         }
-        for suite in self.suites.iter().filter(|x| is_known_qemu_defect(&x.name)) {
-            let _ = writeln!(
-                s,
-                "  known QEMU defect, not counted (multi-IDAW data transfer): {} / {}: {} passed, {} failed",
-                suite.step, suite.name, suite.passed, suite.failed
-            );
+        for suite in &self.suites {
+            if let Some(defect) = self.lane.known_defect(&suite.name) {
+                let _ = writeln!(
+                    s,
+                    "  {defect}, not counted: {} / {}: {} passed, {} failed",
+                    suite.step, suite.name, suite.passed, suite.failed
+                );
+            }
         }
         for suite in self.suites.iter().filter(|x| is_kernel_finding(&x.name)) {
             let _ = writeln!(
@@ -226,7 +266,11 @@ impl GuestReport {
                 "  bench target ratio <= {BENCH_TARGET_RATIO:.2}: {verdict} ({ratio:.3})"
             );
         }
-        let _ = writeln!(s, "s390x guest: {passed} passed, {failed} failed");
+        let _ = writeln!(
+            s,
+            "s390x guest ({}): {passed} passed, {failed} failed",
+            self.lane.name()
+        );
         s
     }
 
@@ -235,7 +279,10 @@ impl GuestReport {
     pub(crate) fn failures(&self, expected: &[&str], timed_out: bool) -> Vec<String> {
         let mut out = Vec::new();
         if timed_out {
-            out.push("the guest run timed out (QEMU killed)".to_string());
+            out.push(format!(
+                "the {} guest run timed out (emulator killed)",
+                self.lane.name()
+            ));
         }
         if let Some(why) = &self.setup_fail {
             out.push(format!("guest setup failed: {why}"));
@@ -255,8 +302,12 @@ impl GuestReport {
         }
         for step in &self.steps {
             let suites: Vec<&Suite> = self.suites.iter().filter(|s| s.step == step.name).collect();
-            let real_failures = suites.iter().any(|s| s.failed > 0 && !is_apart(&s.name));
-            let defect_failures = suites.iter().any(|s| s.failed > 0 && is_apart(&s.name));
+            let real_failures = suites
+                .iter()
+                .any(|s| s.failed > 0 && !self.is_apart(&s.name));
+            let defect_failures = suites
+                .iter()
+                .any(|s| s.failed > 0 && self.is_apart(&s.name));
             match step.exit {
                 None => out.push(format!("step {} did not finish", step.name)),
                 Some(0) => {}
@@ -275,7 +326,7 @@ impl GuestReport {
             // Results that pass nothing (everything skipped) verified nothing.
             let counted_passes: u64 = suites
                 .iter()
-                .filter(|s| !is_apart(&s.name))
+                .filter(|s| !self.is_apart(&s.name))
                 .map(|s| s.passed)
                 .sum();
             if needs_results && !suites.is_empty() && counted_passes == 0 {
@@ -288,7 +339,7 @@ impl GuestReport {
         for s in self
             .suites
             .iter()
-            .filter(|s| s.failed > 0 && !is_apart(&s.name))
+            .filter(|s| s.failed > 0 && !self.is_apart(&s.name))
         {
             out.push(format!("{} / {}: {} failed", s.step, s.name, s.failed));
         }
@@ -354,15 +405,18 @@ bench sense-id: backend median=700us raw median=660us ratio=1.06
 
     #[test]
     fn a_good_run_passes_and_sets_the_defect_apart() {
-        let r = GuestReport::parse(&lines(GOOD));
+        let r = GuestReport::parse(Lane::Qemu, &lines(GOOD));
         assert_eq!(r.suites.len(), 3);
         assert_eq!(r.suites[1].step, "conformance-legacy");
         assert_eq!(r.bench_ratio(), Some(1.06));
         let f = r.failures(&["probe-legacy", "conformance-legacy", "bench"], false);
         assert!(f.is_empty(), "{f:?}");
         let s = r.summary();
-        assert!(s.contains("known QEMU defect, not counted"), "{s}");
-        assert!(s.contains("s390x guest: 18 passed, 0 failed"), "{s}");
+        assert!(
+            s.contains("known QEMU defect (multi-IDAW data transfer), not counted"),
+            "{s}"
+        );
+        assert!(s.contains("s390x guest (qemu): 18 passed, 0 failed"), "{s}");
         assert!(s.contains("SKIPPED ccwctl"), "{s}");
         assert!(s.contains("met (1.060)"), "{s}");
     }
@@ -388,7 +442,7 @@ vfio-guest conformance: conformance cdev: FAIL
 
     #[test]
     fn the_runner_groups_count_and_kernel_findings_stay_apart() {
-        let r = GuestReport::parse(&lines(RUNNER));
+        let r = GuestReport::parse(Lane::Qemu, &lines(RUNNER));
         let names: Vec<&str> = r.suites.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["basic", "multi-idaw", "kernel-torture"]);
         assert_eq!((r.suites[0].passed, r.suites[0].failed), (20, 0));
@@ -396,10 +450,10 @@ vfio-guest conformance: conformance cdev: FAIL
         assert!(f.is_empty(), "{f:?}");
         let s = r.summary();
         assert!(s.contains("kernel findings, not counted (raw io-region torture): conformance-cdev / kernel-torture: 9 passed, 1 failed"), "{s}");
-        assert!(s.contains("s390x guest: 20 passed, 0 failed"), "{s}");
+        assert!(s.contains("s390x guest (qemu): 20 passed, 0 failed"), "{s}");
         // A failure in a counted group fails the run.
         let bad = RUNNER.replace("basic: 20 passed, 0 failed", "basic: 19 passed, 1 failed");
-        let f = GuestReport::parse(&lines(&bad)).failures(&["conformance-cdev"], false);
+        let f = GuestReport::parse(Lane::Qemu, &lines(&bad)).failures(&["conformance-cdev"], false);
         assert!(
             f.iter()
                 .any(|x| x.contains("conformance-cdev exited with 1")),
@@ -408,7 +462,8 @@ vfio-guest conformance: conformance cdev: FAIL
         assert!(f.iter().any(|x| x.contains("basic: 1 failed")), "{f:?}");
         // Only kernel findings and the defect group passing: nothing verified.
         let none = RUNNER.replace("basic: 20 passed, 0 failed", "basic: 0 passed, 0 failed");
-        let f = GuestReport::parse(&lines(&none)).failures(&["conformance-cdev"], false);
+        let f =
+            GuestReport::parse(Lane::Qemu, &lines(&none)).failures(&["conformance-cdev"], false);
         assert!(f.iter().any(|x| x.contains("passed no check")), "{f:?}");
         assert!(is_kernel_finding("kernel-torture") && !is_kernel_finding("basic"));
     }
@@ -419,7 +474,7 @@ vfio-guest conformance: conformance cdev: FAIL
             "sense-id: 4 passed, 0 failed",
             "sense-id: 3 passed, 1 failed",
         );
-        let r = GuestReport::parse(&lines(&text));
+        let r = GuestReport::parse(Lane::Qemu, &lines(&text));
         let f = r.failures(
             &[
                 "probe-legacy",
@@ -441,7 +496,7 @@ vfio-guest conformance: conformance cdev: FAIL
         );
 
         let cut: Vec<String> = lines(GOOD).into_iter().take(5).collect();
-        let r = GuestReport::parse(&cut);
+        let r = GuestReport::parse(Lane::Qemu, &cut);
         let f = r.failures(&["probe-legacy"], true);
         assert!(f.iter().any(|x| x.contains("timed out")), "{f:?}");
         assert!(
@@ -450,16 +505,73 @@ vfio-guest conformance: conformance cdev: FAIL
         );
     }
 
+    const HERCULES: &str = "\
+@@ setup-ok
+@@ begin probe-legacy
+probe legacy ok   read-2-idaws: scsw=...
+probe legacy FAIL activity-cleared: scsw=00c060c1...
+probe legacy halt-completion: 1 passed, 1 failed
+probe legacy: 20 passed, 0 failed
+@@ end probe-legacy exit=1
+@@ begin conformance-legacy
+multi-idaw: 3 passed, 1 failed
+@@ end conformance-legacy exit=1
+@@ done";
+
+    #[test]
+    fn each_lane_sets_apart_only_its_own_known_defect() {
+        let r = GuestReport::parse(Lane::Hercules, &lines(HERCULES));
+        let s = r.summary();
+        assert!(
+            s.contains("known Hercules 3.13 defect (HSCH completion leaves subchannel- and device-active set), not counted: probe-legacy / probe legacy halt-completion: 1 passed, 1 failed"),
+            "{s}"
+        );
+        // Hercules transfers multi-IDAW data correctly: that group counts there.
+        assert!(
+            s.contains("s390x guest (hercules): 23 passed, 1 failed"),
+            "{s}"
+        );
+        let f = r.failures(&["probe-legacy", "conformance-legacy"], false);
+        assert!(
+            f.iter().any(|x| x.contains("multi-idaw: 1 failed")),
+            "{f:?}"
+        );
+        // The probe's non-zero exit comes from the known defect alone: not a failure.
+        assert!(
+            !f.iter().any(|x| x.contains("probe-legacy exited")),
+            "{f:?}"
+        );
+
+        // On QEMU the halt-completion line is a real failure and multi-IDAW is set apart.
+        let r = GuestReport::parse(Lane::Qemu, &lines(HERCULES));
+        let f = r.failures(&["probe-legacy", "conformance-legacy"], false);
+        assert!(
+            f.iter().any(|x| x.contains("halt-completion: 1 failed")),
+            "{f:?}"
+        );
+        assert!(
+            f.iter().any(|x| x.contains("probe-legacy exited with 1")),
+            "{f:?}"
+        );
+        assert!(!f.iter().any(|x| x.contains("multi-idaw")), "{f:?}");
+    }
+
     #[test]
     fn silent_steps_and_setup_failures_fail() {
-        let r = GuestReport::parse(&lines("@@ setup-fail bind 0.0.0000 to vfio_ccw\n@@ done"));
+        let r = GuestReport::parse(
+            Lane::Qemu,
+            &lines("@@ setup-fail bind 0.0.0000 to vfio_ccw\n@@ done"),
+        );
         let f = r.failures(&[], false);
         assert_eq!(f.len(), 1, "{f:?}");
         assert!(f[0].contains("bind 0.0.0000"));
 
-        let r = GuestReport::parse(&lines(
-            "@@ setup-ok\n@@ begin probe-cdev\n@@ end probe-cdev exit=0\n@@ begin bench\n@@ end bench exit=0\n@@ done",
-        ));
+        let r = GuestReport::parse(
+            Lane::Qemu,
+            &lines(
+                "@@ setup-ok\n@@ begin probe-cdev\n@@ end probe-cdev exit=0\n@@ begin bench\n@@ end bench exit=0\n@@ done",
+            ),
+        );
         let f = r.failures(&["probe-cdev"], false);
         assert!(
             f.iter().any(|x| x.contains("probe-cdev printed no")),
@@ -467,16 +579,19 @@ vfio-guest conformance: conformance cdev: FAIL
         );
         assert!(f.iter().any(|x| x.contains("bench printed no")), "{f:?}");
 
-        let r = GuestReport::parse(&lines(
-            "@@ setup-ok\n@@ begin probe-cdev\nprobe cdev: 0 passed, 0 failed, 9 skipped\n@@ end probe-cdev exit=0\n@@ done",
-        ));
+        let r = GuestReport::parse(
+            Lane::Qemu,
+            &lines(
+                "@@ setup-ok\n@@ begin probe-cdev\nprobe cdev: 0 passed, 0 failed, 9 skipped\n@@ end probe-cdev exit=0\n@@ done",
+            ),
+        );
         let f = r.failures(&["probe-cdev"], false);
         assert!(
             f.iter().any(|x| x.contains("probe-cdev passed no check")),
             "{f:?}"
         );
 
-        let r = GuestReport::parse(&lines("@@ setup-ok"));
+        let r = GuestReport::parse(Lane::Qemu, &lines("@@ setup-ok"));
         assert!(
             r.failures(&[], false)
                 .iter()

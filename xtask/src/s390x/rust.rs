@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 
 use super::cache::{self, Cache};
 use super::host::{self, Apt};
-use super::report;
+use super::report::{self, Lane};
 use crate::util;
 
 /// The Rust target of the lane.
@@ -56,16 +56,16 @@ pub(crate) struct Payloads {
 }
 
 impl Payloads {
-    /// The guest steps that must run given these payloads (see xtask/s390x/init.sh).
-    pub(crate) fn expected_steps(&self) -> Vec<&'static str> {
+    /// The guest steps that must run on `lane` given these payloads (see xtask/s390x/init.sh).
+    /// On Hercules the conformance suite must run too (with its 3390 fixture): a `vfio-guest`
+    /// without `--fixture` makes the lane fail, not pass with the suite skipped.
+    pub(crate) fn expected_steps(&self, lane: Lane) -> Vec<&'static str> {
         let mut steps = vec!["probe-legacy", "probe-cdev"];
         if self.vfio_guest {
-            steps.extend([
-                "vfio-info",
-                "conformance-legacy",
-                "conformance-cdev",
-                "bench",
-            ]);
+            steps.extend(["vfio-info", "conformance-legacy", "conformance-cdev"]);
+            if lane == Lane::Qemu {
+                steps.push("bench");
+            }
         }
         // This tree's ccwctl has `--vfio`: when it is in the guest, init.sh skipping its checks
         // (no `--vfio` in its help, no vfio backend) is a failure, not a pass.
@@ -369,12 +369,20 @@ mod tests {
             vfio_guest: false,
             ccwctl: false,
         };
-        assert_eq!(p.expected_steps(), ["probe-legacy", "probe-cdev"]);
+        assert_eq!(p.expected_steps(Lane::Qemu), ["probe-legacy", "probe-cdev"]);
         p.ccwctl = true;
-        assert!(p.expected_steps().contains(&"ccwctl-sense-id"));
-        assert!(!p.expected_steps().contains(&"ccwctl-example"));
+        assert!(p.expected_steps(Lane::Qemu).contains(&"ccwctl-sense-id"));
+        assert!(!p.expected_steps(Lane::Qemu).contains(&"ccwctl-example"));
         p.examples.push(PathBuf::from("examples/sense-id.ccw"));
-        assert!(p.expected_steps().contains(&"ccwctl-example"));
+        assert!(p.expected_steps(Lane::Qemu).contains(&"ccwctl-example"));
+        // On Hercules the conformance suite is required too (with the 3390 fixture); the bench
+        // is QEMU's.
+        p.vfio_guest = true;
+        let h = p.expected_steps(Lane::Hercules);
+        assert!(h.contains(&"conformance-legacy") && h.contains(&"conformance-cdev"));
+        assert!(!h.contains(&"bench"));
+        assert!(p.expected_steps(Lane::Qemu).contains(&"bench"));
+        p.vfio_guest = false;
         // A guest that skipped them (`@@ skip ccwctl: ...`) then fails.
         let lines: Vec<String> = [
             "@@ setup-ok",
@@ -383,7 +391,8 @@ mod tests {
         ]
         .map(String::from)
         .to_vec();
-        let f = report::GuestReport::parse(&lines).failures(&p.expected_steps(), false);
+        let f = report::GuestReport::parse(Lane::Qemu, &lines)
+            .failures(&p.expected_steps(Lane::Qemu), false);
         assert!(
             f.iter().any(|x| x.contains("ccwctl-sense-id did not run")),
             "{f:?}"

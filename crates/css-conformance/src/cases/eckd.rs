@@ -58,9 +58,14 @@ fn cchh(cyl: u16, head: u16) -> [u8; 4] {
 }
 
 /// Define Extent parameters: file mask and the tracks `beg..=end` of cylinder [`CYL`].
+///
+/// Global attributes 0xC0 (extent architecture ECKD), as Linux's `dasd_eckd` sends them:
+/// Hercules 3.13's 3990 rejects a Define Extent with attributes 0 with unit check at that CCW
+/// (seen in the Hercules lane of `cargo xtask s390x`).
 fn define_extent(mask: u8, beg: u16, end: u16) -> [u8; 16] {
     let mut p = [0u8; 16];
     p[0] = mask;
+    p[1] = 0xC0;
     p[8..12].copy_from_slice(&cchh(CYL, beg));
     p[12..16].copy_from_slice(&cchh(CYL, end));
     p
@@ -71,6 +76,7 @@ fn define_extent(mask: u8, beg: u16, end: u16) -> [u8; 16] {
 fn locate(op: u8, count: u8, head: u16, rec: u8) -> [u8; 16] {
     let mut p = [0u8; 16];
     p[0] = op;
+    p[1] = 0x80; // transfer length factor valid, as `dasd_eckd` sets it
     p[3] = count;
     p[4..8].copy_from_slice(&cchh(CYL, head));
     p[8..12].copy_from_slice(&cchh(CYL, head));
