@@ -723,12 +723,20 @@ impl<B: Backend + ?Sized, T: Translate> Subchannel<B, T> {
         let (rx, ticket, host_orb) = rx;
         let sch = self.id();
         async move {
-            let cc = self
-                .shared
-                .backend
-                .start(sch, &host_orb)
-                .await
-                .map_err(CssError::from);
+            let cc = if host_orb.ctrl.lpm() & ticket.lpm == 0 {
+                // No path the ORB allows is logically available (every one varied off): as
+                // Linux's ccw_device_start (`lpm &= sch->lpm`, nothing left: no start), the
+                // start finds no path to select and ends as cc 3 (EACCES while other paths
+                // remain, else ENODEV). Answered here, because a backend may fill in its own
+                // mask (vfio-ccw replaces LPM 0 with the kernel's sch->lpm).
+                Ok(ConditionCode::Cc3)
+            } else {
+                self.shared
+                    .backend
+                    .start(sch, &host_orb)
+                    .await
+                    .map_err(CssError::from)
+            };
             self.entry.core.started(ticket, host_orb.ctrl.lpm(), cc);
             match rx.await {
                 Ok(r) => r,

@@ -758,6 +758,35 @@ async fn channel_path_reports_update_masks_and_are_forwarded() {
     assert_eq!(css.cached_schib(SCH).unwrap().pmcw.lpm, 0xC0);
 }
 
+/// Every path varied off: a start with ORB LPM 0 finds no logical path and ends as cc 3
+/// (ENODEV) without reaching the backend, which could substitute its own mask (vfio-ccw
+/// replaces LPM 0 with the kernel's); varied on again, the start reaches the backend.
+#[tokio::test]
+async fn start_with_every_path_varied_off_never_reaches_the_backend() {
+    let (mut be, tx) = mock_base(vec![(SCH, schib(5, true))]);
+    be.expect_start().times(1).returning(|_, _| Ok(ConditionCode::Cc0));
+    let css: Css<MockBe, Offset> = Css::new(Arc::new(be)).unwrap();
+    css.probe().await.unwrap();
+    let sub = css.open(SCH).await.unwrap();
+    let m = mem();
+    css.vary_path(0x10, false).await;
+    css.vary_path(0x11, false).await;
+    let e = sub.submit(&orb(1, 0x1000), &m).await.unwrap_err();
+    assert_eq!((e.kind(), e.errno()), (CssErrorKind::NoDevice, 19), "{e}");
+    assert_eq!(sub.state(), State::Idle);
+    css.vary_path(0x10, true).await;
+    let o = orb(2, 0x1000);
+    let (done, ()) = tokio::join!(sub.submit(&o, &m), async {
+        wait_state(&css, State::CpPending).await;
+        tx.send(BackendEvent::Interrupt {
+            sch: SCH,
+            irb: final_irb(0x1008 + OFFSET),
+        })
+        .unwrap();
+    });
+    done.unwrap();
+}
+
 /// Issue #15 item 2: a path that goes away and comes back is usable again, also after a start
 /// on it ended with cc 3 (which removes it from the logical-path mask).
 #[tokio::test]
