@@ -22,9 +22,10 @@ use crate::device::{
     TransferError,
 };
 
-use super::geometry::{CMD_RCD, HEADS, Identity, RDC_LEN, SENSE_LEN, TrackAddr};
+use super::identity::Identity;
 use super::image::{CkdImage, ImageError, ImageErrorKind};
-use super::track::{COUNT_LEN, Count, Record, Track};
+use super::track::{Record, Track};
+use ccw_types::eckd::{CMD_RCD, COUNT_LEN, Count, HEADS, RDC_LEN, SENSE_LEN, TrackAddr};
 
 /// A [`DataStream`] over one contiguous buffer (a CCW without chaining or IDAWs), for direct
 /// use of the device without a channel (offline tools, unit tests).
@@ -1018,16 +1019,37 @@ mod tests {
         dev.execute(code, &mut SliceData::new(buf)).status
     }
 
+    // The parameter blocks as the device reads them (the driver's builders are ccw-dasd's;
+    // the device's tests encode their own so that they test the layout, not agree with it).
     fn de(mask: u8, beg: TrackAddr, end: TrackAddr) -> Vec<u8> {
-        super::super::program::define_extent(mask, beg, end)
+        let mut p = vec![0u8; 16];
+        p[0] = mask;
+        p[1] = 0xC0; // ECKD mode
+        p[8..12].copy_from_slice(&beg.to_cchh());
+        p[12..16].copy_from_slice(&end.to_cchh());
+        p
     }
 
     fn lr(orient: u8, op: u8, count: u8, seek: TrackAddr, rec: u8, len: u16) -> Vec<u8> {
-        super::super::program::locate(orient, op, count, seek, rec, len)
+        let mut p = vec![0u8; 16];
+        p[0] = (orient << 6) | op;
+        if len != 0 {
+            p[1] = 0x80; // length valid
+        }
+        p[3] = count;
+        p[4..8].copy_from_slice(&seek.to_cchh());
+        p[8..12].copy_from_slice(&seek.to_cchh());
+        p[12] = rec;
+        p[14..16].copy_from_slice(&len.to_be_bytes());
+        p
     }
 
     fn count(t: TrackAddr, r: u8, kl: u8, dl: u16) -> Vec<u8> {
-        super::super::program::count_field(t, r, kl, dl).to_vec()
+        let c = t.to_cchh();
+        let mut b = c.to_vec();
+        b.extend_from_slice(&[r, kl]);
+        b.extend_from_slice(&dl.to_be_bytes());
+        b
     }
 
     /// A new chain with Define Extent (`mask`, `beg..=end`), then Locate Record `lr`.
