@@ -50,6 +50,7 @@ mod answer;
 mod block;
 pub mod ccw;
 pub mod crw;
+pub mod eckd;
 mod emw;
 mod error;
 mod flags;

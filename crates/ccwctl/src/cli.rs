@@ -73,8 +73,8 @@ pub enum Command {
         #[arg(required = true, num_args = 1..)]
         hex: Vec<String>,
     },
-    /// An ECKD 3390 DASD on a Hercules CKD image, through channel programs on the simulated
-    /// channel subsystem.
+    /// An ECKD 3390 DASD through channel programs: a Hercules CKD image on the simulated
+    /// channel subsystem, or with --vfio a real DASD (rdc, read, write).
     #[cfg(feature = "sim")]
     Dasd {
         /// What to do with it.
@@ -172,12 +172,7 @@ fn dispatch(cli: Cli) -> Result<u8, CommandError> {
     // `dasd` brings its own simulated subsystem (a 3390 on the given image).
     #[cfg(feature = "sim")]
     if let Command::Dasd { cmd } = &cli.command {
-        if cli.vfio.is_some() {
-            return Err(CommandError::Usage(
-                "`dasd` runs on the simulated subsystem; --vfio is not supported for it".into(),
-            ));
-        }
-        let print = rt.block_on(crate::dasd::dasd_cmd(cmd, timeout))?;
+        let print = rt.block_on(crate::dasd::dasd_cmd(cmd, timeout, cli.vfio.as_deref()))?;
         let _ = std::io::stdout()
             .lock()
             .write_all(print(cli.json).as_bytes());

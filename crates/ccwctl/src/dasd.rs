@@ -1,38 +1,39 @@
 // SPDX-License-Identifier: Apache-2.0 OR MIT
 
-//! `ccwctl dasd`: an ECKD 3390 on a Hercules-compatible CKD image, driven through channel
-//! programs on the simulated channel subsystem.
+//! `ccwctl dasd`: an ECKD 3390, driven through channel programs by ccw-dasd on any backend:
+//! a Hercules-compatible CKD image on the simulated channel subsystem (`dasd rdc IMAGE`), or
+//! a real DASD behind vfio-ccw (`ccwctl --vfio MDEV dasd rdc`; `rdc`, `read` and `write`).
 //!
 //! Every operation except creating the image file is a channel program shaped like Linux
 //! `dasd_eckd`'s (Define Extent, Locate Record, data commands with IDALs), laid out in guest
-//! memory and run through css-core, ccw-translate and mock-backend's channel on
-//! [`Eckd`]: the same path a guest's I/O takes.
+//! memory and run through css-core's `Subchannel::submit` (ccw-translate, then the backend):
+//! the same path a guest's I/O takes.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ccw_types::{DeviceStatus, SubchannelId, SubchannelStatus};
+use ccw_dasd::{DasdSession, EckdProgram, LayoutOptions, SessionError, SessionErrorKind};
+use ccw_types::eckd::{HEADS, TrackAddr, records_per_track};
+use ccw_types::{DeviceStatus, SubchannelStatus};
 use clap::Subcommand;
+use css_core::Backend;
 use mock_backend::MockBackend;
 use mock_backend::dasd::{
-    CkdImage, CreateOptions, Eckd, EckdProgram, HEADS, LayoutOptions, Model3390, Payload,
-    ProgramCcw, TrackAddr, check_volser, ebcdic_to_ascii, lay_out, parse_vol1, records_per_track,
-    sense, volume_labels,
+    CkdImage, CreateOptions, Eckd, Model3390, check_volser, parse_vol1, sense, volume_labels,
 };
-use serde::Serialize;
 use vm_memory::{GuestAddress, GuestMemoryMmap};
 
 use crate::commands::{CommandError, Report};
-use crate::target::{Target, TargetError, TargetErrorKind};
+
+mod report;
+use crate::target::{TargetError, TargetErrorKind};
+pub use report::{FormatReport, InitReport, RdcReport, ReadReport, WriteReport};
 
 /// Device number of the simulated 3390.
 const DEVNO: u16 = 0x0190;
 /// Guest memory for DASD programs (a cylinder's worth of 4 KiB records fits).
 const MEMORY: usize = 16 << 20;
-/// Where programs are laid out.
-const PROGRAM_BASE: u64 = 0x1_0000;
 /// CCWs per format program (ccw-translate's default segment limit is 256).
 const MAX_CCWS: usize = 240;
 
@@ -67,29 +68,23 @@ pub enum DasdCommand {
         cylinders: Option<String>,
     },
     /// Read record `record` of track `cyl`/`head` (its count, key and data).
+    /// Record 0 reads record zero.
     Read {
-        /// The image file.
-        image: PathBuf,
-        /// Cylinder.
-        cyl: u32,
-        /// Head (0-14).
-        head: u16,
-        /// Record number (0 reads record zero).
-        record: u8,
+        /// `[IMAGE] CYL HEAD RECORD`: the image file (not with --vfio), the cylinder, the head
+        /// (0-14) and the record number.
+        #[arg(num_args = 3..=4, required = true, value_names = ["IMAGE", "CYL", "HEAD", "RECORD"])]
+        at: Vec<String>,
         /// Write the data area to this file instead of dumping it.
         #[arg(long)]
         out: Option<PathBuf>,
     },
     /// Rewrite the data area of an existing record (its length stays).
+    /// Records 1-255.
     Write {
-        /// The image file.
-        image: PathBuf,
-        /// Cylinder.
-        cyl: u32,
-        /// Head (0-14).
-        head: u16,
-        /// Record number (1-255).
-        record: u8,
+        /// `[IMAGE] CYL HEAD RECORD`: the image file (not with --vfio), the cylinder, the head
+        /// (0-14) and the record number.
+        #[arg(num_args = 3..=4, required = true, value_names = ["IMAGE", "CYL", "HEAD", "RECORD"])]
+        at: Vec<String>,
         /// The new data, from this file (zero padded to the record's length).
         #[arg(long, conflicts_with = "fill")]
         data: Option<PathBuf>,
@@ -99,9 +94,39 @@ pub enum DasdCommand {
     },
     /// Read Device Characteristics and decode them.
     Rdc {
-        /// The image file.
-        image: PathBuf,
+        /// The image file (not with --vfio).
+        image: Option<PathBuf>,
     },
+}
+
+/// A record's place: `[IMAGE] CYL HEAD RECORD`.
+struct Location {
+    image: Option<PathBuf>,
+    cyl: u32,
+    head: u16,
+    record: u8,
+}
+
+fn location(at: &[String]) -> Result<Location, CommandError> {
+    let (image, rest) = match at.len() {
+        4 => (Some(PathBuf::from(&at[0])), &at[1..]),
+        3 => (None, at),
+        n => {
+            return Err(CommandError::Usage(format!(
+                "expected [IMAGE] CYL HEAD RECORD, got {n} arguments"
+            )));
+        }
+    };
+    fn num<T: std::str::FromStr>(what: &str, s: &str) -> Result<T, CommandError> {
+        s.parse()
+            .map_err(|_| CommandError::Usage(format!("{what} `{s}` is not a number in range")))
+    }
+    Ok(Location {
+        image,
+        cyl: num("cylinder", &rest[0])?,
+        head: num("head", &rest[1])?,
+        record: num("record", &rest[2])?,
+    })
 }
 
 fn parse_byte(s: &str) -> Result<u8, String> {
@@ -139,30 +164,54 @@ fn sense_text(s: &[u8; 32]) -> String {
     )
 }
 
-/// A 3390 on its own simulated subsystem.
-struct Dasd {
-    target: Target<MockBackend>,
-    sch: SubchannelId,
-    timeout: Duration,
+/// The [`CommandError`] of a program that could not be run.
+fn session_err(e: SessionError) -> CommandError {
+    let kind = match e.kind() {
+        SessionErrorKind::Translate | SessionErrorKind::Layout => TargetErrorKind::Rejected,
+        SessionErrorKind::Timeout => TargetErrorKind::Timeout,
+        SessionErrorKind::NoSubchannel => TargetErrorKind::NoDevice,
+        _ => match &e {
+            SessionError::Css(c) => crate::target::target_error(c).kind,
+            _ => TargetErrorKind::Other,
+        },
+    };
+    target_err(kind, e.to_string())
 }
 
-impl Dasd {
-    async fn new(image: CkdImage, timeout: Duration) -> Result<Self, CommandError> {
-        let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), MEMORY)])
-            .map_err(|e| target_err(TargetErrorKind::Other, format!("guest memory: {e}")))?;
-        let mem = Arc::new(mem);
-        let backend = MockBackend::builder()
-            .subchannel(DEVNO, Box::new(Eckd::new(image, DEVNO)))
-            .guest_memory(&*mem)
-            .build()
-            .map_err(|e| target_err(TargetErrorKind::Other, e.to_string()))?;
-        let target = Target::new("simulated", Arc::new(backend), mem)?;
-        // The registry learns the subchannel from the probe.
-        target.probe().await?;
+/// A 3390 on an open subchannel of any backend.
+struct Dasd<B: Backend> {
+    session: tokio::sync::Mutex<DasdSession<B>>,
+}
+
+/// A 3390 on its own simulated subsystem, from `image`.
+async fn simulated(image: CkdImage, timeout: Duration) -> Result<Dasd<MockBackend>, CommandError> {
+    let mem = memory()?;
+    let backend = MockBackend::builder()
+        .subchannel(DEVNO, Box::new(Eckd::new(image, DEVNO)))
+        .guest_memory(&*mem)
+        .build()
+        .map_err(|e| target_err(TargetErrorKind::Other, e.to_string()))?;
+    Dasd::open(Arc::new(backend), mem, timeout).await
+}
+
+fn memory() -> Result<Arc<GuestMemoryMmap>, CommandError> {
+    GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), MEMORY)])
+        .map(Arc::new)
+        .map_err(|e| target_err(TargetErrorKind::Other, format!("guest memory: {e}")))
+}
+
+impl<B: Backend> Dasd<B> {
+    async fn open(
+        backend: Arc<B>,
+        mem: Arc<GuestMemoryMmap>,
+        timeout: Duration,
+    ) -> Result<Self, CommandError> {
+        let session = DasdSession::open(backend, mem, None)
+            .await
+            .map_err(session_err)?
+            .with_timeout(timeout);
         Ok(Dasd {
-            target,
-            sch: SubchannelId::new(0, 0, 0),
-            timeout,
+            session: tokio::sync::Mutex::new(session),
         })
     }
 
@@ -173,13 +222,8 @@ impl Dasd {
         prog: &EckdProgram,
         opts: LayoutOptions,
     ) -> Result<Vec<Vec<u8>>, CommandError> {
-        let mem = self.target.memory();
-        let laid = lay_out(prog, &**mem, PROGRAM_BASE, opts)
-            .map_err(|e| target_err(TargetErrorKind::Rejected, e.to_string()))?;
-        let done = self
-            .target
-            .run(self.sch, &laid.orb.emit(), self.timeout)
-            .await?;
+        let mut s = self.session.lock().await;
+        let done = s.run(prog, opts).await.map_err(session_err)?;
         let scsw = done.irb.scsw;
         let dstat = DeviceStatus::from_bits(scsw.dstat);
         let cstat = SubchannelStatus::from_bits(scsw.cstat);
@@ -187,7 +231,7 @@ impl Dasd {
             let sense = if done.irb.ecw != [0; 32] {
                 done.irb.ecw
             } else {
-                self.sense().await?
+                s.sense().await.map_err(session_err)?
             };
             return Err(CommandError::Device(format!(
                 "unit check: {}",
@@ -199,32 +243,24 @@ impl Dasd {
                 "channel program ended with device status {dstat}, subchannel status {cstat}"
             )));
         }
-        laid.read_inputs(&**mem)
-            .map_err(|e| target_err(TargetErrorKind::Other, e.to_string()))
+        Ok(done.inputs)
     }
 
-    async fn sense(&self) -> Result<[u8; 32], CommandError> {
-        let mut prog = EckdProgram::default();
-        prog.ccws.push(ProgramCcw {
-            cmd: 0x04,
-            flags: ccw_types::CcwFlags::NONE,
-            payload: Payload::In(32),
-        });
-        let mem = self.target.memory();
-        let laid = lay_out(&prog, &**mem, PROGRAM_BASE, LayoutOptions::default())
-            .map_err(|e| target_err(TargetErrorKind::Rejected, e.to_string()))?;
-        self.target
-            .run(self.sch, &laid.orb.emit(), self.timeout)
-            .await?;
-        let data = laid
-            .read_inputs(&**mem)
-            .map_err(|e| target_err(TargetErrorKind::Other, e.to_string()))?;
-        let mut s = [0u8; 32];
-        if let Some(d) = data.first() {
-            let n = d.len().min(32);
-            s[..n].copy_from_slice(&d[..n]);
-        }
-        Ok(s)
+    /// Closes the subchannel.
+    async fn close(self) -> Result<(), CommandError> {
+        self.session.into_inner().close().await.map_err(session_err)
+    }
+
+    /// The volume's cylinders, from Read Device Characteristics.
+    async fn cylinders(&self) -> Result<u32, CommandError> {
+        let d = self.exec(&EckdProgram::rdc(), idal()).await?;
+        let r = RdcReport::from_bytes(&d[0])
+            .ok_or_else(|| CommandError::Device("short Read Device Characteristics".into()))?;
+        Ok(if r.cylinders == 0xFFFE {
+            r.long_cylinders
+        } else {
+            u32::from(r.cylinders)
+        })
     }
 
     /// The count field of record `r` of `t`.
@@ -259,207 +295,13 @@ fn open_image(path: &Path, read_only: bool) -> Result<CkdImage, CommandError> {
         .map_err(|e| target_err(TargetErrorKind::NoDevice, e.to_string()))
 }
 
-fn check_track(img: &CkdImage, cyl: u32, head: u16) -> Result<TrackAddr, CommandError> {
-    if cyl >= img.cylinders() || head >= HEADS {
+fn check_track(cylinders: u32, cyl: u32, head: u16) -> Result<TrackAddr, CommandError> {
+    if cyl >= cylinders || head >= HEADS {
         return Err(CommandError::Usage(format!(
-            "cylinder {cyl} head {head} is outside the volume ({} cylinders, heads 0-14)",
-            img.cylinders()
+            "cylinder {cyl} head {head} is outside the volume ({cylinders} cylinders, heads 0-14)"
         )));
     }
     Ok(TrackAddr::new(cyl, head))
-}
-
-/// `dasd init` output.
-#[derive(Debug, Serialize)]
-pub struct InitReport {
-    /// The image file.
-    pub image: String,
-    /// The model.
-    pub model: String,
-    /// Cylinders created.
-    pub cylinders: u32,
-    /// The volume serial read back from VOL1.
-    pub volser: String,
-}
-
-impl Report for InitReport {
-    fn text(&self) -> String {
-        format!(
-            "{}: {} with {} cylinders, volume {} (label written through channel programs)\n",
-            self.image, self.model, self.cylinders, self.volser
-        )
-    }
-}
-
-/// `dasd format` output.
-#[derive(Debug, Serialize)]
-pub struct FormatReport {
-    /// Tracks formatted.
-    pub tracks: u64,
-    /// Records per track.
-    pub records_per_track: u16,
-    /// Record size.
-    pub blksize: u16,
-    /// Channel programs run.
-    pub programs: u64,
-}
-
-impl Report for FormatReport {
-    fn text(&self) -> String {
-        format!(
-            "formatted {} tracks with {} x {}-byte records each ({} channel programs)\n",
-            self.tracks, self.records_per_track, self.blksize, self.programs
-        )
-    }
-}
-
-/// `dasd read` output.
-#[derive(Debug, Serialize)]
-pub struct ReadReport {
-    /// Cylinder.
-    pub cyl: u32,
-    /// Head.
-    pub head: u16,
-    /// Record.
-    pub record: u8,
-    /// Key length.
-    pub key_len: u8,
-    /// Data length.
-    pub data_len: u16,
-    /// The key in hex.
-    pub key: String,
-    /// The data in hex (empty when written to a file).
-    pub data: String,
-    /// Where the data went, if `--out`.
-    pub out: Option<String>,
-    #[serde(skip)]
-    raw: Vec<u8>,
-    #[serde(skip)]
-    raw_key: Vec<u8>,
-}
-
-/// Hex dump with an EBCDIC text column (DASD contents are mostly EBCDIC).
-fn dump(out: &mut String, bytes: &[u8]) {
-    crate::commands::hexdump_with(out, 0, bytes, "  ", ebcdic_to_ascii);
-}
-
-impl Report for ReadReport {
-    fn text(&self) -> String {
-        let mut s = format!(
-            "cyl {} head {} record {}: key length {}, data length {}\n",
-            self.cyl, self.head, self.record, self.key_len, self.data_len
-        );
-        if !self.raw_key.is_empty() {
-            s.push_str("key (EBCDIC at right):\n");
-            dump(&mut s, &self.raw_key);
-        }
-        match &self.out {
-            Some(p) => {
-                let _ = writeln!(s, "data written to {p}");
-            }
-            None => {
-                s.push_str("data (EBCDIC at right):\n");
-                dump(&mut s, &self.raw);
-            }
-        }
-        s
-    }
-}
-
-/// `dasd write` output.
-#[derive(Debug, Serialize)]
-pub struct WriteReport {
-    /// Cylinder.
-    pub cyl: u32,
-    /// Head.
-    pub head: u16,
-    /// Record.
-    pub record: u8,
-    /// Bytes written (the record's data length).
-    pub bytes: usize,
-}
-
-impl Report for WriteReport {
-    fn text(&self) -> String {
-        format!(
-            "wrote {} bytes to cyl {} head {} record {}\n",
-            self.bytes, self.cyl, self.head, self.record
-        )
-    }
-}
-
-/// `dasd rdc` output: the fields of Read Device Characteristics.
-#[derive(Debug, Serialize)]
-pub struct RdcReport {
-    /// Control-unit type.
-    pub cu_type: String,
-    /// Control-unit model.
-    pub cu_model: String,
-    /// Device type.
-    pub dev_type: String,
-    /// Device model.
-    pub dev_model: String,
-    /// Device class.
-    pub dev_class: String,
-    /// Primary cylinders (16-bit field).
-    pub cylinders: u16,
-    /// Tracks per cylinder.
-    pub tracks_per_cylinder: u16,
-    /// Sectors per track.
-    pub sectors: u8,
-    /// Track capacity in bytes.
-    pub track_capacity: u32,
-    /// Maximum record zero length.
-    pub max_r0: u16,
-    /// Cylinders (32-bit field, large volumes).
-    pub long_cylinders: u32,
-    /// The 64 bytes in hex.
-    pub raw: String,
-}
-
-impl RdcReport {
-    fn from_bytes(d: &[u8]) -> Option<Self> {
-        if d.len() < 64 {
-            return None;
-        }
-        let be16 = |i: usize| u16::from_be_bytes([d[i], d[i + 1]]);
-        Some(RdcReport {
-            cu_type: format!("{:04x}", be16(0)),
-            cu_model: format!("{:02x}", d[2]),
-            dev_type: format!("{:04x}", be16(3)),
-            dev_model: format!("{:02x}", d[5]),
-            dev_class: format!("{:02x}", d[10]),
-            cylinders: be16(12),
-            tracks_per_cylinder: be16(14),
-            sectors: d[16],
-            track_capacity: u32::from_be_bytes([0, d[17], d[18], d[19]]),
-            max_r0: be16(44),
-            long_cylinders: u32::from_be_bytes([d[60], d[61], d[62], d[63]]),
-            raw: crate::decode::hex(&d[..64]),
-        })
-    }
-}
-
-impl Report for RdcReport {
-    fn text(&self) -> String {
-        format!(
-            "control unit {}-{}, device {}-{} (class {})\n\
-             cylinders {} (long field {}), {} tracks/cylinder, {} sectors, track capacity {} bytes, max R0 {} bytes\n\
-             raw {}\n",
-            self.cu_type,
-            self.cu_model,
-            self.dev_type,
-            self.dev_model,
-            self.dev_class,
-            self.cylinders,
-            self.long_cylinders,
-            self.tracks_per_cylinder,
-            self.sectors,
-            self.track_capacity,
-            self.max_r0,
-            self.raw
-        )
-    }
 }
 
 fn parse_range(s: &str, cylinders: u32) -> Result<(u32, u32), CommandError> {
@@ -484,10 +326,57 @@ fn parse_range(s: &str, cylinders: u32) -> Result<(u32, u32), CommandError> {
 }
 
 /// Runs one `dasd` subcommand and returns its report printer.
+///
+/// `vfio` is the `--vfio` mediated device: `rdc`, `read` and `write` then run on that real
+/// DASD instead of an image; `init` and `format` need an image.
 pub async fn dasd_cmd(
     cmd: &DasdCommand,
     timeout: Duration,
+    vfio: Option<&str>,
 ) -> Result<Box<dyn FnOnce(bool) -> String>, CommandError> {
+    if vfio.is_some() && matches!(cmd, DasdCommand::Init { .. } | DasdCommand::Format { .. }) {
+        return Err(CommandError::Usage(
+            "`dasd init` and `dasd format` work on an image file, not with --vfio".into(),
+        ));
+    }
+    let image = match cmd {
+        DasdCommand::Read { at, .. } | DasdCommand::Write { at, .. } => Some(location(at)?.image),
+        DasdCommand::Rdc { image } => Some(image.clone()),
+        _ => None,
+    };
+    if let DasdCommand::Write { at, data, fill } = cmd {
+        // Usage errors before any device is touched.
+        if location(at)?.record == 0 {
+            return Err(CommandError::Usage(
+                "record 0 (R0) is written by `dasd format`, not by `dasd write`".into(),
+            ));
+        }
+        if data.is_none() && fill.is_none() {
+            return Err(CommandError::Usage(
+                "give --data FILE or --fill BYTE".into(),
+            ));
+        }
+    }
+    if let Some(image) = image {
+        let image = image.as_deref();
+        let writes = matches!(cmd, DasdCommand::Write { .. });
+        return match (vfio, image) {
+            (Some(_), Some(_)) => Err(CommandError::Usage(
+                "give the image file or --vfio MDEV, not both".into(),
+            )),
+            (None, None) => Err(CommandError::Usage(
+                "give the image file (or --vfio MDEV for a real DASD)".into(),
+            )),
+            (None, Some(path)) => {
+                let dasd = simulated(open_image(path, !writes)?, timeout).await?;
+                {
+                    let r = device_cmd(&dasd, cmd).await;
+                    finish(dasd, r).await
+                }
+            }
+            (Some(mdev), None) => on_vfio(mdev, timeout, cmd).await,
+        };
+    }
     match cmd {
         DasdCommand::Init {
             image,
@@ -503,7 +392,7 @@ pub async fn dasd_cmd(
             let img = CkdImage::create(image, *model, &opts)
                 .map_err(|e| target_err(TargetErrorKind::Other, e.to_string()))?;
             let cyls = img.cylinders();
-            let dasd = Dasd::new(img, timeout).await?;
+            let dasd = simulated(img, timeout).await?;
             let t0 = TrackAddr::new(0, 0);
             dasd.exec(
                 &EckdProgram::format_track_keyed(t0, &volume_labels(volser)),
@@ -540,7 +429,7 @@ pub async fn dasd_cmd(
             let per_track = records_per_track(0, *blksize);
             let per_prog =
                 (MAX_CCWS / (usize::from(per_track) + 2)).clamp(1, usize::from(HEADS)) as u16;
-            let dasd = Dasd::new(img, timeout).await?;
+            let dasd = simulated(img, timeout).await?;
             let (mut tracks, mut programs) = (0u64, 0u64);
             for cyl in first..=last {
                 // Keep the label track.
@@ -566,16 +455,66 @@ pub async fn dasd_cmd(
                 programs,
             }))
         }
-        DasdCommand::Read {
-            image,
-            cyl,
-            head,
-            record,
-            out,
-        } => {
-            let img = open_image(image, true)?;
-            let t = check_track(&img, *cyl, *head)?;
-            let dasd = Dasd::new(img, timeout).await?;
+        // Answered above.
+        DasdCommand::Read { .. } | DasdCommand::Write { .. } | DasdCommand::Rdc { .. } => Err(
+            CommandError::Usage("internal: dasd command dispatched twice".into()),
+        ),
+    }
+}
+
+/// Closes `dasd` after `result`; the command's error wins over a failed close.
+async fn finish<B: Backend>(
+    dasd: Dasd<B>,
+    result: Result<Box<dyn FnOnce(bool) -> String>, CommandError>,
+) -> Result<Box<dyn FnOnce(bool) -> String>, CommandError> {
+    let closed = dasd.close().await;
+    let r = result?;
+    closed?;
+    Ok(r)
+}
+
+/// `rdc`, `read` or `write` on the real DASD behind the vfio-ccw mediated device `mdev`.
+#[cfg(feature = "vfio")]
+async fn on_vfio(
+    mdev: &str,
+    timeout: Duration,
+    cmd: &DasdCommand,
+) -> Result<Box<dyn FnOnce(bool) -> String>, CommandError> {
+    let mem = memory()?;
+    let backend = vfio_backend::VfioBackend::open(mdev)
+        .map_err(|e| CommandError::Target(crate::target::backend_error(&e)))?;
+    backend
+        .attach_memory(mem.clone())
+        .map_err(|e| CommandError::Target(crate::target::backend_error(&e)))?;
+    let dasd = Dasd::open(Arc::new(backend), mem, timeout).await?;
+    let r = device_cmd(&dasd, cmd).await;
+    finish(dasd, r).await
+}
+
+#[cfg(not(feature = "vfio"))]
+async fn on_vfio(
+    _mdev: &str,
+    _timeout: Duration,
+    _cmd: &DasdCommand,
+) -> Result<Box<dyn FnOnce(bool) -> String>, CommandError> {
+    Err(target_err(
+        TargetErrorKind::Unavailable,
+        "--vfio needs ccwctl built with the `vfio` feature",
+    ))
+}
+
+/// `rdc`, `read` or `write` on an open DASD of any backend.
+async fn device_cmd<B: Backend>(
+    dasd: &Dasd<B>,
+    cmd: &DasdCommand,
+) -> Result<Box<dyn FnOnce(bool) -> String>, CommandError> {
+    match cmd {
+        DasdCommand::Read { at, out } => {
+            let Location {
+                cyl, head, record, ..
+            } = location(at)?;
+            let (cyl, head, record) = (&cyl, &head, &record);
+            let t = check_track(dasd.cylinders().await?, *cyl, *head)?;
             let c = dasd.count_of(t, *record).await?;
             let kl = c[5];
             let dl = u16::from_be_bytes([c[6], c[7]]);
@@ -625,14 +564,11 @@ pub async fn dasd_cmd(
                 raw_key: key,
             }))
         }
-        DasdCommand::Write {
-            image,
-            cyl,
-            head,
-            record,
-            data,
-            fill,
-        } => {
+        DasdCommand::Write { at, data, fill } => {
+            let Location {
+                cyl, head, record, ..
+            } = location(at)?;
+            let (cyl, head, record) = (&cyl, &head, &record);
             if *record == 0 {
                 return Err(CommandError::Usage(
                     "record 0 (R0) is written by `dasd format`, not by `dasd write`".into(),
@@ -649,9 +585,7 @@ pub async fn dasd_cmd(
                     ));
                 }
             };
-            let img = open_image(image, false)?;
-            let t = check_track(&img, *cyl, *head)?;
-            let dasd = Dasd::new(img, timeout).await?;
+            let t = check_track(dasd.cylinders().await?, *cyl, *head)?;
             let c = dasd.count_of(t, *record).await?;
             let dl = usize::from(u16::from_be_bytes([c[6], c[7]]));
             let payload = match bytes_in {
@@ -676,14 +610,15 @@ pub async fn dasd_cmd(
                 bytes: dl,
             }))
         }
-        DasdCommand::Rdc { image } => {
-            let img = open_image(image, true)?;
-            let dasd = Dasd::new(img, timeout).await?;
+        DasdCommand::Rdc { .. } => {
             let d = dasd.exec(&EckdProgram::rdc(), idal()).await?;
             let r = RdcReport::from_bytes(&d[0])
                 .ok_or_else(|| CommandError::Device("short Read Device Characteristics".into()))?;
             Ok(printer(r))
         }
+        DasdCommand::Init { .. } | DasdCommand::Format { .. } => Err(CommandError::Usage(
+            "`dasd init` and `dasd format` work on an image file".into(),
+        )),
     }
 }
 

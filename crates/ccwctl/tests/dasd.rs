@@ -138,3 +138,44 @@ fn errors_are_typed_and_named() {
     assert_eq!(rc, 1);
     assert!(err.contains("exists"), "{err}");
 }
+
+/// Runs `ccwctl --json --vfio MDEV dasd ARGS`.
+fn ccwctl_vfio(mdev: &str, args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ccwctl"))
+        .args(["--json", "--vfio", mdev, "dasd"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `--vfio` is accepted for `rdc`, `read` and `write` (the image is then left out): the
+/// command goes to the vfio backend, which here finds no such device (exit 1, not a usage
+/// error). An image and --vfio together, `init`/`format` with --vfio, and neither an image
+/// nor --vfio are usage errors.
+#[test]
+fn vfio_shape() {
+    let missing = "/nonexistent/ccw-rs-no-such-mdev";
+    for args in [
+        &["rdc"][..],
+        &["read", "0", "0", "3"],
+        &["write", "0", "1", "1", "--fill", "40"],
+    ] {
+        let (rc, err) = ccwctl_vfio(missing, args);
+        assert_eq!(rc, 1, "{args:?}: {err}");
+        assert!(err.contains("ccw-rs-no-such-mdev"), "{args:?}: {err}");
+    }
+    let (rc, err) = ccwctl_vfio(missing, &["rdc", "some.3390"]);
+    assert_eq!(rc, 2, "{err}");
+    assert!(err.contains("not both"), "{err}");
+    let (rc, err) = ccwctl_vfio(missing, &["format", "some.3390"]);
+    assert_eq!(rc, 2, "{err}");
+    let (rc, _, err) = ccwctl(&["rdc"]);
+    assert_eq!(rc, 2, "{err}");
+    assert!(err.contains("--vfio"), "{err}");
+    let (rc, _, err) = ccwctl(&["read", "0", "0", "x"]);
+    assert_eq!(rc, 2, "{err}");
+}

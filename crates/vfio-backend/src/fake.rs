@@ -52,6 +52,8 @@ pub(crate) struct State {
     links: HashMap<PathBuf, PathBuf>,
     dirs: HashMap<PathBuf, Vec<String>>,
     nodes: HashMap<PathBuf, Node>,
+    /// sysfs attributes (driver_override).
+    files: HashMap<PathBuf, String>,
     // Configuration.
     pub(crate) extensions: HashSet<u32>,
     pub(crate) group_flags: u32,
@@ -100,6 +102,14 @@ pub(crate) fn guest_schib() -> [u8; 52] {
     s
 }
 
+/// Forgets mdev `uuid`'s sysfs entries.
+fn remove_mdev(st: &mut State, uuid: &str) {
+    let mdev = PathBuf::from(format!("/sys/bus/mdev/devices/{uuid}"));
+    st.links.remove(&mdev);
+    st.links.remove(&mdev.join("iommu_group"));
+    st.dirs.remove(&mdev.join("vfio-dev"));
+}
+
 impl FakeSys {
     /// A vfio-ccw mdev `UUID` on subchannel 0.0.0000, group 0, cdev vfio0.
     pub(crate) fn vfio_ccw() -> Self {
@@ -112,6 +122,19 @@ impl FakeSys {
         links.insert(
             mdev.join("iommu_group"),
             PathBuf::from("../../../../kernel/iommu_groups/0"),
+        );
+        links.insert(
+            PathBuf::from("/sys/bus/css/devices/0.0.0000"),
+            PathBuf::from("../../../devices/css0/0.0.0000"),
+        );
+        links.insert(
+            PathBuf::from("/sys/bus/css/devices/0.0.0000/driver"),
+            PathBuf::from("../../../../bus/css/drivers/vfio_ccw"),
+        );
+        let mut files = HashMap::new();
+        files.insert(
+            PathBuf::from("/sys/bus/css/devices/0.0.0000/driver_override"),
+            "(null)\n".to_owned(),
         );
         let mut dirs = HashMap::new();
         dirs.insert(mdev.join("vfio-dev"), vec!["vfio0".to_owned()]);
@@ -127,6 +150,7 @@ impl FakeSys {
             links,
             dirs,
             nodes,
+            files,
             extensions: [vb::VFIO_TYPE1_IOMMU, vb::VFIO_TYPE1v2_IOMMU]
                 .into_iter()
                 .collect(),
@@ -200,6 +224,44 @@ impl FakeSys {
     }
 
     /// Removes `path` from the openable nodes (the kernel lacks it).
+    /// Subchannel 0.0.0000 as a fresh system has it: bound to the I/O subchannel driver, no
+    /// override, no mdev.
+    pub(crate) fn on_io_subchannel(&self) {
+        let mut st = self.state();
+        remove_mdev(&mut st, UUID);
+        st.links.insert(
+            PathBuf::from("/sys/bus/css/devices/0.0.0000/driver"),
+            PathBuf::from("../../../../bus/css/drivers/io_subchannel"),
+        );
+    }
+
+    /// The driver subchannel `sch` is bound to, if any.
+    pub(crate) fn driver_of(&self, sch: &str) -> Option<String> {
+        self.state()
+            .links
+            .get(Path::new(&format!("/sys/bus/css/devices/{sch}/driver")))
+            .and_then(|l| l.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+    }
+
+    /// Whether mdev `uuid` exists.
+    pub(crate) fn has_mdev(&self, uuid: &str) -> bool {
+        self.state()
+            .links
+            .contains_key(Path::new(&format!("/sys/bus/mdev/devices/{uuid}")))
+    }
+
+    /// The driver_override attribute of `sch`.
+    pub(crate) fn override_of(&self, sch: &str) -> String {
+        self.state()
+            .files
+            .get(Path::new(&format!(
+                "/sys/bus/css/devices/{sch}/driver_override"
+            )))
+            .cloned()
+            .unwrap_or_default()
+    }
+
     pub(crate) fn remove_node(&self, path: &str) {
         self.state().nodes.remove(Path::new(path));
     }
@@ -395,6 +457,109 @@ impl Sys for FakeSys {
     fn read_dir(&self, path: &Path) -> SysResult<Vec<String>> {
         let st = self.enter("read_dir")?;
         st.dirs.get(path).cloned().ok_or(Errno::new(libc::ENOENT))
+    }
+
+    fn read_file(&self, path: &Path) -> SysResult<String> {
+        let st = self.enter("read_file")?;
+        st.files.get(path).cloned().ok_or(Errno::new(libc::ENOENT))
+    }
+
+    /// The kernel's side of the device lifecycle: `driver_override`, a driver's `unbind`,
+    /// `drivers_probe`, an mdev type's `create` and an mdev's `remove`, as css and mdev do.
+    fn write_file(&self, path: &Path, value: &str) -> SysResult<()> {
+        let mut st = self.enter("write_file")?;
+        let v = value.trim();
+        let p = path.to_string_lossy().into_owned();
+        let dev = |sch: &str| PathBuf::from(format!("/sys/bus/css/devices/{sch}"));
+        let driver_link = |sch: &str| dev(sch).join("driver");
+        let driver = |st: &State, sch: &str| {
+            st.links
+                .get(&driver_link(sch))
+                .and_then(|l| l.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+        };
+        if p == "/sys/bus/css/drivers_probe" {
+            if !st.links.contains_key(&dev(v)) {
+                return Err(Errno::new(libc::ENODEV));
+            }
+            if driver(&st, v).is_none() {
+                let ovr = st
+                    .files
+                    .get(&dev(v).join("driver_override"))
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| s != "(null)")
+                    .unwrap_or_else(|| "io_subchannel".to_owned());
+                st.links.insert(
+                    driver_link(v),
+                    PathBuf::from(format!("../../../../bus/css/drivers/{ovr}")),
+                );
+            }
+            return Ok(());
+        }
+        if let Some(drv) = p
+            .strip_prefix("/sys/bus/css/drivers/")
+            .and_then(|r| r.strip_suffix("/unbind"))
+        {
+            if driver(&st, v).as_deref() != Some(drv) {
+                return Err(Errno::new(libc::ENODEV));
+            }
+            st.links.remove(&driver_link(v));
+            return Ok(());
+        }
+        if let Some(rest) = p.strip_prefix("/sys/bus/css/devices/") {
+            let (sch, attr) = rest.split_once('/').ok_or(Errno::new(libc::EACCES))?;
+            if !st.links.contains_key(&dev(sch)) {
+                return Err(Errno::new(libc::ENOENT));
+            }
+            if attr == "driver_override" {
+                let stored = if v.is_empty() { "(null)" } else { v };
+                st.files.insert(path.to_owned(), format!("{stored}\n"));
+                return Ok(());
+            }
+            if attr == "mdev_supported_types/vfio_ccw-io/create" {
+                if driver(&st, sch).as_deref() != Some("vfio_ccw") {
+                    return Err(Errno::new(libc::ENOENT));
+                }
+                let mdev = PathBuf::from(format!("/sys/bus/mdev/devices/{v}"));
+                if st.links.contains_key(&mdev) {
+                    return Err(Errno::new(libc::EEXIST));
+                }
+                st.links.insert(
+                    mdev.clone(),
+                    PathBuf::from(format!("../../../devices/css0/{sch}/{v}")),
+                );
+                st.links.insert(
+                    mdev.join("iommu_group"),
+                    PathBuf::from("../../../../kernel/iommu_groups/0"),
+                );
+                st.dirs
+                    .insert(mdev.join("vfio-dev"), vec!["vfio0".to_owned()]);
+                return Ok(());
+            }
+            return Err(Errno::new(libc::EACCES));
+        }
+        if let Some(uuid) = p
+            .strip_prefix("/sys/bus/mdev/devices/")
+            .and_then(|r| r.strip_suffix("/remove"))
+        {
+            if !st
+                .links
+                .contains_key(Path::new(&format!("/sys/bus/mdev/devices/{uuid}")))
+            {
+                return Err(Errno::new(libc::ENOENT));
+            }
+            // vfio-ccw refuses to remove an mdev whose device is open.
+            if st
+                .open_fds
+                .values()
+                .any(|n| matches!(n, Node::Device | Node::Cdev))
+            {
+                return Err(Errno::new(libc::EBUSY));
+            }
+            remove_mdev(&mut st, uuid);
+            return Ok(());
+        }
+        Err(Errno::new(libc::EACCES))
     }
 
     fn get_api_version(&self, container: &Fd) -> SysResult<i32> {

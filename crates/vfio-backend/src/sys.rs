@@ -126,6 +126,10 @@ pub(crate) trait Sys: Send + Sync + 'static {
     fn read_link(&self, path: &Path) -> SysResult<PathBuf>;
     /// The names in directory `path`.
     fn read_dir(&self, path: &Path) -> SysResult<Vec<String>>;
+    /// The contents of the sysfs attribute `path`.
+    fn read_file(&self, path: &Path) -> SysResult<String>;
+    /// Writes `value` to the sysfs attribute `path` in one `write`, as sysfs expects.
+    fn write_file(&self, path: &Path, value: &str) -> SysResult<()>;
 
     /// `VFIO_GET_API_VERSION`.
     fn get_api_version(&self, container: &Fd) -> SysResult<i32>;
@@ -250,6 +254,19 @@ impl Sys for HostSys {
 
     fn read_link(&self, path: &Path) -> SysResult<PathBuf> {
         std::fs::read_link(path).map_err(io_errno)
+    }
+
+    fn read_file(&self, path: &Path) -> SysResult<String> {
+        std::fs::read_to_string(path).map_err(io_errno)
+    }
+
+    fn write_file(&self, path: &Path, value: &str) -> SysResult<()> {
+        use std::io::Write as _;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(io_errno)?;
+        f.write_all(value.as_bytes()).map_err(io_errno)
     }
 
     fn read_dir(&self, path: &Path) -> SysResult<Vec<String>> {

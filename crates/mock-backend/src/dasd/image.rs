@@ -43,9 +43,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::geometry::{HEADS, Model3390, TRACK_SLOT, TrackAddr, ascii_to_ebcdic};
 use super::io::{HostFs, ImageFile, ImageFs, OpenMode};
+use super::model::Model3390;
 use super::track::{Record, Track, TrackFormatError};
+use ccw_types::eckd::{HEADS, TRACK_SLOT, TrackAddr, ascii_to_ebcdic};
 
 /// Size of the image header.
 pub const HEADER_LEN: usize = 512;
@@ -788,7 +789,7 @@ pub fn parse_vol1(data: &[u8]) -> Option<String> {
     }
     let s: String = data[4..10]
         .iter()
-        .map(|&c| super::geometry::ebcdic_to_ascii(c) as char)
+        .map(|&c| ccw_types::eckd::ebcdic_to_ascii(c) as char)
         .collect();
     Some(s.trim_end().to_owned())
 }
@@ -796,7 +797,8 @@ pub fn parse_vol1(data: &[u8]) -> Option<String> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::dasd::track::{COUNT_LEN, HA_LEN};
+    use crate::dasd::track::HA_LEN;
+    use ccw_types::eckd::COUNT_LEN;
     use std::fs::OpenOptions;
     use std::os::unix::fs::FileExt;
 

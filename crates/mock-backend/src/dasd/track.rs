@@ -8,61 +8,12 @@
 //! the slot or that lacks the end marker is reported as an invalid track format, never
 //! half-returned.
 
-use super::geometry::{TRACK_SLOT, TrackAddr};
+use ccw_types::eckd::{COUNT_LEN, Count, TRACK_SLOT, TrackAddr};
 
 /// Size of the home address.
 pub const HA_LEN: usize = 5;
-/// Size of a count field.
-pub const COUNT_LEN: usize = 8;
 /// The end-of-track marker.
 pub const EOT: [u8; 8] = [0xFF; 8];
-
-/// A record's count field.
-///
-/// ```
-/// use mock_backend::dasd::Count;
-/// let c = Count { cyl: 1, head: 2, record: 3, key_len: 4, data_len: 80 };
-/// assert_eq!(Count::from_bytes(c.to_bytes()), c);
-/// assert_eq!(c.to_bytes(), [0, 1, 0, 2, 3, 4, 0, 80]);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Count {
-    /// Cylinder (CC).
-    pub cyl: u16,
-    /// Head (HH).
-    pub head: u16,
-    /// Record number (R).
-    pub record: u8,
-    /// Key length (KL).
-    pub key_len: u8,
-    /// Data length (DL).
-    pub data_len: u16,
-}
-
-impl Count {
-    /// Decodes the 8 stored bytes.
-    pub fn from_bytes(b: [u8; 8]) -> Self {
-        Count {
-            cyl: u16::from_be_bytes([b[0], b[1]]),
-            head: u16::from_be_bytes([b[2], b[3]]),
-            record: b[4],
-            key_len: b[5],
-            data_len: u16::from_be_bytes([b[6], b[7]]),
-        }
-    }
-    /// Encodes the 8 stored bytes.
-    pub fn to_bytes(self) -> [u8; 8] {
-        let [c0, c1] = self.cyl.to_be_bytes();
-        let [h0, h1] = self.head.to_be_bytes();
-        let [d0, d1] = self.data_len.to_be_bytes();
-        [c0, c1, h0, h1, self.record, self.key_len, d0, d1]
-    }
-    /// The 5-byte record identifier CCHHR.
-    pub fn id(self) -> [u8; 5] {
-        let b = self.to_bytes();
-        [b[0], b[1], b[2], b[3], b[4]]
-    }
-}
 
 /// One record: count, key and data.
 #[derive(Debug, Clone, PartialEq, Eq)]

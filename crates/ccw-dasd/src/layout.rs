@@ -8,7 +8,7 @@ use ccw_translate::{ControlArea, DmaAccess, GuestRange, Mapper};
 use ccw_types::{CcwFlags, CcwFormat, CcwRepr, CommandOrb, IdawFormat};
 use vm_memory::{Bytes, GuestAddress, GuestMemory};
 
-use super::program::{EckdProgram, Payload};
+use crate::program::{EckdProgram, Payload};
 
 /// How to lay a program out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -243,7 +243,8 @@ fn encode(ccws: &[Planned], cdas: &[u64], ida: bool) -> Result<Vec<u8>, LayoutEr
 /// IDALs, all at guest addresses (what a guest hands to START SUBCHANNEL).
 ///
 /// ```
-/// use mock_backend::dasd::{EckdProgram, LayoutOptions, TrackAddr, lay_out};
+/// use ccw_dasd::{EckdProgram, LayoutOptions, lay_out};
+/// use ccw_types::eckd::TrackAddr;
 /// use vm_memory::{GuestAddress, GuestMemoryMmap};
 /// let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 1 << 20)]).unwrap();
 /// let prog = EckdProgram::read_data(TrackAddr::new(0, 1), 1, 2, 4096);
@@ -447,7 +448,7 @@ impl ClampTo for GuestRange {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dasd::TrackAddr;
+    use ccw_types::eckd::TrackAddr;
     use vm_memory::GuestMemoryMmap;
 
     #[test]

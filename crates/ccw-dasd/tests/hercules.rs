@@ -16,12 +16,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use mock_backend::dasd::{
-    CkdImage, CreateOptions, Eckd, EckdProgram, Model3390, TrackAddr, ascii_to_ebcdic, parse_vol1,
-};
+use ccw_dasd::EckdProgram;
+use ccw_types::eckd::{TrackAddr, ascii_to_ebcdic};
+use mock_backend::dasd::{CkdImage, CreateOptions, Eckd, Model3390, parse_vol1};
 
-mod dasd_common;
-use dasd_common::Scratch;
+mod common;
+use common::{Scratch, run_direct};
 
 /// The directory holding Hercules' DASD tools, or `None` (after saying why) if absent.
 fn hercules() -> Option<PathBuf> {
@@ -83,22 +83,24 @@ fn dasdinit_image_is_read_by_our_model() {
 
     // Through the device: dasd_eckd's label read (DE, LR read data R3, Read Key and Data).
     let mut dev = Eckd::new(img, 0x0190);
-    let out = EckdProgram::read_key_data(TrackAddr::new(0, 0), 3, 4, 80)
-        .run_direct(&mut dev)
-        .unwrap();
+    let out = run_direct(
+        &EckdProgram::read_key_data(TrackAddr::new(0, 0), 3, 4, 80),
+        &mut dev,
+    )
+    .unwrap();
     assert_eq!(&out[0][..4], &ebcdic("VOL1", 4)[..]);
     assert_eq!(parse_vol1(&out[0][4..]).as_deref(), Some("HERC01"));
     // And the counts of track 0 as the volume analysis reads them.
-    let counts = EckdProgram::read_counts(TrackAddr::new(0, 0), 3)
-        .run_direct(&mut dev)
-        .unwrap();
+    let counts = run_direct(&EckdProgram::read_counts(TrackAddr::new(0, 0), 3), &mut dev).unwrap();
     let recs: Vec<u8> = counts.iter().map(|c| c[4]).collect();
     assert_eq!(recs, [1, 2, 3]);
     // Our model writes to a Hercules-made image, and Hercules still reads it.
     let t = TrackAddr::new(2, 4);
-    EckdProgram::format_track(t, &vec![vec![0x5A; 4096]; 3])
-        .run_direct(&mut dev)
-        .unwrap();
+    run_direct(
+        &EckdProgram::format_track(t, &vec![vec![0x5A; 4096]; 3]),
+        &mut dev,
+    )
+    .unwrap();
     drop(dev);
     let (ok, text) = run(
         &bin,
@@ -147,25 +149,22 @@ fn image_written_by_our_model_is_accepted_by_hercules() {
 
     // A VTOC on cylinder 0 head 1 describing one data set; VOL1 points at it.
     let vtoc = TrackAddr::new(0, 1);
-    EckdProgram::format_track_keyed(vtoc, &vtoc_records("OURS01", "CCWRS.TEST.DATA", 3))
-        .run_direct(&mut dev)
-        .unwrap();
+    run_direct(
+        &EckdProgram::format_track_keyed(vtoc, &vtoc_records("OURS01", "CCWRS.TEST.DATA", 3)),
+        &mut dev,
+    )
+    .unwrap();
     let t0 = TrackAddr::new(0, 0);
-    let mut vol1 = EckdProgram::read_data(t0, 3, 1, 80)
-        .run_direct(&mut dev)
+    let mut vol1 = run_direct(&EckdProgram::read_data(t0, 3, 1, 80), &mut dev)
         .unwrap()
         .remove(0);
     vol1[11..16].copy_from_slice(&[0, 0, 0, 1, 1]); // VTOC at CCHHR 0/1/1
-    EckdProgram::write_data(t0, 3, &[vol1])
-        .run_direct(&mut dev)
-        .unwrap();
+    run_direct(&EckdProgram::write_data(t0, 3, &[vol1]), &mut dev).unwrap();
     // Data tracks: 12 x 4 KiB records per track, as dasdfmt lays a 4 KiB-block volume out.
     for head in 0..3 {
         let t = TrackAddr::new(1, head);
         let recs: Vec<Vec<u8>> = (1..=12u8).map(|r| vec![r ^ head as u8; 4096]).collect();
-        EckdProgram::format_track(t, &recs)
-            .run_direct(&mut dev)
-            .unwrap();
+        run_direct(&EckdProgram::format_track(t, &recs), &mut dev).unwrap();
     }
     drop(dev);
 

@@ -2,30 +2,21 @@
 
 //! ECKD channel programs as Linux's `dasd_eckd` builds them, as data: a list of commands with
 //! their parameter or payload bytes. A program can be laid out as real CCWs for a channel
-//! subsystem (the simulated one, or a real one through vfio-ccw), or run directly against an
-//! [`Eckd`] with [`EckdProgram::run_direct`] (command chaining and status-modifier skipping,
-//! no storage: for offline tools and tests).
+//! subsystem (the simulated one, or a real one through vfio-ccw) with [`crate::lay_out`] and
+//! run by [`crate::DasdSession`].
 //!
 //! ```
-//! use mock_backend::dasd::{CkdImage, CreateOptions, Eckd, EckdProgram, Model3390, TrackAddr};
-//! let dir = std::env::temp_dir().join(format!("prog-doc-{}", std::process::id()));
-//! std::fs::create_dir_all(&dir).unwrap();
-//! let path = dir.join("doc.3390");
-//! # let _ = std::fs::remove_file(&path);
-//! let opts = CreateOptions { cylinders: Some(1), volser: Some("DOC001".into()) };
-//! let mut dev = Eckd::new(CkdImage::create(&path, Model3390::M1, &opts).unwrap(), 0x100);
-//! let t = TrackAddr::new(0, 1);
-//! EckdProgram::format_track(t, &[vec![1; 4096], vec![2; 4096]]).run_direct(&mut dev).unwrap();
-//! let out = EckdProgram::read_data(t, 2, 1, 4096).run_direct(&mut dev).unwrap();
-//! assert_eq!(out[0], vec![2; 4096]);
-//! # std::fs::remove_dir_all(&dir).unwrap();
+//! use ccw_dasd::{EckdProgram, Payload, code};
+//! use ccw_types::eckd::TrackAddr;
+//! let p = EckdProgram::read_data(TrackAddr::new(0, 1), 2, 1, 4096);
+//! let cmds: Vec<u8> = p.ccws.iter().map(|c| c.cmd).collect();
+//! assert_eq!(cmds, [code::DEFINE_EXTENT, code::LOCATE_RECORD, code::READ_MT]);
+//! assert_eq!(p.ccws[2].payload, Payload::In(4096));
 //! ```
 
 use ccw_types::{CcwFlags, DeviceStatus};
 
-use super::eckd::{Eckd, SliceData};
-use super::geometry::{HEADS, TrackAddr};
-use super::track::Count;
+use ccw_types::eckd::{Count, HEADS, TrackAddr};
 
 /// Command codes used by the programs.
 pub mod code {
@@ -114,7 +105,7 @@ pub struct EckdProgram {
     pub ccws: Vec<ProgramCcw>,
 }
 
-pub(super) fn define_extent(mask: u8, beg: TrackAddr, end: TrackAddr) -> Vec<u8> {
+pub(crate) fn define_extent(mask: u8, beg: TrackAddr, end: TrackAddr) -> Vec<u8> {
     let mut p = vec![0u8; 16];
     p[0] = mask;
     p[1] = 0xC0; // ECKD mode
@@ -123,7 +114,7 @@ pub(super) fn define_extent(mask: u8, beg: TrackAddr, end: TrackAddr) -> Vec<u8>
     p
 }
 
-pub(super) fn locate(orient: u8, op: u8, count: u8, seek: TrackAddr, rec: u8, len: u16) -> Vec<u8> {
+pub(crate) fn locate(orient: u8, op: u8, count: u8, seek: TrackAddr, rec: u8, len: u16) -> Vec<u8> {
     let mut p = vec![0u8; 16];
     p[0] = (orient << 6) | op;
     if len != 0 {
@@ -137,7 +128,7 @@ pub(super) fn locate(orient: u8, op: u8, count: u8, seek: TrackAddr, rec: u8, le
     p
 }
 
-pub(super) fn count_field(t: TrackAddr, record: u8, key_len: u8, data_len: u16) -> [u8; 8] {
+pub(crate) fn count_field(t: TrackAddr, record: u8, key_len: u8, data_len: u16) -> [u8; 8] {
     let c = t.to_cchh();
     Count {
         cyl: u16::from_be_bytes([c[0], c[1]]),
@@ -333,59 +324,5 @@ impl EckdProgram {
         p.push(code::TIC, Payload::Tic(1));
         p.push(code::READ, Payload::In(usize::from(data_len)));
         p
-    }
-
-    /// Runs the program directly against `dev`: command chaining, a TIC jumps, status modifier
-    /// skips the next command, unit check ends the program. Returns the bytes of each `In`
-    /// command in order. Incorrect length is not checked (there is no channel).
-    pub fn run_direct(&self, dev: &mut Eckd) -> Result<Vec<Vec<u8>>, ProgramError> {
-        dev.start_chain();
-        let mut out = Vec::new();
-        let mut i = 0;
-        let mut steps = 0usize;
-        while i < self.ccws.len() {
-            steps += 1;
-            if steps > 10_000 {
-                return Err(ProgramError {
-                    index: i,
-                    cmd: self.ccws[i].cmd,
-                    status: DeviceStatus::NONE,
-                    sense: b"program does not terminate".to_vec(),
-                });
-            }
-            let c = &self.ccws[i];
-            let (status, input) = match &c.payload {
-                Payload::Tic(to) => {
-                    i = *to;
-                    continue;
-                }
-                Payload::Out(bytes) => {
-                    let mut b = bytes.clone();
-                    (dev.execute(c.cmd, &mut SliceData::new(&mut b)).status, None)
-                }
-                Payload::In(n) => {
-                    let mut b = vec![0u8; *n];
-                    let st = dev.execute(c.cmd, &mut SliceData::new(&mut b)).status;
-                    (st, Some(b))
-                }
-            };
-            if status.contains(DeviceStatus::UNIT_CHECK) {
-                return Err(ProgramError {
-                    index: i,
-                    cmd: c.cmd,
-                    status,
-                    sense: dev.sense_bytes().to_vec(),
-                });
-            }
-            if let Some(b) = input {
-                out.push(b);
-            }
-            i += if status.contains(DeviceStatus::STATUS_MODIFIER) {
-                2
-            } else {
-                1
-            };
-        }
-        Ok(out)
     }
 }

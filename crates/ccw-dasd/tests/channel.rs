@@ -5,22 +5,78 @@
 //! memory, translated by ccw-translate, run by the mock channel on the device, final status
 //! checked in the SCSW.
 
-use ccw_types::{CcwFlags, SubchannelStatus};
-use mock_backend::dasd::{
-    CkdImage, CreateOptions, DasdSession, EckdProgram, LayoutOptions, Model3390, Payload,
-    ProgramCcw, SessionErrorKind, TrackAddr, parse_vol1, sense,
+use std::sync::Arc;
+
+use ccw_dasd::{
+    DasdSession, EckdProgram, LayoutOptions, Payload, ProgramCcw, ProgramOutcome, SessionErrorKind,
+    lay_out_native,
 };
+use ccw_types::eckd::TrackAddr;
+use ccw_types::{CcwFlags, SubchannelId, SubchannelStatus};
+use css_core::{Backend, BackendEvent, ConditionCode};
+use mock_backend::MockBackend;
+use mock_backend::dasd::{CkdImage, CreateOptions, Eckd, Model3390, parse_vol1, sense};
+use vm_memory::{GuestAddress, GuestMemoryMmap};
 
-mod dasd_common;
-use dasd_common::Scratch;
+mod common;
+use common::Scratch;
 
-async fn session(dir: &Scratch, cyls: u32) -> DasdSession {
+type Session = DasdSession<MockBackend>;
+
+fn memory() -> Arc<GuestMemoryMmap> {
+    Arc::new(GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 4 << 20)]).unwrap())
+}
+
+/// The image on a simulated subsystem as device `devno` of subchannel 0.0.0000.
+async fn attach(img: CkdImage, devno: u16) -> Session {
+    let mem = memory();
+    let backend = MockBackend::builder()
+        .subchannel(devno, Box::new(Eckd::new(img, devno)))
+        .guest_memory(&*mem)
+        .build()
+        .unwrap();
+    DasdSession::open(Arc::new(backend), mem, Some(SubchannelId::new(0, 0, 0)))
+        .await
+        .unwrap()
+}
+
+async fn session(dir: &Scratch, cyls: u32) -> Session {
     let opts = CreateOptions {
         cylinders: Some(cyls),
         volser: Some("LNX001".into()),
     };
     let img = CkdImage::create(&dir.file("d.3390"), Model3390::M1, &opts).unwrap();
-    DasdSession::new(img, 0x0300).await.unwrap()
+    attach(img, 0x0300).await
+}
+
+/// Runs `prog` the way a driver on the channel subsystem itself does (no guest, no
+/// translation): CCWs and IDALs in control memory, data pinned through the backend's mapper
+/// ([`lay_out_native`]), started on the backend directly.
+async fn run_native(
+    backend: &MockBackend,
+    events: &mut css_core::EventReceiver,
+    mem: &GuestMemoryMmap,
+    prog: &EckdProgram,
+) -> ProgramOutcome {
+    let sch = SubchannelId::new(0, 0, 0);
+    let mapper = backend.mapper(sch).unwrap();
+    let native = lay_out_native(prog, mem, ccw_dasd::PROGRAM_BASE, &*mapper, false).unwrap();
+    assert_eq!(
+        backend.start(sch, &native.orb.emit()).await.unwrap(),
+        ConditionCode::Cc0
+    );
+    let irb = loop {
+        match events.recv().await {
+            Some(BackendEvent::Interrupt { sch: s, irb }) if s == sch && irb.scsw.is_final() => {
+                break irb;
+            }
+            Some(_) => {}
+            None => panic!("event stream ended"),
+        }
+    };
+    let inputs = native.read_inputs(mem).unwrap();
+    native.release(&*mapper);
+    ProgramOutcome { irb, inputs }
 }
 
 const IDAL_CD: LayoutOptions = LayoutOptions {
@@ -30,7 +86,7 @@ const IDAL_CD: LayoutOptions = LayoutOptions {
 
 /// The sense of a unit check: concurrent sense from the IRB's ECW when the subchannel
 /// presented it there, otherwise a basic Sense command.
-async fn sense_of(s: &mut DasdSession, out: &mock_backend::dasd::ProgramOutcome) -> [u8; 32] {
+async fn sense_of(s: &mut Session, out: &ProgramOutcome) -> [u8; 32] {
     if out.irb.ecw != [0; 32] {
         return out.irb.ecw;
     }
@@ -128,43 +184,98 @@ async fn label_and_counts_through_the_channel() {
 }
 
 /// Seek, Search ID Equal, TIC back to the search, Read Data: the loop pre-ECKD code (and IPL)
-/// uses; the channel skips the TIC when the search presents status modifier. `native` runs
-/// the programs with CCWs in control memory (no translation), else as guest programs.
-async fn tic_loop(tag: &str, native: bool) {
+/// uses; the channel skips the TIC when the search presents status modifier. Runs the
+/// programs as guest programs through css-core.
+async fn tic_loop(tag: &str) {
     let dir = Scratch::new(tag);
     let mut s = session(&dir, 1).await;
-    let run = async |s: &mut DasdSession, p: &EckdProgram| {
-        if native {
-            s.run_native(p, false).await.unwrap()
-        } else {
-            s.run(p, LayoutOptions::default()).await.unwrap()
-        }
-    };
     let t = TrackAddr::new(0, 4);
     let recs: Vec<Vec<u8>> = (1..=6u8).map(|r| vec![r; 512]).collect();
-    assert!(run(&mut s, &EckdProgram::format_track(t, &recs)).await.ok());
-    let out = run(&mut s, &EckdProgram::search_read(t, 5, 512)).await;
+    let opts = LayoutOptions::default();
+    assert!(
+        s.run(&EckdProgram::format_track(t, &recs), opts)
+            .await
+            .unwrap()
+            .ok()
+    );
+    let out = s
+        .run(&EckdProgram::search_read(t, 5, 512), opts)
+        .await
+        .unwrap();
     assert!(out.ok(), "{}", out.irb);
     same(&out.inputs, &[vec![5; 512]]).unwrap();
     // A record that is not there: the loop ends with unit check, no record found.
-    let out = run(&mut s, &EckdProgram::search_read(t, 9, 512)).await;
+    let out = s
+        .run(&EckdProgram::search_read(t, 9, 512), opts)
+        .await
+        .unwrap();
     assert!(out.unit_check(), "{}", out.irb);
     let sns = sense_of(&mut s, &out).await;
     assert_eq!(sns[1], sense::NO_RECORD_FOUND);
     // Nothing stays pinned or allocated.
-    let stats = s.backend().mapping_stats();
-    assert_eq!(stats, mock_backend::MappingStats::default());
+    let backend = s.backend().clone();
+    s.close().await.unwrap();
+    assert_eq!(
+        backend.mapping_stats(),
+        mock_backend::MappingStats::default()
+    );
 }
 
+/// The same loop with CCWs in control memory (no translation): the channel's own TIC.
 #[tokio::test]
 async fn search_id_equal_tic_loop() {
-    tic_loop("tic", true).await;
+    let dir = Scratch::new("tic");
+    let opts = CreateOptions {
+        cylinders: Some(1),
+        volser: Some("LNX001".into()),
+    };
+    let img = CkdImage::create(&dir.file("d.3390"), Model3390::M1, &opts).unwrap();
+    let mem = memory();
+    let backend = MockBackend::builder()
+        .subchannel(0x0300, Box::new(Eckd::new(img, 0x0300)))
+        .guest_memory(&*mem)
+        .build()
+        .unwrap();
+    let mut events = backend.take_events().unwrap();
+    let sch = SubchannelId::new(0, 0, 0);
+    backend.enable(sch, 0xD5D0_0000).await.unwrap();
+    let t = TrackAddr::new(0, 4);
+    let recs: Vec<Vec<u8>> = (1..=6u8).map(|r| vec![r; 512]).collect();
+    let out = run_native(
+        &backend,
+        &mut events,
+        &mem,
+        &EckdProgram::format_track(t, &recs),
+    )
+    .await;
+    assert!(out.ok(), "{}", out.irb);
+    let out = run_native(
+        &backend,
+        &mut events,
+        &mem,
+        &EckdProgram::search_read(t, 5, 512),
+    )
+    .await;
+    assert!(out.ok(), "{}", out.irb);
+    same(&out.inputs, &[vec![5; 512]]).unwrap();
+    let out = run_native(
+        &backend,
+        &mut events,
+        &mem,
+        &EckdProgram::search_read(t, 9, 512),
+    )
+    .await;
+    assert!(out.unit_check(), "{}", out.irb);
+    assert_eq!(
+        backend.mapping_stats(),
+        mock_backend::MappingStats::default()
+    );
 }
 
 /// The same loop as a guest program through ccw-translate.
 #[tokio::test]
 async fn search_id_equal_tic_loop_translated() {
-    tic_loop("tic-tr", false).await;
+    tic_loop("tic-tr").await;
 }
 
 #[tokio::test]
@@ -196,7 +307,7 @@ async fn errors_present_unit_check_with_the_right_sense() {
     let Payload::Out(de) = &mut prog.ccws[0].payload else {
         panic!("write_data's first CCW is Define Extent");
     };
-    de[0] = mock_backend::dasd::mask::READ_ONLY;
+    de[0] = ccw_dasd::mask::READ_ONLY;
     let out = s.run(&prog, IDAL_CD).await.unwrap();
     assert!(out.unit_check());
     let sns = sense_of(&mut s, &out).await;
@@ -208,7 +319,7 @@ async fn read_only_volume_is_write_inhibited() {
     let dir = Scratch::new("ro");
     drop(session(&dir, 1).await);
     let img = CkdImage::open(&dir.file("d.3390"), true).unwrap();
-    let mut s = DasdSession::new(img, 0x0301).await.unwrap();
+    let mut s = attach(img, 0x0301).await;
     let prog = EckdProgram::write_data(TrackAddr::new(0, 0), 3, &[vec![0x40; 80]]);
     let out = s.run(&prog, IDAL_CD).await.unwrap();
     assert!(out.unit_check());
