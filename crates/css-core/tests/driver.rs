@@ -764,7 +764,9 @@ async fn channel_path_reports_update_masks_and_are_forwarded() {
 #[tokio::test]
 async fn start_with_every_path_varied_off_never_reaches_the_backend() {
     let (mut be, tx) = mock_base(vec![(SCH, schib(5, true))]);
-    be.expect_start().times(1).returning(|_, _| Ok(ConditionCode::Cc0));
+    be.expect_start()
+        .times(1)
+        .returning(|_, _| Ok(ConditionCode::Cc0));
     let css: Css<MockBe, Offset> = Css::new(Arc::new(be)).unwrap();
     css.probe().await.unwrap();
     let sub = css.open(SCH).await.unwrap();

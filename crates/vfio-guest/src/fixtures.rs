@@ -46,6 +46,64 @@ pub(crate) const QEMU_DEFECT: &str =
     "known QEMU defect: ccw_dstream_rw_ida() does not advance between IDAWs";
 /// The group whose failures are kernel findings, reported apart from the project's results.
 pub(crate) const KERNEL_GROUP: &str = "kernel-torture";
+/// The group the cases of [`open_findings`] run in: run and printed with their results, but
+/// reported apart and not counted until each is decided (fixed, or named an emulator or kernel
+/// defect).
+pub(crate) const OPEN_GROUP: &str = "open-findings";
+
+/// vfio-ccw gives user space no MODIFY SUBCHANNEL: the kernel enables the subchannel when the
+/// device is opened and disables it when it is closed, so a close of css-core's subchannel
+/// cannot disable it.
+const VFIO_NO_MSCH: &str = "vfio-ccw gives user space no MSCH: the subchannel stays enabled \
+     until the device itself is closed";
+
+/// Cases that fail on a target for a reason not yet decided. Each is still run; its result is
+/// printed in the `open-findings` group and not counted. Every entry is an open question of
+/// the project, listed in the suite's README.
+pub(crate) fn open_findings(target: Target) -> &'static [(&'static str, &'static str)] {
+    match target {
+        Target::VirtioBlk => &[
+            (
+                "tic_to_tic",
+                "on the legacy API only (cdev passes), the program check's cpa is the first \
+                 TIC's + 8, not the second's: kernel or case, undecided",
+            ),
+            (
+                "virtio_status_round_trip",
+                "QEMU rejects SET_VIRTIO_REV once an earlier case set the revision (virtio \
+                 spec 4.3.2.1.1: unset only from subchannel enable); the simulator resets it on \
+                 VDEV_RESET: the model and the case are to be fixed",
+            ),
+            (
+                "virtio_revision_once",
+                "as virtio_status_round_trip: the revision set by an earlier case stays set in \
+                 QEMU",
+            ),
+        ],
+        Target::Dasd3390 => &[
+            (
+                "tic_to_tic",
+                "on the legacy API only (cdev passes), the program check's cpa is the first \
+                 TIC's + 8, not the second's: kernel or case, undecided",
+            ),
+            (
+                "pci_flag",
+                "no PCI interruption and no PCI bit in the final status under Hercules 3.13: \
+                 emulator or kernel, undecided",
+            ),
+            (
+                "eckd_write_inhibited",
+                "Hercules 3.13 ends a write under a write-inhibiting Define Extent mask with CE DE \
+                 where the simulator answers command reject: to be decided from the 3990 rules",
+            ),
+            (
+                "eckd_define_extent_twice",
+                "Hercules 3.13 accepts a second Define Extent in one chain where the simulator \
+                 answers command reject: to be decided from the 3990 rules",
+            ),
+        ],
+    }
+}
 
 /// A running program hangs QEMU's guest: its CSS runs a channel program to its end inside
 /// SSCH (sch_handle_start_func_virtual), so an endless program spins the only CPU.
@@ -142,6 +200,7 @@ pub(crate) fn fixture(target: Target, sch: SubchannelId, devno: u16, strict: boo
     }
     limits
         .iter()
+        .chain(&[("disabled_after_close", VFIO_NO_MSCH)])
         .fold(base, |f, (what, why)| f.unsupported(*what, *why))
 }
 
@@ -165,6 +224,11 @@ mod tests {
                 all.iter().any(|c| c.name == *what || c.group == *what),
                 "{what} is no case or group"
             );
+        }
+        for target in [Target::VirtioBlk, Target::Dasd3390] {
+            for (what, _) in open_findings(target) {
+                assert!(all.iter().any(|c| c.name == *what), "{what} is no case");
+            }
         }
         assert!(all.iter().any(|c| c.group == QEMU_DEFECT_GROUP));
         assert!(all.iter().any(|c| c.group == KERNEL_GROUP));
