@@ -126,6 +126,11 @@ else
     else
         say "skip ccwctl-example: no examples/sense-id.ccw in this tree"
     fi
+    # The DASD driver (ccw-dasd) over the real vfio-ccw device: Read Device Characteristics of
+    # the lane's 20-cylinder 3390.
+    if [ "$LANE" = hercules ]; then
+        ccwctl_check ccwctl-dasd-rdc "cylinders 20 " dasd rdc
+    fi
 fi
 
 echo 1 > $MDEV/remove && [ ! -d $MDEV ]

@@ -74,6 +74,9 @@ impl Payloads {
             if !self.examples.is_empty() {
                 steps.push("ccwctl-example");
             }
+            if lane == Lane::Hercules {
+                steps.push("ccwctl-dasd-rdc");
+            }
         }
         steps
     }
@@ -380,6 +383,9 @@ mod tests {
         p.vfio_guest = true;
         let h = p.expected_steps(Lane::Hercules);
         assert!(h.contains(&"conformance-legacy") && h.contains(&"conformance-cdev"));
+        // The DASD driver runs against the real 3390 on Hercules only.
+        assert!(h.contains(&"ccwctl-dasd-rdc"));
+        assert!(!p.expected_steps(Lane::Qemu).contains(&"ccwctl-dasd-rdc"));
         assert!(!h.contains(&"bench"));
         assert!(p.expected_steps(Lane::Qemu).contains(&"bench"));
         p.vfio_guest = false;
