@@ -347,6 +347,9 @@ pub struct Translator {
     /// Scratch for guest control bytes, reset at the start of every pass; `None` only while
     /// a translation holds it.
     snap: Option<Box<Snapshot>>,
+    /// The IDAL of the CCW being translated, copied out of the snapshot; only the bytes
+    /// copied for that CCW are ever read (kept here so it is not zeroed per CCW).
+    idal: [u8; MAX_IDAWS_PER_CCW * 8],
     pool: Pool,
 }
 
@@ -360,6 +363,7 @@ impl Translator {
             idaws: Vec::new(),
             image: Vec::new(),
             snap: Some(Snapshot::boxed()),
+            idal: [0; MAX_IDAWS_PER_CCW * 8],
             pool: Arc::new(Mutex::new(Vec::new())),
         }
     }
@@ -817,7 +821,7 @@ impl Translator {
             }
             .into());
         }
-        let mut buf = [0u8; MAX_IDAWS_PER_CCW * 8];
+        let buf = &mut self.idal;
         let fault = |addr: u64, len: usize| K::GuestFault {
             what: Block::Idal,
             addr,
