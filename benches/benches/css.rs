@@ -6,10 +6,11 @@
 //!   release) against the bare mock round trip (START SUBCHANNEL of a prebuilt host program +
 //!   receiving its interruption, no css-core) in the same group, plus css-core with a
 //!   pre-translated program (the driver's cost without translation and pinning);
-//! - `scale`: probe + open of 65,536 subchannels (memory per subchannel printed, measured
-//!   with a counting allocator);
-//! - `crw_storm`: N subchannel reports processed (SCHIB refresh each), N = 4,096 .. 65,536,
-//!   to show the cost is linear.
+//! - `scale`: probe + open of N subchannels, N = 16,384 .. 262,144 (4 subchannel sets x
+//!   65,536, the architecture's limit), memory per subchannel at the largest N measured with
+//!   a counting allocator;
+//! - `crw_storm`: N subchannel reports processed (SCHIB refresh each), the same four N, to
+//!   show the cost is linear (reports chained once there is more than one set).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -18,7 +19,7 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
 use ccw_translate::Mapper;
-use ccw_types::{CommandOrb, Crw, Orb, Scsw, SubchannelId, crw};
+use ccw_types::{CommandOrb, CrwReport, Orb, Scsw, SubchannelId, crw};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use css_core::{Backend, BackendEvent, Css, HostProgram, Translate, TranslateFailure};
 use mock_backend::MockBackend;
@@ -217,16 +218,31 @@ fn measuring() -> bool {
     std::env::args().any(|a| a == "--bench")
 }
 
-/// 65,536 subchannels (0.0.0000 .. 0.0.ffff) when measuring, 1,024 as a smoke test.
-fn scale_n() -> u32 {
-    if measuring() { 65_536 } else { 1_024 }
+/// The four subchannel counts of P3, up to the architecture's 4 sets x 65,536 = 262,144
+/// when measuring; small ones as a smoke test.
+fn scale_points() -> [u32; 4] {
+    if measuring() {
+        [16_384, 65_536, 131_072, 262_144]
+    } else {
+        [256, 512, 1_024, 2_048]
+    }
 }
 
-fn big_backend() -> Arc<MockBackend> {
+/// Subchannels per set: the largest point fills all four sets (65,536 each when measuring;
+/// the smoke test crosses sets too).
+fn per_set() -> u32 {
+    scale_points()[3] / 4
+}
+
+/// Subchannel `i` of a big configuration: set `i / per_set()`, number `i % per_set()`.
+fn nth(i: u32) -> SubchannelId {
+    SubchannelId::new(0, (i / per_set()) as u8, (i % per_set()) as u16)
+}
+
+fn big_backend(n: u32) -> Arc<MockBackend> {
     let mut b = MockBackend::builder();
-    for n in 0..scale_n() {
-        let n = n as u16;
-        b = b.subchannel(n, Box::new(TestDevice::new(16)));
+    for i in 0..n {
+        b = b.subchannel_at(nth(i), i as u16, Box::new(TestDevice::new(16)));
     }
     Arc::new(b.build().expect("mock"))
 }
@@ -235,39 +251,43 @@ fn scale(c: &mut Criterion) {
     let rt = runtime();
     let mut g = c.benchmark_group("scale");
     g.sample_size(10);
-    g.throughput(Throughput::Elements(u64::from(scale_n())));
-
+    let points = scale_points();
     let mut reported = false;
-    g.bench_function(format!("register_open_{}", scale_n()), |b| {
-        if !std::mem::replace(&mut reported, true) {
-            report_memory(&rt);
-        }
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let backend = big_backend();
-                total += rt.block_on(async {
-                    let t = Instant::now();
-                    let css: Css<MockBackend> = Css::new(backend).expect("css");
-                    let ids = css.probe().await.expect("probe");
-                    let mut subs = Vec::with_capacity(ids.len());
-                    for sch in ids {
-                        subs.push(css.open(sch).await.expect("open"));
-                    }
-                    let e = t.elapsed();
-                    black_box(subs);
-                    e
-                });
+    for n in points {
+        g.throughput(Throughput::Elements(u64::from(n)));
+        g.bench_function(format!("register_open_{n}"), |b| {
+            if n == points[3] && !std::mem::replace(&mut reported, true) {
+                report_memory(&rt, n);
             }
-            total
-        })
-    });
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let backend = big_backend(n);
+                    total += rt.block_on(async {
+                        let t = Instant::now();
+                        let css: Css<MockBackend> = Css::new(backend).expect("css");
+                        let ids = css.probe().await.expect("probe");
+                        let mut subs = Vec::with_capacity(ids.len());
+                        for sch in ids {
+                            subs.push(css.open(sch).await.expect("open"));
+                        }
+                        let e = t.elapsed();
+                        black_box(subs);
+                        e
+                    });
+                }
+                total
+            })
+        });
+    }
     g.finish();
 }
 
-/// Heap bytes css-core holds per registered and opened subchannel (counting allocator).
-fn report_memory(rt: &tokio::runtime::Runtime) {
-    let backend = big_backend();
+/// Heap bytes css-core holds per registered and opened subchannel (counting allocator),
+/// printed and, when `CCW_BENCH_EXTRA` names a directory (`cargo xtask bench` does), written
+/// there as `scale-memory.json` for the summary.
+fn report_memory(rt: &tokio::runtime::Runtime, n: u32) {
+    let backend = big_backend(n);
     let before = LIVE.load(Ordering::Relaxed);
     let (css, subs) = rt.block_on(async {
         let css: Css<MockBackend> = Css::new(backend.clone()).expect("css");
@@ -279,24 +299,33 @@ fn report_memory(rt: &tokio::runtime::Runtime) {
         (css, subs)
     });
     let bytes = LIVE.load(Ordering::Relaxed) - before;
-    let n = subs.len() as isize;
+    let count = subs.len();
+    assert_eq!(count, n as usize, "every subchannel registered");
     println!(
-        "scale: {n} subchannels registered and opened: {:.1} MiB css-core heap, {} bytes per subchannel",
+        "scale: {count} subchannels registered and opened: {:.1} MiB css-core heap, {} bytes per subchannel",
         bytes as f64 / (1 << 20) as f64,
-        bytes / n
+        bytes / count as isize
     );
+    if let Some(dir) = std::env::var_os("CCW_BENCH_EXTRA") {
+        let dir = std::path::PathBuf::from(dir);
+        let json = format!("{{\"subchannels\": {count}, \"heap_bytes\": {bytes}}}\n");
+        std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::write(dir.join("scale-memory.json"), json))
+            .expect("write scale-memory.json");
+    }
     drop(subs);
     drop(css);
 }
 
 fn crw_storm(c: &mut Criterion) {
     let rt = runtime();
+    let points = scale_points();
     // Built on first use, so filtering other benchmarks does not pay for it.
     let css = std::cell::OnceCell::new();
     let css = || {
         css.get_or_init(|| {
             rt.block_on(async {
-                let css: Css<MockBackend> = Css::new(big_backend()).expect("css");
+                let css: Css<MockBackend> = Css::new(big_backend(points[3])).expect("css");
                 css.probe().await.expect("probe");
                 css
             })
@@ -304,13 +333,11 @@ fn crw_storm(c: &mut Criterion) {
     };
     let mut g = c.benchmark_group("crw_storm");
     g.sample_size(10);
-    let sizes: &[u32] = if measuring() {
-        &[4096, 16384, 65536]
-    } else {
-        &[256, 1024]
-    };
-    for &n in sizes {
+    for n in points {
         g.throughput(Throughput::Elements(u64::from(n)));
+        // Set 0 alone is reported unchained; once a second set exists, the CSS chains every
+        // subchannel report (the second CRW carries the set).
+        let chained = n > per_set();
         g.bench_function(format!("subchannel_reports_{n}"), |b| {
             let css = css();
             b.iter_custom(|iters| {
@@ -318,11 +345,11 @@ fn crw_storm(c: &mut Criterion) {
                     let t = Instant::now();
                     for _ in 0..iters {
                         for i in 0..n {
-                            let report = Crw::new()
-                                .with_rsc(crw::rsc::SUBCHANNEL)
-                                .with_erc(crw::erc::PMOD)
-                                .with_rsid(i as u16);
-                            css.process_report(report).await;
+                            let report = CrwReport::subchannel(crw::erc::PMOD, nth(i), chained);
+                            css.process_report(report.first).await;
+                            if let Some(second) = report.second {
+                                css.process_report(second).await;
+                            }
                         }
                     }
                     t.elapsed()

@@ -10,12 +10,34 @@
 //! run, since the machines are shared and noisy.
 
 use std::process::Command;
+use std::time::SystemTime;
 
-use crate::util;
+use crate::{summary, util};
 
-/// Runs the benchmarks, forwarding `args` to criterion.
+/// Runs the benchmarks, forwarding `args` to criterion, then prints the summary of issue 14's
+/// targets from this run's results and writes it to `target/bench-summary.json`.
 pub(crate) fn run(args: &[String]) -> util::Result {
-    util::run(&mut command(util::cargo(), args))
+    let target = util::root().join("target");
+    let criterion = target.join("criterion");
+    // Whole seconds: some file systems keep coarse modification times.
+    let since = SystemTime::now() - std::time::Duration::from_secs(1);
+    let mut cmd = command(util::cargo(), args);
+    cmd.env("CRITERION_HOME", &criterion)
+        .env("CCW_BENCH_EXTRA", &criterion);
+    util::run(&mut cmd)?;
+    let medians = summary::read_medians(&criterion, since)?;
+    let memory = summary::read_memory(&criterion.join("scale-memory.json"), since);
+    let rows = summary::evaluate(&medians, memory);
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into());
+    println!("\nissue 14 targets (load average {load}):\n");
+    print!("{}", summary::render(&rows));
+    let out = target.join("bench-summary.json");
+    std::fs::write(&out, summary::to_json(&rows, &load))
+        .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    println!("\nwritten to {}", out.display());
+    Ok(())
 }
 
 /// `cargo bench` for the bench targets of the `benches` crate, with `args` split at `--` into

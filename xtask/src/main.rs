@@ -11,6 +11,7 @@ mod lint;
 mod loom;
 mod s390x;
 mod soak;
+mod summary;
 mod test;
 mod util;
 

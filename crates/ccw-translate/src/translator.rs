@@ -45,21 +45,92 @@ const SNAPSHOT_MIN: usize = 128;
 /// guest memory and never from two reads. Refills never cross a 4 KiB page nor the `end`
 /// the caller allows (the segment window for CCWs); when the read-ahead is not backed by
 /// guest memory, exactly the requested bytes are read instead.
+///
+/// It also remembers, for one pass, the guest spans already verified readable and writable
+/// (see [`Snapshot::verify`]), so pinning 4 KiB pieces of one buffer checks guest memory once
+/// per window instead of once per piece.
 struct Snapshot {
     buf: [u8; SNAPSHOT_MAX],
     addr: u64,
     len: usize,
     next: usize,
+    /// `[start, end)` verified readable in this pass (empty: `(0, 0)`).
+    ok_read: (u64, u64),
+    /// `[start, end)` verified writable in this pass.
+    ok_write: (u64, u64),
+}
+
+/// The guest span [`Snapshot::verify`] tries on a miss: the aligned 1 MiB around the piece.
+const VERIFY_WINDOW: u64 = 1 << 20;
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("addr", &self.addr)
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Snapshot {
-    fn new() -> Self {
-        Self {
+    /// Boxed once per translator: the buffer is zeroed here only, not per translation.
+    fn boxed() -> Box<Self> {
+        Box::new(Self {
             buf: [0; SNAPSHOT_MAX],
             addr: 0,
             len: 0,
             next: SNAPSHOT_MIN,
+            ok_read: (0, 0),
+            ok_write: (0, 0),
+        })
+    }
+
+    /// Forgets every byte held: a pass starts from guest memory, never from bytes copied by
+    /// an earlier pass or translation.
+    fn reset(&mut self) {
+        self.addr = 0;
+        self.len = 0;
+        self.next = SNAPSHOT_MIN;
+        self.ok_read = (0, 0);
+        self.ok_write = (0, 0);
+    }
+
+    /// Whether guest memory backs `[gpa, gpa + len)` (`len` at least 1) with `perm`. A hit
+    /// in the span verified last costs two compares; a miss verifies the aligned
+    /// [`VERIFY_WINDOW`] around the range in one `check_range` (kept when it holds), else
+    /// exactly the range. Every answer comes from `check_range` of a span containing the
+    /// range, within one pass over one `&M`, which cannot change under it.
+    fn verify<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &M,
+        gpa: u64,
+        len: u64,
+        perm: Permissions,
+    ) -> bool {
+        let span = if perm == Permissions::Write {
+            &mut self.ok_write
+        } else {
+            &mut self.ok_read
+        };
+        let Some(end) = gpa.checked_add(len) else {
+            return false;
+        };
+        if gpa >= span.0 && end <= span.1 {
+            return true;
         }
+        let lo = gpa & !(VERIFY_WINDOW - 1);
+        if let Some(hi) = lo.checked_add(VERIFY_WINDOW)
+            && end <= hi
+            && mem.check_range(GuestAddress(lo), VERIFY_WINDOW as usize, perm)
+        {
+            *span = (lo, hi);
+            return true;
+        }
+        let ok = usize::try_from(len).is_ok_and(|n| mem.check_range(GuestAddress(gpa), n, perm));
+        if ok {
+            *span = (gpa, end);
+        }
+        ok
     }
 
     /// Copies the `out.len()` (at most 272) guest bytes at `addr` into `out`; `false` if
@@ -273,6 +344,12 @@ pub struct Translator {
     heads: Vec<Head>,
     idaws: Vec<u64>,
     image: Vec<u8>,
+    /// Scratch for guest control bytes, reset at the start of every pass; `None` only while
+    /// a translation holds it.
+    snap: Option<Box<Snapshot>>,
+    /// The IDAL of the CCW being translated, copied out of the snapshot; only the bytes
+    /// copied for that CCW are ever read (kept here so it is not zeroed per CCW).
+    idal: [u8; MAX_IDAWS_PER_CCW * 8],
     pool: Pool,
 }
 
@@ -285,6 +362,8 @@ impl Translator {
             heads: Vec::new(),
             idaws: Vec::new(),
             image: Vec::new(),
+            snap: Some(Snapshot::boxed()),
+            idal: [0; MAX_IDAWS_PER_CCW * 8],
             pool: Arc::new(Mutex::new(Vec::new())),
         }
     }
@@ -319,7 +398,9 @@ impl Translator {
         self.entries.clear();
         self.heads.clear();
         self.idaws.clear();
-        let result = self.build(&guest, mem, mapper, &mut bufs);
+        let mut snap = self.snap.take().unwrap_or_else(Snapshot::boxed);
+        let result = self.build(&guest, mem, mapper, &mut bufs, &mut snap);
+        self.snap = Some(snap);
         match result {
             Ok(area) => {
                 let host_2k = guest.idaw_format().block_size() == 2048;
@@ -361,10 +442,13 @@ impl Translator {
         mem: &M,
         mapper: &dyn Mapper,
         bufs: &mut Buffers,
+        snap: &mut Snapshot,
     ) -> Result<ControlArea, TranslateError> {
-        self.discover(guest, mem, &mut bufs.segments)?;
+        snap.reset();
+        self.discover(guest, mem, &mut bufs.segments, snap)?;
         self.check_tic_targets(&bufs.segments)?;
-        self.data(guest, mem, mapper, &mut bufs.pins)?;
+        snap.reset();
+        self.data(guest, mem, mapper, &mut bufs.pins, snap)?;
         self.emit(mapper, &mut bufs.segments)
     }
 
@@ -374,6 +458,7 @@ impl Translator {
         guest: &CommandOrb,
         mem: &M,
         segments: &mut Vec<Segment>,
+        snap: &mut Snapshot,
     ) -> Result<(), TranslateError> {
         let fmt = guest.format;
         let cpa = guest.cpa as u64;
@@ -411,7 +496,6 @@ impl Translator {
             chained: None,
             spec: false,
         });
-        let mut snap = Snapshot::new();
         let mut s = 0;
         while s < segments.len() {
             let head = segments[s].guest;
@@ -572,8 +656,8 @@ impl Translator {
         mem: &M,
         mapper: &dyn Mapper,
         pins: &mut Vec<GuestRange>,
+        snap: &mut Snapshot,
     ) -> Result<(), TranslateError> {
-        let mut snap = Snapshot::new();
         for index in 0..self.entries.len() {
             let e = self.entries[index];
             if matches!(e.host, HostCda::Tic(_) | HostCda::Poison) {
@@ -591,7 +675,7 @@ impl Translator {
             }
             let first = self.idaws.len();
             let pinned = pins.len();
-            match self.ccw_data(&e, guest, mem, &mut snap, mapper, pins, skip) {
+            match self.ccw_data(&e, guest, mem, snap, mapper, pins, skip) {
                 Ok(()) if skip => {}
                 Ok(()) => self.entries[index].host = HostCda::Idal(first),
                 Err(err) if e.spec && err.program_check().is_some() => {
@@ -642,7 +726,11 @@ impl Translator {
         let count = e.count as u64;
         let max_idaws = self.limits.max_idaws;
         // Pins the piece of `len` bytes designated by `addr` and records its host IDAW.
-        let mut pin = |idaws: &mut Vec<u64>, addr: u64, len: u64| -> Result<(), TranslateError> {
+        let mut pin = |snap: &mut Snapshot,
+                       idaws: &mut Vec<u64>,
+                       addr: u64,
+                       len: u64|
+         -> Result<(), TranslateError> {
             if idaws.len() >= max_idaws {
                 return Err(K::TooManyIdaws { limit: max_idaws }.into());
             }
@@ -653,8 +741,7 @@ impl Translator {
             };
             // The data must be guest memory: checked here, not left to the mapper (an
             // identity mapper over all of the host's IOVA space would accept anything).
-            let in_guest = usize::try_from(len)
-                .is_ok_and(|n| mem.check_range(GuestAddress(range.gpa), n, perm));
+            let in_guest = snap.verify(mem, range.gpa, len, perm);
             if !in_guest {
                 return Err(K::GuestFault {
                     what: Block::Data,
@@ -712,7 +799,7 @@ impl Translator {
             let (mut addr, mut left) = (e.cda, count);
             while left > 0 {
                 let len = piece(addr, left);
-                pin(&mut self.idaws, addr, len)?;
+                pin(&mut *snap, &mut self.idaws, addr, len)?;
                 left -= len;
                 if left == 0 {
                     break;
@@ -734,7 +821,7 @@ impl Translator {
             }
             .into());
         }
-        let mut buf = [0u8; MAX_IDAWS_PER_CCW * 8];
+        let buf = &mut self.idal;
         let fault = |addr: u64, len: usize| K::GuestFault {
             what: Block::Idal,
             addr,
@@ -795,7 +882,7 @@ impl Translator {
                 }
                 .into());
             }
-            pin(&mut self.idaws, addr, len)?;
+            pin(&mut *snap, &mut self.idaws, addr, len)?;
         }
         debug_assert_eq!(left, 0);
         Ok(())
@@ -828,13 +915,14 @@ impl Translator {
             );
         }
         let base = area.addr;
+        // Appended in layout order (segments by `host_off`, each followed by its zero
+        // doubleword, then the IDAL): every byte written once, none zeroed first.
         self.image.clear();
-        self.image.resize(total, 0);
+        self.image.reserve(total);
         let mut i = 0;
         for seg in segments.iter() {
-            for k in 0..seg.len {
-                let e = &self.entries[i];
-                i += 1;
+            debug_assert_eq!(self.image.len(), seg.host_off);
+            for e in &self.entries[i..i + seg.len] {
                 let (flags, cda) = match e.host {
                     HostCda::None => (e.flags.difference(CcwFlags::IDA), 0),
                     HostCda::Poison => (CcwFlags::NONE, 0),
@@ -855,14 +943,16 @@ impl Translator {
                     // Below 2 GiB: checked against the area above.
                     cda: U32::new(cda as u32),
                 };
-                let at = seg.host_off + 8 * k;
-                self.image[at..at + 8].copy_from_slice(&ccw.into_bytes());
+                self.image.extend_from_slice(&ccw.into_bytes());
             }
+            i += seg.len;
+            self.image.extend_from_slice(&[0; 8]);
         }
-        for (j, idaw) in self.idaws.iter().enumerate() {
-            let at = idal_off + 8 * j;
-            self.image[at..at + 8].copy_from_slice(&idaw.to_be_bytes());
+        debug_assert_eq!(self.image.len(), idal_off);
+        for idaw in &self.idaws {
+            self.image.extend_from_slice(&idaw.to_be_bytes());
         }
+        debug_assert_eq!(self.image.len(), total);
         if let Err(error) = mapper.write_control(&area, 0, &self.image) {
             mapper.free_control(area);
             return Err(K::Map {
@@ -1058,6 +1148,33 @@ mod tests {
             decode_idaw(&[0x80, 0, 0, 0, 0, 0, 0x10, 0], IdawFormat::Format2K4).unwrap(),
             0x8000_0000_0000_1000
         );
+    }
+
+    #[test]
+    fn verify_answers_from_guest_memory_window_or_exact_range() {
+        use vm_memory::GuestMemoryMmap;
+        let r = Permissions::Read;
+        // 64 KiB: no 1 MiB window is backed, so each miss checks exactly the range.
+        let small = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 0x1_0000)]).unwrap();
+        let mut snap = Snapshot::boxed();
+        assert!(snap.verify(&small, 0x1000, 0x1000, r));
+        assert_eq!(snap.ok_read, (0x1000, 0x2000));
+        assert!(!snap.verify(&small, 0xF000, 0x1001, r), "crosses the end");
+        assert!(!snap.verify(&small, 0x1_0000, 1, r));
+        assert!(!snap.verify(&small, u64::MAX, 2, r), "wraps");
+        // 2 MiB: the first miss verifies the window, later pieces in it hit.
+        let big = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 0x20_0000)]).unwrap();
+        snap.reset();
+        assert_eq!((snap.ok_read, snap.ok_write), ((0, 0), (0, 0)));
+        assert!(snap.verify(&big, 0x1000, 0x100, r));
+        assert_eq!(snap.ok_read, (0, 0x10_0000));
+        assert!(snap.verify(&big, 0xF_FF00, 0x100, r));
+        assert!(!snap.verify(&big, 0x1F_FF00, 0x200, r), "crosses the end");
+        assert!(snap.verify(&big, 0x1F_FF00, 0x100, r));
+        // Write is tracked apart from read.
+        assert_eq!(snap.ok_write, (0, 0));
+        assert!(snap.verify(&big, 0x10_0000, 8, Permissions::Write));
+        assert_eq!(snap.ok_write, (0x10_0000, 0x20_0000));
     }
 
     #[test]

@@ -55,7 +55,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// # Ok::<(), css_core::BackendError>(())
 /// ```
 pub struct MockBuilder {
-    subchannels: Vec<(SubchannelId, u16, Box<dyn DeviceModel>)>,
+    /// Keyed by id, so adding is O(1) at the architecture's 262,144 subchannels (a later add
+    /// of the same id replaces the earlier one).
+    subchannels: HashMap<SubchannelId, (u16, Box<dyn DeviceModel>)>,
+    /// The number [`MockBuilder::subchannel`] gives next: one past the highest added.
+    next_sch_no: u16,
     latency: Duration,
     faults: FaultPolicy,
     guest: Option<GuestMemoryMmap>,
@@ -82,12 +86,7 @@ impl MockBuilder {
     /// Adds a subchannel with device number `devno` and `device`, numbered after the previous
     /// one (0.0.0000, 0.0.0001, ...).
     pub fn subchannel(self, devno: u16, device: Box<dyn DeviceModel>) -> Self {
-        let next = self
-            .subchannels
-            .iter()
-            .map(|(s, _, _)| s.sch_no.wrapping_add(1))
-            .max()
-            .unwrap_or(0);
+        let next = self.next_sch_no;
         self.subchannel_at(SubchannelId::new(0, 0, next), devno, device)
     }
 
@@ -98,8 +97,8 @@ impl MockBuilder {
         devno: u16,
         device: Box<dyn DeviceModel>,
     ) -> Self {
-        self.subchannels.retain(|(s, _, _)| *s != sch);
-        self.subchannels.push((sch, devno, device));
+        self.next_sch_no = self.next_sch_no.max(sch.sch_no.wrapping_add(1));
+        self.subchannels.insert(sch, (devno, device));
         self
     }
 
@@ -174,7 +173,7 @@ impl MockBuilder {
             })?;
         let mut subchannels = HashMap::new();
         let mut order = Vec::new();
-        for (id, devno, device) in self.subchannels {
+        for (id, (devno, device)) in self.subchannels {
             let mut st = SchState::new(devno);
             let p = &mut st.schib.pmcw;
             p.flags.set_isc(self.isc);
@@ -703,7 +702,8 @@ impl MockBackend {
     /// A builder with no subchannels, zero latency, no faults, an 8 MiB arena.
     pub fn builder() -> MockBuilder {
         MockBuilder {
-            subchannels: Vec::new(),
+            subchannels: HashMap::new(),
+            next_sch_no: 0,
             latency: Duration::ZERO,
             faults: FaultPolicy::none(),
             guest: None,
