@@ -93,12 +93,16 @@ const RW: u32 = vb::VFIO_REGION_INFO_FLAG_READ | vb::VFIO_REGION_INFO_FLAG_WRITE
 const R: u32 = vb::VFIO_REGION_INFO_FLAG_READ;
 
 /// A SCHIB like the one the guest's virtio-blk subchannel answered: the PMCW begins
-/// `00 d3 00 00 18 81 00 05` (intparm, then ISC 3, E, DNV, devno 0x0005).
+/// `00 d3 00 00 18 81 00 05` (intparm, then ISC 3, E, DNV, devno 0x0005), with the one path
+/// QEMU builds for a virtual subchannel (css_sch_build_virtual_schib: LPM, PIM and PAM 0x80,
+/// POM 0xff, CHPID 0), so that css-core finds its path logically available.
 pub(crate) fn guest_schib() -> [u8; 52] {
     let mut s = [0u8; 52];
     s[0..8].copy_from_slice(&[0x00, 0xd3, 0x00, 0x00, 0x18, 0x81, 0x00, 0x05]);
     s[8] = 0x80; // LPM
     s[11] = 0x80; // PIM
+    s[14] = 0xFF; // POM
+    s[15] = 0x80; // PAM
     s
 }
 
