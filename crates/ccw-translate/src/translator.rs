@@ -119,12 +119,12 @@ impl Snapshot {
             return true;
         }
         let lo = gpa & !(VERIFY_WINDOW - 1);
-        if let Some(hi) = lo.checked_add(VERIFY_WINDOW)
-            && end <= hi
-            && mem.check_range(GuestAddress(lo), VERIFY_WINDOW as usize, perm)
-        {
-            *span = (lo, hi);
-            return true;
+        // No let chains: the workspace's MSRV (1.85, the s390x lane's rustc) lacks them.
+        if let Some(hi) = lo.checked_add(VERIFY_WINDOW) {
+            if end <= hi && mem.check_range(GuestAddress(lo), VERIFY_WINDOW as usize, perm) {
+                *span = (lo, hi);
+                return true;
+            }
         }
         let ok = usize::try_from(len).is_ok_and(|n| mem.check_range(GuestAddress(gpa), n, perm));
         if ok {
