@@ -114,8 +114,7 @@ pub(crate) async fn chain_runs_off_memory<B: Backend>(c: &Ctx<B>) -> CaseResult 
 }
 
 /// Data area beyond guest memory: the pin fails, EINVAL, standing for a program check
-/// (§1.6; anchors.md cp_prefetch: IDAL/pin -> -EINVAL). Out-of-range data addresses are
-/// fixed on branch `rel`.
+/// (§1.6; anchors.md cp_prefetch: IDAL/pin -> -EINVAL).
 pub(crate) async fn data_outside_memory<B: Backend>(c: &Ctx<B>) -> CaseResult {
     let (code, len) = c.big();
     c.program(PROG, &[ccw(code, CcwFlags::SLI, len, FAR)])?;

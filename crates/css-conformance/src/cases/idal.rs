@@ -204,7 +204,6 @@ pub(crate) async fn idal_then_direct<B: Backend>(c: &Ctx<B>) -> CaseResult {
 }
 
 /// SKIP with IDA: nothing stored, count consumed (§1.3 SKIP; the IDAL is still fetched).
-/// Fixed on branch `rel` (SKIP with IDA); may fail before that merge.
 pub(crate) async fn idal_skip<B: Backend>(c: &Ctx<B>) -> CaseResult {
     let (code, len) = c.big();
     c.poison(DATA, usize::from(len))?;

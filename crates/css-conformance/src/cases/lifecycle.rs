@@ -120,8 +120,7 @@ pub(crate) async fn close_after_completion<B: Backend>(c: &Ctx<B>) -> CaseResult
 
 /// Remove with a program running: the request is answered once (gone or closed), the
 /// removal completes, and a new probe finds the device usable again (anchors.md: notoper
-/// -> NOT_OPER, cp_free; 2026 fix: deferred notoper under io_mutex). The close/remove
-/// stall is fixed on branch `rel`.
+/// -> NOT_OPER, cp_free; 2026 fix: deferred notoper under io_mutex).
 pub(crate) async fn remove_with_io_running<B: Backend>(c: &Ctx<B>) -> CaseResult {
     write_loop(c)?;
     let sub = c.open().await?;
