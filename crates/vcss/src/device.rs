@@ -42,13 +42,49 @@ impl<M: vm_memory::GuestMemory> GuestIo for M {
     }
 }
 
-/// Basic sense data a device presents with unit check, up to 32 bytes.
+/// Basic sense data (command 0x04), up to 32 bytes (reference §4.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SenseData {
     /// The sense bytes; bytes past `len` are zero.
     pub bytes: [u8; 32],
-    /// How many bytes the device presents.
+    /// How many bytes the device presents (32 for modern devices).
     pub len: u8,
+}
+
+impl Default for SenseData {
+    /// No error: 32 zero bytes.
+    fn default() -> Self {
+        Self {
+            bytes: [0; 32],
+            len: 32,
+        }
+    }
+}
+
+impl SenseData {
+    /// Sense byte 0 bit 0: command reject.
+    pub const COMMAND_REJECT: u8 = 0x80;
+    /// Sense byte 0 bit 1: intervention required.
+    pub const INTERVENTION_REQUIRED: u8 = 0x40;
+    /// Sense byte 0 bit 3: equipment check.
+    pub const EQUIPMENT_CHECK: u8 = 0x10;
+    /// Sense byte 0 bit 4: data check.
+    pub const DATA_CHECK: u8 = 0x08;
+
+    /// 32 bytes of sense with byte 0 = `byte0`.
+    pub const fn with_byte0(byte0: u8) -> Self {
+        let mut bytes = [0u8; 32];
+        bytes[0] = byte0;
+        Self { bytes, len: 32 }
+    }
+    /// Command reject (sense byte 0 = 0x80).
+    pub const fn command_reject() -> Self {
+        Self::with_byte0(Self::COMMAND_REJECT)
+    }
+    /// The presented bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len.min(32))]
+    }
 }
 
 /// How a start (or resume) function ended, as the channel reports it.

@@ -514,6 +514,16 @@ pub fn clear_complete(s: &mut SchState) {
     s.ecw = [0; 32];
 }
 
+/// Adds device status (a unit check found while ending the function) to the pending status,
+/// with alert status where the architecture asks for it.
+pub fn add_device_status(s: &mut SchState, dstat: DeviceStatus) {
+    let all = DeviceStatus::from_bits(s.schib.scsw.dstat) | dstat;
+    s.schib.scsw.dstat = all.bits();
+    if needs_alert(all, SubchannelStatus::from_bits(s.schib.scsw.cstat)) {
+        s.set_sc(s.sc() | Sc::ALERT);
+    }
+}
+
 /// Unsolicited device status (e.g. attention) on an idle subchannel: SC alert + pending, FC 0;
 /// the other SCSW fields are stored as zero (they are not meaningful without a function).
 pub fn unsolicited(s: &mut SchState, dstat: DeviceStatus) {
