@@ -98,6 +98,15 @@ impl<P: Program> Teardown<P> {
     }
 }
 
+/// What [`Core::open_begin`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Claim {
+    /// Claimed: the caller enables the subchannel and reports [`Core::opened`].
+    Claimed,
+    /// The event task is disabling the unowned subchannel: wait, then try again.
+    Disabling,
+}
+
 pub(crate) struct Inner<P> {
     pub(crate) state: State,
     seq: u64,
@@ -109,6 +118,13 @@ pub(crate) struct Inner<P> {
     pub(crate) claimed: bool,
     /// Removed from the registry: every later event is dropped.
     pub(crate) removed: bool,
+    /// The subchannel may be enabled. Unknown at registration (so `true`); cleared only when a
+    /// disable of ours succeeded. Status for an unowned subchannel that is known to be disabled
+    /// (the late interruption of a close's own halt or clear) needs no second disable.
+    may_be_enabled: bool,
+    /// The event task is disabling this unowned subchannel: an open waits until it is done, so
+    /// that the late disable cannot land after the open's enable.
+    disabling: bool,
     pub(crate) schib: Schib,
     /// Logical-path mask css-core uses for ORBs with LPM 0 (vfio-ccw's `sch->lpm`).
     pub(crate) lpm: u8,
@@ -163,6 +179,8 @@ impl<P: Program> Core<P> {
                 deferred: None,
                 claimed: false,
                 removed: false,
+                may_be_enabled: true,
+                disabling: false,
                 lpm: pmcw.pam & pmcw.pom,
                 opm: pmcw.pam & pmcw.pom,
                 schib,
@@ -207,14 +225,19 @@ impl<P: Program> Core<P> {
 
     // ---- open / close ----
 
-    /// Claims the subchannel and applies `Open`; the caller then enables it.
-    pub(crate) fn open_begin(&self) -> Result<(), CssError> {
+    /// Claims the subchannel and applies `Open`; the caller then enables it. While the event
+    /// task disables the unowned subchannel, nothing is claimed and the caller waits for
+    /// [`Core::disable_end`] ([`Claim::Disabling`]).
+    pub(crate) fn open_begin(&self) -> Result<Claim, CssError> {
         let mut g = self.lock();
         if g.removed {
             return Err(CssError::Unknown(self.sch));
         }
         if g.claimed {
             return Err(CssError::AlreadyOpen(self.sch));
+        }
+        if g.disabling {
+            return Ok(Claim::Disabling);
         }
         if g.state == State::NotOper {
             // vfio-ccw's open_device refuses a not-operational device before the FSM.
@@ -224,7 +247,9 @@ impl<P: Program> Core<P> {
         match g.apply(self.sch, Event::Open) {
             (Action::Enable, Outcome::Ok) => {
                 g.claimed = true;
-                Ok(())
+                // From here the enable may take effect whatever it answers.
+                g.may_be_enabled = true;
+                Ok(Claim::Claimed)
             }
             (_, Outcome::Err(e)) => Err(self.refused("open", state, e)),
             (_, Outcome::Ok) => Err(self.refused("open", state, Errno::Invalid)),
@@ -269,8 +294,12 @@ impl<P: Program> Core<P> {
         Ok(self.take_request(&mut g, was_enabled && action == Action::Disable))
     }
 
-    pub(crate) fn close_end(&self) {
+    /// Ends a close: `disabled` says whether the quiesce left the subchannel disabled.
+    pub(crate) fn close_end(&self, disabled: bool) {
         let mut g = self.lock();
+        if disabled {
+            g.may_be_enabled = false;
+        }
         g.claimed = false;
         g.events = None;
     }
@@ -458,8 +487,13 @@ impl<P: Program> Core<P> {
         }
     }
 
-    /// An I/O interruption. Returns `true` if the caller must disable the subchannel
-    /// (status for a subchannel nobody owns).
+    /// An I/O interruption. Returns `true` if the caller must disable the subchannel (status
+    /// for a subchannel nobody owns) and then call [`Core::disable_end`]; opens wait until then.
+    ///
+    /// No disable is asked for while an open or close of the subchannel is under way (its owner
+    /// enables or quiesces it: a disable issued from here could land after the owner's enable,
+    /// outside any lock) nor once a disable of ours has succeeded (the late interruption of a
+    /// close's own halt or clear).
     pub(crate) fn interrupt(&self, mut irb: Irb) -> bool {
         let mut g = self.lock();
         if g.removed {
@@ -490,10 +524,29 @@ impl<P: Program> Core<P> {
                 }
                 g.emit(self.sch, SubchannelEvent::Status(irb));
             }
-            Action::DisableSubchannel => return true,
+            Action::DisableSubchannel => {
+                if g.claimed && g.state == State::Standby {
+                    tracing::debug!(sch = %self.sch, scsw = ?irb.scsw, "status while opening or closing: the owner disables");
+                } else if !g.may_be_enabled {
+                    tracing::debug!(sch = %self.sch, scsw = ?irb.scsw, "status for a disabled subchannel dropped");
+                } else {
+                    g.disabling = true;
+                    return true;
+                }
+            }
             _ => {}
         }
         false
+    }
+
+    /// The event task's disable of an unowned subchannel ended; `disabled` says whether it
+    /// left the subchannel disabled. Waiting opens may go on.
+    pub(crate) fn disable_end(&self, disabled: bool) {
+        let mut g = self.lock();
+        g.disabling = false;
+        if disabled {
+            g.may_be_enabled = false;
+        }
     }
 
     /// How many interruptions reported the clear function so far.
@@ -700,11 +753,49 @@ mod tests {
         core.started(t, 0, Ok(ConditionCode::Cc0));
         assert_eq!(core.state(), State::Standby);
         td.finish(|| CssError::Closed(core.sch));
-        core.close_end();
+        core.close_end(true);
         assert!(matches!(rx.try_recv().unwrap(), Err(CssError::Closed(_))));
         assert_eq!(rel.load(Ordering::SeqCst), 1);
-        // Disabled-irq cell: status on a closed subchannel asks for a disable.
+        // Disabled-irq cell: status on a subchannel our close disabled needs no second
+        // disable (it is the late interruption of the close's own halt or clear).
+        assert!(!core.interrupt(final_irb(0)));
+    }
+
+    #[test]
+    fn status_while_closing_leaves_the_disable_to_the_closer() {
+        let (core, _) = open_core();
+        let td = core.close_begin().unwrap();
+        td.finish(|| CssError::Closed(core.sch));
+        // The close's quiesce is under way: the closer disables.
+        assert!(!core.interrupt(final_irb(0)));
+        // Its quiesce failed: later status asks for a disable.
+        core.close_end(false);
         assert!(core.interrupt(final_irb(0)));
+    }
+
+    #[test]
+    fn an_open_waits_while_unowned_status_is_disabled() {
+        let core: Core<P> = Core::new(SubchannelId::new(0, 0, 0), schib());
+        // Never opened, enablement unknown: status for it asks for a disable.
+        assert!(core.interrupt(final_irb(0)));
+        assert_eq!(core.open_begin().unwrap(), Claim::Disabling);
+        assert_eq!(core.state(), State::Standby);
+        core.disable_end(true);
+        assert_eq!(core.open_begin().unwrap(), Claim::Claimed);
+        // Opening (claimed, STANDBY): the opener's enable decides, no disable from here.
+        assert!(!core.interrupt(final_irb(0)));
+        core.opened(Some(ConditionCode::Cc0)).unwrap();
+        assert_eq!(core.state(), State::Idle);
+    }
+
+    #[test]
+    fn a_failed_event_task_disable_keeps_asking() {
+        let core: Core<P> = Core::new(SubchannelId::new(0, 0, 0), schib());
+        assert!(core.interrupt(final_irb(0)));
+        core.disable_end(false);
+        assert!(core.interrupt(final_irb(0)));
+        core.disable_end(true);
+        assert!(!core.interrupt(final_irb(0)));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use tracing::Instrument;
 use vm_memory::GuestMemory;
 
 use crate::backend::{Backend, BackendErrorKind, BackendEvent, ConditionCode, EventReceiver};
-use crate::core::{Core, IoCompletion, Program, SubchannelEvent, UnmapCheck};
+use crate::core::{Claim, Core, IoCompletion, Program, SubchannelEvent, UnmapCheck};
 use crate::error::CssError;
 use crate::fsm::{AsyncOp, Errno, State};
 use crate::program::{HostProgram, Translate, TranslateFailure};
@@ -81,8 +81,13 @@ impl<P: HostProgram> Program for Installed<P> {
 /// One registered subchannel.
 struct Entry<T: Translate> {
     core: Core<Installed<T::Program>>,
-    /// Signalled on every interruption, for quiesce.
+    /// Signalled (`notify_waiters`) on every interruption, for quiesce and unmap. Waiters
+    /// enable their `Notified` before issuing the halt or clear they wait for, so no wakeup is
+    /// lost and no stale one is kept.
     irq: Notify,
+    /// Signalled when the event task's disable of the unowned subchannel ended, for opens
+    /// that found it under way.
+    settled: Notify,
     /// Created on first use: most registered subchannels never run a program.
     translator: Mutex<Option<Box<T>>>,
     mapper: Mutex<Option<Arc<dyn Mapper>>>,
@@ -193,6 +198,7 @@ impl<B: Backend + ?Sized, T: Translate> Css<B, T> {
                 schibs.remove(&sch).map(|schib| Entry {
                     core: Core::new(sch, schib),
                     irq: Notify::new(),
+                    settled: Notify::new(),
                     translator: Mutex::new(None),
                     mapper: Mutex::new(None),
                 })
@@ -230,7 +236,7 @@ impl<B: Backend + ?Sized, T: Translate> Css<B, T> {
         let entry = self.shared.entry(sch)?;
         let span = tracing::debug_span!("subchannel", %sch);
         async {
-            entry.core.open_begin()?;
+            self.shared.claim_for_open(&entry).await?;
             let mapper = match self.shared.backend.mapper(sch) {
                 Ok(m) => m,
                 Err(e) => {
@@ -368,11 +374,61 @@ impl<B: Backend + ?Sized, T: Translate> Shared<B, T> {
             return;
         };
         let disable = entry.core.interrupt(irb);
-        entry.irq.notify_one();
+        entry.irq.notify_waiters();
         if disable {
-            match self.backend.disable(sch).await {
-                Ok(cc) => tracing::debug!(%sch, cc = cc.value(), "disabled unowned subchannel"),
-                Err(e) => tracing::warn!(%sch, error = %e, "disabling unowned subchannel failed"),
+            let disabled = match self.backend.disable(sch).await {
+                Ok(cc) => {
+                    tracing::debug!(%sch, cc = cc.value(), "disabled unowned subchannel");
+                    matches!(cc, ConditionCode::Cc0 | ConditionCode::Cc3)
+                }
+                Err(e) => {
+                    tracing::warn!(%sch, error = %e, "disabling unowned subchannel failed");
+                    e.kind == BackendErrorKind::NoDevice
+                }
+            };
+            entry.core.disable_end(disabled);
+            entry.settled.notify_waiters();
+        }
+    }
+
+    /// Claims `entry` for an open, first waiting (bounded) while the event task disables it.
+    async fn claim_for_open(&self, entry: &Entry<T>) -> Result<(), CssError> {
+        let deadline = tokio::time::Instant::now() + self.config.quiesce_wait;
+        loop {
+            let settled = entry.settled.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
+            match entry.core.open_begin()? {
+                Claim::Claimed => return Ok(()),
+                Claim::Disabling => {
+                    if tokio::time::timeout_at(deadline, settled).await.is_err() {
+                        return Err(CssError::Timeout {
+                            sch: entry.core.sch,
+                            op: "open (waiting for the disable of status nobody owned)",
+                            tries: 1,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits until `done()` holds, waking on every interruption of `entry`; `false` when
+    /// `deadline` passed first.
+    async fn wait_irq_until(
+        entry: &Entry<T>,
+        deadline: tokio::time::Instant,
+        mut done: impl FnMut() -> bool,
+    ) -> bool {
+        loop {
+            let irq = entry.irq.notified();
+            tokio::pin!(irq);
+            irq.as_mut().enable();
+            if done() {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, irq).await.is_err() {
+                return done();
             }
         }
     }
@@ -563,21 +619,15 @@ impl<B: Backend + ?Sized, T: Translate> Shared<B, T> {
         let res = match self.backend.clear(sch).await {
             Ok(ConditionCode::Cc0) => {
                 let deadline = tokio::time::Instant::now() + self.config.quiesce_wait;
-                let mut res = Ok(());
-                while entry.core.clears() == clears {
-                    if tokio::time::timeout_at(deadline, entry.irq.notified())
-                        .await
-                        .is_err()
-                    {
-                        res = Err(CssError::Timeout {
-                            sch,
-                            op: "clear for unmap",
-                            tries: 1,
-                        });
-                        break;
-                    }
+                if Self::wait_irq_until(entry, deadline, || entry.core.clears() != clears).await {
+                    Ok(())
+                } else {
+                    Err(CssError::Timeout {
+                        sch,
+                        op: "clear for unmap",
+                        tries: 1,
+                    })
                 }
-                res
             }
             // cc 3: not operational, nothing runs on it any more.
             Ok(cc) => {
@@ -640,8 +690,12 @@ impl<B: Backend + ?Sized, T: Translate> Shared<B, T> {
                 Err(e) if e.kind == BackendErrorKind::NoDevice => return Ok(()),
                 Err(e) => return Err(e.into()),
             }
+            // Enabled before the halt or clear is issued: its interruption cannot slip by.
+            let irq = entry.irq.notified();
+            tokio::pin!(irq);
+            irq.as_mut().enable();
             if self.cancel_halt_clear(sch, attempt).await {
-                let _ = tokio::time::timeout(self.config.quiesce_wait, entry.irq.notified()).await;
+                let _ = tokio::time::timeout(self.config.quiesce_wait, irq).await;
             }
         }
         Err(CssError::Timeout {
@@ -654,6 +708,7 @@ impl<B: Backend + ?Sized, T: Translate> Shared<B, T> {
     async fn close_entry(&self, entry: &Entry<T>) -> Result<(), CssError> {
         let sch = entry.core.sch;
         let td = entry.core.close_begin()?;
+        let td_was_enabled = td.was_enabled;
         let res = if td.was_enabled {
             self.quiesce(entry).await
         } else {
@@ -663,7 +718,8 @@ impl<B: Backend + ?Sized, T: Translate> Shared<B, T> {
             tracing::warn!(%sch, error = %e, "close: quiesce failed; releasing anyway");
         }
         td.finish(|| CssError::Closed(sch));
-        entry.core.close_end();
+        // A close that never enabled (NOT_OPER, STANDBY) has nothing to say about it.
+        entry.core.close_end(td_was_enabled && res.is_ok());
         tracing::debug!(%sch, "closed");
         res
     }

@@ -107,7 +107,7 @@ fn io_vs_interrupt_vs_close() {
         };
         let td = core.close_begin().expect("close");
         td.finish(|| CssError::Closed(SCH));
-        core.close_end();
+        core.close_end(true);
 
         let (direct, rx) = submitter.join().expect("submitter");
         irq.join().expect("irq");
@@ -239,7 +239,7 @@ fn close_vs_remove() {
             thread::spawn(move || {
                 if let Ok(td) = core.close_begin() {
                     td.finish(|| CssError::Closed(SCH));
-                    core.close_end();
+                    core.close_end(true);
                 }
             })
         };
@@ -258,5 +258,45 @@ fn close_vs_remove() {
         assert_eq!(released.load(Ordering::SeqCst), 1, "released once");
         assert_eq!(core.state(), State::NotOper);
         assert!(core.io_request(1).is_err());
+    });
+}
+
+/// Status for a subchannel nobody owns (the event task disables it) racing with an open
+/// (which enables it). The backend calls are modelled as writes of the device's enabled bit
+/// between the core calls that bracket them.
+///
+/// Invariant: the disable never lands after the open's enable: once the open finished, the
+/// subchannel it reports open (IDLE) is enabled.
+#[test]
+fn stray_status_vs_open() {
+    loom::model(|| {
+        let core = Arc::new(Core::<Counted>::new(SCH, schib()));
+        let device_enabled = Arc::new(AtomicBool::new(false));
+
+        let events = {
+            let (core, device_enabled) = (core.clone(), device_enabled.clone());
+            thread::spawn(move || {
+                if core.interrupt(final_irb(0)) {
+                    device_enabled.store(false, Ordering::SeqCst);
+                    core.disable_end(true);
+                }
+            })
+        };
+        // The open: waits while the disable is under way (the async layer awaits a Notify).
+        loop {
+            match core.open_begin().expect("open") {
+                crate::core::Claim::Claimed => break,
+                crate::core::Claim::Disabling => thread::yield_now(),
+            }
+        }
+        device_enabled.store(true, Ordering::SeqCst);
+        core.opened(Some(ConditionCode::Cc0)).expect("enable");
+        events.join().expect("event task");
+
+        assert_eq!(core.state(), State::Idle);
+        assert!(
+            device_enabled.load(Ordering::SeqCst),
+            "an open subchannel was left disabled"
+        );
     });
 }

@@ -962,3 +962,112 @@ async fn vary_off_of_the_path_in_use_ends_the_program() {
     assert_eq!(css.cached_schib(SCH).unwrap().pmcw.lpm, 0x00);
     assert_eq!(released.load(Ordering::SeqCst), 1);
 }
+
+/// The interruption of a close's own halt can reach the event task after the close ended
+/// (the quiesce's retry found the subchannel idle first). It must not disable the subchannel
+/// again: that disable, issued outside any lock, could land after the next open's enable and
+/// leave an "open" subchannel whose every START gets cc 3. Seen under qemu-user on the
+/// conformance case `lifecycle::close_with_io_running`.
+#[tokio::test(start_paused = true)]
+async fn a_late_halt_interruption_does_not_disable_the_next_open() {
+    let (mut be, tx) = mock_base(vec![(SCH, schib(5, true))]);
+    be.expect_start().returning(|_, _| Ok(ConditionCode::Cc0));
+    let disables = Arc::new(AtomicUsize::new(0));
+    let d = disables.clone();
+    be.expect_disable().returning(move |_| {
+        // Busy while the program runs (first call), disabled on the quiesce's retry.
+        Ok(if d.fetch_add(1, Ordering::SeqCst) == 0 {
+            ConditionCode::Cc2
+        } else {
+            ConditionCode::Cc0
+        })
+    });
+    be.expect_cancel()
+        .returning(|sch| Err(BackendError::unsupported("cancel").on(sch)));
+    // The halt is accepted; its interruption is held back until after the close.
+    let held = Arc::new(std::sync::Mutex::new(None));
+    let h = held.clone();
+    be.expect_halt().times(1).returning(move |sch| {
+        let mut i = final_irb(0x1008 + OFFSET);
+        i.scsw.ctrl = i
+            .scsw
+            .ctrl
+            .with_fc(FunctionControl::START | FunctionControl::HALT);
+        *h.lock().unwrap() = Some(BackendEvent::Interrupt { sch, irb: i });
+        Ok(ConditionCode::Cc0)
+    });
+    let css: Css<MockBe, Offset> = Css::with_config(
+        Arc::new(be),
+        CssConfig {
+            quiesce_retries: 4,
+            quiesce_wait: Duration::from_millis(100),
+        },
+    )
+    .unwrap();
+    css.probe().await.unwrap();
+    let mut reports = css.subscribe_reports();
+    let sub = css.open(SCH).await.unwrap();
+    let (done, closed) = during_io(&css, &sub, async { css.close(SCH).await }).await;
+    closed.unwrap();
+    assert!(matches!(done, Err(CssError::Closed(_))), "{done:?}");
+    assert_eq!(disables.load(Ordering::SeqCst), 2);
+    // The late interruption, then a marker report: the event task handles events in order,
+    // so once the marker is seen the interruption was handled, disable and all.
+    // (With a real backend that disable takes a while, and an open in between loses its
+    // enable to it; here it would show as a third disable.)
+    let late = held.lock().unwrap().take().expect("the halt was issued");
+    tx.send(late).unwrap();
+    let marker = Crw::new()
+        .with_rsc(crw::rsc::CHANNEL_PATH)
+        .with_erc(crw::erc::INIT)
+        .with_rsid(0x77);
+    tx.send(BackendEvent::ChannelReport(marker)).unwrap();
+    assert_eq!(reports.recv().await.unwrap(), marker);
+    assert_eq!(
+        disables.load(Ordering::SeqCst),
+        2,
+        "the late interruption of the close's halt disabled the subchannel a second time"
+    );
+    let sub = css.open(SCH).await.unwrap();
+    assert_eq!(sub.state(), State::Idle);
+}
+
+/// Status for a subchannel nobody opened (and that may be enabled) is answered with a
+/// disable, as Linux's `fsm_disabled_irq` does; an open that comes while that disable is
+/// under way waits for it, so the enable is the last word.
+#[tokio::test]
+async fn an_open_waits_for_the_disable_of_unowned_status() {
+    let (mut be, tx) = mock_base(vec![(SCH, schib(5, true))]);
+    let calls = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let c = calls.clone();
+    be.expect_disable().returning(move |_| {
+        c.lock().unwrap().push("disable");
+        Ok(ConditionCode::Cc0)
+    });
+    let css: Css<MockBe, Offset> = Css::new(Arc::new(be)).unwrap();
+    css.probe().await.unwrap();
+    let mut reports = css.subscribe_reports();
+    tx.send(BackendEvent::Interrupt {
+        sch: SCH,
+        irb: final_irb(0),
+    })
+    .unwrap();
+    let marker = Crw::new()
+        .with_rsc(crw::rsc::CHANNEL_PATH)
+        .with_erc(crw::erc::INIT)
+        .with_rsid(0x77);
+    tx.send(BackendEvent::ChannelReport(marker)).unwrap();
+    assert_eq!(reports.recv().await.unwrap(), marker);
+    assert_eq!(*calls.lock().unwrap(), ["disable"]);
+    // Known disabled now: a second stray status needs no second disable.
+    tx.send(BackendEvent::Interrupt {
+        sch: SCH,
+        irb: final_irb(0),
+    })
+    .unwrap();
+    tx.send(BackendEvent::ChannelReport(marker)).unwrap();
+    assert_eq!(reports.recv().await.unwrap(), marker);
+    assert_eq!(*calls.lock().unwrap(), ["disable"]);
+    let sub = css.open(SCH).await.unwrap();
+    assert_eq!(sub.state(), State::Idle);
+}
