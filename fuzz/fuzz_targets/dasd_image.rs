@@ -69,10 +69,10 @@ fn templates() -> &'static (Vec<u8>, Vec<u8>) {
 fn named(e: &mock_backend::dasd::ImageError, addr: Option<TrackAddr>) {
     let m = e.to_string();
     assert!(m.contains(IMG), "{m}");
-    if let Some(a) = addr {
-        if e.kind() != ImageErrorKind::OutOfRange {
-            assert!(m.contains(&a.to_string()), "{m}");
-        }
+    if let Some(a) = addr
+        && e.kind() != ImageErrorKind::OutOfRange
+    {
+        assert!(m.contains(&a.to_string()), "{m}");
     }
 }
 
@@ -106,11 +106,11 @@ fuzz_target!(|data: &[u8]| {
                 *b ^= p[3];
             }
         }
-        if flags & 2 != 0 {
-            if let Some(c) = rest.get(at..at + 4) {
-                let cut = u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as usize;
-                image.truncate(cut % (image.len() + 1));
-            }
+        if flags & 2 != 0
+            && let Some(c) = rest.get(at..at + 4)
+        {
+            let cut = u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as usize;
+            image.truncate(cut % (image.len() + 1));
         }
         at += 4;
         if flags & 4 != 0 {

@@ -146,10 +146,10 @@ fuzz_target!(|data: &[u8]| {
     }
 
     // Subchannel ids and CRW chains.
-    if let Some(w) = data.first_chunk::<4>() {
-        if let Ok(id) = SubchannelId::from_word(u32::from_be_bytes(*w)) {
-            let _ = id.to_string();
-        }
+    if let Some(w) = data.first_chunk::<4>()
+        && let Ok(id) = SubchannelId::from_word(u32::from_be_bytes(*w))
+    {
+        let _ = id.to_string();
     }
     let mut chain = CrwChain::new();
     for w in data.chunks_exact(4).take(16) {

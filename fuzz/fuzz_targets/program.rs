@@ -37,8 +37,14 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(asm) = Assembled::new(&program) {
         assert_eq!(asm.placed.len(), program.ccws.len());
         for (p, c) in asm.placed.iter().zip(&program.ccws) {
-            assert_eq!((p.ccw.cmd, p.ccw.count, p.ccw.flags), (c.cmd, c.count, c.flags));
-            assert_eq!(asm.index_of(p.addr).map(|i| asm.placed[i].addr), Some(p.addr));
+            assert_eq!(
+                (p.ccw.cmd, p.ccw.count, p.ccw.flags),
+                (c.cmd, c.count, c.flags)
+            );
+            assert_eq!(
+                asm.index_of(p.addr).map(|i| asm.placed[i].addr),
+                Some(p.addr)
+            );
         }
     }
 });

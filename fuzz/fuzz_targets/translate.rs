@@ -81,10 +81,12 @@ fn exec_class(
     for &(_, host, len) in &segs {
         for k in 1..len as u64 {
             let tic = host_ccw(m, host + 8 * k);
-            if tic.cmd == 0x08 && tic.cda.get() as u64 == h && chains(host + 8 * (k - 1)) {
-                if let Some(c) = exec_class(p, m, mem, fmt, host + 8 * (k - 1), seen) {
-                    return Some(c);
-                }
+            if tic.cmd == 0x08
+                && tic.cda.get() as u64 == h
+                && chains(host + 8 * (k - 1))
+                && let Some(c) = exec_class(p, m, mem, fmt, host + 8 * (k - 1), seen)
+            {
+                return Some(c);
             }
         }
     }

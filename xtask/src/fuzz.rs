@@ -34,6 +34,10 @@ const TARGETS: &[(&str, &str)] = &[
         "dasd-image",
         "arbitrary and corrupted CKD images and journals, opened, read, written",
     ),
+    (
+        "vcss",
+        "guest I/O instruction sequences against the guest-facing channel subsystem",
+    ),
 ];
 
 fn usage() -> String {
@@ -153,7 +157,7 @@ mod tests {
             parse(&s(&["all", "--secs", "7"])),
             Ok((TARGETS.iter().map(|(t, _)| *t).collect(), 7))
         );
-        assert_eq!(parse(&s(&["all"])).unwrap().0.len(), 5);
+        assert_eq!(parse(&s(&["all"])).unwrap().0.len(), 6);
         assert!(parse(&s(&["all", "translate"])).is_err());
         assert!(parse(&s(&[])).is_err());
         assert!(parse(&s(&["nope"])).is_err());

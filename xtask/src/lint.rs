@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0 OR MIT
 
 //! `cargo xtask lint`: formatting, clippy on every target with warnings denied, rustdoc with
-//! warnings denied, and generated documents up to date (`cargo xtask docs`).
+//! warnings denied, generated documents up to date (`cargo xtask docs`), and the fuzz targets
+//! (their own workspace under `fuzz/`) formatted and clippy-clean, so that an API change that
+//! breaks a target is caught here rather than at the next fuzzing run.
 
 use crate::util;
 
@@ -23,5 +25,17 @@ pub(crate) fn run(args: &[String]) -> util::Result {
             .args(["doc", "--workspace", "--no-deps"])
             .env("RUSTDOCFLAGS", "-D warnings"),
     )?;
+    let fuzz = util::root().join("fuzz/Cargo.toml");
+    let fuzz = fuzz.to_str().ok_or("the fuzz manifest path is not UTF-8")?;
+    util::run(util::cargo().args(["fmt", "--manifest-path", fuzz, "--check"]))?;
+    util::run(util::cargo().args([
+        "clippy",
+        "--manifest-path",
+        fuzz,
+        "--bins",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     Ok(())
 }
