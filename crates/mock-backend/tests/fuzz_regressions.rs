@@ -60,3 +60,32 @@ async fn clear_discards_a_delayed_interruption_coming_due() {
         rig.quiet().await;
     }
 }
+
+/// A skipped transfer through an IDAW near the top of the 64-bit address space: the channel
+/// counts the skipped bytes without accessing storage, so the data address is never checked,
+/// and advancing it past 2^64 overflowed (a panic in builds with overflow checks; a silent
+/// wrap otherwise). Nothing is accessed while skipping: the address wraps, the program ends
+/// normally and the next IDAW takes over. Input: `fuzz/regressions/channel/skip-idaw-at-the-top-of-storage`.
+#[tokio::test]
+async fn a_skipped_idaw_at_the_top_of_storage_wraps_without_access() {
+    let mut rig =
+        Rig::with(MockBackend::builder().subchannel(0x0006, Box::new(TestDevice::new(64)))).await;
+    // The test device's record, which the read below skips.
+    let data = rig.alloc(5, b'h');
+    let w = rig.program(&[ccw1(0x01, F::NONE, 5, data)]);
+    assert_eq!(rig.run(SCH, &orb(w)).await.scsw.cstat, 0);
+    let buf = rig.alloc(8, 0x55);
+    let idal = rig.alloc(16, 0);
+    rig.poke(
+        idal as u64,
+        &[0xFFFF_FFFF_FFFF_FFFEu64, u64::from(buf) & !0xFFF]
+            .map(u64::to_be_bytes)
+            .concat(),
+    );
+    let prog = rig.program(&[ccw1(0x02, F::SKIP | F::IDA | F::SLI, 5, idal)]);
+    let irb = rig.run(SCH, &orb(prog)).await;
+    assert!(irb.scsw.is_final(), "{}", irb.scsw);
+    assert_eq!(irb.scsw.cstat, 0, "{}", irb.scsw);
+    assert_eq!(irb.scsw.cpa.get(), prog + 8, "{}", irb.scsw);
+    assert_eq!(rig.peek(u64::from(buf), 8), [0x55; 8]);
+}

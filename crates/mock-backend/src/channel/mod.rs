@@ -737,10 +737,12 @@ impl<'a> Stream<'a> {
         let c = &mut self.pos.cur;
         if c.flags.intersects(CcwFlags::IDA | CcwFlags::MIDA) && c.block_left > 0 {
             c.block_left -= n as u64;
+            // Wrapping both ways: a skipped block's address is never checked (nothing is
+            // accessed), so it may sit at either end of the 64-bit space.
             if self.class == CommandClass::ReadBackward {
                 c.block_addr = c.block_addr.wrapping_sub(n as u64);
             } else {
-                c.block_addr += n as u64;
+                c.block_addr = c.block_addr.wrapping_add(n as u64);
             }
         }
     }
