@@ -14,10 +14,10 @@ use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
-use std::ptr::NonNull;
-use std::sync::{Mutex, MutexGuard};
 
 use vfio_bindings::bindings::vfio as vb;
+use vm_memory::VolatileMemory;
+use vm_memory::mmap::MmapRegion;
 use vmm_sys_util::errno::Error as Errno;
 use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 use vmm_sys_util::ioctl::{
@@ -200,7 +200,8 @@ const fn argsz<T>() -> u32 {
     size_of::<T>() as u32
 }
 
-// ioctl request numbers: `_IO(';', 100 + n)` for VFIO, `_IO(';', 0x80 + n)` for iommufd.
+// ioctl request numbers: `_IO(';', 100 + n)` for VFIO, `_IO(';', 0x80 + n)` for iommufd
+// (type and numbers from vfio-bindings and iommufd-bindings; bindgen cannot expand `_IO`).
 // The size is carried in `argsz`, not in the request number.
 #[allow(unreachable_pub, clippy::missing_docs_in_private_items)]
 mod nr {
@@ -225,10 +226,11 @@ mod nr {
     ioctl_io_nr!(VFIO_DEVICE_BIND_IOMMUFD, T, VFIO_BASE + 18);
     ioctl_io_nr!(VFIO_DEVICE_ATTACH_IOMMUFD_PT, T, VFIO_BASE + 19);
     ioctl_io_nr!(VFIO_DEVICE_DETACH_IOMMUFD_PT, T, VFIO_BASE + 20);
-    ioctl_io_nr!(IOMMU_DESTROY, T, 0x80);
-    ioctl_io_nr!(IOMMU_IOAS_ALLOC, T, 0x81);
-    ioctl_io_nr!(IOMMU_IOAS_MAP, T, 0x85);
-    ioctl_io_nr!(IOMMU_IOAS_UNMAP, T, 0x86);
+    const I: u32 = crate::uapi::IOMMUFD_TYPE as u32;
+    ioctl_io_nr!(IOMMU_DESTROY, I, crate::uapi::IOMMUFD_CMD_DESTROY);
+    ioctl_io_nr!(IOMMU_IOAS_ALLOC, I, crate::uapi::IOMMUFD_CMD_IOAS_ALLOC);
+    ioctl_io_nr!(IOMMU_IOAS_MAP, I, crate::uapi::IOMMUFD_CMD_IOAS_MAP);
+    ioctl_io_nr!(IOMMU_IOAS_UNMAP, I, crate::uapi::IOMMUFD_CMD_IOAS_UNMAP);
 }
 
 /// The real operating system.
@@ -368,8 +370,8 @@ impl Sys for HostSys {
     }
 
     fn ioas_alloc(&self, iommufd: &Fd) -> SysResult<u32> {
-        let mut a = uapi::IommuIoasAlloc {
-            size: argsz::<uapi::IommuIoasAlloc>(),
+        let mut a = uapi::iommu_ioas_alloc {
+            size: argsz::<uapi::iommu_ioas_alloc>(),
             ..Default::default()
         };
         // SAFETY: `a` is a valid iommu_ioas_alloc the kernel reads and writes the id into.
@@ -402,13 +404,13 @@ impl Sys for HostSys {
     }
 
     fn ioas_map(&self, iommufd: &Fd, ioas: u32, vaddr: u64, iova: u64, len: u64) -> SysResult<()> {
-        let mut m = uapi::IommuIoasMap {
-            size: argsz::<uapi::IommuIoasMap>(),
+        let mut m = uapi::iommu_ioas_map {
+            size: argsz::<uapi::iommu_ioas_map>(),
             flags: uapi::IOMMU_IOAS_MAP_FIXED_IOVA
                 | uapi::IOMMU_IOAS_MAP_READABLE
                 | uapi::IOMMU_IOAS_MAP_WRITEABLE,
             ioas_id: ioas,
-            reserved: 0,
+            __reserved: 0,
             user_va: vaddr,
             length: len,
             iova,
@@ -419,8 +421,8 @@ impl Sys for HostSys {
     }
 
     fn ioas_unmap(&self, iommufd: &Fd, ioas: u32, iova: u64, len: u64) -> SysResult<u64> {
-        let mut u = uapi::IommuIoasUnmap {
-            size: argsz::<uapi::IommuIoasUnmap>(),
+        let mut u = uapi::iommu_ioas_unmap {
+            size: argsz::<uapi::iommu_ioas_unmap>(),
             ioas_id: ioas,
             iova,
             length: len,
@@ -431,8 +433,8 @@ impl Sys for HostSys {
     }
 
     fn iommu_destroy(&self, iommufd: &Fd, id: u32) -> SysResult<()> {
-        let d = uapi::IommuDestroy {
-            size: argsz::<uapi::IommuDestroy>(),
+        let d = uapi::iommu_destroy {
+            size: argsz::<uapi::iommu_destroy>(),
             id,
         };
         // SAFETY: the kernel reads an iommu_destroy from `d`.
@@ -561,21 +563,13 @@ impl Sys for HostSys {
 
 /// Page-aligned anonymous memory that a device may access by DMA (control memory for host
 /// channel programs). Freed on drop; whoever maps it for DMA must unmap it first.
+///
+/// A vm-memory [`MmapRegion`]: the mapping, its unmapping and the bounds-checked volatile
+/// copies are vm-memory's (copies never create Rust references to memory a device writes).
 #[derive(Debug)]
 pub struct DmaBuffer {
-    ptr: NonNull<u8>,
-    len: usize,
-    /// Held for every copy in or out: `&self` methods may run on several threads at once, and
-    /// two unsynchronized copies touching the same bytes would be a data race.
-    copying: Mutex<()>,
+    region: MmapRegion<()>,
 }
-
-// SAFETY: the buffer is plain memory owned by this value (no thread affinity); all access goes
-// through `&self` methods that copy bytes with bounds checks while holding `copying`, so
-// concurrent callers are serialized.
-unsafe impl Send for DmaBuffer {}
-// SAFETY: see `Send`; `&DmaBuffer` only exposes bounds-checked copies made under `copying`.
-unsafe impl Sync for DmaBuffer {}
 
 impl DmaBuffer {
     /// `len` bytes (rounded up to whole pages) of zeroed anonymous memory.
@@ -584,37 +578,24 @@ impl DmaBuffer {
             return Err(Errno::new(libc::EINVAL));
         }
         let page = page_size();
-        let len = len.div_ceil(page) * page;
-        // SAFETY: an anonymous private mapping with no address hint has no preconditions.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(Errno::last());
-        }
-        let ptr = NonNull::new(p.cast::<u8>()).ok_or_else(|| Errno::new(libc::ENOMEM))?;
-        Ok(Self {
-            ptr,
-            len,
-            copying: Mutex::new(()),
-        })
+        let len = len
+            .checked_next_multiple_of(page)
+            .ok_or_else(|| Errno::new(libc::EINVAL))?;
+        let region = MmapRegion::new(len).map_err(|e| match e {
+            vm_memory::mmap::MmapRegionError::Mmap(io) => io_errno(io),
+            _ => Errno::new(libc::EINVAL),
+        })?;
+        Ok(Self { region })
     }
 
     /// Host virtual address of the first byte.
     pub fn host_addr(&self) -> u64 {
-        self.ptr.as_ptr() as u64
+        self.region.as_ptr() as u64
     }
 
     /// Length in bytes (a multiple of the page size).
     pub fn len(&self) -> usize {
-        self.len
+        self.region.size()
     }
 
     /// Always false: a buffer has at least one page.
@@ -622,65 +603,38 @@ impl DmaBuffer {
         false
     }
 
-    /// Checks that `offset..offset + n` lies inside the buffer (`EINVAL` otherwise), then
-    /// takes the copy lock.
-    fn begin_copy(&self, offset: usize, n: usize) -> SysResult<MutexGuard<'_, ()>> {
-        match offset.checked_add(n) {
-            Some(end) if end <= self.len => {
-                Ok(self.copying.lock().unwrap_or_else(|p| p.into_inner()))
-            }
-            _ => Err(Errno::new(libc::EINVAL)),
-        }
+    /// The bytes `offset..offset + n`; `EINVAL` when they do not fit.
+    fn slice(&self, offset: usize, n: usize) -> SysResult<vm_memory::VolatileSlice<'_, ()>> {
+        self.region
+            .get_slice(offset, n)
+            .map_err(|_| Errno::new(libc::EINVAL))
     }
 
     /// Copies `bytes` to `offset`; `EINVAL` when it does not fit.
     pub fn write(&self, offset: usize, bytes: &[u8]) -> SysResult<()> {
-        let _copying = self.begin_copy(offset, bytes.len())?;
-        // SAFETY: `offset..offset + bytes.len()` is inside the mapping (`begin_copy`); the
-        // source is a distinct Rust slice, so the ranges cannot overlap; no other copy runs
-        // (`copying`). Devices may read the memory concurrently, which is the point of DMA
-        // memory and does not create Rust references.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                bytes.as_ptr(),
-                self.ptr.as_ptr().wrapping_add(offset),
-                bytes.len(),
-            )
-        };
+        self.slice(offset, bytes.len())?.copy_from(bytes);
         Ok(())
     }
 
     /// Sets `n` bytes at `offset` to `byte`; `EINVAL` when it does not fit.
     pub fn fill(&self, offset: usize, n: usize, byte: u8) -> SysResult<()> {
-        let _copying = self.begin_copy(offset, n)?;
-        // SAFETY: `offset..offset + n` is inside the mapping (`begin_copy`); no other copy runs
-        // (`copying`). Devices may read the memory concurrently, which is the point of DMA
-        // memory and does not create Rust references.
-        unsafe { std::ptr::write_bytes(self.ptr.as_ptr().wrapping_add(offset), byte, n) };
+        let s = self.slice(offset, n)?;
+        let chunk = [byte; 256];
+        let mut at = 0;
+        while at < n {
+            let k = (n - at).min(chunk.len());
+            s.subslice(at, k)
+                .map_err(|_| Errno::new(libc::EINVAL))?
+                .copy_from(&chunk[..k]);
+            at += k;
+        }
         Ok(())
     }
 
     /// Copies `buf.len()` bytes from `offset`; `EINVAL` when out of bounds.
     pub fn read(&self, offset: usize, buf: &mut [u8]) -> SysResult<()> {
-        let _copying = self.begin_copy(offset, buf.len())?;
-        // SAFETY: `offset..offset + buf.len()` is inside the mapping (`begin_copy`); `buf` is a
-        // distinct exclusive slice; no other copy runs (`copying`). Bytes are copied, never
-        // borrowed, so device writes cannot alias a Rust reference.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                self.ptr.as_ptr().wrapping_add(offset),
-                buf.as_mut_ptr(),
-                buf.len(),
-            )
-        };
+        self.slice(offset, buf.len())?.copy_to(buf);
         Ok(())
-    }
-}
-
-impl Drop for DmaBuffer {
-    fn drop(&mut self) {
-        // SAFETY: `ptr`/`len` describe exactly the mapping created in `new`, unmapped once.
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
     }
 }
 

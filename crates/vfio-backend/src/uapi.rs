@@ -4,11 +4,12 @@
 //! it does not is written by hand.
 //!
 //! `vfio-bindings` 0.7 is generated from `linux/vfio.h`: it has the VFIO constants, the
-//! generic structs and the vfio-ccw region and irq indexes (re-exported here). It has neither
-//! `linux/vfio_ccw.h` (the four vfio-ccw region layouts, the async commands) nor
-//! `linux/iommufd.h` (IOAS alloc/map/unmap, destroy). The region layouts are ccw-types'
-//! (re-exported here); the async commands and the iommufd structs are defined here from the
-//! UAPI headers' documented layouts (reference §12.1, §12.3).
+//! generic structs and the vfio-ccw region and irq indexes (re-exported here).
+//! `iommufd-bindings` 0.2 is generated from `linux/iommufd.h`: the IOAS alloc/map/unmap and
+//! destroy structs, flags and command numbers. Neither has `linux/vfio_ccw.h` (the four
+//! vfio-ccw region layouts, the async commands): the region layouts are ccw-types'
+//! (re-exported here); the async command numbers are written here from the UAPI header's
+//! documented values (reference §12.1, §12.3).
 //!
 //! Kernel structs are native-endian (big-endian on s390x, the only place vfio-ccw exists);
 //! the architected blocks *inside* the regions (ORB, SCSW, IRB, SCHIB) are big-endian always
@@ -35,70 +36,18 @@ pub const VFIO_CCW_ASYNC_CMD_CSCH: u32 = CmdRegion::CSCH;
 // `ccw_crw_region`) are ccw-types' zerocopy structs.
 pub use ccw_types::{CmdRegion, CrwRegion, IoRegion, SchibRegion};
 
-/// `IOMMU_IOAS_MAP_FIXED_IOVA`.
-pub const IOMMU_IOAS_MAP_FIXED_IOVA: u32 = 1 << 0;
-/// `IOMMU_IOAS_MAP_WRITEABLE`.
-pub const IOMMU_IOAS_MAP_WRITEABLE: u32 = 1 << 1;
-/// `IOMMU_IOAS_MAP_READABLE`.
-pub const IOMMU_IOAS_MAP_READABLE: u32 = 1 << 2;
-
-/// `struct iommu_destroy`.
-#[derive(Debug, Default, Clone, Copy)]
-#[repr(C)]
-pub struct IommuDestroy {
-    /// `sizeof(struct iommu_destroy)`.
-    pub size: u32,
-    /// The object to destroy.
-    pub id: u32,
-}
-
-/// `struct iommu_ioas_alloc`.
-#[derive(Debug, Default, Clone, Copy)]
-#[repr(C)]
-pub struct IommuIoasAlloc {
-    /// `sizeof(struct iommu_ioas_alloc)`.
-    pub size: u32,
-    /// Must be 0.
-    pub flags: u32,
-    /// Output: the new IOAS id.
-    pub out_ioas_id: u32,
-}
-
-/// `struct iommu_ioas_map`.
-#[derive(Debug, Default, Clone, Copy)]
-#[repr(C)]
-pub struct IommuIoasMap {
-    /// `sizeof(struct iommu_ioas_map)`.
-    pub size: u32,
-    /// `IOMMU_IOAS_MAP_*`.
-    pub flags: u32,
-    /// The IOAS.
-    pub ioas_id: u32,
-    /// Must be 0.
-    pub reserved: u32,
-    /// Host virtual address.
-    pub user_va: u64,
-    /// Length in bytes.
-    pub length: u64,
-    /// IOVA (input with `FIXED_IOVA`).
-    pub iova: u64,
-}
-
-/// `struct iommu_ioas_unmap`.
-#[derive(Debug, Default, Clone, Copy)]
-#[repr(C)]
-pub struct IommuIoasUnmap {
-    /// `sizeof(struct iommu_ioas_unmap)`.
-    pub size: u32,
-    /// The IOAS.
-    pub ioas_id: u32,
-    /// IOVA.
-    pub iova: u64,
-    /// In: length; out: bytes unmapped.
-    pub length: u64,
-}
-
-const _: () = assert!(size_of::<IommuDestroy>() == 8);
-const _: () = assert!(size_of::<IommuIoasAlloc>() == 12);
-const _: () = assert!(size_of::<IommuIoasMap>() == 40);
-const _: () = assert!(size_of::<IommuIoasUnmap>() == 24);
+// The iommufd structs, map flags and command numbers are `iommufd-bindings`' (generated from
+// `linux/iommufd.h`); sys.rs uses them directly.
+pub(crate) use iommufd_bindings::{
+    IOMMUFD_CMD_DESTROY, IOMMUFD_CMD_IOAS_ALLOC, IOMMUFD_CMD_IOAS_MAP, IOMMUFD_CMD_IOAS_UNMAP,
+    IOMMUFD_TYPE, iommu_destroy, iommu_ioas_alloc, iommu_ioas_map, iommu_ioas_unmap,
+    iommufd_ioas_map_flags_IOMMU_IOAS_MAP_FIXED_IOVA as IOMMU_IOAS_MAP_FIXED_IOVA,
+    iommufd_ioas_map_flags_IOMMU_IOAS_MAP_READABLE as IOMMU_IOAS_MAP_READABLE,
+    iommufd_ioas_map_flags_IOMMU_IOAS_MAP_WRITEABLE as IOMMU_IOAS_MAP_WRITEABLE,
+};
+// The kernel ABI is fixed: the iommufd ioctls are `_IO(';', 0x80 + n)` on the VFIO type.
+const _: () = assert!(IOMMUFD_TYPE == vfio_bindings::bindings::vfio::VFIO_TYPE);
+const _: () = assert!(IOMMUFD_CMD_DESTROY == 0x80);
+const _: () = assert!(IOMMUFD_CMD_IOAS_ALLOC == 0x81);
+const _: () = assert!(IOMMUFD_CMD_IOAS_MAP == 0x85);
+const _: () = assert!(IOMMUFD_CMD_IOAS_UNMAP == 0x86);
