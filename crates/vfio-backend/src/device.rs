@@ -5,6 +5,7 @@
 //! the async interface on top.
 
 use std::fmt;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -18,7 +19,7 @@ use vmm_sys_util::eventfd::EventFd;
 use zerocopy::{FromZeros, IntoBytes};
 
 use crate::error::{error, sys_error};
-use crate::iommu::{AttachedDevice, Container, DmaSpace, Ioas, Iommu};
+use crate::iommu::{AttachedDevice, Container, DmaSpace, Ioas, Iommu, SharedIoas, SharedRef};
 use crate::regions::{FIRST_ARGSZ, Parsed, Regions, parse_region_info};
 use crate::sys::{DeviceInfo, DmaBuffer, Fd, HostSys, IrqInfo, Sys, SysFd};
 use crate::sysfs::{self, Mdev};
@@ -83,6 +84,8 @@ pub struct VfioDevice {
     // the device fd (detached from its IOAS first), the DMA mappings, the IOMMU context.
     device: AttachedDevice,
     dma: DmaSpace,
+    /// The IOAS this device shares with others (dropped after the device's own mappings).
+    shared: Option<Arc<SharedIoas>>,
     info: DeviceInfo,
     regions: Option<Regions>,
     irqs: Vec<IrqInfo>,
@@ -145,6 +148,7 @@ impl VfioDevice {
         api: Api,
         device: AttachedDevice,
         iommu: Box<dyn Iommu>,
+        shared: Option<Arc<SharedIoas>>,
     ) -> Result<Self, BackendError> {
         let mut dev = Self {
             sys,
@@ -152,6 +156,7 @@ impl VfioDevice {
             mdev,
             device,
             dma: DmaSpace::new(iommu),
+            shared,
             info: DeviceInfo {
                 flags: 0,
                 num_regions: 0,
@@ -169,7 +174,7 @@ impl VfioDevice {
         let group_no = mdev.iommu_group(&*sys)?;
         let container = Container::open(&sys, group_no)?;
         let device = AttachedDevice::plain(container.device(&mdev.uuid)?);
-        Self::new(sys, mdev, Api::Legacy, device, Box::new(container))
+        Self::new(sys, mdev, Api::Legacy, device, Box::new(container), None)
     }
 
     fn open_cdev(sys: Arc<dyn Sys>, mdev: Mdev) -> Result<Self, BackendError> {
@@ -182,7 +187,82 @@ impl VfioDevice {
             .map_err(|e| sys_error("VFIO_DEVICE_BIND_IOMMUFD", e))?;
         let ioas = Ioas::alloc(iommufd)?;
         let device = AttachedDevice::attach(device, &ioas)?;
-        Self::new(sys, mdev, Api::Cdev, device, Box::new(ioas))
+        Self::new(sys, mdev, Api::Cdev, device, Box::new(ioas), None)
+    }
+
+    /// Opens the mdev `name` through the cdev API and attaches it to `ioas`, an IOAS shared
+    /// with other devices (see [`SharedIoas`]).
+    pub fn open_in(name: &str, ioas: &Arc<SharedIoas>) -> Result<Self, BackendError> {
+        Self::open_in_with(Arc::new(HostSys), name, ioas)
+    }
+
+    pub(crate) fn open_in_with(
+        sys: Arc<dyn Sys>,
+        name: &str,
+        ioas: &Arc<SharedIoas>,
+    ) -> Result<Self, BackendError> {
+        let mdev = sysfs::resolve(&*sys, name)?;
+        let node = mdev.cdev(&*sys)?;
+        let device = SysFd::open(&sys, &node)
+            .map_err(|e| sys_error("open VFIO cdev", e).with_detail(node.display().to_string()))?;
+        Self::in_shared(sys, mdev, device, ioas)
+    }
+
+    /// A vfio-ccw cdev the caller opened (`/dev/vfio/devices/vfioN`, passed by a management
+    /// layer as QEMU's `fd=` takes it) for subchannel `sch`: bound to a fresh iommufd and IOAS
+    /// of its own, or attached to `ioas` when one is given. The fd is owned from here on.
+    /// [`VfioDevice::uuid`] is empty: the device was not found through sysfs.
+    pub fn from_cdev_fd(
+        fd: OwnedFd,
+        sch: SubchannelId,
+        ioas: Option<&Arc<SharedIoas>>,
+    ) -> Result<Self, BackendError> {
+        Self::from_cdev_fd_with(Arc::new(HostSys), fd, sch, ioas)
+    }
+
+    pub(crate) fn from_cdev_fd_with(
+        sys: Arc<dyn Sys>,
+        fd: OwnedFd,
+        sch: SubchannelId,
+        ioas: Option<&Arc<SharedIoas>>,
+    ) -> Result<Self, BackendError> {
+        let device = SysFd::adopt(&sys, fd).map_err(|e| sys_error("adopt VFIO cdev fd", e))?;
+        let mdev = Mdev {
+            uuid: String::new(),
+            dir: std::path::PathBuf::new(),
+            sch,
+        };
+        match ioas {
+            Some(ioas) => Self::in_shared(sys, mdev, device, ioas),
+            None => {
+                let iommufd = SysFd::open(&sys, Path::new("/dev/iommu"))
+                    .map_err(|e| sys_error("open /dev/iommu", e))?;
+                sys.bind_iommufd(device.fd(), iommufd.fd())
+                    .map_err(|e| sys_error("VFIO_DEVICE_BIND_IOMMUFD", e))?;
+                let ioas = Ioas::alloc(iommufd)?;
+                let device = AttachedDevice::attach(device, &ioas)?;
+                Self::new(sys, mdev, Api::Cdev, device, Box::new(ioas), None)
+            }
+        }
+    }
+
+    /// Binds the cdev `device` to the shared IOAS's iommufd and attaches it to the IOAS.
+    fn in_shared(
+        sys: Arc<dyn Sys>,
+        mdev: Mdev,
+        device: SysFd,
+        ioas: &Arc<SharedIoas>,
+    ) -> Result<Self, BackendError> {
+        sys.bind_iommufd(device.fd(), ioas.ioas().iommufd())
+            .map_err(|e| sys_error("VFIO_DEVICE_BIND_IOMMUFD", e))?;
+        let device = AttachedDevice::attach(device, ioas.ioas())?;
+        let iommu = Box::new(SharedRef(ioas.ioas().clone()));
+        Self::new(sys, mdev, Api::Cdev, device, iommu, Some(ioas.clone()))
+    }
+
+    /// The IOAS this device shares with others, if it was opened in one.
+    pub fn shared_ioas(&self) -> Option<&Arc<SharedIoas>> {
+        self.shared.as_ref()
     }
 
     /// GET_INFO, region discovery, interrupt discovery.

@@ -83,6 +83,8 @@ pub(crate) struct State {
     pub(crate) crws: VecDeque<u32>,
     pub(crate) resets: usize,
     pub(crate) calls: Vec<&'static str>,
+    /// What the next adopted descriptors are (what a caller's pre-opened fds refer to).
+    pub(crate) adopt: VecDeque<Node>,
 }
 
 /// The fake kernel. Cheap to clone (shared state).
@@ -215,6 +217,7 @@ impl FakeSys {
             crws: VecDeque::new(),
             resets: 0,
             calls: Vec::new(),
+            adopt: VecDeque::new(),
         };
         FakeSys(Arc::new(Mutex::new(st)))
     }
@@ -416,6 +419,15 @@ impl Sys for FakeSys {
             return Err(Errno::new(e));
         }
         let node = *st.nodes.get(path).ok_or(Errno::new(libc::ENOENT))?;
+        Ok(Self::new_fd(&mut st, node))
+    }
+
+    fn adopt(&self, fd: std::os::fd::OwnedFd) -> SysResult<Fd> {
+        let mut st = self.enter("adopt")?;
+        // The real descriptor (a stand-in the test opened) is closed here; the model hands
+        // out its own number for the node the test said the caller passed.
+        drop(fd);
+        let node = st.adopt.pop_front().ok_or(Errno::new(libc::EBADF))?;
         Ok(Self::new_fd(&mut st, node))
     }
 

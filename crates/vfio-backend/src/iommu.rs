@@ -7,14 +7,19 @@
 //! - [`Ioas`]: the cdev API, an IOAS allocated in `/dev/iommu`; [`AttachedDevice`] is a
 //!   device fd bound to the iommufd and attached to that IOAS.
 //!
+//! - [`SharedIoas`]: an iommufd and IOAS several cdev devices attach to (QEMU's
+//!   `-object iommufd`), with the guest's memory mapped in it once for all of them.
+//!
 //! Each handle exists only once everything it stands for is set up, and releases it when
 //! dropped, in the kernel's order (group out of the container before either closes; the IOAS
 //! destroyed before the iommufd closes; the device detached before it closes). Both contexts
 //! map DMA through the one small [`Iommu`] trait; [`DmaSpace`] keeps the mappings made through
 //! it and removes what is left when dropped.
 
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -22,8 +27,11 @@ use ccw_translate::sync::lock;
 use css_core::{BackendError, BackendErrorKind};
 use vfio_bindings::bindings::vfio as vb;
 
+use vm_memory::GuestMemoryBackend;
+
 use crate::error::{error, sys_error};
-use crate::sys::{Sys, SysFd};
+use crate::mapper::{guest_regions, overlaps};
+use crate::sys::{HostSys, Sys, SysFd};
 
 /// Where the DMA mappings of a device go.
 pub(crate) trait Iommu: Send + Sync + fmt::Debug {
@@ -157,6 +165,164 @@ impl Ioas {
             .ioas_alloc(iommufd.fd())
             .map_err(|e| sys_error("IOMMU_IOAS_ALLOC", e))?;
         Ok(Self { id, iommufd })
+    }
+
+    /// The iommufd the IOAS lives in (devices bind to it).
+    pub(crate) fn iommufd(&self) -> &crate::sys::Fd {
+        self.iommufd.fd()
+    }
+}
+
+/// An IOAS shared with others: mappings go to it, it is destroyed when the last holder goes.
+#[derive(Debug)]
+pub(crate) struct SharedRef(pub(crate) Arc<Ioas>);
+
+impl Iommu for SharedRef {
+    fn map(&self, vaddr: u64, iova: u64, size: u64) -> Result<(), BackendError> {
+        self.0.map(vaddr, iova, size).map_err(|mut e| {
+            if e.errno == Some(libc::EEXIST) {
+                e.detail = format!(
+                    "{} (the IOVA is taken in the shared IOAS: give each device its own \
+                     control window, VfioOptions::control_iova)",
+                    e.detail
+                );
+            }
+            e
+        })
+    }
+
+    fn unmap(&self, iova: u64, size: u64) -> Result<(), BackendError> {
+        self.0.unmap(iova, size)
+    }
+}
+
+/// An iommufd and an IOAS in it that several vfio-ccw cdev devices attach to, as QEMU's
+/// `-object iommufd` shares one among its devices: the guest's memory is mapped once
+/// ([`SharedIoas::map_guest_memory`], IOVA = guest physical address) and every device opened
+/// in it ([`crate::VfioDevice::open_in`], [`crate::VfioDevice::from_cdev_fd`]) reaches it.
+/// Each device still maps its own control window, so devices sharing an IOAS need distinct
+/// `VfioOptions::control_iova` values.
+///
+/// The IOAS is destroyed (and an iommufd this value opened is closed) when the last device
+/// and the last handle are gone; the guest memory is unmapped before.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use vfio_backend::{SharedIoas, VfioBackend, VfioDevice, VfioOptions};
+/// # async fn run() -> Result<(), css_core::BackendError> {
+/// let ioas = SharedIoas::open()?;
+/// let a = VfioDevice::open_in("6dfd3ec5-e8b3-4e18-a6fe-57bc9eceb920", &ioas)?;
+/// let b = VfioDevice::open_in("0e6ad4f5-9f3a-4b8e-8b4f-6d1f0f0d7a11", &ioas)?;
+/// let a = VfioBackend::from_device(a, &VfioOptions::default())?;
+/// let b = VfioBackend::from_device(
+///     b,
+///     &VfioOptions { control_iova: 0x7FE0_0000, ..VfioOptions::default() },
+/// )?;
+/// # Ok(()) }
+/// ```
+pub struct SharedIoas {
+    // Drop order: the guest memory is unmapped, then released, then the IOAS goes.
+    guest: DmaSpace,
+    ranges: Mutex<Vec<(u64, u64)>>,
+    keep: Mutex<Vec<Arc<dyn Any + Send + Sync>>>,
+    ioas: Arc<Ioas>,
+}
+
+impl fmt::Debug for SharedIoas {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedIoas")
+            .field("ioas", &self.ioas.id)
+            .field("guest", &*lock(&self.ranges))
+            .finish_non_exhaustive()
+    }
+}
+
+impl SharedIoas {
+    /// Opens `/dev/iommu` and allocates an IOAS in it.
+    pub fn open() -> Result<Arc<Self>, BackendError> {
+        Self::open_with(&(Arc::new(HostSys) as Arc<dyn Sys>))
+    }
+
+    /// Allocates an IOAS in the caller's iommufd `fd` (one a management layer opened and
+    /// passed, as QEMU's `iommufd=` takes); the fd is owned from here on and closed with the
+    /// last holder.
+    pub fn from_iommufd(fd: OwnedFd) -> Result<Arc<Self>, BackendError> {
+        let sys: Arc<dyn Sys> = Arc::new(HostSys);
+        Self::from_iommufd_with(&sys, fd)
+    }
+
+    pub(crate) fn open_with(sys: &Arc<dyn Sys>) -> Result<Arc<Self>, BackendError> {
+        let iommufd = SysFd::open(sys, Path::new("/dev/iommu"))
+            .map_err(|e| sys_error("open /dev/iommu", e))?;
+        Ok(Self::around(Ioas::alloc(iommufd)?))
+    }
+
+    pub(crate) fn from_iommufd_with(
+        sys: &Arc<dyn Sys>,
+        fd: OwnedFd,
+    ) -> Result<Arc<Self>, BackendError> {
+        let iommufd = SysFd::adopt(sys, fd).map_err(|e| sys_error("adopt iommufd", e))?;
+        Ok(Self::around(Ioas::alloc(iommufd)?))
+    }
+
+    fn around(ioas: Ioas) -> Arc<Self> {
+        let ioas = Arc::new(ioas);
+        Arc::new(Self {
+            guest: DmaSpace::new(Box::new(SharedRef(ioas.clone()))),
+            ranges: Mutex::new(Vec::new()),
+            keep: Mutex::new(Vec::new()),
+            ioas,
+        })
+    }
+
+    /// The IOAS id.
+    pub fn id(&self) -> u32 {
+        self.ioas.id
+    }
+
+    pub(crate) fn ioas(&self) -> &Arc<Ioas> {
+        &self.ioas
+    }
+
+    /// Maps every region of `mem` at IOVA = guest physical address, once for every device in
+    /// this IOAS, and keeps `mem` alive until the IOAS goes. Regions must be page aligned and
+    /// must not overlap memory mapped before; on failure nothing stays mapped.
+    pub fn map_guest_memory<M>(&self, mem: Arc<M>) -> Result<(), BackendError>
+    where
+        M: GuestMemoryBackend + Send + Sync + 'static,
+    {
+        const OP: &str = "map guest memory in the shared IOAS";
+        let regions = guest_regions(&*mem, OP)?;
+        let mut ranges = lock(&self.ranges);
+        for &(_, gpa, len) in &regions {
+            if ranges.iter().any(|&(g, l)| overlaps(gpa, len, g, l)) {
+                return Err(error(
+                    BackendErrorKind::InvalidArgument,
+                    OP,
+                    format!("region {gpa:#x}+{len:#x} overlaps guest memory mapped before"),
+                ));
+            }
+        }
+        let mut done = Vec::new();
+        for &(host, gpa, len) in &regions {
+            if let Err(e) = self.guest.map(host, gpa, len) {
+                for &(g, l) in &done {
+                    let _ = self.guest.unmap(g, l);
+                }
+                return Err(e);
+            }
+            done.push((gpa, len));
+        }
+        ranges.extend(done);
+        lock(&self.keep).push(mem);
+        Ok(())
+    }
+
+    /// Whether `[gpa, end)` lies inside guest memory mapped in this IOAS.
+    pub(crate) fn covers(&self, gpa: u64, end: u64) -> bool {
+        lock(&self.ranges)
+            .iter()
+            .any(|&(g, l)| gpa >= g && end <= g + l)
     }
 }
 

@@ -63,8 +63,35 @@ impl std::fmt::Debug for VfioMapper {
     }
 }
 
-fn overlaps(a: u64, alen: u64, b: u64, blen: u64) -> bool {
+pub(crate) fn overlaps(a: u64, alen: u64, b: u64, blen: u64) -> bool {
     a < b.saturating_add(blen) && b < a.saturating_add(alen)
+}
+
+/// Every region of `mem` as (host address, guest physical address, length); each must be
+/// page aligned and non-empty (`op` names the caller in the error).
+pub(crate) fn guest_regions<M: GuestMemoryBackend>(
+    mem: &M,
+    op: &'static str,
+) -> Result<Vec<(u64, u64, u64)>, BackendError> {
+    let page = page_size() as u64;
+    let mut out = Vec::new();
+    for region in mem.iter() {
+        let gpa = region.start_addr().raw_value();
+        let len = region.len();
+        let host = region
+            .get_host_address(MemoryRegionAddress(0))
+            .map_err(|e| error(BackendErrorKind::InvalidArgument, op, e.to_string()))?
+            as u64;
+        if gpa % page != 0 || len % page != 0 || host % page != 0 || len == 0 {
+            return Err(error(
+                BackendErrorKind::InvalidArgument,
+                op,
+                format!("region {gpa:#x}+{len:#x} is not page aligned"),
+            ));
+        }
+        out.push((host, gpa, len));
+    }
+    Ok(out)
 }
 
 impl VfioMapper {
@@ -125,24 +152,18 @@ impl VfioMapper {
         M: GuestMemoryBackend + Send + Sync + 'static,
     {
         const OP: &str = "attach guest memory";
-        let page = page_size() as u64;
+        if self.device.shared_ioas().is_some() {
+            return Err(error(
+                BackendErrorKind::InvalidArgument,
+                OP,
+                "the device shares an IOAS: map guest memory once, with SharedIoas::map_guest_memory",
+            ));
+        }
+        let regions = guest_regions(&*mem, OP)?;
         let mut plan = Vec::new();
         {
             let attached = lock(&self.memory);
-            for region in mem.iter() {
-                let gpa = region.start_addr().raw_value();
-                let len = region.len();
-                let host = region
-                    .get_host_address(MemoryRegionAddress(0))
-                    .map_err(|e| error(BackendErrorKind::InvalidArgument, OP, e.to_string()))?
-                    as u64;
-                if gpa % page != 0 || len % page != 0 || host % page != 0 || len == 0 {
-                    return Err(error(
-                        BackendErrorKind::InvalidArgument,
-                        OP,
-                        format!("region {gpa:#x}+{len:#x} is not page aligned"),
-                    ));
-                }
+            for (host, gpa, len) in regions {
                 let (ci, cl) = self.control_window();
                 if overlaps(gpa, len, ci, cl as u64)
                     || attached.iter().any(|a| overlaps(gpa, len, a.gpa, a.len))
@@ -202,7 +223,11 @@ impl Mapper for VfioMapper {
         let end = check_pin(range)?;
         let inside = lock(&self.memory)
             .iter()
-            .any(|a| range.gpa >= a.gpa && end <= a.gpa + a.len);
+            .any(|a| range.gpa >= a.gpa && end <= a.gpa + a.len)
+            || self
+                .device
+                .shared_ioas()
+                .is_some_and(|s| s.covers(range.gpa, end));
         if !inside {
             return Err(MapError::NotMapped(range));
         }

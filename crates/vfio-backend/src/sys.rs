@@ -12,7 +12,7 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use vfio_bindings::bindings::vfio as vb;
@@ -63,6 +63,11 @@ impl SysFd {
     /// Opens `path` through `sys`.
     pub(crate) fn open(sys: &std::sync::Arc<dyn Sys>, path: &Path) -> SysResult<Self> {
         Ok(Self::new(sys.clone(), sys.open(path)?))
+    }
+
+    /// Takes ownership of a descriptor the caller opened (a management layer passed it).
+    pub(crate) fn adopt(sys: &std::sync::Arc<dyn Sys>, fd: OwnedFd) -> SysResult<Self> {
+        Ok(Self::new(sys.clone(), sys.adopt(fd)?))
     }
 
     /// The descriptor, for system calls.
@@ -122,6 +127,9 @@ pub(crate) trait Sys: Send + Sync + 'static {
     fn open(&self, path: &Path) -> SysResult<Fd>;
     /// `close(fd)`; errors are not actionable and are ignored.
     fn close(&self, fd: Fd);
+    /// Takes ownership of `fd`, opened by someone else; from here on it is closed through
+    /// [`Sys::close`] like any other.
+    fn adopt(&self, fd: OwnedFd) -> SysResult<Fd>;
     /// `readlink(path)`.
     fn read_link(&self, path: &Path) -> SysResult<PathBuf>;
     /// The names in directory `path`.
@@ -252,6 +260,11 @@ impl Sys for HostSys {
         // SAFETY: `fd` is owned (not `Clone`) and consumed here, so it is closed exactly once
         // and nobody uses the number afterwards.
         unsafe { libc::close(fd.0) };
+    }
+
+    fn adopt(&self, fd: OwnedFd) -> SysResult<Fd> {
+        // The descriptor moves from the OwnedFd to the Fd, which `close` consumes.
+        Ok(Fd(fd.into_raw_fd()))
     }
 
     fn read_link(&self, path: &Path) -> SysResult<PathBuf> {

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ccw_translate::{DmaAccess, GuestRange, MapError};
+use ccw_translate::{DmaAccess, GuestRange, MapError, Mapper};
 use ccw_types::{CommandOrb, Crw, DeviceStatus, Irb, SubchannelId, SubchannelStatus};
 use css_core::{Backend, BackendErrorKind, BackendEvent, ConditionCode, EventReceiver};
 use vm_memory::{GuestAddress, GuestMemoryMmap};
@@ -941,5 +941,113 @@ async fn failed_setup_on_a_shared_device_leaves_no_trigger() {
     );
     assert!(dev.dma_mappings().is_empty(), "control memory unmapped");
     drop(dev);
+    fake.assert_clean();
+}
+
+/// Issue #17 step 6: an IOAS shared by several devices (QEMU's `-object iommufd`). The guest
+/// memory is mapped once in it and every device reaches it; a device going away leaves the
+/// IOAS and the guest mapping to the others; the last holder destroys it.
+#[tokio::test]
+async fn a_shared_ioas_maps_guest_memory_once_and_outlives_its_devices() {
+    let fake = FakeSys::vfio_ccw();
+    let ioas = crate::SharedIoas::open_with(&fake.sys()).unwrap();
+    let mem = Arc::new(GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 0x10000)]).unwrap());
+    ioas.map_guest_memory(mem.clone()).unwrap();
+    let e = ioas.map_guest_memory(mem.clone()).unwrap_err();
+    assert_eq!(e.kind, BackendErrorKind::InvalidArgument, "{e}");
+    assert_eq!(fake.state().dma.get(&0), Some(&0x10000), "mapped once");
+
+    for round in 0..2 {
+        let dev = VfioDevice::open_in_with(fake.sys(), UUID, &ioas).unwrap();
+        assert_eq!(dev.api(), Api::Cdev);
+        assert_eq!(dev.shared_ioas().map(|s| s.id()), Some(ioas.id()));
+        let b = VfioBackend::from_device(dev, &VfioOptions::default()).unwrap();
+        let m = b.vfio_mapper().clone();
+        // Guest memory is reachable through the shared mapping, nothing else is.
+        assert_eq!(
+            m.pin(GuestRange::new(0x2000, 0x100), DmaAccess::Read),
+            Ok(0x2000)
+        );
+        m.unpin(GuestRange::new(0x2000, 0x100));
+        assert!(matches!(
+            m.pin(GuestRange::new(0x2_0000, 0x100), DmaAccess::Read),
+            Err(MapError::NotMapped(_))
+        ));
+        // Mapping it again per device would collide in the IOAS: refused with the reason.
+        let e = m.attach_memory(mem.clone()).unwrap_err();
+        assert!(e.detail.contains("SharedIoas::map_guest_memory"), "{e}");
+        drop(m);
+        b.shutdown().await;
+        let st = fake.state();
+        assert!(
+            st.ioas.is_some(),
+            "round {round}: the IOAS went with its device"
+        );
+        assert_eq!(
+            st.dma.len(),
+            1,
+            "round {round}: only the guest mapping stays: {:?}",
+            st.dma
+        );
+        assert!(!st.calls.contains(&"IOMMU_DESTROY"));
+        assert!(!st.attached, "round {round}: device still attached");
+    }
+    let before = fake.state().calls.len();
+    drop(ioas);
+    assert_eq!(
+        fake.state().calls[before..],
+        ["IOMMU_IOAS_UNMAP", "IOMMU_DESTROY", "close iommufd"]
+    );
+    fake.assert_clean();
+}
+
+/// Two devices in one IOAS with the same control window: the second map collides, and the
+/// error says how to fix it.
+#[tokio::test]
+async fn devices_sharing_an_ioas_need_their_own_control_windows() {
+    let fake = FakeSys::vfio_ccw();
+    let ioas = crate::SharedIoas::open_with(&fake.sys()).unwrap();
+    let a = VfioDevice::open_in_with(fake.sys(), UUID, &ioas).unwrap();
+    let a = VfioBackend::from_device(a, &VfioOptions::default()).unwrap();
+    let b = VfioDevice::open_in_with(fake.sys(), UUID, &ioas).unwrap();
+    let e = VfioBackend::from_device(b, &VfioOptions::default()).unwrap_err();
+    assert_eq!(e.errno, Some(libc::EEXIST), "{e}");
+    assert!(e.detail.contains("control_iova"), "{e}");
+    a.shutdown().await;
+    drop(ioas);
+    fake.assert_clean();
+}
+
+/// Pre-opened descriptors (a management layer passed them, as QEMU's `fd=` and `iommufd=`
+/// take them): a cdev with an iommufd and IOAS of its own, and a cdev in an IOAS allocated
+/// in the caller's iommufd. Everything adopted is closed with the device.
+#[test]
+fn devices_open_from_pre_opened_descriptors() {
+    use std::os::fd::OwnedFd;
+    let stand_in = || -> OwnedFd { std::fs::File::open("/dev/null").unwrap().into() };
+    let fake = FakeSys::vfio_ccw();
+    fake.state().adopt.push_back(crate::fake::Node::Cdev);
+    let dev = VfioDevice::from_cdev_fd_with(fake.sys(), stand_in(), SCH, None).unwrap();
+    assert_eq!(
+        (dev.api(), dev.subchannel(), dev.uuid()),
+        (Api::Cdev, SCH, "")
+    );
+    assert_eq!(dev.read_schib().unwrap().pmcw.flags.devno(), 5);
+    drop(dev);
+    fake.assert_clean();
+
+    fake.state()
+        .adopt
+        .extend([crate::fake::Node::Iommufd, crate::fake::Node::Cdev]);
+    let ioas = crate::SharedIoas::from_iommufd_with(&fake.sys(), stand_in()).unwrap();
+    let dev = VfioDevice::from_cdev_fd_with(fake.sys(), stand_in(), SCH, Some(&ioas)).unwrap();
+    assert!(dev.shared_ioas().is_some());
+    drop(dev);
+    drop(ioas);
+    fake.assert_clean();
+
+    // A descriptor the kernel does not know: a clean error, nothing left open.
+    let e = VfioDevice::from_cdev_fd_with(fake.sys(), stand_in(), SCH, None).unwrap_err();
+    assert_eq!(e.errno, Some(libc::EBADF), "{e}");
     fake.assert_clean();
 }
