@@ -81,13 +81,12 @@ impl<P: HostProgram> Program for Installed<P> {
 /// One registered subchannel.
 struct Entry<T: Translate> {
     core: Core<Installed<T::Program>>,
-    /// Signalled (`notify_waiters`) on every interruption, for quiesce and unmap. Waiters
-    /// enable their `Notified` before issuing the halt or clear they wait for, so no wakeup is
-    /// lost and no stale one is kept.
+    /// Signalled (`notify_waiters`) on every interruption, for quiesce and unmap, and when the
+    /// event task's disable of the unowned subchannel ended, for opens that found it under
+    /// way (one `Notify` for both: every waiter re-checks its condition, and a registered
+    /// subchannel costs one less). Waiters enable their `Notified` before issuing what they
+    /// wait for, so no wakeup is lost and no stale one is kept.
     irq: Notify,
-    /// Signalled when the event task's disable of the unowned subchannel ended, for opens
-    /// that found it under way.
-    settled: Notify,
     /// Created on first use: most registered subchannels never run a program.
     translator: Mutex<Option<Box<T>>>,
     mapper: Mutex<Option<Arc<dyn Mapper>>>,
@@ -198,7 +197,6 @@ impl<B: Backend + ?Sized, T: Translate> Css<B, T> {
                 schibs.remove(&sch).map(|schib| Entry {
                     core: Core::new(sch, schib),
                     irq: Notify::new(),
-                    settled: Notify::new(),
                     translator: Mutex::new(None),
                     mapper: Mutex::new(None),
                 })
@@ -387,7 +385,7 @@ impl<B: Backend + ?Sized, T: Translate> Shared<B, T> {
                 }
             };
             entry.core.disable_end(disabled);
-            entry.settled.notify_waiters();
+            entry.irq.notify_waiters();
         }
     }
 
@@ -395,7 +393,7 @@ impl<B: Backend + ?Sized, T: Translate> Shared<B, T> {
     async fn claim_for_open(&self, entry: &Entry<T>) -> Result<(), CssError> {
         let deadline = tokio::time::Instant::now() + self.config.quiesce_wait;
         loop {
-            let settled = entry.settled.notified();
+            let settled = entry.irq.notified();
             tokio::pin!(settled);
             settled.as_mut().enable();
             match entry.core.open_begin()? {
