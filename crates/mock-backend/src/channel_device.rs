@@ -1,15 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0 OR MIT
 
-//! [`ChannelDevice`]: a simulated device behind a virtual subchannel of [`vcss::Vcss`].
+//! [`ChannelDevice`]: a simulated device behind a subchannel, of the simulator or of
+//! [`vcss::Vcss`].
 //!
 //! The simulator's device models ([`VirtioBlkCcw`](crate::devices::VirtioBlkCcw),
 //! [`TestDevice`](crate::devices::TestDevice), the ECKD 3390 [`Eckd`](crate::dasd::Eckd)) have
 //! one interface, [`DeviceModel`]: a control unit that executes one command at a time. The
 //! channel that runs a program on them (CCW fetch, TIC, chaining, IDAWs, MIDAWs, SKIP, counts,
-//! incorrect length, program and protection checks, suspension) is also one: the simulator's
-//! worker steps it over its host storage, and [`ChannelDevice`] runs it to the end over a
-//! guest's memory, as the [`vcss::Device`] of a virtual subchannel. So a VMM built on vcss and
-//! the simulator run the same device and channel code.
+//! incorrect length, program and protection checks, suspension) is also one, and
+//! [`ChannelDevice`] is the one adapter holding a model and its program: the simulator's
+//! worker steps it a command at a time over the simulated host storage, and as the
+//! [`vcss::Device`] of a virtual subchannel it runs to the end over a guest's memory. So a VMM
+//! built on vcss and the simulator run the same device and channel code.
 //!
 //! SENSE ID on the test device through the guest-facing instructions:
 //!
@@ -43,13 +45,17 @@
 use ccw_types::{CommandOrb, DeviceStatus, SubchannelStatus};
 use vcss::{Ending, GuestIo, Outcome};
 
-use crate::channel::{DEFAULT_MAX_CCWS, GuestStorage, Program, Step};
-use crate::device::DeviceModel;
+use crate::channel::{ChannelStorage, DEFAULT_MAX_CCWS, GuestStorage, Program, Step};
+use crate::device::{
+    ChainContext, Command, DataStream, DeviceModel, DeviceOutcome, SenseData, SenseIdData,
+};
 
 /// A [`DeviceModel`] with the simulator's channel in front of it: the [`vcss::Device`] of one
-/// virtual subchannel.
+/// virtual subchannel, and the device of one subchannel of the simulator
+/// ([`MockBackend`](crate::MockBackend)), whose worker steps its program a command at a time.
 ///
-/// Differences from the simulator's worker, which presents status as the program runs:
+/// Differences of [`vcss::Device`]'s use from the simulator's worker, which presents status
+/// as the program runs:
 /// - the program runs to its end (or suspension) inside [`vcss::Device::start`], so halt and
 ///   clear find no program in flight (a suspended one is ended by them);
 /// - a PCI flag does not present an intermediate interruption: vcss's device contract has
@@ -61,6 +67,8 @@ pub struct ChannelDevice {
     model: Box<dyn DeviceModel>,
     program: Option<Program>,
     max_ccws: u64,
+    /// Sense injected by a unit-check fault, presented before the model's own.
+    injected_sense: Option<SenseData>,
 }
 
 impl std::fmt::Debug for ChannelDevice {
@@ -72,6 +80,39 @@ impl std::fmt::Debug for ChannelDevice {
     }
 }
 
+/// The model as the channel sees it during a step: injected sense first.
+struct Presented<'a> {
+    model: &'a mut dyn DeviceModel,
+    injected: &'a mut Option<SenseData>,
+}
+
+impl DeviceModel for Presented<'_> {
+    fn sense_id(&self) -> Option<SenseIdData> {
+        self.model.sense_id()
+    }
+    fn execute(
+        &mut self,
+        cmd: &Command,
+        data: &mut dyn DataStream,
+        ctx: &mut ChainContext,
+    ) -> DeviceOutcome {
+        self.model.execute(cmd, data, ctx)
+    }
+    fn sense(&mut self) -> SenseData {
+        self.injected.take().unwrap_or_else(|| self.model.sense())
+    }
+    fn reset(&mut self) {
+        *self.injected = None;
+        self.model.reset();
+    }
+    fn begin_chain(&mut self) {
+        self.model.begin_chain();
+    }
+    fn end_chain(&mut self) -> DeviceStatus {
+        self.model.end_chain()
+    }
+}
+
 impl ChannelDevice {
     /// `model` behind the simulator's channel, with the default bound on CCWs per program
     /// (2^20: a program that loops longer ends in program check).
@@ -80,6 +121,7 @@ impl ChannelDevice {
             model,
             program: None,
             max_ccws: DEFAULT_MAX_CCWS,
+            injected_sense: None,
         }
     }
 
@@ -95,28 +137,85 @@ impl ChannelDevice {
         self.model.as_mut()
     }
 
+    // ---- the stepping interface of the simulator's worker -----------------------------
+
+    /// A started program: the channel begins at the ORB's CCW address.
+    pub(crate) fn begin(&mut self, orb: &CommandOrb) {
+        self.program = Some(Program::new(orb, self.max_ccws));
+    }
+
+    /// The program in flight (started, or suspended), if any.
+    pub(crate) fn program(&self) -> Option<&Program> {
+        self.program.as_ref()
+    }
+
+    /// Ends the program (cancel, halt, an injected fault): it is forgotten.
+    pub(crate) fn take_program(&mut self) -> Option<Program> {
+        self.program.take()
+    }
+
+    /// Executes up to and including one command of the program; `None` without one.
+    /// `concurrent_sense`: fetch the sense into the ending of a unit check.
+    pub(crate) fn step(
+        &mut self,
+        mem: &dyn ChannelStorage,
+        concurrent_sense: bool,
+    ) -> Option<Step> {
+        let prog = self.program.as_mut()?;
+        let mut dev = Presented {
+            model: self.model.as_mut(),
+            injected: &mut self.injected_sense,
+        };
+        Some(prog.step(mem, &mut dev, concurrent_sense))
+    }
+
+    /// The model makes the program's changes durable (see [`DeviceModel::end_chain`]).
+    pub(crate) fn end_chain(&mut self) -> DeviceStatus {
+        self.model.end_chain()
+    }
+
+    /// The sense the device presents: injected sense first, then the model's.
+    pub(crate) fn sense(&mut self) -> SenseData {
+        self.injected_sense
+            .take()
+            .unwrap_or_else(|| self.model.sense())
+    }
+
+    /// A unit-check fault's sense, presented before the model's own.
+    pub(crate) fn inject_sense(&mut self, sense: SenseData) {
+        self.injected_sense = Some(sense);
+    }
+
+    /// The clear signal: no program, no injected sense, the model reset.
+    pub(crate) fn reset(&mut self) {
+        self.program = None;
+        self.injected_sense = None;
+        self.model.reset();
+    }
+
+    // ---- run to the end: vcss ---------------------------------------------------------
+
     /// Runs the current program until it ends or suspends.
     fn run(&mut self, mem: &dyn GuestIo) -> Outcome {
         let storage = GuestStorage(mem);
         let mut pci = false;
-        let Some(prog) = self.program.as_mut() else {
-            // RESUME with no suspended program cannot come from vcss (the subchannel is
-            // suspended only after a suspension here); end cleanly if it does.
-            return Outcome::Ended(Ending {
-                cstat: SubchannelStatus::CHANNEL_CONTROL_CHECK,
-                ..Ending::default()
-            });
-        };
         loop {
-            match prog.step(&storage, self.model.as_mut(), false) {
+            let Some(step) = self.step(&storage, false) else {
+                // RESUME with no suspended program cannot come from vcss (the subchannel is
+                // suspended only after a suspension here); end cleanly if it does.
+                return Outcome::Ended(Ending {
+                    cstat: SubchannelStatus::CHANNEL_CONTROL_CHECK,
+                    ..Ending::default()
+                });
+            };
+            match step {
                 Step::Continue { pci: p } => pci |= p.is_some(),
                 Step::Suspend { cpa, pci: p } => {
                     let lost = self.model.end_chain();
                     if !lost.is_empty() {
                         // The program's changes could not be made durable: it ends with
                         // that unit check instead of suspending.
-                        let cpa = prog.executed_cpa();
-                        self.program = None;
+                        let cpa = self.program.take().map_or(cpa, |p| p.executed_cpa());
                         return Outcome::Ended(Ending {
                             dstat: DeviceStatus::CHANNEL_END | DeviceStatus::DEVICE_END | lost,
                             cstat: pci_status(pci || p),
@@ -147,7 +246,7 @@ fn pci_status(pci: bool) -> SubchannelStatus {
 
 impl vcss::Device for ChannelDevice {
     fn start(&mut self, mem: &dyn GuestIo, orb: &CommandOrb, _path: u8) -> Outcome {
-        self.program = Some(Program::new(orb, self.max_ccws));
+        self.begin(orb);
         self.run(mem)
     }
 
@@ -170,7 +269,6 @@ impl vcss::Device for ChannelDevice {
     }
 
     fn clear(&mut self) {
-        self.program = None;
-        self.model.reset();
+        self.reset();
     }
 }

@@ -387,3 +387,76 @@ fn qemu_vfio_dasd_ipl_method_loads_the_same_bytes() {
     assert_eq!(get(&m, u64::from(LOAD), 200), payload());
     assert_eq!(get(&m, 0, 8), PSW);
 }
+
+#[test]
+fn read_configuration_data_through_the_ciw_sense_id_advertises() {
+    let dir = Scratch::new("rcd");
+    let want = mock_backend::dasd::Identity {
+        model: Model3390::M1,
+        cylinders: 1,
+        devno: 0x0120,
+    }
+    .rcd();
+    let mut css = css(image(&dir));
+    let m = mem();
+    let scsw = run1(&mut css, &m, 2, &[ccw1(0xE4, CcwFlags::SLI, 256, 0x4000)]);
+    assert_eq!(status(&scsw), (CE_DE, 0));
+    // The CIW: type 0 (read configuration data), its command and count.
+    let ciw = get(&m, 0x4008, 4);
+    assert_eq!(ciw[0] & 0xCF, 0x40);
+    let (cmd, count) = (ciw[1], u16::from_be_bytes([ciw[2], ciw[3]]));
+    let scsw = run1(&mut css, &m, 2, &[ccw1(cmd, CcwFlags::NONE, count, 0x5000)]);
+    assert_eq!(status(&scsw), (CE_DE, 0));
+    assert_eq!(get(&m, 0x5000, 256), want);
+}
+
+#[test]
+fn suspend_and_resume_through_vcss() {
+    let dir = Scratch::new("susp");
+    let mut css = css(image(&dir));
+    let m = mem();
+    put(&m, 0x3000, b"ABCD");
+    put(
+        &m,
+        u64::from(PROG_AT),
+        &[
+            ccw1(0x01, CcwFlags::CC, 4, 0x3000),
+            ccw1(0x02, CcwFlags::S, 4, 0x4000),
+        ]
+        .concat(),
+    );
+    let mut orb = CommandOrb::new(0x77, PROG_AT);
+    orb.suspend = true;
+    put(&m, ORB_AT, &orb.emit().into_bytes());
+    assert_eq!(css.ssch(&m, sid(1), ORB_AT), Ok(ConditionCode::Cc0));
+    // Suspended before the READ (ORB U = 0: an intermediate interruption), nothing read yet.
+    assert!(css.interruption_pending(u64::MAX));
+    assert_eq!(css.tsch(&m, sid(1), IRB_AT), Ok(ConditionCode::Cc0));
+    let scsw: [u8; 12] = get(&m, IRB_AT, 12).try_into().unwrap();
+    assert_eq!(scsw[3] & 0x20, 0x20, "activity control: suspended");
+    assert_eq!(
+        scsw[3] & 0x0F,
+        0x09,
+        "status control: intermediate + pending"
+    );
+    assert_eq!(
+        u32::from_be_bytes(scsw[4..8].try_into().unwrap()),
+        PROG_AT + 16
+    );
+    assert_eq!(get(&m, 0x4000, 4), [0; 4]);
+    // The guest turns the suspend flag off and resumes: the channel re-fetches the CCW.
+    put(
+        &m,
+        u64::from(PROG_AT) + 8,
+        &ccw1(0x02, CcwFlags::NONE, 4, 0x4000),
+    );
+    assert_eq!(css.rsch(&m, sid(1)), Ok(ConditionCode::Cc0));
+    assert_eq!(css.tsch(&m, sid(1), IRB_AT), Ok(ConditionCode::Cc0));
+    let scsw: [u8; 12] = get(&m, IRB_AT, 12).try_into().unwrap();
+    assert_eq!(status(&scsw), (CE_DE, 0));
+    assert_eq!(
+        u32::from_be_bytes(scsw[4..8].try_into().unwrap()),
+        PROG_AT + 16
+    );
+    assert_eq!(get(&m, 0x4000, 4), b"ABCD");
+}

@@ -14,6 +14,7 @@ use css_core::{BackendError, BackendErrorKind};
 use vm_memory::GuestMemoryMmap;
 
 use super::{Inner, MockBackend, Sch, SchInner};
+use crate::ChannelDevice;
 use crate::channel::DEFAULT_MAX_CCWS;
 use crate::device::DeviceModel;
 use crate::devices::{TestDevice, VirtioBlkCcw};
@@ -173,12 +174,10 @@ impl MockBuilder {
                     id,
                     state: Mutex::new(SchInner {
                         st,
-                        device,
-                        program: None,
+                        channel: ChannelDevice::new(device).with_max_ccws(self.max_ccws),
                         worker: false,
                         waited: false,
                         delayed_delivery: false,
-                        forced_sense: None,
                     }),
                 }),
             );
@@ -191,7 +190,6 @@ impl MockBuilder {
                 subchannels,
                 order,
                 latency: self.latency,
-                max_ccws: self.max_ccws,
                 faults_on: !self.faults.is_disabled(),
                 faults: Mutex::new(self.faults),
                 events: tx,

@@ -81,7 +81,7 @@ impl Inner {
             Some(Fault::NotOperationalDuringIo) => {
                 debug!(sch = %sch.id, "fault: device not operational during I/O");
                 instr::begin_start(&mut s.st, path);
-                s.program = None;
+                s.channel.take_program();
                 instr::deferred_cc(&mut s.st, 3, 0);
                 let c = Crw::new()
                     .with_rsc(crw::rsc::SUBCHANNEL)
@@ -95,7 +95,7 @@ impl Inner {
                 let chpid = chpid_of(&s.st, path);
                 debug!(sch = %sch.id, chpid, "fault: channel path lost");
                 instr::begin_start(&mut s.st, path);
-                s.program = None;
+                s.channel.take_program();
                 s.st.schib.pmcw.pom &= !path;
                 instr::deferred_cc(&mut s.st, 3, path);
                 let lost = Crw::new()
@@ -120,12 +120,16 @@ impl Inner {
             Some(Fault::UnitCheck { sense }) => {
                 debug!(sch = %sch.id, "fault: unit check");
                 instr::begin_start(&mut s.st, path);
-                let cpa = s.program.take().map(|p| p.current_cpa()).unwrap_or(0);
+                let cpa = s
+                    .channel
+                    .take_program()
+                    .map(|p| p.current_cpa())
+                    .unwrap_or(0);
                 let mut forced = SenseData::default();
                 forced.bytes[..4].copy_from_slice(&sense);
                 let cs = s.st.schib.pmcw.chars.concurrent_sense();
                 if !cs {
-                    s.forced_sense = Some(forced);
+                    s.channel.inject_sense(forced);
                 }
                 instr::end_start(
                     &mut s.st,

@@ -65,7 +65,7 @@ impl MockBackend {
     ) -> Result<R, BackendError> {
         let s = self.inner.sch(sch, "with_device")?;
         let mut g = lock(&s.state);
-        Ok(f(g.device.as_mut()))
+        Ok(f(g.channel.model_mut()))
     }
 
     /// The device presents unsolicited status (e.g. attention) on an idle subchannel: it becomes

@@ -35,8 +35,7 @@ use css_core::{
 };
 use tracing::debug;
 
-use crate::channel::Program;
-use crate::device::{DeviceModel, SenseData};
+use crate::ChannelDevice;
 use crate::fault::FaultPolicy;
 use crate::instr::{self, OperandException, SchState};
 use crate::storage::HostStorage;
@@ -75,7 +74,6 @@ struct Inner {
     subchannels: HashMap<SubchannelId, Arc<Sch>>,
     order: Vec<SubchannelId>,
     latency: Duration,
-    max_ccws: u64,
     faults: Mutex<FaultPolicy>,
     /// Whether the policy can inject anything (else no decision takes its lock).
     faults_on: bool,
@@ -91,16 +89,14 @@ struct Sch {
 
 struct SchInner {
     st: SchState,
-    device: Box<dyn DeviceModel>,
-    program: Option<Program>,
+    /// The device model with the channel program it runs.
+    channel: ChannelDevice,
     /// A worker task is running for this subchannel.
     worker: bool,
     /// The worker already waited the latency for the pending start/resume.
     waited: bool,
     /// A delayed delivery is scheduled: status stays pending until it runs.
     delayed_delivery: bool,
-    /// Sense injected by a unit-check fault, returned before the device's own.
-    forced_sense: Option<SenseData>,
 }
 
 impl Inner {
@@ -207,7 +203,7 @@ impl Backend for MockBackend {
             else {
                 return Err(BackendError::unsupported("start").on(sch));
             };
-            g.program = Some(Program::new(&cmd, self.inner.max_ccws));
+            g.channel.begin(&cmd);
             g.waited = false;
             self.inner.ensure_worker(s, &mut g);
         } else if self.inner.faults_on {
@@ -231,7 +227,7 @@ impl Backend for MockBackend {
     async fn cancel(&self, sch: SubchannelId) -> Result<ConditionCode, BackendError> {
         // No interruption follows a successful cancel: only the program is dropped.
         self.instruction(sch, "cancel", instr::xsch, |_, _, g| {
-            g.program = None;
+            g.channel.take_program();
             g.waited = false;
         })
     }

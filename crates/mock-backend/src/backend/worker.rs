@@ -13,47 +13,11 @@ use tracing::{Instrument, debug};
 
 use super::{Inner, Sch, SchInner, lock};
 use crate::channel::Step;
-use crate::device::{
-    ChainContext, Command, DataStream, DeviceModel, DeviceOutcome, SenseData, SenseIdData,
-};
 use crate::instr::{self, Ending};
 
 /// Commands a worker executes before it yields to the runtime (and so to halt and clear):
 /// one, so a halt or clear issued while a program runs acts at the next command.
 const STEPS_PER_SLICE: usize = 1;
-
-/// The device as the channel sees it during a step: injected sense first.
-struct WithForcedSense<'a> {
-    dev: &'a mut dyn DeviceModel,
-    forced: &'a mut Option<SenseData>,
-}
-
-impl DeviceModel for WithForcedSense<'_> {
-    fn sense_id(&self) -> Option<SenseIdData> {
-        self.dev.sense_id()
-    }
-    fn execute(
-        &mut self,
-        cmd: &Command,
-        data: &mut dyn DataStream,
-        ctx: &mut ChainContext,
-    ) -> DeviceOutcome {
-        self.dev.execute(cmd, data, ctx)
-    }
-    fn sense(&mut self) -> SenseData {
-        self.forced.take().unwrap_or_else(|| self.dev.sense())
-    }
-    fn reset(&mut self) {
-        *self.forced = None;
-        self.dev.reset();
-    }
-    fn begin_chain(&mut self) {
-        self.dev.begin_chain();
-    }
-    fn end_chain(&mut self) -> DeviceStatus {
-        self.dev.end_chain()
-    }
-}
 
 enum Next {
     Sleep(Duration),
@@ -99,9 +63,7 @@ impl Inner {
         let ac = s.st.schib.scsw.ctrl.ac();
         if ac.contains(Ac::CLEAR_PENDING) {
             debug!(sch = %sch.id, "clear function");
-            s.program = None;
-            s.forced_sense = None;
-            s.device.reset();
+            s.channel.reset();
             s.waited = false;
             instr::clear_complete(&mut s.st);
             self.deliver(sch, s);
@@ -109,11 +71,11 @@ impl Inner {
         }
         if ac.contains(Ac::HALT_PENDING) {
             debug!(sch = %sch.id, "halt function");
-            let program = s.program.take();
+            let program = s.channel.take_program();
             // A halted program's changes the device kept in memory are made durable now;
             // when that fails the halt status carries the device's unit check.
             let lost = if program.is_some() {
-                s.device.end_chain()
+                s.channel.end_chain()
             } else {
                 DeviceStatus::NONE
             };
@@ -149,7 +111,7 @@ impl Inner {
             let p = &s.st.schib.pmcw;
             let pnom = p.lpm & p.pam & !p.pom;
             debug!(sch = %sch.id, pnom, "no operational path: deferred cc 3");
-            s.program = None;
+            s.channel.take_program();
             instr::deferred_cc(&mut s.st, 3, pnom);
             self.deliver(sch, s);
             return Next::Yield;
@@ -160,7 +122,7 @@ impl Inner {
         }
         instr::begin_start(&mut s.st, path);
         if start && s.st.orb.initial_status() {
-            let cpa = s.program.as_ref().map(|p| p.current_cpa()).unwrap_or(0);
+            let cpa = s.channel.program().map(|p| p.current_cpa()).unwrap_or(0);
             instr::intermediate(&mut s.st, cpa, false, true);
             self.deliver(sch, s);
         }
@@ -170,17 +132,10 @@ impl Inner {
     fn execute(self: &Arc<Self>, sch: &Arc<Sch>, s: &mut SchInner) -> Next {
         let cs = s.st.schib.pmcw.chars.concurrent_sense();
         for _ in 0..STEPS_PER_SLICE {
-            let SchInner {
-                st,
-                device,
-                program,
-                forced_sense,
-                ..
-            } = s;
-            let Some(prog) = program.as_mut() else {
+            let Some(step) = s.channel.step(self.storage.as_ref(), cs) else {
                 // Active without a program cannot happen; end the start function cleanly.
                 instr::end_start(
-                    st,
+                    &mut s.st,
                     &Ending {
                         cstat: ccw_types::SubchannelStatus::CHANNEL_CONTROL_CHECK,
                         ..Ending::default()
@@ -189,54 +144,50 @@ impl Inner {
                 self.deliver(sch, s);
                 return Next::Yield;
             };
-            let mut dev = WithForcedSense {
-                dev: device.as_mut(),
-                forced: forced_sense,
-            };
-            match prog.step(self.storage.as_ref(), &mut dev, cs) {
+            match step {
                 Step::Continue { pci: None } => continue,
                 Step::Continue { pci: Some(cpa) } => {
-                    instr::intermediate(st, cpa, true, false);
+                    instr::intermediate(&mut s.st, cpa, true, false);
                     self.deliver(sch, s);
                     return Next::Yield;
                 }
                 Step::Suspend { cpa, pci } => {
-                    let lost = dev.end_chain();
+                    let lost = s.channel.end_chain();
                     if !lost.is_empty() {
                         // The device could not make the program's changes durable: the
                         // program ends with that status instead of suspending.
                         debug!(sch = %sch.id, %lost, "device check at suspension: ending");
+                        let executed = s.channel.take_program().map_or(cpa, |p| p.executed_cpa());
                         let ending = Ending {
                             dstat: DeviceStatus::CHANNEL_END | DeviceStatus::DEVICE_END | lost,
-                            cpa: prog.executed_cpa(),
-                            sense: cs.then(|| dev.sense()),
+                            cpa: executed,
+                            sense: cs.then(|| s.channel.sense()),
                             ..Ending::default()
                         };
-                        *program = None;
-                        instr::end_start(st, &ending);
+                        instr::end_start(&mut s.st, &ending);
                         self.deliver(sch, s);
                         return Next::Yield;
                     }
                     debug!(sch = %sch.id, cpa, "suspended");
-                    instr::suspend(st, cpa, pci);
+                    instr::suspend(&mut s.st, cpa, pci);
                     self.deliver(sch, s);
                     return Next::Yield;
                 }
                 Step::End { mut ending, pci } => {
-                    let lost = dev.end_chain();
+                    let lost = s.channel.end_chain();
                     if !lost.is_empty() {
                         debug!(sch = %sch.id, %lost, "device check at the end of the chain");
                         ending.dstat |= lost;
                         if ending.sense.is_none() {
-                            ending.sense = cs.then(|| dev.sense());
+                            ending.sense = cs.then(|| s.channel.sense());
                         }
                     }
                     if pci {
                         ending.cstat |= ccw_types::SubchannelStatus::PCI;
                     }
-                    *program = None;
-                    instr::end_start(st, &ending);
-                    debug!(sch = %sch.id, scsw = %st.schib.scsw, "start function ended");
+                    s.channel.take_program();
+                    instr::end_start(&mut s.st, &ending);
+                    debug!(sch = %sch.id, scsw = %s.st.schib.scsw, "start function ended");
                     self.deliver(sch, s);
                     return Next::Yield;
                 }
