@@ -236,6 +236,7 @@ fn payload() -> Vec<u8> {
 fn ipl_image(dir: &Scratch) -> CkdImage {
     let mut img = image(dir);
     IplChain::new(PSW, LOAD, payload())
+        .unwrap()
         .install(&mut img)
         .unwrap();
     img

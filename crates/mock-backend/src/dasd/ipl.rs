@@ -16,13 +16,14 @@
 //!
 //! ```
 //! use mock_backend::dasd::IplChain;
-//! let chain = IplChain::new(0x0008_0000_8001_0000u64.to_be_bytes(), 0x1_0000, vec![0xC1; 64]);
+//! let chain = IplChain::new(0x0008_0000_8001_0000u64.to_be_bytes(), 0x1_0000, vec![0xC1; 64])?;
 //! let recs = chain.records();
 //! assert_eq!(recs.len(), 4); // R1, R2, R4, R5
 //! assert_eq!(&recs[0].data[8..16], &[0x06, 0x00, 0x20, 0x00, 0x60, 0x00, 0x00, 0x50]);
 //! // IPL2 searches for R4 with the argument after its CCWs.
 //! assert_eq!(&recs[1].data[8..16], &[0x31, 0x00, 0x20, 0x48, 0x40, 0x00, 0x00, 0x05]);
 //! assert_eq!(&recs[1].data[0x48..0x4D], &[0, 0, 0, 0, 4]);
+//! # Ok::<(), mock_backend::dasd::IplChainError>(())
 //! ```
 
 use ccw_types::eckd::{TrackAddr, ascii_to_ebcdic};
@@ -59,16 +60,26 @@ fn read_program(at: u32, rec: u8, to: u32, len: u16, read_flags: u8, then: &[u8]
     p
 }
 
+/// The chain cannot be expressed in format-0 CCWs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IplChainError {
+    /// The load address is not below 16 MiB or overlaps 0-0x3FFF (lowcore and the IPL
+    /// programs).
+    #[error("IPL load address {0:#x} must lie in 0x4000..0x1000000")]
+    LoadAddress(u32),
+    /// The payload does not fit one CCW count (a 3390 track holds less still: installing a
+    /// payload longer than a track fails with the image's error).
+    #[error("IPL payload of {0} bytes is longer than one CCW can read (65535)")]
+    PayloadTooLong(usize),
+}
+
 /// A PSW and a payload, laid down as the IPL records of cylinder 0 head 0 (module docs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IplChain {
-    /// The PSW of IPL1 (absolute 0-7 after the load).
-    pub psw: [u8; 8],
-    /// Where R5 (the payload) is loaded; must be below 16 MiB (format-0 CCWs) and clear of
-    /// 0-0x3FFF (the IPL programs).
-    pub load_addr: u32,
-    /// The payload.
-    pub payload: Vec<u8>,
+    psw: [u8; 8],
+    load_addr: u32,
+    payload: Vec<u8>,
+    len: u16,
 }
 
 impl IplChain {
@@ -79,13 +90,21 @@ impl IplChain {
     /// Length of IPL2 and of R4 (four CCWs, or five, and the arguments).
     const PROGRAM_LEN: u16 = 0x50;
 
-    /// A chain loading `payload` at `load_addr` and leaving `psw` at 0.
-    pub fn new(psw: [u8; 8], load_addr: u32, payload: Vec<u8>) -> Self {
-        Self {
+    /// A chain loading `payload` at `load_addr` (in 0x4000..16 MiB, past the IPL programs)
+    /// and leaving `psw` at 0.
+    pub fn new(psw: [u8; 8], load_addr: u32, payload: Vec<u8>) -> Result<Self, IplChainError> {
+        let len = u16::try_from(payload.len())
+            .map_err(|_| IplChainError::PayloadTooLong(payload.len()))?;
+        let end = u64::from(load_addr) + u64::from(len);
+        if load_addr < 0x4000 || end > 0x100_0000 {
+            return Err(IplChainError::LoadAddress(load_addr));
+        }
+        Ok(Self {
             psw,
             load_addr,
             payload,
-        }
+            len,
+        })
     }
 
     /// IPL1, IPL2, R4 and R5 with their cylinder-0 head-0 ids (R3, the volume label, is the
@@ -103,8 +122,7 @@ impl IplChain {
             CC | SLI,
             &ccw0(0x08, Self::STAGE3_ADDR, 0, 0),
         );
-        let len = u16::try_from(self.payload.len()).unwrap_or(u16::MAX);
-        let stage3 = read_program(Self::STAGE3_ADDR, 5, self.load_addr, len, SLI, &[]);
+        let stage3 = read_program(Self::STAGE3_ADDR, 5, self.load_addr, self.len, SLI, &[]);
         vec![
             Record::new([0, 0, 0, 0, 1], key("IPL1"), ipl1),
             Record::new([0, 0, 0, 0, 2], key("IPL2"), ipl2),
@@ -132,5 +150,41 @@ impl IplChain {
         track.records.push(r3);
         track.records.extend_from_slice(&recs[2..]);
         image.write_track(&track)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dasd::image::tests::Scratch;
+    use crate::dasd::{CreateOptions, ImageErrorKind, Model3390};
+
+    #[test]
+    fn chains_that_cannot_be_loaded_are_refused() {
+        let psw = [0; 8];
+        assert_eq!(
+            IplChain::new(psw, 0x1000, vec![0; 8]),
+            Err(IplChainError::LoadAddress(0x1000))
+        );
+        assert_eq!(
+            IplChain::new(psw, 0xFF_FFF0, vec![0; 32]),
+            Err(IplChainError::LoadAddress(0xFF_FFF0))
+        );
+        assert_eq!(
+            IplChain::new(psw, 0x4000, vec![0; 65536]),
+            Err(IplChainError::PayloadTooLong(65536))
+        );
+        // Fits a CCW, not a track: the image says so and keeps its track 0.
+        let dir = Scratch::new("ipl-long");
+        let opts = CreateOptions {
+            cylinders: Some(1),
+            volser: Some("LONG01".into()),
+        };
+        let mut img = CkdImage::create(&dir.file("l.3390"), Model3390::M1, &opts).unwrap();
+        let before = img.read_track(TrackAddr::new(0, 0)).unwrap();
+        let chain = IplChain::new(psw, 0x4000, vec![0; 60_000]).unwrap();
+        let e = chain.install(&mut img).unwrap_err();
+        assert_eq!(e.kind(), ImageErrorKind::InvalidTrack, "{e}");
+        assert_eq!(img.read_track(TrackAddr::new(0, 0)).unwrap(), before);
     }
 }

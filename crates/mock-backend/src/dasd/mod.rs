@@ -35,6 +35,6 @@ pub use image::{
     check_volser, parse_vol1, volume_labels,
 };
 pub use io::{HostFs, ImageFile, ImageFs, OpenMode};
-pub use ipl::IplChain;
+pub use ipl::{IplChain, IplChainError};
 pub use model::{Model3390, UnknownModel};
 pub use track::{EOT, HA_LEN, Record, Track, TrackFormatError};
