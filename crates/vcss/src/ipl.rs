@@ -35,7 +35,7 @@ pub enum IplError {
     /// No such subchannel.
     #[error("IPL subchannel 0.0.{0:04x} is not provided")]
     NotProvided(u16),
-    /// The subchannel was busy or status pending (a function in progress).
+    /// The subchannel was status pending (condition code 1) or busy (2).
     #[error("IPL subchannel 0.0.{0:04x} is busy (condition code {1})")]
     Busy(u16, u8),
     /// No channel path to the device is operational.
@@ -96,8 +96,10 @@ impl Vcss {
         let cc = sch::ssch(&mut s.state, &orb.emit())
             .map_err(|e| IplError::Orb(e.to_string()))?
             .value();
-        if cc != 0 {
-            return Err(IplError::Busy(sch_no, cc));
+        match cc {
+            0 => {}
+            3 => return Err(IplError::NotOperational(sch_no)),
+            _ => return Err(IplError::Busy(sch_no, cc)),
         }
         let usable = s.state.usable_paths();
         if usable == 0 {
