@@ -247,7 +247,13 @@ fn architected_ipl_loads_the_record_chain() {
     let dir = Scratch::new("ipl");
     let mut css = css(ipl_image(&dir));
     let m = mem();
+    // One start runs CCWs it reads itself (IPL1's, IPL2, R4): none is in storage before it,
+    // which is what a prefetching channel (vfio-ccw) cannot run.
+    for at in [8u64, 16, 0x2000, 0x3000] {
+        assert_eq!(get(&m, at, 8), [0; 8]);
+    }
     assert_eq!(css.ipl(&m, 2), Ok(PSW));
+    assert_eq!(get(&m, 0x3000, 1), [0x07]);
     assert_eq!(get(&m, u64::from(LOAD), 200), payload());
     // IPL1's CCWs at 8 and 16, IPL2 where IPL1 read it.
     assert_eq!(
@@ -377,7 +383,11 @@ fn qemu_vfio_dasd_ipl_method_loads_the_same_bytes() {
             }
             at += 8;
         };
+        // The program of this start is whole in storage before it starts (what vfio-ccw's
+        // prefetch requires): running it does not change its own CCWs.
+        let program = get(&m, u64::from(start), (at + 8 - start) as usize);
         start0(&mut css, &m, start);
+        assert_eq!(get(&m, u64::from(start), program.len()), program);
         starts += 1;
         match next {
             Some(target) => start = target,
