@@ -13,7 +13,10 @@
 //! - [`devices`]: a virtio-blk-ccw control device that answers as QEMU's does, and a generic
 //!   test device;
 //! - [`FaultPolicy`]: seeded, deterministic fault injection;
-//! - [`dasd`]: an ECKD 3390 model on the same contract.
+//! - [`dasd`]: an ECKD 3390 model on the same contract;
+//! - [`ChannelDevice`]: any of these models behind the simulator's channel as the
+//!   [`vcss::Device`] of a guest's virtual subchannel, so a VMM built on vcss runs the same
+//!   device and channel code as this simulator.
 //!
 //! A SENSE ID on the default subsystem's virtio-blk-ccw device, with the host program written
 //! straight into the control arena (a translator would put it there through the
@@ -58,6 +61,7 @@
 
 mod backend;
 mod channel;
+mod channel_device;
 pub mod dasd;
 pub mod device;
 pub mod devices;
@@ -66,6 +70,7 @@ pub mod instr;
 mod storage;
 
 pub use backend::{MockBackend, MockBuilder};
+pub use channel_device::ChannelDevice;
 
 pub use device::{
     ChainContext, Command, DataStream, DeviceModel, DeviceOutcome, SenseData, SenseIdData,

@@ -17,7 +17,7 @@ use crate::{InstrError, ProgramInterruption, Unsupported};
 pub struct VirtualSubchannel {
     /// SCHIB, ESW, ECW and the current ORB's control word.
     pub state: SchState,
-    device: Box<dyn Device>,
+    pub(crate) device: Box<dyn Device>,
 }
 
 impl std::fmt::Debug for VirtualSubchannel {

@@ -15,6 +15,7 @@
 pub mod chsc;
 mod css;
 pub mod device;
+pub mod ipl;
 pub mod irq;
 pub mod sch;
 
@@ -29,6 +30,7 @@ pub struct ReadmeDoctests;
 pub use css::{SeiEvent, Vcss, VirtualSubchannel};
 pub use css_core::ConditionCode;
 pub use device::{Device, Ending, GuestIo, Outcome, SenseData};
+pub use ipl::IplError;
 pub use irq::{CrwQueue, IrqQueues, Notification, Notifier};
 
 use sch::OperandException;

@@ -17,6 +17,61 @@ use crate::device::{ChainContext, Command, DataStream, DeviceModel, DeviceOutcom
 use crate::instr::Ending;
 use crate::storage::{HostStorage, StorageCheck};
 
+/// Storage as the channel reaches it: the simulator's host storage (arena and pinned guest
+/// pages, with storage keys) or a guest's memory seen through [`vcss::GuestIo`] when the
+/// channel runs behind a virtual subchannel ([`crate::ChannelDevice`]).
+pub(crate) trait ChannelStorage {
+    /// Reads `buf.len()` bytes at `addr` with access key `key`.
+    fn read(&self, addr: u64, buf: &mut [u8], key: u8) -> Result<(), StorageCheck>;
+    /// Writes `buf` at `addr` with access key `key`.
+    fn write(&self, addr: u64, buf: &[u8], key: u8) -> Result<(), StorageCheck>;
+    /// Whether all of `addr..addr + len` is storage (for the addressing checks made before a
+    /// transfer starts).
+    fn exists(&self, addr: u64, len: u64) -> bool;
+}
+
+impl ChannelStorage for HostStorage {
+    fn read(&self, addr: u64, buf: &mut [u8], key: u8) -> Result<(), StorageCheck> {
+        HostStorage::read(self, addr, buf, key)
+    }
+    fn write(&self, addr: u64, buf: &[u8], key: u8) -> Result<(), StorageCheck> {
+        HostStorage::write(self, addr, buf, key)
+    }
+    fn exists(&self, addr: u64, len: u64) -> bool {
+        HostStorage::exists(self, addr, len)
+    }
+}
+
+/// A guest's memory as the channel of a virtual subchannel reaches it. Storage keys are not
+/// modelled by vcss (its [`vcss::GuestIo`] has none), so the access key is ignored; storage
+/// the guest memory reports read-only is a protection check on a write, storage it does not
+/// have is a program check (addressing), as the architecture gives the channel.
+pub(crate) struct GuestStorage<'a>(pub(crate) &'a dyn vcss::GuestIo);
+
+impl ChannelStorage for GuestStorage<'_> {
+    fn read(&self, addr: u64, buf: &mut [u8], _key: u8) -> Result<(), StorageCheck> {
+        self.0
+            .read_at(addr, buf)
+            .map_err(|_| StorageCheck::Nonexistent)
+    }
+    fn write(&self, addr: u64, buf: &[u8], _key: u8) -> Result<(), StorageCheck> {
+        let len = buf.len();
+        if !self.0.accessible(addr, len, true) {
+            return Err(if self.0.accessible(addr, len, false) {
+                StorageCheck::Protection
+            } else {
+                StorageCheck::Nonexistent
+            });
+        }
+        self.0
+            .write_at(addr, buf)
+            .map_err(|_| StorageCheck::Nonexistent)
+    }
+    fn exists(&self, addr: u64, len: u64) -> bool {
+        usize::try_from(len).is_ok_and(|len| self.0.accessible(addr, len, false))
+    }
+}
+
 /// Backward TICs (without a data-transferring command in between) a program may execute before
 /// the channel declares a loop: Hercules' limit.
 pub(crate) const MAX_TICS_WITHOUT_DATA: u32 = 255;
@@ -167,7 +222,7 @@ impl Program {
     }
 
     /// Fetches and validates the next CCW, following TICs. `Err` is the ending step.
-    fn fetch(&mut self, mem: &HostStorage) -> Result<(u32, CcwRepr), Step> {
+    fn fetch(&mut self, mem: &dyn ChannelStorage) -> Result<(u32, CcwRepr), Step> {
         let p = self.params;
         let mut addr = self.next;
         let mut after_tic = false;
@@ -222,7 +277,7 @@ impl Program {
     /// into the ending when the command ends in unit check.
     pub(crate) fn step(
         &mut self,
-        mem: &HostStorage,
+        mem: &dyn ChannelStorage,
         dev: &mut dyn DeviceModel,
         concurrent_sense: bool,
     ) -> Step {
@@ -437,7 +492,7 @@ impl Dir<'_> {
 
 /// The channel's side of one command's data transfer.
 pub(crate) struct Stream<'a> {
-    mem: &'a HostStorage,
+    mem: &'a dyn ChannelStorage,
     p: Params,
     class: CommandClass,
     pos: Position,
@@ -461,7 +516,13 @@ struct Position {
 }
 
 impl<'a> Stream<'a> {
-    fn new(mem: &'a HostStorage, p: Params, class: CommandClass, addr: u32, ccw: CcwRepr) -> Self {
+    fn new(
+        mem: &'a dyn ChannelStorage,
+        p: Params,
+        class: CommandClass,
+        addr: u32,
+        ccw: CcwRepr,
+    ) -> Self {
         Self {
             mem,
             p,

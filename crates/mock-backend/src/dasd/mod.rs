@@ -18,6 +18,7 @@ mod eckd;
 mod identity;
 mod image;
 mod io;
+mod ipl;
 mod model;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testing;
@@ -27,12 +28,13 @@ pub use ccw_types::eckd::{
     CMD_RCD, COUNT_LEN, Count, DEVICE_TYPE, HEADS, R1_MAX, RCD_LEN, RDC_LEN, SENSE_LEN, TRACK_SLOT,
     TrackAddr, ascii_to_ebcdic, ebcdic_to_ascii, records_per_track,
 };
-pub use eckd::{Eckd, SliceData, sense};
+pub use eckd::{Eckd, SliceData, pg, sense};
 pub use identity::{CU_MODEL, CU_TYPE, Identity};
 pub use image::{
     CkdImage, CrashPoint, CreateOptions, DEVTYPE_3390, HEADER_LEN, ImageError, ImageErrorKind,
     check_volser, parse_vol1, volume_labels,
 };
 pub use io::{HostFs, ImageFile, ImageFs, OpenMode};
+pub use ipl::{IplChain, IplChainError};
 pub use model::{Model3390, UnknownModel};
 pub use track::{EOT, HA_LEN, Record, Track, TrackFormatError};

@@ -6,6 +6,7 @@
 mod bringup;
 mod chsc;
 mod handlers;
+mod ipl;
 
 use std::sync::{Arc, Mutex};
 

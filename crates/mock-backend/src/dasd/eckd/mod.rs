@@ -3,7 +3,7 @@
 //! The ECKD device: executes one channel command at a time against a [`CkdImage`].
 //!
 //! The channel (the simulated channel subsystem) resolves chaining, IDAWs, data chaining and
-//! skipping and hands the device a [`ChannelData`] stream per command; the device answers with
+//! skipping and hands the device a [`DataStream`] stream per command; the device answers with
 //! device status and how many bytes it wanted to transfer (the channel derives incorrect
 //! length from that and the CCW count). State that spans commands of one channel program
 //! (extent, file mask, locate-record domain, orientation) lives in the device and is reset by
@@ -23,6 +23,10 @@
 mod extent;
 mod orient;
 mod records;
+mod subsystem;
+
+use subsystem::PathGroup;
+pub use subsystem::pg;
 
 use ccw_types::{CcwFlags, DeviceStatus};
 
@@ -191,6 +195,10 @@ struct Chain {
     index_passes: u8,
     /// The current track was changed and not yet written to the image.
     dirty: bool,
+    /// Commands of the chain executed so far.
+    commands: usize,
+    /// Data a Perform Subsystem Function prepared for Read Subsystem Data.
+    subsystem_data: Option<Vec<u8>>,
 }
 
 /// A failed command: the sense to present with unit check.
@@ -283,6 +291,8 @@ pub struct Eckd {
     identity: Identity,
     chain: Chain,
     sense: [u8; SENSE_LEN],
+    /// The subchannel's path group (Set / Sense Path Group ID); survives resets.
+    pgroup: PathGroup,
 }
 
 impl Eckd {
@@ -298,6 +308,7 @@ impl Eckd {
             identity,
             chain: Chain::default(),
             sense: [0; SENSE_LEN],
+            pgroup: PathGroup::default(),
         }
     }
 
@@ -378,6 +389,7 @@ impl Eckd {
         chained: bool,
     ) -> DeviceOutcome {
         let mut res = self.dispatch(code, data);
+        self.chain.commands += 1;
         // If the count was not used up the channel will end the chain (incorrect length).
         let defer = chained && res.is_ok() && data.remaining() == 0;
         if !defer {
@@ -444,6 +456,11 @@ impl Eckd {
             cmd::SENSE_ID => send(data, &self.identity.sense_id()),
             cmd::RDC => send(data, &self.identity.rdc()),
             CMD_RCD => send(data, &self.identity.rcd()),
+            subsystem::code::READ_IPL => self.read_ipl(data),
+            subsystem::code::SNID => self.sense_pgid(data),
+            subsystem::code::SPID => self.set_pgid(data),
+            subsystem::code::PSF => self.psf(data),
+            subsystem::code::RSSD => self.rssd(data),
             cmd::RESERVE | cmd::RELEASE | cmd::UNCOND_RESERVE => {
                 // Single-host simulation: reservation always succeeds; the device returns its
                 // 32 sense bytes like a real 3990 does.

@@ -438,3 +438,195 @@ fn identification() {
     assert_eq!(u16::from_be_bytes([rdc[12], rdc[13]]), 3);
     assert_eq!(DeviceModel::name(&dev), "eckd-3390");
 }
+
+// ---- bring-up commands: path groups, subsystem functions, Read IPL ---------------------
+
+const UC: DeviceStatus = DeviceStatus::UNIT_CHECK;
+
+/// Asserts a command reject with format-0 message `msg` (sense bytes 0 and 7).
+fn assert_reject(dev: &Eckd, msg: u8) {
+    let s = dev.sense_bytes();
+    assert_eq!(
+        (s[0], s[1], s[7]),
+        (sense::CMD_REJECT, 0, msg),
+        "sense {s:02x?}"
+    );
+}
+
+fn spid(f: u8, id: [u8; 11]) -> Vec<u8> {
+    let mut b = vec![f];
+    b.extend_from_slice(&id);
+    b
+}
+
+const PGID: [u8; 11] = [
+    0x00, 0x01, 0x23, 0x45, 0x67, 0x20, 0x64, 0xDE, 0xAD, 0xBE, 0xEF,
+];
+
+/// Runs `code` as the first command of a new chain.
+fn first(dev: &mut Eckd, code: u8, buf: &mut [u8]) -> DeviceStatus {
+    dev.start_chain();
+    ex(dev, code, buf)
+}
+
+#[test]
+fn path_group_establish_sense_and_disband() {
+    let dir = Scratch::new("pgid");
+    let mut dev = device(&dir, 1);
+    let mut snid = [0xAAu8; 12];
+    assert_eq!(first(&mut dev, 0x34, &mut snid), DONE);
+    assert_eq!(snid, [0; 12], "a fresh device: reset state, no ID");
+
+    // Multipath establish, as Linux's path verification does it.
+    assert_eq!(first(&mut dev, 0xAF, &mut spid(0x80, PGID)), DONE);
+    assert_eq!(first(&mut dev, 0x34, &mut snid), DONE);
+    assert_eq!(snid[0], 0xC8, "grouped + multipath");
+    assert_eq!(snid[1..], PGID);
+    // The same ID again is accepted; the group survives a selective reset.
+    assert_eq!(first(&mut dev, 0xAF, &mut spid(0x80, PGID)), DONE);
+    dev.reset();
+    assert_eq!(dev.path_group()[0], 0xC8);
+
+    // Resign and disband both leave the group; single-path establish reports 0xC0.
+    assert_eq!(first(&mut dev, 0xAF, &mut spid(pg::RESIGN, PGID)), DONE);
+    assert_eq!(dev.path_group(), [0; 12]);
+    assert_eq!(first(&mut dev, 0xAF, &mut spid(0x00, PGID)), DONE);
+    assert_eq!(dev.path_group()[0], pg::GROUPED);
+    assert_eq!(first(&mut dev, 0xAF, &mut spid(pg::DISBAND, PGID)), DONE);
+    assert_eq!(dev.path_group(), [pg::RESET; 12]);
+}
+
+#[test]
+fn set_path_group_id_rejects_bad_parameters() {
+    let dir = Scratch::new("pgid-bad");
+    let mut dev = device(&dir, 1);
+    let mut other = PGID;
+    other[10] ^= 1;
+    for (what, mut p) in [
+        ("reserved function 11", spid(0x60, PGID)),
+        ("reserved bits 3-7", spid(0x01, PGID)),
+        ("zero ID", spid(0x80, [0; 11])),
+    ] {
+        assert_eq!(first(&mut dev, 0xAF, &mut p), UC, "{what}");
+        assert_reject(&dev, sense::MSG_INVALID_PARAMETER);
+    }
+    assert_eq!(
+        first(&mut dev, 0xAF, &mut spid(0x80, PGID)[..11].to_vec()),
+        UC
+    );
+    assert_reject(&dev, sense::MSG_COUNT_TOO_SMALL);
+    // A grouped device keeps its ID: another one is rejected and changes nothing.
+    assert_eq!(first(&mut dev, 0xAF, &mut spid(0x80, PGID)), DONE);
+    assert_eq!(first(&mut dev, 0xAF, &mut spid(0x80, other)), UC);
+    assert_reject(&dev, sense::MSG_INVALID_PARAMETER);
+    assert_eq!(dev.path_group()[1..], PGID);
+}
+
+#[test]
+fn path_group_commands_must_start_the_chain() {
+    let dir = Scratch::new("pgid-seq");
+    let mut dev = device(&dir, 1);
+    for code in [0x34u8, 0xAF] {
+        dev.start_chain();
+        assert_eq!(ex(&mut dev, 0x03, &mut []), DONE);
+        let mut b = spid(0x80, PGID);
+        assert_eq!(ex(&mut dev, code, &mut b), UC, "{code:#x}");
+        assert_reject(&dev, sense::MSG_INVALID_SEQUENCE);
+    }
+    assert_eq!(dev.path_group(), [0; 12]);
+}
+
+fn prssd(suborder: u8) -> Vec<u8> {
+    let mut p = vec![0u8; 12];
+    p[0] = 0x18;
+    p[6] = suborder;
+    p
+}
+
+#[test]
+fn subsystem_data_linux_reads_at_bring_up() {
+    let dir = Scratch::new("psf");
+    let mut dev = device(&dir, 1);
+    // Feature codes: PSF (prepare, suborder 0x41) then RSSD of 256 bytes.
+    assert_eq!(first(&mut dev, 0x27, &mut prssd(0x41)), DONE);
+    let mut feat = [0xAAu8; 256];
+    assert_eq!(ex(&mut dev, 0x3E, &mut feat), DONE);
+    assert_eq!(feat, [0; 256]);
+    // The prepared data is read once.
+    assert_eq!(ex(&mut dev, 0x3E, &mut feat), UC);
+    assert_reject(&dev, sense::MSG_INVALID_SEQUENCE);
+
+    // Unit address configuration: devno 0x0A01 is unit address 0x01, a base device.
+    assert_eq!(first(&mut dev, 0x27, &mut prssd(0x0E)), DONE);
+    let mut uac = [0xAAu8; 512];
+    assert_eq!(ex(&mut dev, 0x3E, &mut uac), DONE);
+    let mut want = [0u8; 512];
+    want[2..4].copy_from_slice(&[0x01, 0x01]);
+    assert_eq!(uac, want);
+
+    // Set Subsystem Characteristics (validate server): 66 bytes, nothing to read after.
+    let mut ssc = vec![0u8; 66];
+    ssc[0] = 0x1D;
+    ssc[6] = 0xC0;
+    assert_eq!(first(&mut dev, 0x27, &mut ssc), DONE);
+    assert_eq!(ex(&mut dev, 0x3E, &mut feat), UC);
+    assert_reject(&dev, sense::MSG_INVALID_SEQUENCE);
+}
+
+#[test]
+fn perform_subsystem_function_rejects_bad_parameters() {
+    let dir = Scratch::new("psf-bad");
+    let mut dev = device(&dir, 1);
+    let mut flags = prssd(0x41);
+    flags[1] = 0x80;
+    let mut reserved = prssd(0x41);
+    reserved[3] = 1;
+    let mut varies = prssd(0x0E);
+    varies[8] = 1;
+    let mut order = prssd(0x41);
+    order[0] = 0x99;
+    for (what, mut p) in [
+        ("flags", flags),
+        ("reserved bytes 2-5", reserved),
+        ("bytes 7-11", varies),
+        ("volume storage query (not for thick volumes)", prssd(0x52)),
+        ("unknown order", order),
+    ] {
+        assert_eq!(first(&mut dev, 0x27, &mut p), UC, "{what}");
+        assert_reject(&dev, sense::MSG_INVALID_PARAMETER);
+    }
+    assert_eq!(first(&mut dev, 0x27, &mut prssd(0x41)[..8].to_vec()), UC);
+    assert_reject(&dev, sense::MSG_COUNT_TOO_SMALL);
+    assert_eq!(first(&mut dev, 0x27, &mut []), UC);
+    assert_reject(&dev, sense::MSG_COUNT_TOO_SMALL);
+    assert_eq!(first(&mut dev, 0x27, &mut [0x1D; 65]), UC);
+    assert_reject(&dev, sense::MSG_COUNT_TOO_SMALL);
+    // Read Subsystem Data without a prepared PSF in the chain.
+    assert_eq!(first(&mut dev, 0x3E, &mut [0u8; 256]), UC);
+    assert_reject(&dev, sense::MSG_INVALID_SEQUENCE);
+}
+
+#[test]
+fn read_ipl_reads_ipl1_then_read_data_ipl2() {
+    let dir = Scratch::new("ripl");
+    let mut dev = device(&dir, 1);
+    let labels = crate::dasd::volume_labels("TEST01");
+    let mut ipl1 = [0u8; 24];
+    assert_eq!(first(&mut dev, 0x02, &mut ipl1), DONE);
+    assert_eq!(ipl1[..], labels[0].1[..]);
+    let mut ipl2 = vec![0xAAu8; 144];
+    assert_eq!(ex(&mut dev, 0x06, &mut ipl2), DONE);
+    assert_eq!(ipl2, labels[1].1);
+    // Neither Define Extent nor Set File Mask may follow it.
+    let t0 = TrackAddr::new(0, 0);
+    assert_eq!(ex(&mut dev, cmd::DEFINE_EXTENT, &mut de(0x40, t0, t0)), UC);
+    assert_reject(&dev, sense::MSG_INVALID_SEQUENCE);
+    // Nor may it follow Define Extent.
+    dev.start_chain();
+    assert_eq!(
+        ex(&mut dev, cmd::DEFINE_EXTENT, &mut de(0x40, t0, t0)),
+        DONE
+    );
+    assert_eq!(ex(&mut dev, 0x02, &mut ipl1), UC);
+    assert_reject(&dev, sense::MSG_INVALID_SEQUENCE);
+}

@@ -1,0 +1,198 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+
+//! The worker: one task per busy subchannel runs its asynchronous functions (start, resume,
+//! halt, clear), executing the channel program a command at a time so that a halt or clear
+//! issued while a program runs acts between two commands.
+
+use std::sync::Arc;
+
+use ccw_types::DeviceStatus;
+use std::time::Duration;
+
+use tracing::{Instrument, debug};
+
+use super::{Inner, Sch, SchInner, lock};
+use crate::channel::Step;
+use crate::instr::{self, Ending};
+
+/// Commands a worker executes before it yields to the runtime (and so to halt and clear):
+/// one, so a halt or clear issued while a program runs acts at the next command.
+const STEPS_PER_SLICE: usize = 1;
+
+enum Next {
+    Sleep(Duration),
+    Yield,
+    Done,
+}
+
+fn leftmost(mask: u8) -> u8 {
+    if mask == 0 {
+        0
+    } else {
+        0x80 >> mask.leading_zeros()
+    }
+}
+
+impl Inner {
+    pub(super) fn ensure_worker(self: &Arc<Self>, sch: &Arc<Sch>, s: &mut SchInner) {
+        if !s.worker {
+            s.worker = true;
+            let span = tracing::debug_span!("mock_subchannel", sch = %sch.id);
+            let (inner, sch) = (Arc::clone(self), Arc::clone(sch));
+            tokio::spawn(async move { inner.run(sch).await }.instrument(span));
+        }
+    }
+
+    async fn run(self: Arc<Self>, sch: Arc<Sch>) {
+        loop {
+            let next = {
+                let mut s = lock(&sch.state);
+                self.work(&sch, &mut s)
+            };
+            match next {
+                Next::Sleep(d) => tokio::time::sleep(d).await,
+                Next::Yield => tokio::task::yield_now().await,
+                Next::Done => return,
+            }
+        }
+    }
+
+    /// One slice of the asynchronous functions of a subchannel, under its lock.
+    fn work(self: &Arc<Self>, sch: &Arc<Sch>, s: &mut SchInner) -> Next {
+        use ccw_types::ActivityControl as Ac;
+        let ac = s.st.schib.scsw.ctrl.ac();
+        if ac.contains(Ac::CLEAR_PENDING) {
+            debug!(sch = %sch.id, "clear function");
+            s.channel.reset();
+            s.waited = false;
+            instr::clear_complete(&mut s.st);
+            self.deliver(sch, s);
+            return Next::Yield;
+        }
+        if ac.contains(Ac::HALT_PENDING) {
+            debug!(sch = %sch.id, "halt function");
+            let program = s.channel.take_program();
+            // A halted program's changes the device kept in memory are made durable now;
+            // when that fails the halt status carries the device's unit check.
+            let lost = if program.is_some() {
+                s.channel.end_chain()
+            } else {
+                DeviceStatus::NONE
+            };
+            let cpa = program
+                .map(|p| p.current_cpa())
+                .unwrap_or(s.st.schib.scsw.cpa.get());
+            s.waited = false;
+            instr::halt_complete(&mut s.st, cpa);
+            if !lost.is_empty() {
+                instr::add_device_status(&mut s.st, lost);
+            }
+            self.deliver(sch, s);
+            return Next::Yield;
+        }
+        if ac.intersects(Ac::START_PENDING | Ac::RESUME_PENDING) {
+            if !self.latency.is_zero() && !s.waited {
+                s.waited = true;
+                return Next::Sleep(self.latency);
+            }
+            s.waited = false;
+            return self.begin(sch, s, ac.contains(Ac::START_PENDING));
+        }
+        if ac.contains(Ac::SUBCHANNEL_ACTIVE) {
+            return self.execute(sch, s);
+        }
+        s.worker = false;
+        Next::Done
+    }
+
+    fn begin(self: &Arc<Self>, sch: &Arc<Sch>, s: &mut SchInner, start: bool) -> Next {
+        let paths = s.st.usable_paths();
+        if paths == 0 {
+            let p = &s.st.schib.pmcw;
+            let pnom = p.lpm & p.pam & !p.pom;
+            debug!(sch = %sch.id, pnom, "no operational path: deferred cc 3");
+            s.channel.take_program();
+            instr::deferred_cc(&mut s.st, 3, pnom);
+            self.deliver(sch, s);
+            return Next::Yield;
+        }
+        let path = leftmost(paths);
+        if start && self.begin_fault(sch, s, path) {
+            return Next::Yield;
+        }
+        instr::begin_start(&mut s.st, path);
+        if start && s.st.orb.initial_status() {
+            let cpa = s.channel.program().map(|p| p.current_cpa()).unwrap_or(0);
+            instr::intermediate(&mut s.st, cpa, false, true);
+            self.deliver(sch, s);
+        }
+        Next::Yield
+    }
+
+    fn execute(self: &Arc<Self>, sch: &Arc<Sch>, s: &mut SchInner) -> Next {
+        let cs = s.st.schib.pmcw.chars.concurrent_sense();
+        for _ in 0..STEPS_PER_SLICE {
+            let Some(step) = s.channel.step(self.storage.as_ref(), cs) else {
+                // Active without a program cannot happen; end the start function cleanly.
+                instr::end_start(
+                    &mut s.st,
+                    &Ending {
+                        cstat: ccw_types::SubchannelStatus::CHANNEL_CONTROL_CHECK,
+                        ..Ending::default()
+                    },
+                );
+                self.deliver(sch, s);
+                return Next::Yield;
+            };
+            match step {
+                Step::Continue { pci: None } => continue,
+                Step::Continue { pci: Some(cpa) } => {
+                    instr::intermediate(&mut s.st, cpa, true, false);
+                    self.deliver(sch, s);
+                    return Next::Yield;
+                }
+                Step::Suspend { cpa, pci } => {
+                    let lost = s.channel.end_chain();
+                    if !lost.is_empty() {
+                        // The device could not make the program's changes durable: the
+                        // program ends with that status instead of suspending.
+                        debug!(sch = %sch.id, %lost, "device check at suspension: ending");
+                        let executed = s.channel.take_program().map_or(cpa, |p| p.executed_cpa());
+                        let ending = Ending {
+                            dstat: DeviceStatus::CHANNEL_END | DeviceStatus::DEVICE_END | lost,
+                            cpa: executed,
+                            sense: cs.then(|| s.channel.sense()),
+                            ..Ending::default()
+                        };
+                        instr::end_start(&mut s.st, &ending);
+                        self.deliver(sch, s);
+                        return Next::Yield;
+                    }
+                    debug!(sch = %sch.id, cpa, "suspended");
+                    instr::suspend(&mut s.st, cpa, pci);
+                    self.deliver(sch, s);
+                    return Next::Yield;
+                }
+                Step::End { mut ending, pci } => {
+                    let lost = s.channel.end_chain();
+                    if !lost.is_empty() {
+                        debug!(sch = %sch.id, %lost, "device check at the end of the chain");
+                        ending.dstat |= lost;
+                        if ending.sense.is_none() {
+                            ending.sense = cs.then(|| s.channel.sense());
+                        }
+                    }
+                    if pci {
+                        ending.cstat |= ccw_types::SubchannelStatus::PCI;
+                    }
+                    s.channel.take_program();
+                    instr::end_start(&mut s.st, &ending);
+                    debug!(sch = %sch.id, scsw = %s.st.schib.scsw, "start function ended");
+                    self.deliver(sch, s);
+                    return Next::Yield;
+                }
+            }
+        }
+        Next::Yield
+    }
+}
