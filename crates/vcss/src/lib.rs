@@ -16,6 +16,7 @@ pub mod chsc;
 mod css;
 pub mod device;
 pub mod irq;
+pub mod machine;
 pub mod sch;
 
 #[cfg(test)]
