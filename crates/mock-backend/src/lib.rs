@@ -13,7 +13,8 @@
 //! - [`devices`]: a virtio-blk-ccw control device that answers as QEMU's does, and a generic
 //!   test device;
 //! - [`FaultPolicy`]: seeded, deterministic fault injection;
-//! - [`dasd`]: an ECKD 3390 model on the same contract.
+//! - [`dasd`]: an ECKD 3390 model on the same contract;
+//! - [`machine`]: a builder from a machine file (`vcss::machine`).
 //!
 //! A SENSE ID on the default subsystem's virtio-blk-ccw device, with the host program written
 //! straight into the control arena (a translator would put it there through the
@@ -63,6 +64,7 @@ pub mod device;
 pub mod devices;
 mod fault;
 pub mod instr;
+pub mod machine;
 mod storage;
 
 pub use backend::{MockBackend, MockBuilder};
