@@ -17,6 +17,7 @@ mod css;
 pub mod device;
 pub mod irq;
 pub mod machine;
+pub mod passthrough;
 pub mod sch;
 
 #[cfg(test)]
@@ -27,7 +28,7 @@ mod tests;
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
-pub use css::{SeiEvent, Vcss, VirtualSubchannel};
+pub use css::{Paths, SeiEvent, Vcss, VirtualSubchannel};
 pub use css_core::ConditionCode;
 pub use device::{Device, Ending, GuestIo, Outcome, SenseData};
 pub use irq::{CrwQueue, IrqQueues, Notification, Notifier};
