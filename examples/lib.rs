@@ -153,6 +153,13 @@ impl Vm {
         while self.pump(d) > 0 {}
     }
 
+    /// The host's SCHIB of `sch` (STORE SUBCHANNEL on the host).
+    pub fn host_schib(&self, sch: SubchannelId) -> Result<ccw_types::Schib, Error> {
+        Ok(self
+            .rt
+            .block_on(css_core::Backend::store_schib(&*self.backend, sch))?)
+    }
+
     /// Closes the host subchannels (the VMM's shutdown).
     pub fn shutdown(&self) -> Result<(), Error> {
         self.rt.block_on(self.host.close())?;

@@ -17,7 +17,8 @@
 //!   host as written, LPM included (Linux puts `lpm & sch->lpm` there).
 //! - Host path changes are merged into the guest's PMCW ([`HostEvent::Paths`]: PAM within
 //!   PIM, POM, PNOM, LPUM — the fields QEMU refreshes on every STSCH; PIM and CHPIDs stay as
-//!   attached). With no path left, the guest's next start ends with deferred cc 3.
+//!   attached). With no path left, the guest's next start gets cc 3 (no path its ORB allows is
+//!   available); a host start that finds none ends with deferred cc 3.
 //! - Host channel reports are forwarded ([`HostEvent::Report`]): channel-path reports
 //!   (RSC 4) verbatim when the guest has that CHPID (the guest sees the host CHPIDs, as under
 //!   QEMU); subchannel reports (RSC 3) with the host subchannel number translated to the
