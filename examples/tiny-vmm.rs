@@ -69,6 +69,9 @@ fn ccw(cmd: u8, flags: u8, count: u16, cda: u32) -> [u8; 8] {
 const CC: u8 = 0x40;
 const SLI: u8 = 0x20;
 
+/// A subchannel STSCH found with a device: number, device number, PIM, CHPIDs.
+type Found = (u16, u16, u8, [u8; 8]);
+
 /// The guest's vCPU: each method is an instruction or a driver step of a Linux guest.
 struct Vcpu<'a> {
     vm: &'a mut Vm,
@@ -152,7 +155,7 @@ impl Vcpu<'_> {
     }
 
     /// `css_evaluate_new_subchannel` over subchannel set 0: STSCH until cc 3.
-    fn scan(&mut self) -> Result<Vec<(u16, u16, u8, [u8; 8])>, Error> {
+    fn scan(&mut self) -> Result<Vec<Found>, Error> {
         let mut found = Vec::new();
         for n in 0..=u16::MAX {
             let cc = Self::cc("STSCH", self.vm.css.stsch(&*self.vm.mem, sid(n), SCHIB))?;
