@@ -258,8 +258,9 @@ fn a_program_the_host_refuses_ends_with_its_program_check() {
     s.vm.deliver(cr6()).unwrap();
     let (cc, irb) = tsch(&mut s.vm, 0);
     assert_eq!(cc, 0);
-    assert_ne!(irb.scsw.cstat, 0, "{}", irb.scsw);
+    assert_eq!(irb.scsw.cstat, 0x20, "program check: {}", irb.scsw);
     assert_eq!(irb.scsw.dstat, 0);
+    assert_eq!(irb.scsw.cpa.get(), CCWS as u32 + 8, "{}", irb.scsw);
 }
 
 #[test]

@@ -595,6 +595,87 @@ mod tests {
         }
     }
 
+    fn completion(f: impl FnOnce(&mut ccw_types::Irb)) -> Result<IoCompletion, CssError> {
+        let mut irb = ccw_types::Irb::from_bytes([0; 96]);
+        f(&mut irb);
+        Ok(IoCompletion { intparm: 1, irb })
+    }
+
+    #[test]
+    fn host_endings_become_the_guests() {
+        let sch = SubchannelId::new(0, 0, 1);
+        // A clean ending: status, CCW address and residual count as the host stored them.
+        let r = completion(|irb| {
+            irb.scsw.dstat = 0x0C;
+            irb.scsw.cpa = 0x1008.into();
+            irb.scsw.count = 3.into();
+        });
+        let Outcome::Ended(e) = outcome_of(r, 0) else {
+            panic!()
+        };
+        assert_eq!(
+            (e.dstat.bits(), e.cstat.bits(), e.cpa, e.count),
+            (0x0C, 0, 0x1008, 3)
+        );
+        assert_eq!(e.sense, None);
+        // Unit check with concurrent sense: the sense bytes go along.
+        let r = completion(|irb| {
+            irb.scsw.dstat = 0x0E;
+            irb.esw.erw.set_concurrent_sense(true);
+            irb.esw.erw.set_scnt(24);
+            irb.ecw[0] = 0x80;
+        });
+        let Outcome::Ended(e) = outcome_of(r, 0) else {
+            panic!()
+        };
+        let sense = e.sense.unwrap();
+        assert_eq!((sense.len, sense.bytes[0]), (24, 0x80));
+        // Deferred cc 3 on the host: no path for the guest either.
+        let r = completion(|irb| {
+            irb.scsw.ctrl.set_deferred_cc(3);
+            irb.scsw.ctrl.set_path_not_operational(true);
+        });
+        assert_eq!(outcome_of(r, 0), Outcome::NoPath { pnom: 0xFF });
+        // The host start found no path, or the device is gone.
+        let cc3 = CssError::Condition {
+            sch,
+            op: "start",
+            cc: ConditionCode::Cc3,
+            errno: css_core::Errno::NoDevice,
+        };
+        assert_eq!(outcome_of(Err(cc3), 0x2008), Outcome::NoPath { pnom: 0 });
+        assert_eq!(
+            outcome_of(Err(CssError::Gone(sch)), 0x2008),
+            Outcome::NoPath { pnom: 0 }
+        );
+        // Busy on the host (cc 2): unit exception, as QEMU presents vfio-ccw's other errors.
+        let busy = CssError::Condition {
+            sch,
+            op: "start",
+            cc: ConditionCode::Cc2,
+            errno: css_core::Errno::Busy,
+        };
+        let Outcome::Ended(e) = outcome_of(Err(busy), 0x2008) else {
+            panic!()
+        };
+        assert_eq!((e.dstat.bits(), e.cpa), (0x0D, 0x2008));
+        // A program the translator refused: the program check a channel would present.
+        let refused = CssError::Translate {
+            sch,
+            errno: css_core::Errno::Invalid,
+            kind: css_core::CssErrorKind::InvalidProgram,
+            program_check: Some(SubchannelStatus::PROGRAM_CHECK),
+            source: "bad CCW".into(),
+        };
+        let Outcome::Ended(e) = outcome_of(Err(refused), 0x2008) else {
+            panic!()
+        };
+        assert_eq!(
+            (e.dstat.bits(), e.cstat, e.cpa),
+            (0, SubchannelStatus::PROGRAM_CHECK, 0x2008)
+        );
+    }
+
     #[test]
     fn reports_are_translated_for_the_guest() {
         let mut m = Mapping::default();
