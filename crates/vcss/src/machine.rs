@@ -183,9 +183,6 @@ pub enum MachineErrorKind {
         /// Why it cannot be used.
         reason: String,
     },
-    /// More devices than subchannel numbers.
-    #[error("more than 65536 devices")]
-    TooManyDevices,
 }
 
 /// A machine file error: `file:line: problem` (line 0 when it concerns the whole file).
@@ -325,9 +322,9 @@ impl Machine {
             pending.push((line, devno, kind, paths));
         }
         let mut devices = Vec::with_capacity(pending.len());
-        for (n, (line, devno, kind, paths)) in pending.into_iter().enumerate() {
-            let sch_no =
-                u16::try_from(n).map_err(|_| err(line, MachineErrorKind::TooManyDevices))?;
+        // Device numbers are unique, so there are at most 65536 devices: every one gets a
+        // subchannel number.
+        for ((line, devno, kind, paths), sch_no) in pending.into_iter().zip(0..=u16::MAX) {
             let mut list: Vec<u8> = Vec::new();
             for p in &paths {
                 let bad = |reason: String| {
