@@ -63,6 +63,16 @@ impl Vm {
     /// `devnos[n]` (missing entries keep the host's number). The host CHPIDs are declared
     /// to vcss with the machine file's types, as a VMM reads them from host sysfs.
     pub fn new(machine: &Machine, devnos: &[DevnoMapping], mem_size: usize) -> Result<Self, Error> {
+        Self::with_faults(machine, devnos, mem_size, mock_backend::FaultPolicy::none())
+    }
+
+    /// [`Vm::new`] with the simulated host injecting `faults` (mock-backend's fault policy).
+    pub fn with_faults(
+        machine: &Machine,
+        devnos: &[DevnoMapping],
+        mem_size: usize,
+        faults: mock_backend::FaultPolicy,
+    ) -> Result<Self, Error> {
         let mem = Arc::new(GuestMemoryMmap::<()>::from_ranges(&[(
             GuestAddress(0),
             mem_size,
@@ -73,6 +83,7 @@ impl Vm {
         let backend = Arc::new(
             mock_backend::machine::builder(machine)?
                 .guest_memory(&*mem)
+                .faults(faults)
                 .build()?,
         );
         let css = rt.block_on(async { Css::new(backend.clone()) })?;
@@ -151,6 +162,11 @@ impl Vm {
     /// Lets the host run for `d` (e.g. after injecting a host event), applying what it says.
     pub fn settle(&mut self, d: Duration) {
         while self.pump(d) > 0 {}
+    }
+
+    /// Runs `f` on the VMM's runtime (e.g. [`PassthroughHost::attach`]).
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
     }
 
     /// The host's SCHIB of `sch` (STORE SUBCHANNEL on the host).

@@ -42,6 +42,10 @@ impl Drop for Setup {
 }
 
 fn setup(name: &str, devnos: &[DevnoMapping]) -> Setup {
+    setup_with(name, devnos, mock_backend::FaultPolicy::none())
+}
+
+fn setup_with(name: &str, devnos: &[DevnoMapping], faults: mock_backend::FaultPolicy) -> Setup {
     let dir = std::env::temp_dir().join(format!("vcss-pt-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -60,7 +64,7 @@ fn setup(name: &str, devnos: &[DevnoMapping]) -> Setup {
         &dir.join("m.machine"),
     )
     .unwrap();
-    let vm = Vm::new(&machine, devnos, 1 << 20).unwrap();
+    let vm = Vm::with_faults(&machine, devnos, 1 << 20, faults).unwrap();
     Setup { vm, dir }
 }
 
@@ -272,4 +276,59 @@ fn shutdown_closes_the_host_subchannels() {
         !host.pmcw.flags.enabled(),
         "host subchannel disabled on close"
     );
+}
+
+#[test]
+fn attach_refuses_a_taken_guest_number_and_an_unknown_host_subchannel() {
+    let s = setup("attach", &[]);
+    let taken = s.vm.block_on(
+        s.vm.host
+            .attach(SubchannelId::new(0, 0, 1), 0, DevnoMapping::Host),
+    );
+    assert!(
+        matches!(taken, Err(vcss::passthrough::AttachError::GuestTaken(0))),
+        "{taken:?}"
+    );
+    let unknown = s.vm.block_on(s.vm.host.attach(
+        SubchannelId::new(0, 0, 9),
+        5,
+        DevnoMapping::Host,
+    ));
+    assert!(
+        matches!(unknown, Err(vcss::passthrough::AttachError::Host { .. })),
+        "{unknown:?}"
+    );
+}
+
+#[test]
+fn a_host_start_that_finds_the_device_not_operational_is_the_guests_deferred_cc_3() {
+    // The host's first start on 0.0.0000 answers cc 3: the guest's start was accepted (cc 0),
+    // so it ends with deferred cc 3.
+    let faults = mock_backend::FaultPolicy::none().with_script(
+        SubchannelId::new(0, 0, 0),
+        0,
+        mock_backend::Fault::StartNotOperational,
+    );
+    let mut s = setup_with("notoper", &[], faults);
+    enable(&mut s.vm, 0, 3, 0x66);
+    assert_eq!(ssch(&mut s.vm, 0, 0x66, &[SENSE_ID]), 0);
+    s.vm.wait_interruption(cr6()).unwrap();
+    assert_eq!(s.vm.deliver(cr6()).unwrap().intparm.get(), 0x66);
+    let (cc, irb) = tsch(&mut s.vm, 0);
+    assert_eq!(cc, 0);
+    assert_eq!(irb.scsw.ctrl.deferred_cc(), 3, "{}", irb.scsw);
+    // css-core retires a path that answered cc 3 (as Linux's cio does), so the host has no
+    // path for the next start either: deferred cc 3 again, without reaching the device.
+    assert_eq!(ssch(&mut s.vm, 0, 0x67, &[SENSE_ID]), 0);
+    s.vm.wait_interruption(cr6()).unwrap();
+    s.vm.deliver(cr6()).unwrap();
+    assert_eq!(tsch(&mut s.vm, 0).1.scsw.ctrl.deferred_cc(), 3);
+    // Until the host's path comes back (channel-path report, ERC initialized, forwarded):
+    s.vm.backend
+        .vary_paths(SubchannelId::new(0, 0, 0), 0x80, true)
+        .unwrap();
+    s.vm.settle(std::time::Duration::from_millis(200));
+    assert_eq!(stcrw(&mut s.vm), Some([0x04, 0x02, 0x00, 0x00]));
+    let irb = sense_id(&mut s.vm, 0, 0x68);
+    assert_eq!(irb.scsw.dstat, 0x0C, "{}", irb.scsw);
 }
