@@ -70,3 +70,17 @@ pub fn simulated(
         mock_backend::MockBackend::default_subsystem(&*mem).map_err(|e| backend_error(&e))?;
     Target::new("simulated", Arc::new(backend), mem)
 }
+
+#[cfg(feature = "sim")]
+/// The simulated channel subsystem of `machine` (a machine file, `vcss::machine`), with `mem`
+/// attached. A 3390 whose image cannot be opened is an error naming the file and line.
+pub fn simulated_machine(
+    mem: Arc<GuestMemoryMmap>,
+    machine: &vcss::machine::Machine,
+) -> Result<Target<mock_backend::MockBackend>, crate::commands::CommandError> {
+    let backend = mock_backend::machine::builder(machine)?
+        .guest_memory(&*mem)
+        .build()
+        .map_err(|e| backend_error(&e))?;
+    Ok(Target::new("simulated", Arc::new(backend), mem)?)
+}

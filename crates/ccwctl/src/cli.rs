@@ -19,7 +19,8 @@ use crate::target::{Controls, Target};
 /// channel subsystem.
 ///
 /// Without `--vfio`, commands run on the built-in simulated channel subsystem: subchannel
-/// 0.0.0000 holds a virtio-blk-ccw device (devno 0005), 0.0.0001 a test device (devno 0006).
+/// 0.0.0000 holds a virtio-blk-ccw device (devno 0005), 0.0.0001 a test device (devno 0006);
+/// `--machine FILE` describes another one (docs/machine-format.md).
 #[derive(Debug, Parser)]
 #[command(name = "ccwctl", version, propagate_version = true)]
 pub struct Cli {
@@ -34,6 +35,11 @@ pub struct Cli {
     /// Drive a real subchannel through vfio-ccw: an mdev sysfs path or its UUID.
     #[arg(long, global = true, value_name = "MDEV")]
     pub vfio: Option<String>,
+
+    /// Simulate the machine described in FILE (devices, CHPIDs and path types; see
+    /// docs/machine-format.md) instead of the built-in one.
+    #[arg(long, global = true, value_name = "FILE", conflicts_with = "vfio")]
+    pub machine: Option<PathBuf>,
 
     /// How long to wait for a channel program's final status, in milliseconds.
     #[arg(long, global = true, default_value_t = 5000, value_name = "MS")]
@@ -172,11 +178,30 @@ fn dispatch(cli: Cli) -> Result<u8, CommandError> {
     // `dasd` brings its own simulated subsystem (a 3390 on the given image).
     #[cfg(feature = "sim")]
     if let Command::Dasd { cmd } = &cli.command {
+        if cli.machine.is_some() {
+            return Err(CommandError::Usage(
+                "`dasd` runs on its own 3390 (the image it is given); --machine is for list, \
+                 sense-id, run and watch"
+                    .into(),
+            ));
+        }
         let print = rt.block_on(crate::dasd::dasd_cmd(cmd, timeout, cli.vfio.as_deref()))?;
         let _ = std::io::stdout()
             .lock()
             .write_all(print(cli.json).as_bytes());
         return Ok(0);
+    }
+    // The machine file is checked before anything runs.
+    #[cfg(feature = "sim")]
+    let machine = match &cli.machine {
+        Some(path) => Some(vcss::machine::Machine::from_file(path)?),
+        None => None,
+    };
+    #[cfg(not(feature = "sim"))]
+    if cli.machine.is_some() {
+        return Err(unavailable(
+            "--machine needs ccwctl built with the `sim` feature",
+        ));
     }
     // `run` parses its program first: a malformed file fails before any device is touched,
     // and the guest memory is sized for the program.
@@ -193,15 +218,21 @@ fn dispatch(cli: Cli) -> Result<u8, CommandError> {
             #[cfg(feature = "vfio")]
             Some(mdev) => {
                 let target = crate::backends::open_vfio(mdev, mem)?;
-                execute(&target, &cli, program.as_ref(), timeout).await
+                execute(&target, &cli, program.as_ref(), timeout, None).await
             }
             #[cfg(not(feature = "vfio"))]
             Some(_) => Err(unavailable("--vfio needs ccwctl built with the `vfio` feature")),
             #[cfg(feature = "sim")]
-            None => {
-                let target = crate::backends::simulated(mem)?;
-                execute(&target, &cli, program.as_ref(), timeout).await
-            }
+            None => match &machine {
+                Some(m) => {
+                    let target = crate::backends::simulated_machine(mem, m)?;
+                    execute(&target, &cli, program.as_ref(), timeout, Some(m)).await
+                }
+                None => {
+                    let target = crate::backends::simulated(mem)?;
+                    execute(&target, &cli, program.as_ref(), timeout, None).await
+                }
+            },
             #[cfg(not(feature = "sim"))]
             None => Err(unavailable(
                 "this ccwctl has no simulator (built without the `sim` feature): give --vfio <mdev>",
@@ -209,6 +240,12 @@ fn dispatch(cli: Cli) -> Result<u8, CommandError> {
         }
     })
 }
+
+/// The machine a simulated target runs, for `list` to show (`()` without the simulator).
+#[cfg(feature = "sim")]
+type MachineRef<'a> = Option<&'a vcss::machine::Machine>;
+#[cfg(not(feature = "sim"))]
+type MachineRef<'a> = Option<&'a ()>;
 
 /// A usage-independent failure: the backend asked for is not part of this build.
 #[cfg(not(all(feature = "sim", feature = "vfio")))]
@@ -225,10 +262,18 @@ async fn execute<B: Controls>(
     cli: &Cli,
     parsed: Option<&Program>,
     timeout: Duration,
+    machine: MachineRef<'_>,
 ) -> Result<u8, CommandError> {
     match &cli.command {
         Command::List => {
-            let r = commands::list_cmd(target, timeout).await?;
+            #[cfg_attr(not(feature = "sim"), allow(unused_mut))]
+            let mut r = commands::list_cmd(target, timeout).await?;
+            #[cfg(feature = "sim")]
+            if let Some(m) = machine {
+                r.machine = Some(commands::MachineReport::of(m));
+            }
+            #[cfg(not(feature = "sim"))]
+            let _ = machine;
             print_report(cli.json, &r)?;
             Ok(0)
         }

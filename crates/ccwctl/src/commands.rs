@@ -40,6 +40,10 @@ pub enum CommandError {
     /// The command line is inconsistent.
     #[error("{0}")]
     Usage(String),
+    /// The machine file is malformed (`file:line: reason`).
+    #[cfg(feature = "sim")]
+    #[error("{0}")]
+    Machine(#[from] vcss::machine::MachineError),
     /// The bus id does not parse.
     #[error("bad bus id `{0}` (expected c.s.nnnn, e.g. 0.0.0000)")]
     BadBusId(String),
@@ -621,6 +625,72 @@ pub struct ListReport {
     pub backend: &'static str,
     /// The subchannels.
     pub subchannels: Vec<ListEntry>,
+    /// The machine file the simulator runs (`--machine`), when one was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub machine: Option<MachineReport>,
+}
+
+/// The machine file part of `ccwctl list --machine FILE`.
+#[derive(Debug, Serialize)]
+pub struct MachineReport {
+    /// The file.
+    pub file: String,
+    /// Its channel paths.
+    pub chpids: Vec<ChpidReport>,
+    /// Its devices: device bus id, type, and the image of a 3390.
+    pub devices: Vec<MachineDevice>,
+}
+
+/// A channel path of a machine file.
+#[derive(Debug, Serialize)]
+pub struct ChpidReport {
+    /// The CHPID, two hex digits.
+    pub chpid: String,
+    /// The channel-path type, two hex digits.
+    pub r#type: String,
+}
+
+/// A device of a machine file.
+#[derive(Debug, Serialize)]
+pub struct MachineDevice {
+    /// Its bus id (0.0.xxxx).
+    pub device: String,
+    /// The type as the file names it.
+    pub r#type: &'static str,
+    /// The image of a 3390.
+    pub image: Option<String>,
+}
+
+#[cfg(feature = "sim")]
+impl MachineReport {
+    /// The report of `m`.
+    pub fn of(m: &vcss::machine::Machine) -> Self {
+        Self {
+            file: m.source.display().to_string(),
+            chpids: m
+                .chpids
+                .values()
+                .map(|c| ChpidReport {
+                    chpid: format!("{:02x}", c.chpid),
+                    r#type: format!("{:02x}", c.ty),
+                })
+                .collect(),
+            devices: m
+                .devices
+                .iter()
+                .map(|d| MachineDevice {
+                    device: format!("0.0.{:04x}", d.devno),
+                    r#type: d.kind.name(),
+                    image: match &d.kind {
+                        vcss::machine::DeviceKind::Dasd3390 { image, .. } => {
+                            Some(image.display().to_string())
+                        }
+                        _ => None,
+                    },
+                })
+                .collect(),
+        }
+    }
 }
 
 impl Report for ListReport {
@@ -651,6 +721,27 @@ impl Report for ListReport {
                     .map(|m| format!(" ({m})"))
                     .unwrap_or_default()
             );
+        }
+        if let Some(m) = &self.machine {
+            let _ = writeln!(s, "\nmachine {}", m.file);
+            let paths: Vec<String> = m
+                .chpids
+                .iter()
+                .map(|c| format!("{} (type {})", c.chpid, c.r#type))
+                .collect();
+            let _ = writeln!(s, "  channel paths: {}", paths.join(", "));
+            for d in &m.devices {
+                let _ = writeln!(
+                    s,
+                    "  {} {}{}",
+                    d.device,
+                    d.r#type,
+                    d.image
+                        .as_ref()
+                        .map(|i| format!(" image={i}"))
+                        .unwrap_or_default()
+                );
+            }
         }
         s
     }
@@ -717,6 +808,7 @@ pub async fn list_cmd<B: Backend>(
     Ok(ListReport {
         backend: target.name(),
         subchannels: out,
+        machine: None,
     })
 }
 

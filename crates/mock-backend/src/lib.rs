@@ -17,6 +17,7 @@
 //! - [`ChannelDevice`]: any of these models behind the simulator's channel as the
 //!   [`vcss::Device`] of a guest's virtual subchannel, so a VMM built on vcss runs the same
 //!   device and channel code as this simulator.
+//! - [`machine`]: a builder from a machine file (`vcss::machine`).
 //!
 //! A SENSE ID on the default subsystem's virtio-blk-ccw device, with the host program written
 //! straight into the control arena (a translator would put it there through the
@@ -67,6 +68,7 @@ pub mod device;
 pub mod devices;
 mod fault;
 pub mod instr;
+pub mod machine;
 mod storage;
 
 pub use backend::{MockBackend, MockBuilder};

@@ -28,6 +28,33 @@ impl std::fmt::Debug for VirtualSubchannel {
     }
 }
 
+/// The channel paths of a subchannel (PMCW bytes 10-23): what a passed-through subchannel
+/// takes from its host SCHIB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Paths {
+    /// Path-installed mask.
+    pub pim: u8,
+    /// Path-available mask.
+    pub pam: u8,
+    /// Path-operational mask.
+    pub pom: u8,
+    /// The CHPID of each installed path, slot 0 first.
+    pub chpids: [u8; 8],
+}
+
+impl Paths {
+    /// The paths of `schib`'s PMCW.
+    pub fn of(schib: &Schib) -> Self {
+        let p = &schib.pmcw;
+        Self {
+            pim: p.pim,
+            pam: p.pam,
+            pom: p.pom,
+            chpids: p.chpid,
+        }
+    }
+}
+
 /// A channel-subsystem event for CHSC store-event-information, notification type 0
 /// (vcss-reference §1.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,6 +195,36 @@ impl Vcss {
         Ok(())
     }
 
+    /// Adds subchannel 0.0.`sch_no` for device number `devno` with the paths `paths` (a
+    /// passed-through subchannel: the host's PIM, PAM, POM and CHPIDs), disabled, ISC 0, LPM =
+    /// PIM. Returns the device back if the number is taken or a CHPID of an installed path was
+    /// not declared with [`Vcss::add_chpid`].
+    pub fn add_subchannel_paths(
+        &mut self,
+        sch_no: u16,
+        devno: u16,
+        paths: &Paths,
+        device: Box<dyn Device>,
+    ) -> Result<(), Box<dyn Device>> {
+        let undeclared = (0..8)
+            .filter(|i| paths.pim & (0x80 >> i) != 0)
+            .any(|i| !self.chpids.contains_key(&paths.chpids[i]));
+        if self.subchannels.contains_key(&sch_no) || undeclared {
+            return Err(device);
+        }
+        let mut state = SchState::new(devno);
+        let p = &mut state.schib.pmcw;
+        p.chars.set_concurrent_sense(false);
+        p.pim = paths.pim;
+        p.pam = paths.pam & paths.pim;
+        p.pom = paths.pom;
+        p.lpm = paths.pim;
+        p.chpid = paths.chpids;
+        self.subchannels
+            .insert(sch_no, VirtualSubchannel { state, device });
+        Ok(())
+    }
+
     /// The subchannel's state, if installed.
     pub fn subchannel(&self, sch_no: u16) -> Option<&SchState> {
         self.subchannels.get(&sch_no).map(|s| &s.state)
@@ -200,8 +257,13 @@ impl Vcss {
         }
     }
 
+    /// Withdraws the queued interruption of subchannel `sch_no`, if any.
+    pub(crate) fn withdraw(&mut self, sch_no: u16) {
+        self.irqs.withdraw(SubchannelId::new(0, 0, sch_no));
+    }
+
     /// Applies what the device made of a start or resume function.
-    fn apply(&mut self, sch_no: u16, outcome: Outcome) {
+    pub(crate) fn apply(&mut self, sch_no: u16, outcome: Outcome) {
         let Some(s) = self.subchannels.get_mut(&sch_no) else {
             return;
         };

@@ -17,6 +17,8 @@ mod css;
 pub mod device;
 pub mod ipl;
 pub mod irq;
+pub mod machine;
+pub mod passthrough;
 pub mod sch;
 
 #[cfg(test)]
@@ -27,7 +29,7 @@ mod tests;
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
-pub use css::{SeiEvent, Vcss, VirtualSubchannel};
+pub use css::{Paths, SeiEvent, Vcss, VirtualSubchannel};
 pub use css_core::ConditionCode;
 pub use device::{Device, Ending, GuestIo, Outcome, SenseData};
 pub use ipl::IplError;

@@ -48,6 +48,8 @@ pub struct MockBuilder {
     max_ccws: u64,
     isc: u8,
     paths: u8,
+    /// Per-subchannel CHPIDs (slot 0 first), overriding `paths` for that subchannel.
+    chpids: HashMap<SubchannelId, Vec<u8>>,
     event_capacity: usize,
 }
 
@@ -135,6 +137,31 @@ impl MockBuilder {
         self
     }
 
+    /// The paths of subchannel `sch` (overrides [`MockBuilder::paths`] for it): one path per
+    /// CHPID, slot 0 first (PIM = PAM = LPM with a bit per entry; at most 8 are used).
+    ///
+    /// ```
+    /// use ccw_types::SubchannelId;
+    /// use css_core::Backend;
+    /// use mock_backend::{MockBackend, devices::TestDevice};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let sch = SubchannelId::new(0, 0, 0);
+    /// let backend = MockBackend::builder()
+    ///     .subchannel_at(sch, 0x0190, Box::new(TestDevice::new(64)))
+    ///     .subchannel_chpids(sch, &[0x40, 0x41])
+    ///     .build()?;
+    /// let p = backend.store_schib(sch).await?.pmcw;
+    /// assert_eq!((p.pim, p.pam, p.lpm), (0xC0, 0xC0, 0xC0));
+    /// assert_eq!(p.chpid, [0x40, 0x41, 0, 0, 0, 0, 0, 0]);
+    /// # Ok::<(), css_core::BackendError>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn subchannel_chpids(mut self, sch: SubchannelId, chpids: &[u8]) -> Self {
+        self.chpids
+            .insert(sch, chpids.iter().take(8).copied().collect());
+        self
+    }
+
     /// How many events the backend's queue holds (default
     /// [`css_core::backend::EVENT_QUEUE_CAPACITY`]). While it is full, a subchannel's status
     /// stays pending (START gets cc 1) and channel reports overflow (R bit); see
@@ -157,16 +184,28 @@ impl MockBuilder {
             let mut st = SchState::new(devno);
             let p = &mut st.schib.pmcw;
             p.flags.set_isc(self.isc);
-            p.pim = self.paths;
-            p.pam = self.paths;
-            p.lpm = self.paths;
-            for (slot, chpid) in p.chpid.iter_mut().enumerate() {
-                *chpid = if self.paths & (0x80 >> slot) != 0 {
-                    slot as u8
-                } else {
-                    0
-                };
-            }
+            let (pim, chpids) = match self.chpids.get(&id) {
+                Some(list) => {
+                    let mut c = [0u8; 8];
+                    c[..list.len()].copy_from_slice(list);
+                    let pim = (0..list.len()).fold(0u8, |m, i| m | (0x80 >> i));
+                    (pim, c)
+                }
+                None => (
+                    self.paths,
+                    std::array::from_fn(|slot| {
+                        if self.paths & (0x80 >> slot) != 0 {
+                            slot as u8
+                        } else {
+                            0
+                        }
+                    }),
+                ),
+            };
+            p.pim = pim;
+            p.pam = pim;
+            p.lpm = pim;
+            p.chpid = chpids;
             order.push(id);
             subchannels.insert(
                 id,
@@ -214,6 +253,7 @@ impl MockBackend {
             max_ccws: DEFAULT_MAX_CCWS,
             isc: 3,
             paths: 0x80,
+            chpids: HashMap::new(),
             event_capacity: css_core::backend::EVENT_QUEUE_CAPACITY,
         }
     }
