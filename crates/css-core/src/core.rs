@@ -10,7 +10,8 @@
 //!
 //! Exactly-once rules, all enforced under the lock:
 //! - the request's answer (the [`Waiter`]) and its program live in `Inner`; whoever takes them
-//!   out (completion, start failure, close, not-operational, remove) answers and releases;
+//!   out (completion, start failure, close, not-operational, remove) answers and drops the
+//!   program, which releases its pins and control memory ([`HostProgram`]);
 //! - every request gets a ticket (`seq`); continuations with a stale ticket change nothing,
 //!   because whoever advanced `seq` already took the request's waiter and program.
 
@@ -20,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::backend::ConditionCode;
 use crate::error::CssError;
 use crate::fsm::{Action, AsyncOp, Errno, Event, IrqKind, Outcome, State, transition};
+use crate::program::HostProgram;
 use crate::sync::{Mutex, MutexGuard, lock};
 
 /// What a finished I/O returns: the final IRB with guest channel-program addresses.
@@ -53,13 +55,6 @@ pub enum SubchannelEvent {
 /// The answer channel of one request.
 pub(crate) type Waiter = oneshot::Sender<Result<IoCompletion, CssError>>;
 
-/// A program the core can finish: map back, release (exactly once).
-pub(crate) trait Program: Send + 'static {
-    fn update_scsw(&self, scsw: &mut ccw_types::Scsw);
-    fn release(self);
-    fn is_pinned(&self, range: ccw_translate::GuestRange) -> bool;
-}
-
 /// What [`Core::take_if_pinned`] found.
 pub(crate) enum UnmapCheck<P> {
     /// No program of this subchannel pins the range.
@@ -86,12 +81,11 @@ pub(crate) struct Teardown<P> {
     pub(crate) waiter: Option<Waiter>,
 }
 
-impl<P: Program> Teardown<P> {
-    /// Releases the program and answers the request with `err`.
+impl<P> Teardown<P> {
+    /// Releases the program (drops it) and then answers the request with `err`: whoever
+    /// sees the answer finds the pins already given back.
     pub(crate) fn finish(self, err: impl FnOnce() -> CssError) {
-        if let Some(p) = self.program {
-            p.release();
-        }
+        drop(self.program);
         if let Some(w) = self.waiter {
             let _ = w.send(Err(err()));
         }
@@ -160,7 +154,7 @@ impl<P> Inner<P> {
     }
 }
 
-impl<P: Program> Core<P> {
+impl<P: HostProgram> Core<P> {
     pub(crate) fn new(sch: SubchannelId, schib: Schib) -> Self {
         let pmcw = &schib.pmcw;
         let state = if pmcw.flags.dnv() {
@@ -471,7 +465,8 @@ impl<P: Program> Core<P> {
         let waiter = g.waiter.take();
         if let Some(p) = program {
             p.update_scsw(&mut irb.scsw);
-            p.release();
+            // Released (dropped) before the answer goes out.
+            drop(p);
         }
         let done = IoCompletion {
             intparm: g.intparm,
@@ -620,16 +615,22 @@ mod tests {
         (t, rx)
     }
 
+    /// A program that counts its releases (drops).
     struct P(Arc<AtomicUsize>);
-    impl Program for P {
+    impl HostProgram for P {
+        fn host_orb(&self) -> ccw_types::Orb {
+            ccw_types::CommandOrb::new(0, 0x1000).emit()
+        }
         fn update_scsw(&self, scsw: &mut Scsw) {
             scsw.cpa = (scsw.cpa.get() - 0x1000).into();
         }
-        fn release(self) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
         fn is_pinned(&self, range: ccw_translate::GuestRange) -> bool {
             range.overlaps(&ccw_translate::GuestRange::new(0x2000, 0x1000))
+        }
+    }
+    impl Drop for P {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
         }
     }
 

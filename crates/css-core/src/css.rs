@@ -18,7 +18,7 @@ use tracing::Instrument;
 use vm_memory::GuestMemory;
 
 use crate::backend::{Backend, BackendErrorKind, BackendEvent, ConditionCode, EventReceiver};
-use crate::core::{Claim, Core, IoCompletion, Program, SubchannelEvent, UnmapCheck};
+use crate::core::{Claim, Core, IoCompletion, SubchannelEvent, UnmapCheck};
 use crate::error::CssError;
 use crate::fsm::{AsyncOp, Errno, State};
 use crate::program::{HostProgram, Translate, TranslateFailure};
@@ -60,27 +60,9 @@ pub enum PathEvent {
     Online,
 }
 
-/// A translated program plus the mapper it must be released to.
-struct Installed<P> {
-    program: P,
-    mapper: Arc<dyn Mapper>,
-}
-
-impl<P: HostProgram> Program for Installed<P> {
-    fn update_scsw(&self, scsw: &mut ccw_types::Scsw) {
-        self.program.update_scsw(scsw);
-    }
-    fn release(self) {
-        self.program.release(&*self.mapper);
-    }
-    fn is_pinned(&self, range: GuestRange) -> bool {
-        self.program.is_pinned(range)
-    }
-}
-
 /// One registered subchannel.
 struct Entry<T: Translate> {
-    core: Core<Installed<T::Program>>,
+    core: Core<T::Program>,
     /// Signalled (`notify_waiters`) on every interruption, for quiesce and unmap. Waiters
     /// enable their `Notified` before issuing the halt or clear they wait for, so no wakeup is
     /// lost and no stale one is kept.
@@ -559,11 +541,7 @@ impl<B: Backend + ?Sized, T: Translate> Shared<B, T> {
 
     /// Updates the path masks of one subchannel; `None` if it does not use `chpid`, else
     /// whether its running program was using the path.
-    fn apply_path_event(
-        core: &Core<Installed<T::Program>>,
-        chpid: u8,
-        event: PathEvent,
-    ) -> Option<bool> {
+    fn apply_path_event(core: &Core<T::Program>, chpid: u8, event: PathEvent) -> Option<bool> {
         let mut g = core.lock();
         if g.removed {
             return None;
@@ -832,7 +810,7 @@ impl<B: Backend + ?Sized, T: Translate> Subchannel<B, T> {
         let translated = {
             let mut slot = lock(&self.entry.translator);
             let tr = slot.get_or_insert_with(|| Box::new(T::create()));
-            tr.translate(orb, mem, &*mapper, ticket.lpm)
+            tr.translate(orb, mem, mapper, ticket.lpm)
         };
         let program = match translated {
             Ok(p) => p,
@@ -851,8 +829,9 @@ impl<B: Backend + ?Sized, T: Translate> Subchannel<B, T> {
         };
         let host_orb = program.host_orb();
         let (tx, rx) = oneshot::channel();
-        if let Err((p, _tx)) = core.install(ticket, Installed { program, mapper }, tx) {
-            p.release();
+        if core.install(ticket, program, tx).is_err() {
+            // Overtaken by a close, not-operational or removal: the program is dropped
+            // (released) here, unstarted.
             return Err(CssError::Closed(sch));
         }
         Ok((rx, ticket, host_orb))

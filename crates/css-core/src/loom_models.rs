@@ -10,31 +10,38 @@
 
 use std::sync::atomic::Ordering;
 
-use ccw_types::{Scsw, SubchannelId};
+use ccw_types::{CommandOrb, Orb, Scsw, SubchannelId};
 use loom::sync::atomic::{AtomicBool, AtomicUsize};
 use loom::thread;
 use tokio::sync::oneshot;
 
 use crate::backend::ConditionCode;
-use crate::core::{Core, IoCompletion, Program, SubchannelEvent};
+use crate::core::{Core, IoCompletion, SubchannelEvent};
 use crate::error::CssError;
 use crate::fsm::{AsyncOp, State};
+use crate::program::HostProgram;
 use crate::registry::Registry;
 use crate::sync::Arc;
 use crate::test_support::{final_irb, schib};
 
 const SCH: SubchannelId = SubchannelId::new(0, 0, 5);
 
-/// A program that counts its releases.
+/// A program that counts its releases (drops).
 struct Counted(Arc<AtomicUsize>);
 
-impl Program for Counted {
-    fn update_scsw(&self, _scsw: &mut Scsw) {}
-    fn release(self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
+impl HostProgram for Counted {
+    fn host_orb(&self) -> Orb {
+        CommandOrb::new(0x1234, 0x1000).emit()
     }
+    fn update_scsw(&self, _scsw: &mut Scsw) {}
     fn is_pinned(&self, _range: ccw_translate::GuestRange) -> bool {
         false
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -70,8 +77,8 @@ fn submit(
         return (true, None);
     };
     let (tx, rx) = oneshot::channel();
-    if let Err((p, _tx)) = core.install(ticket, Counted(released.clone()), tx) {
-        p.release();
+    if core.install(ticket, Counted(released.clone()), tx).is_err() {
+        // Handed back and dropped: released.
         return (true, None);
     }
     // backend.start(): from here the device may interrupt.
