@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::backend::ConditionCode;
 use crate::error::CssError;
 use crate::fsm::{Action, AsyncOp, Errno, Event, IrqKind, Outcome, State, transition};
+use crate::paths::{PathEvent, Paths};
 use crate::program::HostProgram;
 use crate::sync::{Mutex, MutexGuard, lock};
 
@@ -101,17 +102,19 @@ pub(crate) enum Claim {
     Disabling,
 }
 
-pub(crate) struct Inner<P> {
-    pub(crate) state: State,
+/// One subchannel's state: private to this module, changed through the table ([`transition`])
+/// and [`Core`]'s methods only.
+struct Inner<P> {
+    state: State,
     seq: u64,
     program: Option<P>,
     waiter: Option<Waiter>,
     intparm: u32,
     deferred: Option<Irb>,
     /// Someone holds the subchannel open (or is opening/closing it).
-    pub(crate) claimed: bool,
+    claimed: bool,
     /// Removed from the registry: every later event is dropped.
-    pub(crate) removed: bool,
+    removed: bool,
     /// The subchannel may be enabled. Unknown at registration (so `true`); cleared only when a
     /// disable of ours succeeded. Status for an unowned subchannel that is known to be disabled
     /// (the late interruption of a close's own halt or clear) needs no second disable.
@@ -119,11 +122,8 @@ pub(crate) struct Inner<P> {
     /// The event task is disabling this unowned subchannel: an open waits until it is done, so
     /// that the late disable cannot land after the open's enable.
     disabling: bool,
-    pub(crate) schib: Schib,
-    /// Logical-path mask css-core uses for ORBs with LPM 0 (vfio-ccw's `sch->lpm`).
-    pub(crate) lpm: u8,
-    /// Operational-path mask (vfio-ccw's `sch->opm`).
-    pub(crate) opm: u8,
+    /// The SCHIB css-core last stored and the path masks (`lpm`, `opm`) derived from it.
+    paths: Paths,
     events: Option<mpsc::UnboundedSender<SubchannelEvent>>,
     /// Interruptions that reported the clear function, so far.
     clears: u64,
@@ -156,8 +156,8 @@ impl<P> Inner<P> {
 
 impl<P: HostProgram> Core<P> {
     pub(crate) fn new(sch: SubchannelId, schib: Schib) -> Self {
-        let pmcw = &schib.pmcw;
-        let state = if pmcw.flags.dnv() {
+        let paths = Paths::new(schib);
+        let state = if paths.device_valid() {
             State::Standby
         } else {
             State::NotOper
@@ -175,16 +175,14 @@ impl<P: HostProgram> Core<P> {
                 removed: false,
                 may_be_enabled: true,
                 disabling: false,
-                lpm: pmcw.pam & pmcw.pom,
-                opm: pmcw.pam & pmcw.pom,
-                schib,
+                paths,
                 events: None,
                 clears: 0,
             }),
         }
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner<P>> {
+    fn lock(&self) -> MutexGuard<'_, Inner<P>> {
         lock(&self.inner)
     }
 
@@ -360,7 +358,7 @@ impl<P: HostProgram> Core<P> {
                 g.deferred = None;
                 Ok(Ticket {
                     seq: g.seq,
-                    lpm: g.lpm,
+                    lpm: g.paths.lpm(),
                 })
             }
             (_, Outcome::Err(e)) => Err(self.refused("start", state, e)),
@@ -421,8 +419,7 @@ impl<P: HostProgram> Core<P> {
         let mut paths_left = false;
         if cc == ConditionCode::Cc3 && backend_err.is_none() {
             let used = if orb_lpm == 0 { ticket.lpm } else { orb_lpm };
-            g.lpm &= !used;
-            paths_left = g.lpm != 0;
+            paths_left = g.paths.not_operational(used);
         }
         let (action, outcome) = g.apply(self.sch, Event::Started { cc, paths_left });
         match action {
@@ -585,6 +582,65 @@ impl<P: HostProgram> Core<P> {
             (_, Outcome::Err(e)) => Err(self.refused(name, state, e)),
             (_, Outcome::Ok) => Err(self.refused(name, state, Errno::Invalid)),
         }
+    }
+}
+
+impl<P: HostProgram> Core<P> {
+    // ---- SCHIB and channel paths ----
+
+    /// The SCHIB css-core last stored, with the current logical-path mask in its `lpm`.
+    pub(crate) fn cached_schib(&self) -> Schib {
+        self.lock().paths.schib()
+    }
+
+    /// The path masks `(lpm, opm)`, for the tests and the loom models.
+    #[cfg(test)]
+    pub(crate) fn masks(&self) -> (u8, u8) {
+        let g = self.lock();
+        (g.paths.lpm(), g.paths.opm())
+    }
+
+    /// The subchannel's owner stored `schib` (STORE SUBCHANNEL); the path masks stay.
+    pub(crate) fn schib_stored(&self, schib: Schib) {
+        self.lock().paths.store(schib);
+    }
+
+    /// A subchannel report's STORE SUBCHANNEL found the device valid with `schib`: the SCHIB
+    /// and the path masks are set anew from it and [`SubchannelEvent::SchibRefreshed`] goes
+    /// out. `false` (nothing changed) once the subchannel was removed.
+    pub(crate) fn schib_refreshed(&self, schib: Schib) -> bool {
+        let mut g = self.lock();
+        if g.removed {
+            return false;
+        }
+        g.paths.refresh(schib);
+        tracing::debug!(sch = %self.sch, lpm = g.paths.lpm(), opm = g.paths.opm(), "schib refreshed");
+        g.emit(self.sch, SubchannelEvent::SchibRefreshed(schib));
+        true
+    }
+
+    /// Linux `vfio_ccw_chp_event` for one subchannel: applies `event` on channel path
+    /// `chpid` to the path masks and forwards its channel report
+    /// ([`SubchannelEvent::ChannelReport`]). Returns `true` when the running program was
+    /// using the path the event takes away: the caller then ends it (cancel, halt, clear).
+    /// A subchannel that does not use `chpid`, or was removed, is not touched.
+    pub(crate) fn path_event(&self, chpid: u8, event: PathEvent) -> bool {
+        let mut g = self.lock();
+        if g.removed {
+            return false;
+        }
+        let mask = g.paths.mask_of(chpid);
+        if mask == 0 {
+            return false;
+        }
+        let busy_on_path =
+            g.paths.last_used_in(mask) && matches!(g.state, State::CpPending | State::CpProcessing);
+        g.paths.apply(mask, event);
+        tracing::debug!(sch = %self.sch, chpid, ?event, lpm = g.paths.lpm(), opm = g.paths.opm(), "path event");
+        if let Some(crw) = event.report(chpid) {
+            g.emit(self.sch, SubchannelEvent::ChannelReport(crw));
+        }
+        busy_on_path && event.ends_use()
     }
 }
 
@@ -797,6 +853,60 @@ mod tests {
         assert!(core.interrupt(final_irb(0)));
         core.disable_end(true);
         assert!(!core.interrupt(final_irb(0)));
+    }
+
+    /// The path logic moved here from the async layer: masks, the report forwarded, the
+    /// verdict on the running program; untouched when the path is not the subchannel's or it
+    /// was removed.
+    #[test]
+    fn path_events_update_masks_report_and_judge_the_running_program() {
+        use crate::test_support::CHPID;
+        let (core, rel) = open_core();
+        let mut ev = core.subscribe();
+        assert!(
+            !core.path_event(CHPID + 1, PathEvent::VaryOff),
+            "not its path"
+        );
+        assert_eq!(core.masks(), (0x80, 0x80));
+        assert!(!core.path_event(CHPID, PathEvent::Offline), "nothing runs");
+        assert!(
+            matches!(ev.try_recv(), Ok(SubchannelEvent::ChannelReport(c)) if c.rsid() == u16::from(CHPID))
+        );
+        let (t, _rx) = begin(&core, &rel, 1);
+        core.started(t, 0, Ok(ConditionCode::Cc0));
+        assert!(
+            !core.path_event(CHPID, PathEvent::Online),
+            "online ends nothing"
+        );
+        assert!(
+            core.path_event(CHPID, PathEvent::VaryOff),
+            "the running program's path"
+        );
+        assert_eq!(core.masks(), (0, 0));
+        assert!(matches!(
+            ev.try_recv(),
+            Ok(SubchannelEvent::ChannelReport(_))
+        ));
+        assert!(ev.try_recv().is_err(), "a vary queues no report");
+        let mut s = schib();
+        s.pmcw.pom = 0x7F;
+        assert!(core.schib_refreshed(s));
+        assert_eq!(
+            core.masks(),
+            (0, 0),
+            "path 0x80 not operational in the new SCHIB"
+        );
+        assert!(matches!(
+            ev.try_recv(),
+            Ok(SubchannelEvent::SchibRefreshed(_))
+        ));
+        core.schib_stored(schib());
+        assert_eq!(core.masks(), (0, 0), "the owner's STSCH keeps the masks");
+        assert_eq!(core.cached_schib().pmcw.pom, 0xFF);
+        core.remove().finish(|| CssError::Gone(core.sch));
+        assert!(!core.path_event(CHPID, PathEvent::VaryOn));
+        assert!(!core.schib_refreshed(schib()));
+        assert_eq!(core.masks(), (0, 0), "a removed subchannel is not touched");
     }
 
     #[test]

@@ -21,6 +21,7 @@ use crate::backend::{Backend, BackendErrorKind, BackendEvent, ConditionCode, Eve
 use crate::core::{Claim, Core, IoCompletion, SubchannelEvent, UnmapCheck};
 use crate::error::CssError;
 use crate::fsm::{AsyncOp, Errno, State};
+use crate::paths::PathEvent;
 use crate::program::{HostProgram, Translate, TranslateFailure};
 use crate::registry::Registry;
 use crate::sync::{Mutex, lock};
@@ -45,19 +46,6 @@ impl Default for CssConfig {
             quiesce_wait: Duration::from_secs(3),
         }
     }
-}
-
-/// A channel-path event (Linux `chp_event`), from a channel report or an operator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PathEvent {
-    /// The operator varied the path off (no report is queued).
-    VaryOff,
-    /// The operator varied the path on.
-    VaryOn,
-    /// The path went away (CRW RSC 4, ERC 6/7); a CRW is queued to each affected subchannel.
-    Offline,
-    /// The path came (back) (CRW RSC 4, ERC 2/4); a CRW is queued to each affected subchannel.
-    Online,
 }
 
 /// One registered subchannel.
@@ -206,11 +194,7 @@ impl<B: Backend + ?Sized, T: Translate> Css<B, T> {
 
     /// The SCHIB css-core last stored for `sch` (with its current path masks in `lpm`).
     pub fn cached_schib(&self, sch: SubchannelId) -> Result<Schib, CssError> {
-        let e = self.shared.entry(sch)?;
-        let g = e.core.lock();
-        let mut s = g.schib;
-        s.pmcw.lpm = g.lpm;
-        Ok(s)
+        Ok(self.shared.entry(sch)?.core.cached_schib())
     }
 
     /// Opens (enables) a registered subchannel. One owner at a time.
@@ -451,15 +435,10 @@ impl<B: Backend + ?Sized, T: Translate> Shared<B, T> {
             }
             crw::rsc::CHANNEL_PATH => {
                 let chpid = (c.rsid() & 0xFF) as u8;
-                let ev = match c.erc() {
-                    crw::erc::INIT | crw::erc::IPI => PathEvent::Online,
-                    crw::erc::PERRN | crw::erc::PERRI => PathEvent::Offline,
-                    erc => {
-                        tracing::debug!(chpid, erc, "channel-path report ignored");
-                        return;
-                    }
-                };
-                self.path_event(chpid, ev).await;
+                match PathEvent::of_erc(c.erc()) {
+                    Some(ev) => self.path_event(chpid, ev).await,
+                    None => tracing::debug!(chpid, erc = c.erc(), "channel-path report ignored"),
+                }
             }
             rsc => tracing::debug!(
                 rsc,
@@ -479,18 +458,7 @@ impl<B: Backend + ?Sized, T: Translate> Shared<B, T> {
         };
         match self.backend.store_schib(sch).await {
             Ok(schib) if schib.pmcw.flags.dnv() => {
-                {
-                    let mut g = entry.core.lock();
-                    if g.removed {
-                        return;
-                    }
-                    let pmcw = &schib.pmcw;
-                    g.opm = pmcw.pam & pmcw.pom;
-                    g.lpm = pmcw.pam & g.opm;
-                    g.schib = schib;
-                }
-                tracing::debug!(%sch, "schib refreshed");
-                entry.core.emit(SubchannelEvent::SchibRefreshed(schib));
+                entry.core.schib_refreshed(schib);
             }
             Ok(_) => {
                 tracing::info!(%sch, "device no longer valid: not operational");
@@ -510,75 +478,15 @@ impl<B: Backend + ?Sized, T: Translate> Shared<B, T> {
         }
     }
 
-    /// Linux `vfio_ccw_chp_event`.
+    /// Linux `vfio_ccw_chp_event` over every subchannel: each one's [`Core::path_event`]
+    /// updates its masks and forwards the report; a running program that was using the path
+    /// taken away is ended (`cio_cancel_halt_clear`).
     async fn path_event(&self, chpid: u8, event: PathEvent) {
         for entry in self.registry.all() {
-            let sch = entry.core.sch;
-            let Some(busy_on_path) = Self::apply_path_event(&entry.core, chpid, event) else {
-                continue;
-            };
-            let report = |erc| {
-                Crw::new()
-                    .with_rsc(crw::rsc::CHANNEL_PATH)
-                    .with_erc(erc)
-                    .with_rsid(u16::from(chpid))
-            };
-            match event {
-                PathEvent::Offline => entry
-                    .core
-                    .emit(SubchannelEvent::ChannelReport(report(crw::erc::PERRN))),
-                PathEvent::Online => entry
-                    .core
-                    .emit(SubchannelEvent::ChannelReport(report(crw::erc::INIT))),
-                _ => {}
-            }
-            if busy_on_path && matches!(event, PathEvent::VaryOff | PathEvent::Offline) {
-                // The running program uses the path: end it (cio_cancel_halt_clear).
-                self.cancel_halt_clear(sch, 0).await;
+            if entry.core.path_event(chpid, event) {
+                self.cancel_halt_clear(entry.core.sch, 0).await;
             }
         }
-    }
-
-    /// Updates the path masks of one subchannel; `None` if it does not use `chpid`, else
-    /// whether its running program was using the path.
-    fn apply_path_event(core: &Core<T::Program>, chpid: u8, event: PathEvent) -> Option<bool> {
-        let mut g = core.lock();
-        if g.removed {
-            return None;
-        }
-        let pmcw = &g.schib.pmcw;
-        let mut mask = 0u8;
-        for (i, &c) in pmcw.chpid.iter().enumerate() {
-            let bit = 0x80u8 >> i;
-            if c == chpid && pmcw.pim & bit != 0 {
-                mask |= bit;
-            }
-        }
-        if mask == 0 {
-            return None;
-        }
-        let busy_on_path =
-            pmcw.lpum & mask != 0 && matches!(g.state, State::CpPending | State::CpProcessing);
-        // As Linux's `vfio_ccw_chp_event`: only the operator's vary changes the operational
-        // mask. A path that goes away (Offline) keeps its masks, so the matching Online report
-        // makes it usable again (and restores it in `lpm` when a cc 3 start had removed it);
-        // the channel subsystem itself reports a start on a gone path as not operational.
-        match event {
-            PathEvent::VaryOff => {
-                g.opm &= !mask;
-                g.lpm &= !mask;
-            }
-            PathEvent::VaryOn => {
-                g.opm |= mask;
-                g.lpm |= mask;
-            }
-            PathEvent::Offline => {}
-            PathEvent::Online => {
-                g.lpm |= mask & g.opm;
-            }
-        }
-        tracing::debug!(sch = %core.sch, chpid, ?event, lpm = g.lpm, opm = g.opm, "path event");
-        Some(busy_on_path)
     }
 
     /// [`Css::unmap_guest_range`] for one subchannel: `Ok(true)` when it was cleared.
@@ -870,7 +778,7 @@ impl<B: Backend + ?Sized, T: Translate> Subchannel<B, T> {
     /// STORE SUBCHANNEL: refreshes and returns the SCHIB.
     pub async fn schib(&self) -> Result<Schib, CssError> {
         let schib = self.shared.backend.store_schib(self.id()).await?;
-        self.entry.core.lock().schib = schib;
+        self.entry.core.schib_stored(schib);
         Ok(schib)
     }
 

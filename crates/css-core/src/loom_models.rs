@@ -19,10 +19,11 @@ use crate::backend::ConditionCode;
 use crate::core::{Core, IoCompletion, SubchannelEvent};
 use crate::error::CssError;
 use crate::fsm::{AsyncOp, State};
+use crate::paths::PathEvent;
 use crate::program::HostProgram;
 use crate::registry::Registry;
 use crate::sync::Arc;
-use crate::test_support::{final_irb, schib};
+use crate::test_support::{CHPID, final_irb, schib};
 
 const SCH: SubchannelId = SubchannelId::new(0, 0, 5);
 
@@ -305,5 +306,110 @@ fn stray_status_vs_open() {
             device_enabled.load(Ordering::SeqCst),
             "an open subchannel was left disabled"
         );
+    });
+}
+
+/// A channel-path event (the operator varies off the path the program runs on) racing the
+/// program's final status and a close: the path event is [`Core::path_event`], the code
+/// that moved out of the async layer.
+///
+/// Invariant: the request gets exactly one answer and its program one release whatever the
+/// order; the vary always lands in both masks (the subchannel is not removed); the path event
+/// asks to end the program only while one runs (then the answer is the completion or the
+/// close's error, never a second one); the subchannel ends `Standby`.
+#[test]
+fn path_event_vs_completion_vs_close() {
+    loom::model(|| {
+        let core = Arc::new(open_core());
+        let released = Arc::new(AtomicUsize::new(0));
+        let at_backend = AtomicBool::new(false);
+        let (_, rx) = submit(&core, &released, &at_backend);
+
+        let path = {
+            let core = core.clone();
+            thread::spawn(move || core.path_event(CHPID, PathEvent::VaryOff))
+        };
+        let irq = {
+            let core = core.clone();
+            thread::spawn(move || {
+                core.interrupt(final_irb(0));
+            })
+        };
+        let td = core.close_begin().expect("close");
+        td.finish(|| CssError::Closed(SCH));
+        core.close_end(true);
+        let ended = path.join().expect("path event");
+        irq.join().expect("irq");
+
+        let mut rx = rx.expect("started");
+        let answer = rx.try_recv().expect("answered");
+        assert!(rx.try_recv().is_err(), "exactly one answer");
+        assert_eq!(released.load(Ordering::SeqCst), 1, "released once");
+        if ended {
+            // It saw the program running: whoever took the request out answered it.
+            assert!(matches!(answer, Ok(_) | Err(CssError::Closed(_))));
+        }
+        assert_eq!(core.masks(), (0, 0), "varied off in lpm and opm");
+        assert_eq!(core.state(), State::Standby);
+    });
+}
+
+/// Path events and a subchannel report's SCHIB refresh racing a start that ends with cc 3
+/// (which narrows `lpm` by the paths it tried, from the ticket taken before).
+///
+/// Invariant: `lpm` stays inside `opm` in every order (no path is logically available that is
+/// not operational); the request is answered once (cc 3: not operational) and released once;
+/// the report reaches the subscriber exactly once (nothing removes the subchannel).
+#[test]
+fn path_events_and_refresh_vs_cc3_start() {
+    loom::model(|| {
+        let core = Arc::new(open_core());
+        let mut events = core.subscribe();
+        let released = Arc::new(AtomicUsize::new(0));
+
+        let starter = {
+            let (core, released) = (core.clone(), released.clone());
+            thread::spawn(move || {
+                let ticket = core.io_request(1).expect("idle");
+                let (tx, rx) = oneshot::channel();
+                if core.install(ticket, Counted(released), tx).is_err() {
+                    return None;
+                }
+                core.started(ticket, 0, Ok(ConditionCode::Cc3));
+                Some(rx)
+            })
+        };
+        let paths = {
+            let core = core.clone();
+            thread::spawn(move || {
+                core.path_event(CHPID, PathEvent::VaryOff);
+                core.path_event(CHPID, PathEvent::Online);
+            })
+        };
+        assert!(core.schib_refreshed(schib()));
+        let rx = starter.join().expect("starter");
+        paths.join().expect("paths");
+
+        let (lpm, opm) = core.masks();
+        assert_eq!(lpm & !opm, 0, "lpm {lpm:#x} outside opm {opm:#x}");
+        let mut rx = rx.expect("installed: nothing closed it");
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(Err(CssError::Condition {
+                cc: ConditionCode::Cc3,
+                ..
+            }))
+        ));
+        assert_eq!(released.load(Ordering::SeqCst), 1, "released once");
+        let mut reports = 0;
+        while let Ok(ev) = events.try_recv() {
+            match ev {
+                SubchannelEvent::ChannelReport(_) => reports += 1,
+                SubchannelEvent::SchibRefreshed(_) => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(reports, 1, "the online report, once");
+        assert_eq!(core.state(), State::Idle);
     });
 }
