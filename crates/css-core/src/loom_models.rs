@@ -88,6 +88,24 @@ fn submit(
     (false, Some(rx))
 }
 
+/// An open subchannel with one request started at the backend: the core, the release
+/// counter of its program and the request's answer.
+fn in_flight() -> (Arc<Core<Counted>>, Arc<AtomicUsize>, Rx) {
+    let core = Arc::new(open_core());
+    let released = Arc::new(AtomicUsize::new(0));
+    let at_backend = AtomicBool::new(false);
+    let (_, rx) = submit(&core, &released, &at_backend);
+    (core, released, rx.expect("started"))
+}
+
+/// The device presents the running program's final status, on a thread of its own.
+fn final_status_thread(core: &Arc<Core<Counted>>) -> thread::JoinHandle<()> {
+    let core = core.clone();
+    thread::spawn(move || {
+        core.interrupt(final_irb(0));
+    })
+}
+
 /// io vs interrupt vs close.
 ///
 /// Invariant: the request gets exactly one answer (its own error, the completion, or the
@@ -193,21 +211,13 @@ fn report_vs_remove() {
 #[test]
 fn halt_vs_final_interrupt() {
     loom::model(|| {
-        let core = Arc::new(open_core());
-        let released = Arc::new(AtomicUsize::new(0));
-        let at_backend = AtomicBool::new(false);
-        let (_, rx) = submit(&core, &released, &at_backend);
+        let (core, released, rx) = in_flight();
 
         let halter = {
             let core = core.clone();
             thread::spawn(move || core.async_request(AsyncOp::Halt).map_err(|e| e.errno()))
         };
-        let irq = {
-            let core = core.clone();
-            thread::spawn(move || {
-                core.interrupt(final_irb(0));
-            })
-        };
+        let irq = final_status_thread(&core);
         let second = core.io_request(0x5678);
         let halted = halter.join().expect("halter");
         irq.join().expect("irq");
@@ -217,7 +227,7 @@ fn halt_vs_final_interrupt() {
             assert!(second.is_ok());
         }
 
-        assert_eq!(answers(false, rx), 1, "exactly one completion");
+        assert_eq!(answers(false, Some(rx)), 1, "exactly one completion");
         assert_eq!(released.load(Ordering::SeqCst), 1, "released once");
         match second {
             Ok(_) => assert_eq!(core.state(), State::CpProcessing),
@@ -237,10 +247,7 @@ fn halt_vs_final_interrupt() {
 #[test]
 fn close_vs_remove() {
     loom::model(|| {
-        let core = Arc::new(open_core());
-        let released = Arc::new(AtomicUsize::new(0));
-        let at_backend = AtomicBool::new(false);
-        let (_, rx) = submit(&core, &released, &at_backend);
+        let (core, released, rx) = in_flight();
 
         let closer = {
             let core = core.clone();
@@ -251,18 +258,13 @@ fn close_vs_remove() {
                 }
             })
         };
-        let irq = {
-            let core = core.clone();
-            thread::spawn(move || {
-                core.interrupt(final_irb(0));
-            })
-        };
+        let irq = final_status_thread(&core);
         let td = core.remove();
         td.finish(|| CssError::Gone(SCH));
         closer.join().expect("closer");
         irq.join().expect("irq");
 
-        assert_eq!(answers(false, rx), 1, "exactly one answer");
+        assert_eq!(answers(false, Some(rx)), 1, "exactly one answer");
         assert_eq!(released.load(Ordering::SeqCst), 1, "released once");
         assert_eq!(core.state(), State::NotOper);
         assert!(core.io_request(1).is_err());
@@ -320,28 +322,20 @@ fn stray_status_vs_open() {
 #[test]
 fn path_event_vs_completion_vs_close() {
     loom::model(|| {
-        let core = Arc::new(open_core());
-        let released = Arc::new(AtomicUsize::new(0));
-        let at_backend = AtomicBool::new(false);
-        let (_, rx) = submit(&core, &released, &at_backend);
+        let (core, released, rx) = in_flight();
 
         let path = {
             let core = core.clone();
             thread::spawn(move || core.path_event(CHPID, PathEvent::VaryOff))
         };
-        let irq = {
-            let core = core.clone();
-            thread::spawn(move || {
-                core.interrupt(final_irb(0));
-            })
-        };
+        let irq = final_status_thread(&core);
         let td = core.close_begin().expect("close");
         td.finish(|| CssError::Closed(SCH));
         core.close_end(true);
         let ended = path.join().expect("path event");
         irq.join().expect("irq");
 
-        let mut rx = rx.expect("started");
+        let mut rx = rx;
         let answer = rx.try_recv().expect("answered");
         assert!(rx.try_recv().is_err(), "exactly one answer");
         assert_eq!(released.load(Ordering::SeqCst), 1, "released once");

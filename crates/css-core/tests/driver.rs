@@ -845,23 +845,14 @@ async fn unmapping_a_pinned_range_clears_and_answers_once() {
     let released = counter();
     let (mut be, tx) = mock_base(vec![(SCH, schib(5, true))]);
     be.expect_start().returning(|_, _| Ok(ConditionCode::Cc0));
-    let tx2 = tx.clone();
     let rel = released.clone();
-    be.expect_clear().times(1).returning(move |sch| {
+    clear_ends_at_once(&mut be, &tx, move || {
         // The clear's interruption comes after the instruction; the program is still held.
         assert_eq!(
             rel.load(Ordering::SeqCst),
             0,
             "released before the clear ended"
         );
-        let mut i = final_irb(0);
-        i.scsw.ctrl = i
-            .scsw
-            .ctrl
-            .with_fc(FunctionControl::CLEAR)
-            .with_sc(StatusControl::PENDING);
-        tx2.send(BackendEvent::Interrupt { sch, irb: i }).unwrap();
-        Ok(ConditionCode::Cc0)
     });
     let css: Css<MockBe, Offset> = Css::new(Arc::new(be)).unwrap();
     css.probe().await.unwrap();
@@ -906,10 +897,12 @@ async fn unmapping_a_pinned_range_clears_and_answers_once() {
     assert_eq!(released.load(Ordering::SeqCst), 2);
 }
 
-/// A clear that the channel ends at once: its interruption (clear function) is queued.
-fn clear_ends_at_once(be: &mut MockBe, tx: &Tx) {
+/// A clear (at most one) that the channel ends at once: `check` runs when it is issued,
+/// then its interruption (clear function) is queued.
+fn clear_ends_at_once(be: &mut MockBe, tx: &Tx, check: impl Fn() + Send + 'static) {
     let tx = tx.clone();
-    be.expect_clear().returning(move |sch| {
+    be.expect_clear().times(0..=1).returning(move |sch| {
+        check();
         let mut i = final_irb(0);
         i.scsw.ctrl = i
             .scsw
@@ -932,7 +925,7 @@ async fn every_pin_is_released_once_however_the_request_ends() {
         let (mut be, tx) = mock_with_mapper(vec![(SCH, schib(5, true))], rec.clone());
         be.expect_start().returning(|_, _| Ok(ConditionCode::Cc0));
         be.expect_disable().returning(|_| Ok(ConditionCode::Cc0));
-        clear_ends_at_once(&mut be, &tx);
+        clear_ends_at_once(&mut be, &tx, || {});
         let css: Css<MockBe> = Css::new(Arc::new(be)).unwrap();
         css.probe().await.unwrap();
         let sub = css.open(SCH).await.unwrap();

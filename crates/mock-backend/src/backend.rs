@@ -12,7 +12,7 @@
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -38,9 +38,7 @@ use crate::storage::{DEFAULT_ARENA_SIZE, HostStorage, MappingStats};
 /// one, so a halt or clear issued while a program runs acts at the next command.
 const STEPS_PER_SLICE: usize = 1;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
+use ccw_translate::sync::lock;
 
 /// Builds a [`MockBackend`].
 ///
