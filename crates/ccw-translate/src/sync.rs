@@ -3,7 +3,7 @@
 //! The one poison-tolerant lock helper of ccw-rs.
 //!
 //! Every crate of the workspace locks its short, synchronous critical sections through
-//! [`lock`] ([`read`] and [`write`] for a read-mostly lock); css-core keeps a copy over
+//! [`lock`] ([`read()`] and [`write()`] for a read-mostly lock); css-core keeps a copy over
 //! loom's types for its models, which are not `std`'s. It lives here, in the lowest crate
 //! that uses `std`, so the mappers, css-core and the backends share it.
 
