@@ -11,7 +11,7 @@ use std::fmt;
 use std::time::Duration;
 
 use ccw_translate::{GuestRange, Mapper};
-use ccw_types::{Crw, Irb, Orb, Schib, SubchannelId, crw};
+use ccw_types::{Crw, CrwChain, Irb, Orb, Schib, SubchannelId, crw};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
@@ -68,8 +68,8 @@ struct Shared<B: ?Sized, T: Translate> {
     registry: Registry<Entry<T>>,
     reports: Mutex<Vec<mpsc::UnboundedSender<Crw>>>,
     config: CssConfig,
-    /// The first CRW of a chained subchannel report, waiting for its second half.
-    chain: Mutex<Option<Crw>>,
+    /// Assembles chained subchannel reports (the first CRW waits for its second half).
+    chain: Mutex<CrwChain>,
 }
 
 /// The channel subsystem: a registry of subchannels over one [`Backend`], routing the
@@ -132,7 +132,7 @@ impl<B: Backend + ?Sized, T: Translate> Css<B, T> {
             registry: Registry::new(),
             reports: Mutex::new(Vec::new()),
             config,
-            chain: Mutex::new(None),
+            chain: Mutex::new(CrwChain::new()),
         });
         let task = tokio::spawn(event_loop(Arc::downgrade(&shared), events));
         Ok(Self {
@@ -414,23 +414,16 @@ impl<B: Backend + ?Sized, T: Translate> Shared<B, T> {
         }
         match c.rsc() {
             crw::rsc::SUBCHANNEL => {
-                let first = {
-                    let mut chain = lock(&self.chain);
-                    if c.chained() && chain.is_none() {
-                        *chain = Some(c);
+                let report = lock(&self.chain).push(c);
+                let sch = match report {
+                    Ok(Some(report)) => report.subchannel_id(),
+                    Ok(None) => return, // the first half of a chain: wait for the second
+                    Err(e) => {
+                        tracing::warn!(%c, error = %e, "malformed chained subchannel report dropped");
                         return;
                     }
-                    chain.take()
                 };
-                let sch = match first {
-                    // Second CRW of a chain: CSSID in rsid bits 0-7, SSID in bits 10-11.
-                    Some(f) => SubchannelId::new(
-                        (c.rsid() >> 8) as u8,
-                        ((c.rsid() >> 4) & 3) as u8,
-                        f.rsid(),
-                    ),
-                    None => SubchannelId::new(0, 0, c.rsid()),
-                };
+                let Some(sch) = sch else { return };
                 self.subchannel_event(sch).await;
             }
             crw::rsc::CHANNEL_PATH => {

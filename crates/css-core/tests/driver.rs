@@ -696,6 +696,11 @@ async fn chained_subchannel_report_names_the_subchannel_set() {
     css.probe().await.unwrap();
     css.process_report(sch_crw(3).with_chained(true)).await;
     css.process_report(sch_crw(1 << 4)).await;
+    // A chain of three (the second also chained) is malformed: dropped, no STSCH (times(1)
+    // above), and the next report is read afresh.
+    css.process_report(sch_crw(3).with_chained(true)).await;
+    css.process_report(sch_crw(1 << 4).with_chained(true)).await;
+    css.process_report(sch_crw(1 << 4)).await;
 }
 
 /// Issue #15 item 7: a channel report with the overflow bit (reports were lost) makes css-core
