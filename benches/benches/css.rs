@@ -82,7 +82,6 @@ impl HostProgram for PrebuiltProgram {
         self.0
     }
     fn update_scsw(&self, _: &mut Scsw) {}
-    fn release(self, _: &dyn Mapper) {}
     /// Its data lives in the arena, not in guest memory.
     fn is_pinned(&self, _: ccw_translate::GuestRange) -> bool {
         false
@@ -115,13 +114,13 @@ impl Translate for Prebuilt {
         &mut self,
         _orb: &Orb,
         _mem: &M,
-        mapper: &dyn Mapper,
+        mapper: Arc<dyn Mapper>,
         _lpm: u8,
     ) -> Result<PrebuiltProgram, ArenaError> {
         if let Some(orb) = self.0 {
             return Ok(PrebuiltProgram(orb));
         }
-        let orb = host_sense_id(mapper).map_err(ArenaError)?;
+        let orb = host_sense_id(&*mapper).map_err(ArenaError)?;
         self.0 = Some(orb);
         Ok(PrebuiltProgram(orb))
     }

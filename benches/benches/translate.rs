@@ -10,7 +10,7 @@
 //! cost) and `recording` (the `test-utils` RecordingMapper with its mutex and pin list).
 
 use std::hint::black_box;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ccw_translate::testing::RecordingMapper;
@@ -152,10 +152,11 @@ fn cases() -> Vec<Case> {
 }
 
 fn bench(c: &mut Criterion) {
-    let bare = BareMapper {
+    // Each program holds its mapper and releases into it when dropped.
+    let bare: Arc<dyn Mapper> = Arc::new(BareMapper {
         control: Mutex::new(vec![0; 1 << 20]),
-    };
-    let rec = RecordingMapper::new();
+    });
+    let rec: Arc<dyn Mapper> = Arc::new(RecordingMapper::new());
     let mut t = Translator::new(Limits::default());
     let mut g = c.benchmark_group("translate");
     g.warm_up_time(Duration::from_millis(300))
@@ -165,9 +166,11 @@ fn bench(c: &mut Criterion) {
         let bytes: usize = case.blocks.iter().map(|b| b.1).sum();
         g.throughput(Throughput::Elements(case.ccws));
         // Sanity: the case translates.
-        let p = t.translate(&case.orb, &case.mem, &bare, 0x80).unwrap();
+        let p = t
+            .translate(&case.orb, &case.mem, bare.clone(), 0x80)
+            .unwrap();
         assert_eq!(p.pins().len() as u64, case.idaws, "{}", case.name);
-        p.release(&bare);
+        drop(p);
         eprintln!(
             "{}: {} CCWs, {} host IDAWs, {} control bytes",
             case.name, case.ccws, case.idaws, bytes
@@ -175,18 +178,18 @@ fn bench(c: &mut Criterion) {
 
         g.bench_function(format!("{}/bare", case.name), |b| {
             b.iter(|| {
-                let p = t
-                    .translate(black_box(&case.orb), &case.mem, &bare, 0x80)
-                    .unwrap();
-                p.release(&bare);
+                drop(
+                    t.translate(black_box(&case.orb), &case.mem, bare.clone(), 0x80)
+                        .unwrap(),
+                );
             })
         });
         g.bench_function(format!("{}/recording", case.name), |b| {
             b.iter(|| {
-                let p = t
-                    .translate(black_box(&case.orb), &case.mem, &rec, 0x80)
-                    .unwrap();
-                p.release(&rec);
+                drop(
+                    t.translate(black_box(&case.orb), &case.mem, rec.clone(), 0x80)
+                        .unwrap(),
+                );
             })
         });
         let src = vec![0x5Au8; bytes];

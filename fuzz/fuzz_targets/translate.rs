@@ -11,6 +11,8 @@
 
 #![no_main]
 
+use std::sync::Arc;
+
 use ccw_translate::testing::RecordingMapper;
 use ccw_translate::{ChannelProgram, GuestRange, Limits, Translator};
 use ccw_types::{Ccw1, CcwFormat, CommandClass, Orb, Scsw};
@@ -173,7 +175,7 @@ fuzz_target!(|data: &[u8]| {
     let image = &data[13..];
     mem.write_slice(&image[..image.len().min(MEM)], GuestAddress(0))
         .unwrap();
-    let m = RecordingMapper::new();
+    let m = Arc::new(RecordingMapper::new());
     if knobs & 2 != 0 {
         m.fail_pin_after(Some(u64::from(knobs >> 4)));
     }
@@ -187,10 +189,10 @@ fuzz_target!(|data: &[u8]| {
         Limits::default()
     };
     let mut t = Translator::new(limits);
-    match t.translate(&orb, &mem, &m, 0x80) {
+    match t.translate(&orb, &mem, m.clone(), 0x80) {
         Ok(p) => {
             check(&p, &m, &mem, p.guest_orb().format);
-            p.release(&m);
+            drop(p); // releases into `m`
         }
         Err(e) => {
             let _ = e.to_string();

@@ -4,6 +4,8 @@
 //! START SUBCHANNEL: parameter blocks, data buffers, optionally IDALs (format-2, 4 KiB blocks)
 //! and data chaining, then a TIC where the program loops.
 
+use std::sync::Arc;
+
 use ccw_translate::{ControlArea, DmaAccess, GuestRange, Mapper};
 use ccw_types::{CcwFlags, CcwFormat, CcwRepr, CommandOrb, IdawFormat};
 use vm_memory::{Bytes, GuestAddress, GuestMemory};
@@ -300,8 +302,8 @@ pub fn lay_out<M: GuestMemory>(
 /// A program laid out the way a driver running directly on the channel subsystem (not in a
 /// guest) builds it: CCWs and IDALs in control memory from the [`Mapper`], data in guest
 /// memory pinned page by page and addressed through format-2 IDAWs with device addresses.
-/// Release it with [`NativeProgram::release`] once its final status arrived.
-#[derive(Debug)]
+/// It holds its [`Mapper`]: dropping it (once its final status arrived) unpins the data and
+/// frees the control memory, exactly once.
 pub struct NativeProgram {
     /// The ORB to start it with.
     pub orb: CommandOrb,
@@ -309,23 +311,33 @@ pub struct NativeProgram {
     pub inputs: Vec<Vec<(u64, usize)>>,
     area: Option<ControlArea>,
     pins: Vec<GuestRange>,
+    mapper: Arc<dyn Mapper>,
+}
+
+impl std::fmt::Debug for NativeProgram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NativeProgram")
+            .field("orb", &self.orb)
+            .field("inputs", &self.inputs)
+            .field("area", &self.area)
+            .field("pins", &self.pins)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The release: unpins the data and frees the control memory.
+impl Drop for NativeProgram {
+    fn drop(&mut self) {
+        for r in self.pins.drain(..) {
+            self.mapper.unpin(r);
+        }
+        if let Some(a) = self.area.take() {
+            self.mapper.free_control(a);
+        }
+    }
 }
 
 impl NativeProgram {
-    /// Unpins the data and frees the control memory.
-    pub fn release(mut self, mapper: &dyn Mapper) {
-        self.release_parts(mapper);
-    }
-
-    fn release_parts(&mut self, mapper: &dyn Mapper) {
-        for r in self.pins.drain(..) {
-            mapper.unpin(r);
-        }
-        if let Some(a) = self.area.take() {
-            mapper.free_control(a);
-        }
-    }
-
     /// Reads the data the `In` commands received back from guest memory.
     pub fn read_inputs<M: GuestMemory>(&self, mem: &M) -> Result<Vec<Vec<u8>>, LayoutError> {
         LaidOut {
@@ -343,7 +355,7 @@ pub fn lay_out_native<M: GuestMemory>(
     prog: &EckdProgram,
     mem: &M,
     data_base: u64,
-    mapper: &dyn Mapper,
+    mapper: Arc<dyn Mapper>,
     data_chain_reads: bool,
 ) -> Result<NativeProgram, LayoutError> {
     let opts = LayoutOptions {
@@ -356,21 +368,15 @@ pub fn lay_out_native<M: GuestMemory>(
         inputs,
         area: None,
         pins: Vec::new(),
+        mapper,
     };
-    match build_native(&ccws, mapper, &mut native) {
-        Ok(()) => Ok(native),
-        Err(e) => {
-            native.release_parts(mapper);
-            Err(e)
-        }
-    }
+    // On error, dropping the half-built program gives back what it pinned and allocated.
+    build_native(&ccws, &mut native)?;
+    Ok(native)
 }
 
-fn build_native(
-    ccws: &[Planned],
-    mapper: &dyn Mapper,
-    native: &mut NativeProgram,
-) -> Result<(), LayoutError> {
+fn build_native(ccws: &[Planned], native: &mut NativeProgram) -> Result<(), LayoutError> {
+    let mapper = Arc::clone(&native.mapper);
     let map_err = |e: ccw_translate::MapError| mem_err(0, e);
     // IDAWs per data CCW, each piece pinned without crossing a page.
     let mut idals: Vec<Vec<u64>> = Vec::with_capacity(ccws.len());

@@ -60,7 +60,7 @@ async fn run_native(
 ) -> ProgramOutcome {
     let sch = SubchannelId::new(0, 0, 0);
     let mapper = backend.mapper(sch).unwrap();
-    let native = lay_out_native(prog, mem, ccw_dasd::PROGRAM_BASE, &*mapper, false).unwrap();
+    let native = lay_out_native(prog, mem, ccw_dasd::PROGRAM_BASE, mapper, false).unwrap();
     assert_eq!(
         backend.start(sch, &native.orb.emit()).await.unwrap(),
         ConditionCode::Cc0
@@ -75,7 +75,7 @@ async fn run_native(
         }
     };
     let inputs = native.read_inputs(mem).unwrap();
-    native.release(&*mapper);
+    drop(native); // unpins and frees
     ProgramOutcome { irb, inputs }
 }
 

@@ -12,8 +12,8 @@
 //!   memory. Data is never copied: host IDAWs point at the guest's own pages.
 //! - [`ChannelProgram`] holds the result: [`ChannelProgram::host_orb`] to start it,
 //!   [`ChannelProgram::update_scsw`] to map the SCSW's CCW address back to the guest,
-//!   [`ChannelProgram::is_pinned`] for DMA-unmap notifications and
-//!   [`ChannelProgram::release`] to unpin and free exactly once.
+//!   [`ChannelProgram::is_pinned`] for DMA-unmap notifications. It holds its [`Mapper`] and
+//!   releases itself: dropping it unpins and frees exactly once.
 //! - [`TranslateError`] names the failing CCW (index and guest address), the reason, the
 //!   errno vfio-ccw returns ([`TranslateError::errno`]) and the channel-program check a real
 //!   channel subsystem would report ([`TranslateError::program_check`]).

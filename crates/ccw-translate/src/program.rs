@@ -8,6 +8,7 @@ use ccw_types::{CommandOrb, Orb, Scsw};
 use zerocopy::big_endian::U32;
 
 use crate::mapper::{ControlArea, GuestRange, Mapper};
+use crate::sync::lock;
 
 /// One chain segment: a run of CCWs at consecutive guest addresses, entered at its head
 /// from the ORB or a TIC.
@@ -44,26 +45,28 @@ pub(crate) const POOL_MAX: usize = 8;
 
 pub(crate) fn pool_put(pool: &Pool, mut bufs: Buffers) {
     bufs.clear();
-    let mut p = pool.lock().unwrap_or_else(|e| e.into_inner());
+    let mut p = lock(pool);
     if p.len() < POOL_MAX {
         p.push(bufs);
     }
 }
 
 pub(crate) fn pool_take(pool: &Pool) -> Buffers {
-    let mut p = pool.lock().unwrap_or_else(|e| e.into_inner());
-    p.pop().unwrap_or_default()
+    lock(pool).pop().unwrap_or_default()
 }
 
 /// A guest channel program translated for a backend: host CCWs and format-2 IDALs in the
 /// backend's control memory, the guest's data pages pinned, and the ORB to start it with.
 ///
-/// It must be given back with [`ChannelProgram::release`] once the I/O is over (final status,
-/// or the start failed): that unpins every pinned range and frees the control memory exactly
-/// once. Dropping it without `release` leaks the pins in the mapper.
+/// It owns what it holds: it keeps the [`Mapper`] it was translated through, and dropping it
+/// (once the I/O is over: final status, or the start failed) unpins every pinned range and
+/// frees the control memory, exactly once, and gives its buffers back to the translator that
+/// built it. The [`Mapper`] contract has no failing unpin or free, so there is nothing a
+/// release could report and no explicit release.
 ///
 /// ```
 /// # #[cfg(feature = "test-utils")] {
+/// use std::sync::Arc;
 /// use ccw_translate::{GuestRange, Limits, Translator, testing::RecordingMapper};
 /// use ccw_types::{CommandOrb, Scsw};
 /// use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
@@ -71,10 +74,10 @@ pub(crate) fn pool_take(pool: &Pool) -> Buffers {
 /// let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 0x10000)]).unwrap();
 /// // SENSE ID, SLI, 256 bytes at 0x2000 (reference §13.1).
 /// mem.write_slice(&[0xE4, 0x20, 0x01, 0x00, 0x00, 0x00, 0x20, 0x00], GuestAddress(0x1000)).unwrap();
-/// let mapper = RecordingMapper::new();
+/// let mapper = Arc::new(RecordingMapper::new());
 /// let mut translator = Translator::new(Limits::default());
 /// let orb = CommandOrb::new(0xcafe, 0x1000).emit();
-/// let program = translator.translate(&orb, &mem, &mapper, 0x80)?;
+/// let program = translator.translate(&orb, &mem, mapper.clone(), 0x80)?;
 /// assert!(program.is_pinned(GuestRange::new(0x2000, 1)));
 /// assert!(!program.is_pinned(GuestRange::new(0x2100, 1)));
 ///
@@ -84,18 +87,32 @@ pub(crate) fn pool_take(pool: &Pool) -> Buffers {
 /// program.update_scsw(&mut scsw);
 /// assert_eq!(scsw.cpa.get(), 0x1008);
 ///
-/// program.release(&mapper);
-/// assert_eq!(mapper.live_pins().len(), 0);
+/// assert_eq!((mapper.live_pins().len(), mapper.live_areas()), (1, 1));
+/// drop(program); // unpins and frees
+/// assert_eq!((mapper.live_pins().len(), mapper.live_areas()), (0, 0));
 /// # }
 /// # Ok::<(), ccw_translate::TranslateError>(())
 /// ```
-#[derive(Debug)]
 pub struct ChannelProgram {
     pub(crate) guest_orb: CommandOrb,
     pub(crate) host_orb: Orb,
     pub(crate) area: Option<ControlArea>,
     pub(crate) bufs: Buffers,
     pub(crate) pool: Pool,
+    /// Where the pins and the control area go back to.
+    pub(crate) mapper: Arc<dyn Mapper>,
+}
+
+impl core::fmt::Debug for ChannelProgram {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ChannelProgram")
+            .field("guest_orb", &self.guest_orb)
+            .field("host_orb", &self.host_orb)
+            .field("area", &self.area)
+            .field("segments", &self.bufs.segments)
+            .field("pins", &self.bufs.pins.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ChannelProgram {
@@ -174,22 +191,18 @@ impl ChannelProgram {
             .iter()
             .map(move |s| (s.guest, base + s.host_off as u64, s.len))
     }
-
-    /// Unpins every pinned range and frees the control memory, exactly once; the program's
-    /// buffers go back to the translator that built it.
-    pub fn release(mut self, mapper: &dyn Mapper) {
-        for range in self.bufs.pins.drain(..) {
-            mapper.unpin(range);
-        }
-        if let Some(area) = self.area.take() {
-            mapper.free_control(area);
-        }
-        // Drop returns the (now empty) buffers to the pool.
-    }
 }
 
+/// The release: every pinned range unpinned and the control memory freed, exactly once (drop
+/// runs once); the program's buffers go back to the translator that built it.
 impl Drop for ChannelProgram {
     fn drop(&mut self) {
+        for &range in &self.bufs.pins {
+            self.mapper.unpin(range);
+        }
+        if let Some(area) = self.area.take() {
+            self.mapper.free_control(area);
+        }
         pool_put(&self.pool, core::mem::take(&mut self.bufs));
     }
 }

@@ -328,9 +328,9 @@ impl Entry {
 /// let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 0x10000)]).unwrap();
 /// // Command code 0x00 is invalid: a real CSS program-checks, we refuse before starting.
 /// mem.write_slice(&[0x00, 0x00, 0x00, 0x08, 0x00, 0x00, 0x20, 0x00], GuestAddress(0x1000)).unwrap();
-/// let mapper = RecordingMapper::new();
+/// let mapper = std::sync::Arc::new(RecordingMapper::new());
 /// let mut t = Translator::new(Limits::default());
-/// let err = t.translate(&CommandOrb::new(1, 0x1000).emit(), &mem, &mapper, 0x80).unwrap_err();
+/// let err = t.translate(&CommandOrb::new(1, 0x1000).emit(), &mem, mapper, 0x80).unwrap_err();
 /// assert_eq!((err.ccw_index, err.guest_addr), (Some(0), Some(0x1000)));
 /// assert_eq!(err.kind(), ErrorKind::InvalidProgram);
 /// assert_eq!(err.errno(), Errno::Invalid);
@@ -376,12 +376,13 @@ impl Translator {
     /// Translates the guest program `orb` designates in `mem` into a host program the
     /// backend behind `mapper` can run. `lpm_default` replaces an LPM of 0.
     ///
-    /// On error nothing stays pinned or allocated.
+    /// The program keeps `mapper` and gives back what it pinned and allocated when it is
+    /// dropped. On error nothing stays pinned or allocated.
     pub fn translate<M: GuestMemory + ?Sized>(
         &mut self,
         orb: &Orb,
         mem: &M,
-        mapper: &dyn Mapper,
+        mapper: Arc<dyn Mapper>,
         lpm_default: u8,
     ) -> Result<ChannelProgram, TranslateError> {
         if orb.ctrl.transport() {
@@ -399,7 +400,7 @@ impl Translator {
         self.heads.clear();
         self.idaws.clear();
         let mut snap = self.snap.take().unwrap_or_else(Snapshot::boxed);
-        let result = self.build(&guest, mem, mapper, &mut bufs, &mut snap);
+        let result = self.build(&guest, mem, &*mapper, &mut bufs, &mut snap);
         self.snap = Some(snap);
         match result {
             Ok(area) => {
@@ -424,6 +425,7 @@ impl Translator {
                     area: Some(area),
                     bufs,
                     pool: Arc::clone(&self.pool),
+                    mapper,
                 })
             }
             Err(e) => {

@@ -7,6 +7,7 @@ mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::sync::Arc;
 
 use ccw_translate::testing::RecordingMapper;
 use ccw_translate::{Limits, Translator};
@@ -84,14 +85,14 @@ fn warm_translate_and_release_allocate_nothing() {
         &[ccw1(0x02, CC, 0x100, 0x20000), ccw1(0x00, 0, 1, 0)],
     );
 
-    let m = RecordingMapper::new();
+    let m = Arc::new(RecordingMapper::new());
     let mut t = Translator::new(Limits::default());
     let round = |t: &mut Translator| {
         for cpa in [0x1000u32, 0x3000] {
-            let p = t.translate(&orb1(cpa), &mem, &m, 0x80).unwrap();
-            p.release(&m);
+            let p = t.translate(&orb1(cpa), &mem, m.clone(), 0x80).unwrap();
+            drop(p);
         }
-        assert!(t.translate(&orb1(0x4000), &mem, &m, 0x80).is_err());
+        assert!(t.translate(&orb1(0x4000), &mem, m.clone(), 0x80).is_err());
     };
     for _ in 0..3 {
         round(&mut t);

@@ -14,6 +14,7 @@ use ccw_translate::{Limits, Translator};
 use ccw_types::{CcwFormat, IdawFormat};
 use common::*;
 use proptest::prelude::*;
+use std::sync::Arc;
 
 const DATA_LO: u64 = 0x10000;
 const DATA_HI: u64 = 0x38000;
@@ -200,14 +201,14 @@ proptest! {
     #[test]
     fn generated_programs_translate_faithfully(p in program()) {
         let mem = build(&p);
-        let m = RecordingMapper::new().with_offset(0x4000_0000_0000);
+        let m = Arc::new(RecordingMapper::new().with_offset(0x4000_0000_0000));
         let mut t = Translator::new(Limits::default());
         let o = orb(p.fmt, p.idaw, seg_addr(0) as u32);
-        match t.translate(&o, &mem, &m, 0x80) {
+        match t.translate(&o, &mem, m.clone(), 0x80) {
             Ok(prog) => {
                 check_program(&prog, &m, &mem, p.fmt, p.idaw);
                 prop_assert_eq!(prog.pins().len(), m.live_pins().len());
-                prog.release(&m);
+                drop(prog);
             }
             Err(e) => prop_assert!(false, "{e:?}"),
         }
@@ -240,13 +241,13 @@ proptest! {
             // The same words double as IDALs.
             put(&mem, 0x8000 + 8 * i as u64, &(cda as u64).to_be_bytes());
         }
-        let m = RecordingMapper::new();
+        let m = Arc::new(RecordingMapper::new());
         m.fail_pin_after(fail_at);
         let mut t = Translator::new(Limits::default());
-        match t.translate(&orb(fmt, idaw, 0x1000), &mem, &m, 0x80) {
+        match t.translate(&orb(fmt, idaw, 0x1000), &mem, m.clone(), 0x80) {
             Ok(prog) => {
                 check_program(&prog, &m, &mem, fmt, idaw);
-                prog.release(&m);
+                drop(prog);
             }
             Err(e) => {
                 prop_assert!(e.ccw_index.is_some() || e.guest_addr.is_none() || e.program_check().is_none());

@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::sync::Mutex;
 
 use ccw_translate::testing::RecordingMapper;
@@ -102,19 +103,19 @@ fn recursive_tics_terminate() {
         0x2000,
         &[ccw1(0x01, CC, 8, 0x3100), ccw1(0x08, 0, 0, 0x1000)],
     );
-    let m = RecordingMapper::new();
-    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    let m = Arc::new(RecordingMapper::new());
+    let p = t().translate(&orb1(0x1000), &mem, m.clone(), 0x80).unwrap();
     assert_eq!(p.segments().count(), 2);
     check_program(&p, &m, &mem, F1, IdawFormat::Format2K4);
-    p.release(&m);
+    drop(p);
     // A TIC to itself (TIC to TIC is for the executing CSS to reject). It is within the
     // CCWs counted so far, so, as in vfio-ccw, the segment goes on to the (old) TIC after
     // it, whose target 0x2000 is read once more as its own segment.
     put(&mem, 0x1000, &ccw1(0x08, 0, 0, 0x1000));
-    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    let p = t().translate(&orb1(0x1000), &mem, m.clone(), 0x80).unwrap();
     assert_eq!(p.segments().map(|s| s.2).collect::<Vec<_>>(), [2, 2]);
     check_program(&p, &m, &mem, F1, IdawFormat::Format2K4);
-    p.release(&m);
+    drop(p);
 }
 
 /// 2019 "SCSW at end of chain": the SCSW cpa of the last CCW + 8 must map back.
@@ -122,8 +123,8 @@ fn recursive_tics_terminate() {
 fn scsw_cpa_one_past_the_end_maps_back() {
     let mem = guest(&[ccw1(0x03, CC, 0, 0), ccw1(0x08, 0, 0, 0x2000)]);
     chain(&mem, 0x2000, &[ccw1(0x03, CC, 0, 0), ccw1(0x03, 0, 0, 0)]);
-    let m = RecordingMapper::new();
-    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    let m = Arc::new(RecordingMapper::new());
+    let p = t().translate(&orb1(0x1000), &mem, m.clone(), 0x80).unwrap();
     let segs: Vec<_> = p.segments().collect();
     let mut scsw = Scsw::default();
     scsw.cpa.set((segs[1].1 + 16) as u32);
@@ -132,7 +133,7 @@ fn scsw_cpa_one_past_the_end_maps_back() {
     scsw.cpa.set((segs[0].1 + 16) as u32);
     p.update_scsw(&mut scsw);
     assert_eq!(scsw.cpa.get(), 0x1010);
-    p.release(&m);
+    drop(p);
 }
 
 /// 2019 "zero-length CCWs": count 0 (with or without IDA) translates, needs no IDAW fetch
@@ -150,8 +151,8 @@ fn zero_length_ccws() {
         ],
     );
     let w = Watched::new(g);
-    let m = RecordingMapper::new();
-    let p = t().translate(&orb1(0x1000), &w, &m, 0x80).unwrap();
+    let m = Arc::new(RecordingMapper::new());
+    let p = t().translate(&orb1(0x1000), &w, m.clone(), 0x80).unwrap();
     assert!(p.pins().is_empty());
     assert_eq!(
         w.touching(0x2000, 8),
@@ -160,7 +161,7 @@ fn zero_length_ccws() {
     );
     let c = host_ccw(&m, p.host_orb().cpa.get() as u64);
     assert_eq!((c.cmd, c.count.get()), (0x02, 0));
-    p.release(&m);
+    drop(p);
 }
 
 /// 2019 "don't pin empty transfers": count 0, NOP, skip on input pin nothing.
@@ -171,10 +172,10 @@ fn empty_transfers_are_not_pinned() {
         ccw1(0x02, CC | SKIP, 0x100, 0x3000),
         ccw1(0x04, 0, 0, 0x3000),
     ]);
-    let m = RecordingMapper::new();
-    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    let m = Arc::new(RecordingMapper::new());
+    let p = t().translate(&orb1(0x1000), &mem, m.clone(), 0x80).unwrap();
     assert_eq!(m.stats().pins, 0);
-    p.release(&m);
+    drop(p);
     assert_eq!(m.stats().unpins, 0);
 }
 
@@ -189,17 +190,17 @@ fn prefetch_failure_at_every_pin_cleans_up() {
     );
     chain(&mem, 0x2000, &[ccw1(0x01, IDA, 0x1800, 0x2100)]);
     idal(&mem, 0x2100, IdawFormat::Format2K4, &[0x8800, 0xA000]);
-    let m = RecordingMapper::new();
+    let m = Arc::new(RecordingMapper::new());
     let total = {
-        let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+        let p = t().translate(&orb1(0x1000), &mem, m.clone(), 0x80).unwrap();
         let n = p.pins().len() as u64;
-        p.release(&m);
+        drop(p);
         n
     };
     assert_eq!(total, 5);
     for n in 0..total {
         m.fail_pin_after(Some(n));
-        assert!(t().translate(&orb1(0x1000), &mem, &m, 0x80).is_err());
+        assert!(t().translate(&orb1(0x1000), &mem, m.clone(), 0x80).is_err());
         assert!(
             m.live_pins().is_empty(),
             "pins left after failure at pin {n}"
@@ -222,10 +223,12 @@ fn init_failure_allocates_nothing() {
         0x1000,
         &[ccw1(0x02, CC, 8, 0x3000), ccw1(0x08, 0, 0, 0x8000)],
     );
-    let m = RecordingMapper::new();
+    let m = Arc::new(RecordingMapper::new());
     let mut tr = t();
     for _ in 0..100 {
-        let e = tr.translate(&orb1(0x1000), &mem, &m, 0x80).unwrap_err();
+        let e = tr
+            .translate(&orb1(0x1000), &mem, m.clone(), 0x80)
+            .unwrap_err();
         assert!(matches!(e.reason, K::GuestFault { addr: 0x8000, .. }));
     }
     let s = m.stats();
@@ -251,8 +254,8 @@ fn tic_targets_near_2gib_are_not_truncated() {
         0x7FFF_F000,
         &[ccw1(0x02, CC, 0x10, 0x7FFF_FF00), ccw1(0x08, 0, 0, 0x1000)],
     );
-    let m = RecordingMapper::new().with_control(0x7FF0_0000, 0x1000);
-    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    let m = Arc::new(RecordingMapper::new().with_control(0x7FF0_0000, 0x1000));
+    let p = t().translate(&orb1(0x1000), &mem, m.clone(), 0x80).unwrap();
     let segs: Vec<_> = p.segments().collect();
     assert_eq!(segs[1].0, 0x7FFF_F000);
     let tic = host_ccw(&m, segs[0].1 + 8);
@@ -263,7 +266,7 @@ fn tic_targets_near_2gib_are_not_truncated() {
     p.update_scsw(&mut scsw);
     assert_eq!(scsw.cpa.get(), 0x7FFF_F008);
     check_program(&p, &m, &mem, F1, IdawFormat::Format2K4);
-    p.release(&m);
+    drop(p);
 }
 
 /// 2026 "OOB read of CCW 257": a segment that is too long is rejected with EINVAL without
@@ -273,8 +276,10 @@ fn overlong_segment_reads_no_ccw_past_the_window() {
     let g = mem(0x10000);
     chain(&g, 0x1000, &vec![ccw1(0x03, CC, 0, 0); 300]);
     let w = Watched::new(g);
-    let m = RecordingMapper::new();
-    let e = t().translate(&orb1(0x1000), &w, &m, 0x80).unwrap_err();
+    let m = Arc::new(RecordingMapper::new());
+    let e = t()
+        .translate(&orb1(0x1000), &w, m.clone(), 0x80)
+        .unwrap_err();
     assert_eq!(e.reason, K::SegmentTooLong { limit: 255 });
     assert_eq!(e.errno().raw(), libc::EINVAL);
     let end = w.log().iter().map(|(a, l)| a + *l as u64).max().unwrap();
@@ -282,7 +287,9 @@ fn overlong_segment_reads_no_ccw_past_the_window() {
     // Guest memory that ends right after CCW 255: still EINVAL, not EFAULT.
     let g = mem(0x1000 + 255 * 8);
     chain(&g, 0x1000, &vec![ccw1(0x03, CC, 0, 0); 255]);
-    let e = t().translate(&orb1(0x1000), &g, &m, 0x80).unwrap_err();
+    let e = t()
+        .translate(&orb1(0x1000), &g, m.clone(), 0x80)
+        .unwrap_err();
     assert_eq!(e.reason, K::SegmentTooLong { limit: 255 });
 }
 
@@ -296,8 +303,10 @@ fn endless_tic_ladders_are_bounded() {
         put(&g, a, &ccw1(0x08, 0, 0, (a + 0x100) as u32));
     }
     let w = Watched::new(g);
-    let m = RecordingMapper::new();
-    let e = t().translate(&orb1(0x1000), &w, &m, 0x80).unwrap_err();
+    let m = Arc::new(RecordingMapper::new());
+    let e = t()
+        .translate(&orb1(0x1000), &w, m.clone(), 0x80)
+        .unwrap_err();
     assert_eq!(e.reason, K::TooManySegments { limit: 16 });
     assert_eq!(e.errno().raw(), libc::ENOMEM);
     assert!(w.log().len() <= 16, "{} guest reads", w.log().len());
@@ -329,8 +338,10 @@ fn idal_is_read_by_idaw_size_and_count() {
             &[0x4000, 0x4000 + 2 * bs, 0x4000 + 4 * bs],
         );
         let w = Watched::new(g);
-        let m = RecordingMapper::new();
-        let p = t().translate(&orb(F1, fmt, 0x1000), &w, &m, 0x80).unwrap();
+        let m = Arc::new(RecordingMapper::new());
+        let p = t()
+            .translate(&orb(F1, fmt, 0x1000), &w, m.clone(), 0x80)
+            .unwrap();
         assert_eq!(p.pins().len(), 3, "{fmt:?}");
         let idal_reads: Vec<_> = w.log().into_iter().filter(|(a, _)| *a >= idal_at).collect();
         let bytes: usize = idal_reads.iter().map(|(_, l)| l).sum();
@@ -339,7 +350,7 @@ fn idal_is_read_by_idaw_size_and_count() {
             n * fmt.idaw_size(),
             "{fmt:?}: {idal_reads:x?}"
         );
-        p.release(&m);
+        drop(p);
     }
 }
 
@@ -355,8 +366,8 @@ fn first_idaw_is_read_once() {
     // After the first read the guest points the first IDAW at the start of a block: a
     // translator that re-read it would pin 0x9000.. but count 2 IDAWs from 0x3FF0.
     w.watch(0x2000, &0x9000u64.to_be_bytes());
-    let m = RecordingMapper::new();
-    let p = t().translate(&orb1(0x1000), &w, &m, 0x80).unwrap();
+    let m = Arc::new(RecordingMapper::new());
+    let p = t().translate(&orb1(0x1000), &w, m.clone(), 0x80).unwrap();
     assert_eq!(
         w.touching(0x2000, 8),
         1,
@@ -372,7 +383,7 @@ fn first_idaw_is_read_once() {
     let host = host_bytes(&p, &m, p.host_orb().cpa.get() as u64);
     assert_eq!(host.first(), Some(&0x3FF0));
     assert!(host.iter().all(|b| pinned(p.pins(), *b)));
-    p.release(&m);
+    drop(p);
     w.clear();
 }
 
@@ -384,12 +395,12 @@ fn each_ccw_is_read_once() {
     ccws.push(ccw1(0x08, 0, 0, 0x1000));
     chain(&g, 0x1000, &ccws);
     let w = Watched::new(g);
-    let m = RecordingMapper::new();
-    let p = t().translate(&orb1(0x1000), &w, &m, 0x80).unwrap();
+    let m = Arc::new(RecordingMapper::new());
+    let p = t().translate(&orb1(0x1000), &w, m.clone(), 0x80).unwrap();
     for k in 0..101 {
         assert_eq!(w.touching(0x1000 + 8 * k, 8), 1, "CCW {k}");
     }
-    p.release(&m);
+    drop(p);
 }
 
 /// Read-ahead of control bytes never turns a valid program into a fault: guest memory that
@@ -411,20 +422,22 @@ fn read_ahead_stops_at_the_end_of_guest_memory() {
     );
     idal(&g, 0x13010, IdawFormat::Format2K4, &[0x1F00]);
     // The IDAL's single IDAW ends guest memory: 0x900 bytes from 0x1F00 need two IDAWs.
-    let m = RecordingMapper::new();
-    let e = t().translate(&orb1(0x13000), &g, &m, 0x80).unwrap_err();
+    let m = Arc::new(RecordingMapper::new());
+    let e = t()
+        .translate(&orb1(0x13000), &g, m.clone(), 0x80)
+        .unwrap_err();
     assert!(
         matches!(e.reason, K::GuestFault { addr: 0x13018, .. }),
         "{e}"
     );
     put(&g, 0x13000, &ccw1(0x02, CC | IDA, 0x100, 0x13010));
-    let p = t().translate(&orb1(0x13000), &g, &m, 0x80).unwrap();
+    let p = t().translate(&orb1(0x13000), &g, m.clone(), 0x80).unwrap();
     assert_eq!(
         p.pins(),
         &[GuestRange::new(0x1F00, 0x100), GuestRange::new(0x100, 8)]
     );
     check_program(&p, &m, &g, F1, IdawFormat::Format2K4);
-    p.release(&m);
+    drop(p);
 }
 
 /// vfio-ccw's `ccwchain_calc_length` keeps counting past a TIC whose target lies within the
@@ -448,8 +461,8 @@ fn vfio_ccw_is_tic_within_range_keeps_the_ccw_after_a_looping_tic() {
         ],
     );
     let w = Watched::new(g);
-    let m = RecordingMapper::new();
-    let p = t().translate(&orb1(0x1000), &w, &m, 0x80).unwrap();
+    let m = Arc::new(RecordingMapper::new());
+    let p = t().translate(&orb1(0x1000), &w, m.clone(), 0x80).unwrap();
     let segs: Vec<_> = p.segments().collect();
     assert_eq!(segs.len(), 1);
     assert_eq!((segs[0].0, segs[0].2), (0x1000, 5));
@@ -467,6 +480,6 @@ fn vfio_ccw_is_tic_within_range_keeps_the_ccw_after_a_looping_tic() {
         assert_eq!(scsw.cpa.get(), guest);
     }
     check_program(&p, &m, &w.inner, F1, IdawFormat::Format2K4);
-    p.release(&m);
+    drop(p);
     assert!(m.live_pins().is_empty());
 }

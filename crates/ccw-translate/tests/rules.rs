@@ -11,6 +11,7 @@ use ccw_translate::{
 };
 use ccw_types::{CcwFormat, CommandOrb, Errno, ErrorKind, IdawFormat, Orb, Scsw, SubchannelStatus};
 use common::*;
+use std::sync::Arc;
 
 const F1: CcwFormat = CcwFormat::Format1;
 const F0: CcwFormat = CcwFormat::Format0;
@@ -19,8 +20,12 @@ fn t() -> Translator {
     Translator::new(Limits::default())
 }
 
-fn err(orb: &Orb, mem: &vm_memory::GuestMemoryMmap<()>, m: &RecordingMapper) -> TranslateError {
-    let e = t().translate(orb, mem, m, 0x80).unwrap_err();
+fn err(
+    orb: &Orb,
+    mem: &vm_memory::GuestMemoryMmap<()>,
+    m: &Arc<RecordingMapper>,
+) -> TranslateError {
+    let e = t().translate(orb, mem, m.clone(), 0x80).unwrap_err();
     assert!(
         m.live_pins().is_empty(),
         "pins left after error: {:?}",
@@ -32,7 +37,11 @@ fn err(orb: &Orb, mem: &vm_memory::GuestMemoryMmap<()>, m: &RecordingMapper) -> 
 }
 
 /// [`err`] for a format-1 ORB whose program starts at `cpa`.
-fn refused(mem: &vm_memory::GuestMemoryMmap<()>, m: &RecordingMapper, cpa: u32) -> TranslateError {
+fn refused(
+    mem: &vm_memory::GuestMemoryMmap<()>,
+    m: &Arc<RecordingMapper>,
+    cpa: u32,
+) -> TranslateError {
     err(&orb1(cpa), mem, m)
 }
 
@@ -40,8 +49,8 @@ fn refused(mem: &vm_memory::GuestMemoryMmap<()>, m: &RecordingMapper, cpa: u32) 
 fn sense_id_single_ccw() {
     let mem = mem(0x10000);
     put(&mem, 0x1000, &ccw1(0xE4, SLI, 256, 0x2000));
-    let m = RecordingMapper::new().recording(true);
-    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    let m = Arc::new(RecordingMapper::new().recording(true));
+    let p = t().translate(&orb1(0x1000), &mem, m.clone(), 0x80).unwrap();
     assert_eq!(p.pins(), &[GuestRange::new(0x2000, 256)]);
     assert!(matches!(
         m.events()[0],
@@ -63,7 +72,7 @@ fn sense_id_single_ccw() {
     assert!(m.read_control(c.cda.get() as u64, &mut idaw));
     assert_eq!(u64::from_be_bytes(idaw), 0x2000);
     check_program(&p, &m, &mem, F1, IdawFormat::Format2K4);
-    p.release(&m);
+    drop(p);
     assert!(m.live_pins().is_empty() && m.live_areas() == 0);
 }
 
@@ -76,17 +85,17 @@ fn host_orb_lpm_key_and_controls() {
     o.key = 9;
     o.suspend = true;
     o.initial_status = true;
-    let m = RecordingMapper::new();
-    let p = t().translate(&o.emit(), &mem, &m, 0x40).unwrap();
+    let m = Arc::new(RecordingMapper::new());
+    let p = t().translate(&o.emit(), &mem, m.clone(), 0x40).unwrap();
     let h = p.host_orb();
     assert_eq!((h.ctrl.lpm(), h.ctrl.key()), (0x40, 9));
     assert!(h.ctrl.suspend() && h.ctrl.initial_status());
     assert_eq!(p.guest_orb(), &o);
-    p.release(&m);
+    drop(p);
     o.lpm = 0x20;
-    let p = t().translate(&o.emit(), &mem, &m, 0x40).unwrap();
+    let p = t().translate(&o.emit(), &mem, m.clone(), 0x40).unwrap();
     assert_eq!(p.host_orb().ctrl.lpm(), 0x20);
-    p.release(&m);
+    drop(p);
 }
 
 #[test]
@@ -103,9 +112,9 @@ fn format0_is_converted_to_format1() {
         ],
     );
     put(&mem, 0x2000, &ccw0(0x02, SLI, 10, 0x4000));
-    let m = RecordingMapper::new();
+    let m = Arc::new(RecordingMapper::new());
     let o = orb(F0, IdawFormat::Format2K4, 0x1000);
-    let p = t().translate(&o, &mem, &m, 0x80).unwrap();
+    let p = t().translate(&o, &mem, m.clone(), 0x80).unwrap();
     assert!(p.host_orb().ctrl.format1());
     let segs: Vec<_> = p.segments().collect();
     assert_eq!(segs.len(), 2);
@@ -113,7 +122,7 @@ fn format0_is_converted_to_format1() {
     assert_eq!((tic.cmd, tic.flags, tic.count.get()), (0x08, 0, 0));
     assert_eq!(tic.cda.get() as u64, segs[1].1);
     check_program(&p, &m, &mem, F0, IdawFormat::Format2K4);
-    p.release(&m);
+    drop(p);
 }
 
 #[test]
@@ -124,13 +133,13 @@ fn command_and_data_chaining_form_one_segment() {
         ccw1(0x01, 0, 30, 0x4000),
         ccw1(0x01, 0, 30, 0x5000), // not reached: the previous CCW does not chain
     ]);
-    let m = RecordingMapper::new();
-    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    let m = Arc::new(RecordingMapper::new());
+    let p = t().translate(&orb1(0x1000), &mem, m.clone(), 0x80).unwrap();
     assert_eq!(p.segments().map(|s| s.2).collect::<Vec<_>>(), [3]);
     assert_eq!(p.pins().len(), 3);
     assert!(!p.is_pinned(GuestRange::new(0x5000, 30)));
     check_program(&p, &m, &mem, F1, IdawFormat::Format2K4);
-    p.release(&m);
+    drop(p);
 }
 
 #[test]
@@ -142,11 +151,11 @@ fn tic_inside_segment_and_to_new_segments() {
         0x1000,
         &[ccw1(0x02, CC, 8, 0x3000), ccw1(0x08, 0, 0, 0x1000)],
     );
-    let m = RecordingMapper::new();
-    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    let m = Arc::new(RecordingMapper::new());
+    let p = t().translate(&orb1(0x1000), &mem, m.clone(), 0x80).unwrap();
     assert_eq!(p.segments().count(), 1);
     check_program(&p, &m, &mem, F1, IdawFormat::Format2K4);
-    p.release(&m);
+    drop(p);
 
     // Forward TIC to 0x2000, which TICs into the middle of the first segment.
     chain(
@@ -163,7 +172,7 @@ fn tic_inside_segment_and_to_new_segments() {
         0x2000,
         &[ccw1(0x03, CC, 0, 0), ccw1(0x08, 0, 0, 0x1008)],
     );
-    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    let p = t().translate(&orb1(0x1000), &mem, m.clone(), 0x80).unwrap();
     let segs: Vec<_> = p.segments().collect();
     assert_eq!(
         segs.iter().map(|s| (s.0, s.2)).collect::<Vec<_>>(),
@@ -172,7 +181,7 @@ fn tic_inside_segment_and_to_new_segments() {
     let back = host_ccw(&m, segs[1].1 + 8);
     assert_eq!(back.cda.get() as u64, segs[0].1 + 8);
     check_program(&p, &m, &mem, F1, IdawFormat::Format2K4);
-    p.release(&m);
+    drop(p);
 }
 
 #[test]
@@ -181,10 +190,10 @@ fn segment_length_limit() {
     let mut ccws = vec![ccw1(0x03, CC, 0, 0); 254];
     ccws.push(ccw1(0x03, 0, 0, 0));
     chain(&mem, 0x1000, &ccws);
-    let m = RecordingMapper::new();
-    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    let m = Arc::new(RecordingMapper::new());
+    let p = t().translate(&orb1(0x1000), &mem, m.clone(), 0x80).unwrap();
     assert_eq!(p.segments().next().unwrap().2, 255);
-    p.release(&m);
+    drop(p);
     // One more chained CCW: 256 CCWs in the segment.
     ccws[254] = ccw1(0x03, CC, 0, 0);
     ccws.push(ccw1(0x03, 0, 0, 0));
@@ -201,7 +210,9 @@ fn segment_length_limit() {
         max_ccws_per_segment: 11,
         ..Limits::default()
     });
-    let e = small.translate(&orb1(0x1000), &mem, &m, 0x80).unwrap_err();
+    let e = small
+        .translate(&orb1(0x1000), &mem, m.clone(), 0x80)
+        .unwrap_err();
     assert_eq!(e.reason, K::SegmentTooLong { limit: 10 });
 }
 
@@ -225,11 +236,11 @@ fn tic_ladder(mem: &vm_memory::GuestMemoryMmap<()>, n: u64) {
 fn segment_count_limit() {
     let mem = mem(0x10000);
     tic_ladder(&mem, 16);
-    let m = RecordingMapper::new();
-    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    let m = Arc::new(RecordingMapper::new());
+    let p = t().translate(&orb1(0x1000), &mem, m.clone(), 0x80).unwrap();
     assert_eq!(p.segments().count(), 16);
     check_program(&p, &m, &mem, F1, IdawFormat::Format2K4);
-    p.release(&m);
+    drop(p);
     tic_ladder(&mem, 17);
     let e = refused(&mem, &m, 0x1000);
     assert_eq!(e.reason, K::TooManySegments { limit: 16 });
@@ -251,14 +262,14 @@ fn idaw_formats_and_host_block_size() {
         let count = (fmt.block_size() - 0x700) as u16 + fmt.block_size() as u16 + 5;
         put(&mem, 0x1000, &ccw1(0x01, IDA, count, 0x2000));
         idal(&mem, 0x2000, fmt, &idaws);
-        let m = RecordingMapper::new();
+        let m = Arc::new(RecordingMapper::new());
         let p = t()
-            .translate(&orb(F1, fmt, 0x1000), &mem, &m, 0x80)
+            .translate(&orb(F1, fmt, 0x1000), &mem, m.clone(), 0x80)
             .unwrap();
         assert_eq!(p.host_orb().ctrl.idaw_2k(), t_bit, "{fmt:?}");
         assert_eq!(p.pins().len(), 3, "{fmt:?}");
         check_program(&p, &m, &mem, F1, fmt);
-        p.release(&m);
+        drop(p);
     }
 }
 
@@ -271,14 +282,14 @@ fn direct_ccw_gets_fabricated_idal_in_orb_block_steps() {
     ] {
         let mem = mem(0x10000);
         put(&mem, 0x1000, &ccw1(0x02, 0, 0x2000, 0x2F00));
-        let m = RecordingMapper::new();
+        let m = Arc::new(RecordingMapper::new());
         let p = t()
-            .translate(&orb(F1, fmt, 0x1000), &mem, &m, 0x80)
+            .translate(&orb(F1, fmt, 0x1000), &mem, m.clone(), 0x80)
             .unwrap();
         assert_eq!(p.pins().len(), pins, "{fmt:?}");
         assert_eq!(p.pins()[0], GuestRange::new(0x2F00, 0x100));
         check_program(&p, &m, &mem, F1, fmt);
-        p.release(&m);
+        drop(p);
     }
 }
 
@@ -293,15 +304,15 @@ fn no_pin_without_data_transfer() {
         ccw1(0x0C, CC | SKIP, 32, 0x3000),  // skip on read backward
         ccw1(0x01, SKIP, 16, 0x5000),       // skip on write is ignored: pinned
     ]);
-    let m = RecordingMapper::new();
-    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    let m = Arc::new(RecordingMapper::new());
+    let p = t().translate(&orb1(0x1000), &mem, m.clone(), 0x80).unwrap();
     assert_eq!(p.pins(), &[GuestRange::new(0x5000, 16)]);
     for k in 0..6 {
         let c = host_ccw(&m, p.host_orb().cpa.get() as u64 + 8 * k);
         assert_eq!((c.flags & IDA, c.cda.get()), (0, 0), "no-data host CCW {k}");
     }
     check_program(&p, &m, &mem, F1, IdawFormat::Format2K4);
-    p.release(&m);
+    drop(p);
 }
 
 #[test]
@@ -313,11 +324,11 @@ fn dma_direction_follows_command_class() {
         ccw1(0x04, CC, 1, 0x3300), // sense
         ccw1(0x0C, 0, 1, 0x3400),  // read backward
     ]);
-    let m = RecordingMapper::new().recording(true);
-    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    let m = Arc::new(RecordingMapper::new().recording(true));
+    let p = t().translate(&orb1(0x1000), &mem, m.clone(), 0x80).unwrap();
     use DmaAccess::{Read as R, Write as W};
     assert_eq!(pin_dirs(&m), [R, R, W, W, W]);
-    p.release(&m);
+    drop(p);
 }
 
 #[test]
@@ -329,8 +340,8 @@ fn read_backward_direct_and_indirect() {
     // of the block 0x8000..0x9000.
     put(&mem, 0x1008, &ccw1(0x0C, IDA, 0x180, 0x2000));
     idal(&mem, 0x2000, IdawFormat::Format2K4, &[0x60FF, 0x8FFF]);
-    let m = RecordingMapper::new();
-    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    let m = Arc::new(RecordingMapper::new());
+    let p = t().translate(&orb1(0x1000), &mem, m.clone(), 0x80).unwrap();
     assert_eq!(
         p.pins(),
         &[
@@ -342,7 +353,7 @@ fn read_backward_direct_and_indirect() {
         ]
     );
     check_program(&p, &m, &mem, F1, IdawFormat::Format2K4);
-    p.release(&m);
+    drop(p);
     // A later backward IDAW that is not the last byte of a block.
     idal(&mem, 0x2000, IdawFormat::Format2K4, &[0x60FF, 0x8000]);
     let e = refused(&mem, &m, 0x1000);
@@ -357,17 +368,17 @@ fn read_backward_direct_and_indirect() {
     // Direct read backward ending exactly at address 0 (found by the fuzzer: the cursor
     // must not step below 0 after the last piece).
     put(&mem, 0x1000, &ccw1(0x0C, 0, 1, 0));
-    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    let p = t().translate(&orb1(0x1000), &mem, m.clone(), 0x80).unwrap();
     assert_eq!(p.pins(), &[GuestRange::new(0, 1)]);
     check_program(&p, &m, &mem, F1, IdawFormat::Format2K4);
-    p.release(&m);
+    drop(p);
     put(&mem, 0x1000, &ccw1(0x0C, 0, 0x1001, 0x1000));
-    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    let p = t().translate(&orb1(0x1000), &mem, m.clone(), 0x80).unwrap();
     assert_eq!(
         p.pins(),
         &[GuestRange::new(0x1000, 1), GuestRange::new(0, 0x1000)]
     );
-    p.release(&m);
+    drop(p);
     // A backward IDAW at the top of the 64-bit space (found by the fuzzer): the piece's end
     // is not representable, rejected instead of overflowing.
     put(&mem, 0x1000, &ccw1(0x0C, IDA, 0x10, 0x2000));
@@ -399,7 +410,7 @@ fn transport_mode_and_midaw_are_unsupported() {
     o.ctrl.set_format1(false);
     o.ctrl.set_prefetch(false);
     o.ctrl.set_format2_idaw(false);
-    let m = RecordingMapper::new();
+    let m = Arc::new(RecordingMapper::new());
     let e = err(&o, &mem, &m);
     assert_eq!(e.reason, K::Unsupported(Unsupported::TransportMode));
     assert_eq!(
@@ -432,14 +443,14 @@ fn invalid_orb() {
     let mem = mem(0x10000);
     let mut o = orb1(0x1000);
     o.ctrl.set_reserved(1);
-    let e = err(&o, &mem, &RecordingMapper::new());
+    let e = err(&o, &mem, &Arc::new(RecordingMapper::new()));
     assert!(matches!(e.reason, K::InvalidOrb(_)));
     assert_eq!((e.errno().raw(), e.program_check()), (libc::EINVAL, None));
 }
 
 #[test]
 fn invalid_ccws_are_program_checks() {
-    let m = RecordingMapper::new();
+    let m = Arc::new(RecordingMapper::new());
     let cases: Vec<(Vec<[u8; 8]>, CcwFormat, K, usize)> = vec![
         (
             vec![ccw1(0x03, CC, 0, 0), ccw1(0x00, 0, 1, 0x3000)],
@@ -538,7 +549,7 @@ fn invalid_ccws_are_program_checks() {
 
 #[test]
 fn bad_idaws() {
-    let m = RecordingMapper::new();
+    let m = Arc::new(RecordingMapper::new());
     let mem = mem(0x10000);
     // Format-1 IDAW with bit 0 set.
     put(&mem, 0x1000, &ccw1(0x02, IDA, 8, 0x2000));
@@ -576,7 +587,7 @@ fn bad_idaws() {
 
 #[test]
 fn guest_faults() {
-    let m = RecordingMapper::new();
+    let m = Arc::new(RecordingMapper::new());
     let mem = mem(0x4000);
     let e = refused(&mem, &m, 0x8000);
     assert_eq!(
@@ -625,7 +636,7 @@ fn guest_faults() {
 /// refused, a valid one is read and nothing is pinned.
 #[test]
 fn skip_with_ida_reads_the_idal_but_pins_nothing() {
-    let m = RecordingMapper::new();
+    let m = Arc::new(RecordingMapper::new());
     let mem = mem(0x4000);
     // The IDAL is outside guest memory.
     put(&mem, 0x1000, &ccw1(0x02, SKIP | IDA, 8, 0x9000));
@@ -663,11 +674,11 @@ fn skip_with_ida_reads_the_idal_but_pins_nothing() {
         0x2000,
         &[0x9_0800u64, 0x9_1000].map(u64::to_be_bytes).concat(),
     );
-    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    let p = t().translate(&orb1(0x1000), &mem, m.clone(), 0x80).unwrap();
     assert!(p.pins().is_empty());
     let c = host_ccw(&m, p.host_orb().cpa.get() as u64);
     assert_eq!((c.flags & (IDA | SKIP), c.cda.get()), (SKIP, 0));
-    p.release(&m);
+    drop(p);
 }
 
 /// Issue #15 item 6: data ranges are checked against guest memory by the translator, not
@@ -675,7 +686,7 @@ fn skip_with_ida_reads_the_idal_but_pins_nothing() {
 /// page it cannot pin (EINVAL); the program check is the channel's.
 #[test]
 fn data_outside_guest_memory_is_a_fault_before_the_mapper() {
-    let m = RecordingMapper::new();
+    let m = Arc::new(RecordingMapper::new());
     let mem = mem(0x4000);
     // The area that straddles the end: its first (in-memory) piece is pinned and undone,
     // the piece outside is the fault.
@@ -710,7 +721,7 @@ fn mapper_failures_undo_everything() {
         ccw1(0x02, CC, 0x2000, 0x3000),
         ccw1(0x01, 0, 0x2000, 0x6000),
     ]);
-    let m = RecordingMapper::new();
+    let m = Arc::new(RecordingMapper::new());
     for n in 0..4 {
         m.fail_pin_after(Some(n));
         let e = refused(&mem, &m, 0x1000);
@@ -747,7 +758,7 @@ fn mapper_failures_undo_everything() {
     assert_eq!(e.errno().raw(), libc::EIO);
     m.fail_write(false);
     // Data outside what the backend maps: EINVAL, a program check on real hardware.
-    let m = RecordingMapper::new().with_guest_limit(0x4000);
+    let m = Arc::new(RecordingMapper::new().with_guest_limit(0x4000));
     let e = refused(&mem, &m, 0x1000);
     assert!(matches!(
         e.reason,
@@ -769,16 +780,16 @@ fn mapper_contract_is_checked() {
     let mem = mem(0x10000);
     put(&mem, 0x1000, &ccw1(0x02, 0, 0x10, 0x3000));
     // Device addresses that shift the offset inside a 4 KiB block.
-    let m = RecordingMapper::new().with_offset(0x100);
+    let m = Arc::new(RecordingMapper::new().with_offset(0x100));
     let e = refused(&mem, &m, 0x1000);
     assert!(matches!(e.reason, K::MapperContract(_)));
     // A page-preserving offset is fine.
-    let m = RecordingMapper::new().with_offset(0x1_0000_0000);
-    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    let m = Arc::new(RecordingMapper::new().with_offset(0x1_0000_0000));
+    let p = t().translate(&orb1(0x1000), &mem, m.clone(), 0x80).unwrap();
     check_program(&p, &m, &mem, F1, IdawFormat::Format2K4);
-    p.release(&m);
+    drop(p);
     // Control memory reaching beyond 2 GiB.
-    let m = RecordingMapper::new().with_control(0x7FFF_FFF8, 0x100);
+    let m = Arc::new(RecordingMapper::new().with_control(0x7FFF_FFF8, 0x100));
     let e = refused(&mem, &m, 0x1000);
     assert!(matches!(e.reason, K::MapperContract(_)));
 }
@@ -790,10 +801,10 @@ fn release_unpins_exactly_what_was_pinned() {
         ccw1(0x01, CC, 16, 0x3800),
         ccw1(0x03, 0, 0, 0),
     ]);
-    let m = RecordingMapper::new().recording(true);
-    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    let m = Arc::new(RecordingMapper::new().recording(true));
+    let p = t().translate(&orb1(0x1000), &mem, m.clone(), 0x80).unwrap();
     let pins = p.pins().to_vec();
-    p.release(&m);
+    drop(p);
     let ev = m.events();
     let pinned: Vec<_> = ev
         .iter()
@@ -820,26 +831,48 @@ fn release_unpins_exactly_what_was_pinned() {
     assert!(m.violations().is_empty());
 }
 
+/// A program releases itself wherever it is dropped: on another thread, after the translator
+/// that built it is gone; it holds its mapper until then.
+#[test]
+fn a_program_releases_itself_after_its_translator_and_on_another_thread() {
+    let mem = guest(&[ccw1(0x02, CC, 0x1800, 0x3800), ccw1(0x03, 0, 0, 0)]);
+    let m = Arc::new(RecordingMapper::new());
+    let mut tr = t();
+    let p = tr.translate(&orb1(0x1000), &mem, m.clone(), 0x80).unwrap();
+    let pinned = p.pins().len() as u64;
+    assert!(pinned >= 2);
+    drop(tr);
+    assert_eq!(Arc::strong_count(&m), 2, "the program holds its mapper");
+    std::thread::spawn(move || drop(p)).join().unwrap();
+    assert_eq!(Arc::strong_count(&m), 1, "and lets it go when dropped");
+    let s = m.stats();
+    assert_eq!(
+        (s.pins, s.unpins, s.allocs, s.frees),
+        (pinned, pinned, 1, 1)
+    );
+    assert!(m.live_pins().is_empty() && m.live_areas() == 0 && m.violations().is_empty());
+}
+
 #[test]
 fn is_pinned_answers_dma_unmap() {
     let mem = mem(0x10000);
     put(&mem, 0x1000, &ccw1(0x02, 0, 0x100, 0x3F80));
-    let m = RecordingMapper::new();
-    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    let m = Arc::new(RecordingMapper::new());
+    let p = t().translate(&orb1(0x1000), &mem, m.clone(), 0x80).unwrap();
     assert!(p.is_pinned(GuestRange::new(0x3000, 0x1000)));
     assert!(p.is_pinned(GuestRange::new(0x4000, 0x1000)));
     assert!(p.is_pinned(GuestRange::new(0x407F, 1)));
     assert!(!p.is_pinned(GuestRange::new(0x4080, 0x1000)));
     assert!(!p.is_pinned(GuestRange::new(0x3000, 0xF80)));
-    p.release(&m);
+    drop(p);
 }
 
 #[test]
 fn update_scsw_maps_host_to_guest_and_leaves_others() {
     let mem = mem(0x10000);
     tic_ladder(&mem, 3);
-    let m = RecordingMapper::new();
-    let p = t().translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    let m = Arc::new(RecordingMapper::new());
+    let p = t().translate(&orb1(0x1000), &mem, m.clone(), 0x80).unwrap();
     check_program(&p, &m, &mem, F1, IdawFormat::Format2K4);
     let mut scsw = Scsw::default();
     scsw.cpa.set(0x10);
@@ -849,27 +882,27 @@ fn update_scsw_maps_host_to_guest_and_leaves_others() {
     for (g, h, len) in p.segments() {
         assert_eq!(p.host_cpa(g + 8 * len as u64), Some(h + 8 * len as u64));
     }
-    p.release(&m);
+    drop(p);
 }
 
 #[test]
 fn translator_is_reusable_after_errors() {
     let mem = mem(0x10000);
-    let m = RecordingMapper::new();
+    let m = Arc::new(RecordingMapper::new());
     let mut tr = t();
     put(&mem, 0x1000, &ccw1(0x00, 0, 1, 0));
-    assert!(tr.translate(&orb1(0x1000), &mem, &m, 0x80).is_err());
+    assert!(tr.translate(&orb1(0x1000), &mem, m.clone(), 0x80).is_err());
     put(&mem, 0x1000, &ccw1(0x02, 0, 1, 0x3000));
-    let p = tr.translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    let p = tr.translate(&orb1(0x1000), &mem, m.clone(), 0x80).unwrap();
     check_program(&p, &m, &mem, F1, IdawFormat::Format2K4);
-    p.release(&m);
+    drop(p);
     assert_eq!(tr.limits(), &Limits::default());
 }
 
 #[test]
 fn error_messages_name_ccw_and_address() {
     let mem = guest(&[ccw1(0x03, CC, 0, 0), ccw1(0x02, IDA, 8, 0x2004)]);
-    let e = err(&orb1(0x1000), &mem, &RecordingMapper::new());
+    let e = err(&orb1(0x1000), &mem, &Arc::new(RecordingMapper::new()));
     assert_eq!(
         e.to_string(),
         "CCW #1 at 0x1008: IDAL address 0x2004 is not 8-byte aligned"
@@ -880,10 +913,10 @@ fn error_messages_name_ccw_and_address() {
 /// against the byte-level channel model.
 fn ok(
     mem: &vm_memory::GuestMemoryMmap<()>,
-    m: &RecordingMapper,
+    m: &Arc<RecordingMapper>,
     cpa: u32,
 ) -> ccw_translate::ChannelProgram {
-    let p = t().translate(&orb1(cpa), mem, m, 0x80).unwrap();
+    let p = t().translate(&orb1(cpa), mem, m.clone(), 0x80).unwrap();
     check_program(&p, m, mem, F1, IdawFormat::Format2K4);
     p
 }
@@ -910,7 +943,7 @@ fn tic_back_into_the_segment_continues_it() {
         ccw1(0x08, 0, 0, 0x1008),     // TIC back to the search
         ccw1(0x06, SLI, 512, 0x4000), // Read Data
     ]);
-    let m = RecordingMapper::new();
+    let m = Arc::new(RecordingMapper::new());
     let p = ok(&mem, &m, 0x1000);
     let segs: Vec<_> = p.segments().collect();
     assert_eq!(segs.len(), 1);
@@ -936,14 +969,14 @@ fn tic_back_into_the_segment_continues_it() {
         p.update_scsw(&mut scsw);
         assert_eq!(scsw.cpa.get() as u64, guest_cpa);
     }
-    p.release(&m);
+    drop(p);
     assert!(m.live_pins().is_empty());
 }
 
 #[test]
 fn tic_within_range_is_measured_against_the_ccws_counted_so_far() {
     let mem = mem(0x10000);
-    let m = RecordingMapper::new();
+    let m = Arc::new(RecordingMapper::new());
     // A TIC to itself is within the range (vfio-ccw counts the TIC itself); the CCW after it
     // is part of the segment.
     chain(
@@ -958,7 +991,7 @@ fn tic_within_range_is_measured_against_the_ccws_counted_so_far() {
     let p = ok(&mem, &m, 0x1000);
     assert_eq!(p.segments().map(|s| s.2).collect::<Vec<_>>(), [3]);
     assert_eq!(p.pins(), &[GuestRange::new(0x3000, 4)]);
-    p.release(&m);
+    drop(p);
     // A forward TIC (to the CCW right after it, not yet counted) ends the segment: its target
     // becomes a segment of its own.
     put(&mem, 0x1008, &ccw1(0x08, 0, 0, 0x1010));
@@ -967,7 +1000,7 @@ fn tic_within_range_is_measured_against_the_ccws_counted_so_far() {
         p.segments().map(|s| (s.0, s.2)).collect::<Vec<_>>(),
         [(0x1000, 2), (0x1010, 1)]
     );
-    p.release(&m);
+    drop(p);
     // A TIC to before the segment's head (into memory not counted) ends it too.
     chain(
         &mem,
@@ -980,13 +1013,13 @@ fn tic_within_range_is_measured_against_the_ccws_counted_so_far() {
         p.segments().map(|s| (s.0, s.2)).collect::<Vec<_>>(),
         [(0x2000, 2), (0x1ff8, 1)]
     );
-    p.release(&m);
+    drop(p);
 }
 
 #[test]
 fn tic_within_range_keeps_the_segment_length_limit() {
     let mem = mem(0x10000);
-    let m = RecordingMapper::new();
+    let m = Arc::new(RecordingMapper::new());
     // 253 chained NOPs, a TIC back to the head, one NOP: 255 CCWs, the most a segment holds.
     let mut ccws = vec![ccw1(0x03, CC, 0, 0); 253];
     ccws.push(ccw1(0x08, 0, 0, 0x1000));
@@ -994,7 +1027,7 @@ fn tic_within_range_keeps_the_segment_length_limit() {
     chain(&mem, 0x1000, &ccws);
     let p = ok(&mem, &m, 0x1000);
     assert_eq!(p.segments().next().unwrap().2, 255);
-    p.release(&m);
+    drop(p);
     // The CCW after the TIC chains on: 256 CCWs, refused as before.
     ccws[254] = ccw1(0x03, CC, 0, 0);
     ccws.push(ccw1(0x03, 0, 0, 0));
@@ -1013,9 +1046,11 @@ fn tic_within_range_keeps_the_segment_length_limit() {
         &[ccw1(0x03, CC, 0, 0), ccw1(0x08, 0, 0, 0x1000)],
     );
     put(&mem, 0x1010, &ccw1(0x03, 0, 0, 0));
-    let p = counting.translate(&orb1(0x1000), &mem, &m, 0x80).unwrap();
+    let p = counting
+        .translate(&orb1(0x1000), &mem, m.clone(), 0x80)
+        .unwrap();
     assert_eq!(p.segments().map(|s| s.2).collect::<Vec<_>>(), [3]);
-    p.release(&m);
+    drop(p);
 }
 
 #[test]
@@ -1024,7 +1059,7 @@ fn ccw_after_a_looping_tic_that_a_css_would_refuse_is_poisoned_not_refused() {
     // gets there after a status modifier, so the program is valid. The host copy is an
     // all-zero CCW (invalid command), where the channel program-checks if it ever arrives.
     let mem = mem(0x10000);
-    let m = RecordingMapper::new();
+    let m = Arc::new(RecordingMapper::new());
     for junk in [
         [0u8; 8],                      // command code 0x00
         ccw1(0x02, IDA, 8, 0x3001),    // misaligned IDAL
@@ -1035,13 +1070,13 @@ fn ccw_after_a_looping_tic_that_a_css_would_refuse_is_poisoned_not_refused() {
             0x1000,
             &[ccw1(0x03, CC, 0, 0), ccw1(0x08, 0, 0, 0x1000), junk],
         );
-        let m = RecordingMapper::new().with_guest_limit(0x10000);
+        let m = Arc::new(RecordingMapper::new().with_guest_limit(0x10000));
         let p = ok(&mem, &m, 0x1000);
         let (_, host, len) = p.segments().next().unwrap();
         assert_eq!(len, 3);
         assert_eq!(host_ccw(&m, host + 16).into_bytes(), [0; 8], "{junk:x?}");
         assert!(p.pins().is_empty());
-        p.release(&m);
+        drop(p);
         assert!(m.live_pins().is_empty());
     }
     // The same junk where command chaining reaches it is refused, as before.
@@ -1069,7 +1104,7 @@ fn data_chained_ccws_are_classified_by_the_chains_command() {
         ccw1(0x03, CD, 8, 0x3700),         // NOP ...
         ccw1(0x02, 0, 8, 0x3800),          // ... under a read code: NOP moves nothing
     ]);
-    let m = RecordingMapper::new().recording(true);
+    let m = Arc::new(RecordingMapper::new().recording(true));
     let p = ok(&mem, &m, 0x1000);
     assert_eq!(
         p.pins(),
@@ -1090,7 +1125,7 @@ fn data_chained_ccws_are_classified_by_the_chains_command() {
     assert_eq!((c.cmd, c.flags), (0x03, CD | IDA));
     let c = host_ccw(&m, host + 8 * 8);
     assert_eq!((c.cmd, c.flags & IDA, c.cda.get()), (0x02, 0, 0));
-    p.release(&m);
+    drop(p);
 }
 
 #[test]
@@ -1098,14 +1133,14 @@ fn read_backward_data_chain_continues_backward() {
     // Read backward, data-chained into a CCW with a (forward) read code: the continuation
     // also stores at descending addresses, so its address designates the highest byte.
     let mem = guest(&[ccw1(0x0C, CD, 0x10, 0x30FF), ccw1(0x02, 0, 0x20, 0x401F)]);
-    let m = RecordingMapper::new().recording(true);
+    let m = Arc::new(RecordingMapper::new().recording(true));
     let p = ok(&mem, &m, 0x1000);
     assert_eq!(
         p.pins(),
         &[GuestRange::new(0x30F0, 0x10), GuestRange::new(0x4000, 0x20)]
     );
     assert_eq!(pin_dirs(&m), [DmaAccess::Write, DmaAccess::Write]);
-    p.release(&m);
+    drop(p);
 }
 
 #[test]
@@ -1114,15 +1149,15 @@ fn data_chaining_through_a_tic() {
     // into a CCW with a read code, which the device therefore reads.
     let mem = guest(&[ccw1(0x01, CD, 8, 0x3000), ccw1(0x08, 0, 0, 0x2000)]);
     put(&mem, 0x2000, &ccw1(0x02, 0, 8, 0x3100));
-    let m = RecordingMapper::new().recording(true);
+    let m = Arc::new(RecordingMapper::new().recording(true));
     let p = ok(&mem, &m, 0x1000);
     assert_eq!(p.segments().count(), 2);
     assert_eq!(pin_dirs(&m), [DmaAccess::Read, DmaAccess::Read]);
-    p.release(&m);
+    drop(p);
     // Data chaining through a TIC into an invalid command code: the code is ignored.
     put(&mem, 0x2000, &ccw1(0x00, 0, 8, 0x3100));
     let p = ok(&mem, &m, 0x1000);
-    p.release(&m);
+    drop(p);
     // Command chaining through a TIC into it: a new command, invalid.
     put(&mem, 0x1000, &ccw1(0x01, CC, 8, 0x3000));
     let e = refused(&mem, &m, 0x1000);
@@ -1142,7 +1177,7 @@ fn ccw_reached_as_two_different_commands_is_unsupported() {
         ccw1(0x01, CD, 8, 0x3100),
         ccw1(0x08, 0, 0, 0x1008),
     ]);
-    let m = RecordingMapper::new();
+    let m = Arc::new(RecordingMapper::new());
     let e = refused(&mem, &m, 0x1000);
     assert_eq!(e.reason, K::Unsupported(Unsupported::AmbiguousDataChain));
     assert_eq!((e.ccw_index, e.guest_addr), (Some(1), Some(0x1008)));
@@ -1154,5 +1189,5 @@ fn ccw_reached_as_two_different_commands_is_unsupported() {
     // write).
     put(&mem, 0x1008, &ccw1(0x01, CC, 8, 0x3000));
     let p = ok(&mem, &m, 0x1000);
-    p.release(&m);
+    drop(p);
 }

@@ -98,9 +98,7 @@ struct OverflowState {
 
 impl Overflow {
     fn lock(&self) -> std::sync::MutexGuard<'_, OverflowState> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        ccw_translate::sync::lock(&self.state)
     }
 }
 

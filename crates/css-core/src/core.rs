@@ -10,7 +10,8 @@
 //!
 //! Exactly-once rules, all enforced under the lock:
 //! - the request's answer (the [`Waiter`]) and its program live in `Inner`; whoever takes them
-//!   out (completion, start failure, close, not-operational, remove) answers and releases;
+//!   out (completion, start failure, close, not-operational, remove) answers and drops the
+//!   program, which releases its pins and control memory ([`HostProgram`]);
 //! - every request gets a ticket (`seq`); continuations with a stale ticket change nothing,
 //!   because whoever advanced `seq` already took the request's waiter and program.
 
@@ -20,6 +21,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::backend::ConditionCode;
 use crate::error::CssError;
 use crate::fsm::{Action, AsyncOp, Errno, Event, IrqKind, Outcome, State, transition};
+use crate::paths::{PathEvent, Paths};
+use crate::program::HostProgram;
 use crate::sync::{Mutex, MutexGuard, lock};
 
 /// What a finished I/O returns: the final IRB with guest channel-program addresses.
@@ -53,13 +56,6 @@ pub enum SubchannelEvent {
 /// The answer channel of one request.
 pub(crate) type Waiter = oneshot::Sender<Result<IoCompletion, CssError>>;
 
-/// A program the core can finish: map back, release (exactly once).
-pub(crate) trait Program: Send + 'static {
-    fn update_scsw(&self, scsw: &mut ccw_types::Scsw);
-    fn release(self);
-    fn is_pinned(&self, range: ccw_translate::GuestRange) -> bool;
-}
-
 /// What [`Core::take_if_pinned`] found.
 pub(crate) enum UnmapCheck<P> {
     /// No program of this subchannel pins the range.
@@ -86,12 +82,11 @@ pub(crate) struct Teardown<P> {
     pub(crate) waiter: Option<Waiter>,
 }
 
-impl<P: Program> Teardown<P> {
-    /// Releases the program and answers the request with `err`.
+impl<P> Teardown<P> {
+    /// Releases the program (drops it) and then answers the request with `err`: whoever
+    /// sees the answer finds the pins already given back.
     pub(crate) fn finish(self, err: impl FnOnce() -> CssError) {
-        if let Some(p) = self.program {
-            p.release();
-        }
+        drop(self.program);
         if let Some(w) = self.waiter {
             let _ = w.send(Err(err()));
         }
@@ -107,17 +102,19 @@ pub(crate) enum Claim {
     Disabling,
 }
 
-pub(crate) struct Inner<P> {
-    pub(crate) state: State,
+/// One subchannel's state: private to this module, changed through the table ([`transition`])
+/// and [`Core`]'s methods only.
+struct Inner<P> {
+    state: State,
     seq: u64,
     program: Option<P>,
     waiter: Option<Waiter>,
     intparm: u32,
     deferred: Option<Irb>,
     /// Someone holds the subchannel open (or is opening/closing it).
-    pub(crate) claimed: bool,
+    claimed: bool,
     /// Removed from the registry: every later event is dropped.
-    pub(crate) removed: bool,
+    removed: bool,
     /// The subchannel may be enabled. Unknown at registration (so `true`); cleared only when a
     /// disable of ours succeeded. Status for an unowned subchannel that is known to be disabled
     /// (the late interruption of a close's own halt or clear) needs no second disable.
@@ -125,11 +122,8 @@ pub(crate) struct Inner<P> {
     /// The event task is disabling this unowned subchannel: an open waits until it is done, so
     /// that the late disable cannot land after the open's enable.
     disabling: bool,
-    pub(crate) schib: Schib,
-    /// Logical-path mask css-core uses for ORBs with LPM 0 (vfio-ccw's `sch->lpm`).
-    pub(crate) lpm: u8,
-    /// Operational-path mask (vfio-ccw's `sch->opm`).
-    pub(crate) opm: u8,
+    /// The SCHIB css-core last stored and the path masks (`lpm`, `opm`) derived from it.
+    paths: Paths,
     events: Option<mpsc::UnboundedSender<SubchannelEvent>>,
     /// Interruptions that reported the clear function, so far.
     clears: u64,
@@ -160,10 +154,10 @@ impl<P> Inner<P> {
     }
 }
 
-impl<P: Program> Core<P> {
+impl<P: HostProgram> Core<P> {
     pub(crate) fn new(sch: SubchannelId, schib: Schib) -> Self {
-        let pmcw = &schib.pmcw;
-        let state = if pmcw.flags.dnv() {
+        let paths = Paths::new(schib);
+        let state = if paths.device_valid() {
             State::Standby
         } else {
             State::NotOper
@@ -181,16 +175,14 @@ impl<P: Program> Core<P> {
                 removed: false,
                 may_be_enabled: true,
                 disabling: false,
-                lpm: pmcw.pam & pmcw.pom,
-                opm: pmcw.pam & pmcw.pom,
-                schib,
+                paths,
                 events: None,
                 clears: 0,
             }),
         }
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner<P>> {
+    fn lock(&self) -> MutexGuard<'_, Inner<P>> {
         lock(&self.inner)
     }
 
@@ -366,7 +358,7 @@ impl<P: Program> Core<P> {
                 g.deferred = None;
                 Ok(Ticket {
                     seq: g.seq,
-                    lpm: g.lpm,
+                    lpm: g.paths.lpm(),
                 })
             }
             (_, Outcome::Err(e)) => Err(self.refused("start", state, e)),
@@ -427,8 +419,7 @@ impl<P: Program> Core<P> {
         let mut paths_left = false;
         if cc == ConditionCode::Cc3 && backend_err.is_none() {
             let used = if orb_lpm == 0 { ticket.lpm } else { orb_lpm };
-            g.lpm &= !used;
-            paths_left = g.lpm != 0;
+            paths_left = g.paths.not_operational(used);
         }
         let (action, outcome) = g.apply(self.sch, Event::Started { cc, paths_left });
         match action {
@@ -471,7 +462,8 @@ impl<P: Program> Core<P> {
         let waiter = g.waiter.take();
         if let Some(p) = program {
             p.update_scsw(&mut irb.scsw);
-            p.release();
+            // Released (dropped) before the answer goes out.
+            drop(p);
         }
         let done = IoCompletion {
             intparm: g.intparm,
@@ -593,224 +585,64 @@ impl<P: Program> Core<P> {
     }
 }
 
-#[cfg(all(test, not(loom)))]
-mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+impl<P: HostProgram> Core<P> {
+    // ---- SCHIB and channel paths ----
 
-    use ccw_types::{ActivityControl, FunctionControl, Scsw};
-
-    use super::*;
-    use crate::sync::Arc;
-    use crate::test_support::{final_irb, schib};
-
-    type Rx = oneshot::Receiver<Result<IoCompletion, CssError>>;
-
-    /// An open subchannel and the release counter of its programs.
-    fn open_core() -> (Core<P>, Arc<AtomicUsize>) {
-        let core = Core::new(SubchannelId::new(0, 0, 0), schib());
-        open(&core);
-        (core, Arc::new(AtomicUsize::new(0)))
+    /// The SCHIB css-core last stored, with the current logical-path mask in its `lpm`.
+    pub(crate) fn cached_schib(&self) -> Schib {
+        self.lock().paths.schib()
     }
 
-    /// io_request + install of a counted program.
-    fn begin(core: &Core<P>, rel: &Arc<AtomicUsize>, intparm: u32) -> (Ticket, Rx) {
-        let t = core.io_request(intparm).unwrap();
-        let (tx, rx) = oneshot::channel();
-        assert!(core.install(t, P(rel.clone()), tx).is_ok());
-        (t, rx)
+    /// The path masks `(lpm, opm)`, for the tests and the loom models.
+    #[cfg(test)]
+    pub(crate) fn masks(&self) -> (u8, u8) {
+        let g = self.lock();
+        (g.paths.lpm(), g.paths.opm())
     }
 
-    struct P(Arc<AtomicUsize>);
-    impl Program for P {
-        fn update_scsw(&self, scsw: &mut Scsw) {
-            scsw.cpa = (scsw.cpa.get() - 0x1000).into();
+    /// The subchannel's owner stored `schib` (STORE SUBCHANNEL); the path masks stay.
+    pub(crate) fn schib_stored(&self, schib: Schib) {
+        self.lock().paths.store(schib);
+    }
+
+    /// A subchannel report's STORE SUBCHANNEL found the device valid with `schib`: the SCHIB
+    /// and the path masks are set anew from it and [`SubchannelEvent::SchibRefreshed`] goes
+    /// out. `false` (nothing changed) once the subchannel was removed.
+    pub(crate) fn schib_refreshed(&self, schib: Schib) -> bool {
+        let mut g = self.lock();
+        if g.removed {
+            return false;
         }
-        fn release(self) {
-            self.0.fetch_add(1, Ordering::SeqCst);
+        g.paths.refresh(schib);
+        tracing::debug!(sch = %self.sch, lpm = g.paths.lpm(), opm = g.paths.opm(), "schib refreshed");
+        g.emit(self.sch, SubchannelEvent::SchibRefreshed(schib));
+        true
+    }
+
+    /// Linux `vfio_ccw_chp_event` for one subchannel: applies `event` on channel path
+    /// `chpid` to the path masks and forwards its channel report
+    /// ([`SubchannelEvent::ChannelReport`]). Returns `true` when the running program was
+    /// using the path the event takes away: the caller then ends it (cancel, halt, clear).
+    /// A subchannel that does not use `chpid`, or was removed, is not touched.
+    pub(crate) fn path_event(&self, chpid: u8, event: PathEvent) -> bool {
+        let mut g = self.lock();
+        if g.removed {
+            return false;
         }
-        fn is_pinned(&self, range: ccw_translate::GuestRange) -> bool {
-            range.overlaps(&ccw_translate::GuestRange::new(0x2000, 0x1000))
+        let mask = g.paths.mask_of(chpid);
+        if mask == 0 {
+            return false;
         }
-    }
-
-    fn open(core: &Core<P>) {
-        core.open_begin().unwrap();
-        core.opened(Some(ConditionCode::Cc0)).unwrap();
-        assert_eq!(core.state(), State::Idle);
-    }
-
-    #[test]
-    fn io_completes_once_and_maps_cpa() {
-        let (core, rel) = open_core();
-        let (t, mut rx) = begin(&core, &rel, 7);
-        core.started(t, 0, Ok(ConditionCode::Cc0));
-        assert_eq!(core.state(), State::CpPending);
-        assert!(!core.interrupt(final_irb(0x1010)));
-        let done = rx.try_recv().unwrap().unwrap();
-        assert_eq!((done.intparm, done.irb.scsw.cpa.get()), (7, 0x10));
-        assert_eq!(rel.load(Ordering::SeqCst), 1);
-        assert_eq!(core.state(), State::Idle);
-        // A second final interrupt is forwarded, not completed again.
-        let mut ev = core.subscribe();
-        core.interrupt(final_irb(0x1010));
-        assert!(matches!(ev.try_recv(), Ok(SubchannelEvent::Status(_))));
-        assert_eq!(rel.load(Ordering::SeqCst), 1);
-    }
-
-    #[test]
-    fn early_final_status_is_deferred_until_started() {
-        let (core, rel) = open_core();
-        let (t, mut rx) = begin(&core, &rel, 1);
-        core.interrupt(final_irb(0x1008));
-        assert!(rx.try_recv().is_err());
-        core.started(t, 0, Ok(ConditionCode::Cc0));
-        assert!(rx.try_recv().unwrap().is_ok());
-        assert_eq!(rel.load(Ordering::SeqCst), 1);
-        assert_eq!(core.state(), State::Idle);
-    }
-
-    /// Issue #15 item 3: final status that arrived while the request was being translated
-    /// is delivered as an event when translation fails or START is refused, never dropped.
-    #[test]
-    fn deferred_status_is_forwarded_when_the_start_does_not_happen() {
-        for cc in [
-            None,
-            Some(ConditionCode::Cc1),
-            Some(ConditionCode::Cc2),
-            Some(ConditionCode::Cc3),
-        ] {
-            let (core, rel) = open_core();
-            let mut ev = core.subscribe();
-            let t = core.io_request(9).unwrap();
-            assert!(!core.interrupt(final_irb(0x2008)));
-            assert!(ev.try_recv().is_err(), "deferred, not yet forwarded");
-            let mut rx = None;
-            match cc {
-                None => core.translate_failed(t, Errno::Fault),
-                Some(cc) => {
-                    let (tx, r) = oneshot::channel();
-                    assert!(core.install(t, P(rel.clone()), tx).is_ok());
-                    core.started(t, 0, Ok(cc));
-                    rx = Some(r);
-                }
-            }
-            match ev.try_recv() {
-                Ok(SubchannelEvent::Status(irb)) => {
-                    assert_eq!(irb.scsw.cpa.get(), 0x2008, "{cc:?}: not remapped")
-                }
-                other => panic!("{cc:?}: {other:?}"),
-            }
-            assert!(ev.try_recv().is_err(), "{cc:?}: exactly once");
-            if let Some(mut rx) = rx {
-                assert!(matches!(
-                    rx.try_recv().unwrap(),
-                    Err(CssError::Condition { .. })
-                ));
-                assert_eq!(rel.load(Ordering::SeqCst), 1);
-            }
-            assert_eq!(core.state(), State::Idle);
+        let busy_on_path =
+            g.paths.last_used_in(mask) && matches!(g.state, State::CpPending | State::CpProcessing);
+        g.paths.apply(mask, event);
+        tracing::debug!(sch = %self.sch, chpid, ?event, lpm = g.paths.lpm(), opm = g.paths.opm(), "path event");
+        if let Some(crw) = event.report(chpid) {
+            g.emit(self.sch, SubchannelEvent::ChannelReport(crw));
         }
-    }
-
-    #[test]
-    fn deferred_status_is_forwarded_on_close() {
-        let (core, rel) = open_core();
-        let mut ev = core.subscribe();
-        let (_t, mut rx) = begin(&core, &rel, 1);
-        core.interrupt(final_irb(0x1008));
-        let td = core.close_begin().unwrap();
-        assert!(matches!(ev.try_recv(), Ok(SubchannelEvent::Status(_))));
-        td.finish(|| CssError::Closed(core.sch));
-        assert!(matches!(rx.try_recv().unwrap(), Err(CssError::Closed(_))));
-        assert_eq!(rel.load(Ordering::SeqCst), 1);
-    }
-
-    #[test]
-    fn cc3_narrows_paths_then_enodev() {
-        let rel = Arc::new(AtomicUsize::new(0));
-        let mut s = schib();
-        s.pmcw.pam = 0xC0;
-        let core = Core::new(SubchannelId::new(0, 0, 0), s);
-        open(&core);
-        for (lpm, want) in [(0x80, Errno::Access), (0x40, Errno::NoDevice)] {
-            let (t, mut rx) = begin(&core, &rel, 1);
-            core.started(t, lpm, Ok(ConditionCode::Cc3));
-            let e = rx.try_recv().unwrap().unwrap_err();
-            assert!(
-                matches!(e, CssError::Condition { errno, .. } if errno == want),
-                "{e}"
-            );
-        }
-        assert_eq!(rel.load(Ordering::SeqCst), 2);
-    }
-
-    #[test]
-    fn close_takes_request_and_stale_start_is_ignored() {
-        let (core, rel) = open_core();
-        let (t, mut rx) = begin(&core, &rel, 1);
-        let td = core.close_begin().unwrap();
-        assert!(td.was_enabled);
-        core.started(t, 0, Ok(ConditionCode::Cc0));
-        assert_eq!(core.state(), State::Standby);
-        td.finish(|| CssError::Closed(core.sch));
-        core.close_end(true);
-        assert!(matches!(rx.try_recv().unwrap(), Err(CssError::Closed(_))));
-        assert_eq!(rel.load(Ordering::SeqCst), 1);
-        // Disabled-irq cell: status on a subchannel our close disabled needs no second
-        // disable (it is the late interruption of the close's own halt or clear).
-        assert!(!core.interrupt(final_irb(0)));
-    }
-
-    #[test]
-    fn status_while_closing_leaves_the_disable_to_the_closer() {
-        let (core, _) = open_core();
-        let td = core.close_begin().unwrap();
-        td.finish(|| CssError::Closed(core.sch));
-        // The close's quiesce is under way: the closer disables.
-        assert!(!core.interrupt(final_irb(0)));
-        // Its quiesce failed: later status asks for a disable.
-        core.close_end(false);
-        assert!(core.interrupt(final_irb(0)));
-    }
-
-    #[test]
-    fn an_open_waits_while_unowned_status_is_disabled() {
-        let core: Core<P> = Core::new(SubchannelId::new(0, 0, 0), schib());
-        // Never opened, enablement unknown: status for it asks for a disable.
-        assert!(core.interrupt(final_irb(0)));
-        assert_eq!(core.open_begin().unwrap(), Claim::Disabling);
-        assert_eq!(core.state(), State::Standby);
-        core.disable_end(true);
-        assert_eq!(core.open_begin().unwrap(), Claim::Claimed);
-        // Opening (claimed, STANDBY): the opener's enable decides, no disable from here.
-        assert!(!core.interrupt(final_irb(0)));
-        core.opened(Some(ConditionCode::Cc0)).unwrap();
-        assert_eq!(core.state(), State::Idle);
-    }
-
-    #[test]
-    fn a_failed_event_task_disable_keeps_asking() {
-        let core: Core<P> = Core::new(SubchannelId::new(0, 0, 0), schib());
-        assert!(core.interrupt(final_irb(0)));
-        core.disable_end(false);
-        assert!(core.interrupt(final_irb(0)));
-        core.disable_end(true);
-        assert!(!core.interrupt(final_irb(0)));
-    }
-
-    #[test]
-    fn halt_status_without_program_is_forwarded() {
-        let (core, _) = open_core();
-        let mut ev = core.subscribe();
-        core.async_request(AsyncOp::Halt).unwrap();
-        let mut irb = final_irb(0);
-        irb.scsw.ctrl = irb
-            .scsw
-            .ctrl
-            .with_fc(FunctionControl::HALT)
-            .with_ac(ActivityControl::from_bits(0));
-        core.interrupt(irb);
-        assert!(matches!(ev.try_recv(), Ok(SubchannelEvent::Status(_))));
-        assert_eq!(core.state(), State::Idle);
+        busy_on_path && event.ends_use()
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests;

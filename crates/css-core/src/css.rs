@@ -11,16 +11,17 @@ use std::fmt;
 use std::time::Duration;
 
 use ccw_translate::{GuestRange, Mapper};
-use ccw_types::{Crw, Irb, Orb, Schib, SubchannelId, crw};
+use ccw_types::{Crw, CrwChain, Irb, Orb, Schib, SubchannelId, crw};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 use vm_memory::GuestMemory;
 
 use crate::backend::{Backend, BackendErrorKind, BackendEvent, ConditionCode, EventReceiver};
-use crate::core::{Claim, Core, IoCompletion, Program, SubchannelEvent, UnmapCheck};
+use crate::core::{Claim, Core, IoCompletion, SubchannelEvent, UnmapCheck};
 use crate::error::CssError;
 use crate::fsm::{AsyncOp, Errno, State};
+use crate::paths::PathEvent;
 use crate::program::{HostProgram, Translate, TranslateFailure};
 use crate::registry::Registry;
 use crate::sync::{Mutex, lock};
@@ -47,40 +48,9 @@ impl Default for CssConfig {
     }
 }
 
-/// A channel-path event (Linux `chp_event`), from a channel report or an operator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PathEvent {
-    /// The operator varied the path off (no report is queued).
-    VaryOff,
-    /// The operator varied the path on.
-    VaryOn,
-    /// The path went away (CRW RSC 4, ERC 6/7); a CRW is queued to each affected subchannel.
-    Offline,
-    /// The path came (back) (CRW RSC 4, ERC 2/4); a CRW is queued to each affected subchannel.
-    Online,
-}
-
-/// A translated program plus the mapper it must be released to.
-struct Installed<P> {
-    program: P,
-    mapper: Arc<dyn Mapper>,
-}
-
-impl<P: HostProgram> Program for Installed<P> {
-    fn update_scsw(&self, scsw: &mut ccw_types::Scsw) {
-        self.program.update_scsw(scsw);
-    }
-    fn release(self) {
-        self.program.release(&*self.mapper);
-    }
-    fn is_pinned(&self, range: GuestRange) -> bool {
-        self.program.is_pinned(range)
-    }
-}
-
 /// One registered subchannel.
 struct Entry<T: Translate> {
-    core: Core<Installed<T::Program>>,
+    core: Core<T::Program>,
     /// Signalled (`notify_waiters`) on every interruption, for quiesce and unmap, and when the
     /// event task's disable of the unowned subchannel ended, for opens that found it under
     /// way (one `Notify` for both: every waiter re-checks its condition, and a registered
@@ -97,8 +67,8 @@ struct Shared<B: ?Sized, T: Translate> {
     registry: Registry<Entry<T>>,
     reports: Mutex<Vec<mpsc::UnboundedSender<Crw>>>,
     config: CssConfig,
-    /// The first CRW of a chained subchannel report, waiting for its second half.
-    chain: Mutex<Option<Crw>>,
+    /// Assembles chained subchannel reports (the first CRW waits for its second half).
+    chain: Mutex<CrwChain>,
 }
 
 /// The channel subsystem: a registry of subchannels over one [`Backend`], routing the
@@ -161,7 +131,7 @@ impl<B: Backend + ?Sized, T: Translate> Css<B, T> {
             registry: Registry::new(),
             reports: Mutex::new(Vec::new()),
             config,
-            chain: Mutex::new(None),
+            chain: Mutex::new(CrwChain::new()),
         });
         let task = tokio::spawn(event_loop(Arc::downgrade(&shared), events));
         Ok(Self {
@@ -222,11 +192,7 @@ impl<B: Backend + ?Sized, T: Translate> Css<B, T> {
 
     /// The SCHIB css-core last stored for `sch` (with its current path masks in `lpm`).
     pub fn cached_schib(&self, sch: SubchannelId) -> Result<Schib, CssError> {
-        let e = self.shared.entry(sch)?;
-        let g = e.core.lock();
-        let mut s = g.schib;
-        s.pmcw.lpm = g.lpm;
-        Ok(s)
+        Ok(self.shared.entry(sch)?.core.cached_schib())
     }
 
     /// Opens (enables) a registered subchannel. One owner at a time.
@@ -446,36 +412,24 @@ impl<B: Backend + ?Sized, T: Translate> Shared<B, T> {
         }
         match c.rsc() {
             crw::rsc::SUBCHANNEL => {
-                let first = {
-                    let mut chain = lock(&self.chain);
-                    if c.chained() && chain.is_none() {
-                        *chain = Some(c);
+                let report = lock(&self.chain).push(c);
+                let sch = match report {
+                    Ok(Some(report)) => report.subchannel_id(),
+                    Ok(None) => return, // the first half of a chain: wait for the second
+                    Err(e) => {
+                        tracing::warn!(%c, error = %e, "malformed chained subchannel report dropped");
                         return;
                     }
-                    chain.take()
                 };
-                let sch = match first {
-                    // Second CRW of a chain: CSSID in rsid bits 0-7, SSID in bits 10-11.
-                    Some(f) => SubchannelId::new(
-                        (c.rsid() >> 8) as u8,
-                        ((c.rsid() >> 4) & 3) as u8,
-                        f.rsid(),
-                    ),
-                    None => SubchannelId::new(0, 0, c.rsid()),
-                };
+                let Some(sch) = sch else { return };
                 self.subchannel_event(sch).await;
             }
             crw::rsc::CHANNEL_PATH => {
                 let chpid = (c.rsid() & 0xFF) as u8;
-                let ev = match c.erc() {
-                    crw::erc::INIT | crw::erc::IPI => PathEvent::Online,
-                    crw::erc::PERRN | crw::erc::PERRI => PathEvent::Offline,
-                    erc => {
-                        tracing::debug!(chpid, erc, "channel-path report ignored");
-                        return;
-                    }
-                };
-                self.path_event(chpid, ev).await;
+                match PathEvent::of_erc(c.erc()) {
+                    Some(ev) => self.path_event(chpid, ev).await,
+                    None => tracing::debug!(chpid, erc = c.erc(), "channel-path report ignored"),
+                }
             }
             rsc => tracing::debug!(
                 rsc,
@@ -495,18 +449,7 @@ impl<B: Backend + ?Sized, T: Translate> Shared<B, T> {
         };
         match self.backend.store_schib(sch).await {
             Ok(schib) if schib.pmcw.flags.dnv() => {
-                {
-                    let mut g = entry.core.lock();
-                    if g.removed {
-                        return;
-                    }
-                    let pmcw = &schib.pmcw;
-                    g.opm = pmcw.pam & pmcw.pom;
-                    g.lpm = pmcw.pam & g.opm;
-                    g.schib = schib;
-                }
-                tracing::debug!(%sch, "schib refreshed");
-                entry.core.emit(SubchannelEvent::SchibRefreshed(schib));
+                entry.core.schib_refreshed(schib);
             }
             Ok(_) => {
                 tracing::info!(%sch, "device no longer valid: not operational");
@@ -526,79 +469,15 @@ impl<B: Backend + ?Sized, T: Translate> Shared<B, T> {
         }
     }
 
-    /// Linux `vfio_ccw_chp_event`.
+    /// Linux `vfio_ccw_chp_event` over every subchannel: each one's [`Core::path_event`]
+    /// updates its masks and forwards the report; a running program that was using the path
+    /// taken away is ended (`cio_cancel_halt_clear`).
     async fn path_event(&self, chpid: u8, event: PathEvent) {
         for entry in self.registry.all() {
-            let sch = entry.core.sch;
-            let Some(busy_on_path) = Self::apply_path_event(&entry.core, chpid, event) else {
-                continue;
-            };
-            let report = |erc| {
-                Crw::new()
-                    .with_rsc(crw::rsc::CHANNEL_PATH)
-                    .with_erc(erc)
-                    .with_rsid(u16::from(chpid))
-            };
-            match event {
-                PathEvent::Offline => entry
-                    .core
-                    .emit(SubchannelEvent::ChannelReport(report(crw::erc::PERRN))),
-                PathEvent::Online => entry
-                    .core
-                    .emit(SubchannelEvent::ChannelReport(report(crw::erc::INIT))),
-                _ => {}
-            }
-            if busy_on_path && matches!(event, PathEvent::VaryOff | PathEvent::Offline) {
-                // The running program uses the path: end it (cio_cancel_halt_clear).
-                self.cancel_halt_clear(sch, 0).await;
+            if entry.core.path_event(chpid, event) {
+                self.cancel_halt_clear(entry.core.sch, 0).await;
             }
         }
-    }
-
-    /// Updates the path masks of one subchannel; `None` if it does not use `chpid`, else
-    /// whether its running program was using the path.
-    fn apply_path_event(
-        core: &Core<Installed<T::Program>>,
-        chpid: u8,
-        event: PathEvent,
-    ) -> Option<bool> {
-        let mut g = core.lock();
-        if g.removed {
-            return None;
-        }
-        let pmcw = &g.schib.pmcw;
-        let mut mask = 0u8;
-        for (i, &c) in pmcw.chpid.iter().enumerate() {
-            let bit = 0x80u8 >> i;
-            if c == chpid && pmcw.pim & bit != 0 {
-                mask |= bit;
-            }
-        }
-        if mask == 0 {
-            return None;
-        }
-        let busy_on_path =
-            pmcw.lpum & mask != 0 && matches!(g.state, State::CpPending | State::CpProcessing);
-        // As Linux's `vfio_ccw_chp_event`: only the operator's vary changes the operational
-        // mask. A path that goes away (Offline) keeps its masks, so the matching Online report
-        // makes it usable again (and restores it in `lpm` when a cc 3 start had removed it);
-        // the channel subsystem itself reports a start on a gone path as not operational.
-        match event {
-            PathEvent::VaryOff => {
-                g.opm &= !mask;
-                g.lpm &= !mask;
-            }
-            PathEvent::VaryOn => {
-                g.opm |= mask;
-                g.lpm |= mask;
-            }
-            PathEvent::Offline => {}
-            PathEvent::Online => {
-                g.lpm |= mask & g.opm;
-            }
-        }
-        tracing::debug!(sch = %core.sch, chpid, ?event, lpm = g.lpm, opm = g.opm, "path event");
-        Some(busy_on_path)
     }
 
     /// [`Css::unmap_guest_range`] for one subchannel: `Ok(true)` when it was cleared.
@@ -830,7 +709,7 @@ impl<B: Backend + ?Sized, T: Translate> Subchannel<B, T> {
         let translated = {
             let mut slot = lock(&self.entry.translator);
             let tr = slot.get_or_insert_with(|| Box::new(T::create()));
-            tr.translate(orb, mem, &*mapper, ticket.lpm)
+            tr.translate(orb, mem, mapper, ticket.lpm)
         };
         let program = match translated {
             Ok(p) => p,
@@ -849,8 +728,9 @@ impl<B: Backend + ?Sized, T: Translate> Subchannel<B, T> {
         };
         let host_orb = program.host_orb();
         let (tx, rx) = oneshot::channel();
-        if let Err((p, _tx)) = core.install(ticket, Installed { program, mapper }, tx) {
-            p.release();
+        if core.install(ticket, program, tx).is_err() {
+            // Overtaken by a close, not-operational or removal: the program is dropped
+            // (released) here, unstarted.
             return Err(CssError::Closed(sch));
         }
         Ok((rx, ticket, host_orb))
@@ -889,7 +769,7 @@ impl<B: Backend + ?Sized, T: Translate> Subchannel<B, T> {
     /// STORE SUBCHANNEL: refreshes and returns the SCHIB.
     pub async fn schib(&self) -> Result<Schib, CssError> {
         let schib = self.shared.backend.store_schib(self.id()).await?;
-        self.entry.core.lock().schib = schib;
+        self.entry.core.schib_stored(schib);
         Ok(schib)
     }
 

@@ -63,6 +63,7 @@ pub mod backend;
 mod core;
 mod error;
 pub mod fsm;
+mod paths;
 mod program;
 mod registry;
 mod sync;
@@ -81,7 +82,8 @@ pub use backend::{
     EventReceiver, EventSender, event_channel,
 };
 #[cfg(not(loom))]
-pub use css::{Css, CssConfig, PathEvent, Subchannel};
+pub use css::{Css, CssConfig, Subchannel};
 pub use error::{CssError, CssErrorKind};
 pub use fsm::{Errno, State};
+pub use paths::PathEvent;
 pub use program::{HostProgram, Translate, TranslateFailure};

@@ -10,31 +10,39 @@
 
 use std::sync::atomic::Ordering;
 
-use ccw_types::{Scsw, SubchannelId};
+use ccw_types::{CommandOrb, Orb, Scsw, SubchannelId};
 use loom::sync::atomic::{AtomicBool, AtomicUsize};
 use loom::thread;
 use tokio::sync::oneshot;
 
 use crate::backend::ConditionCode;
-use crate::core::{Core, IoCompletion, Program, SubchannelEvent};
+use crate::core::{Core, IoCompletion, SubchannelEvent};
 use crate::error::CssError;
 use crate::fsm::{AsyncOp, State};
+use crate::paths::PathEvent;
+use crate::program::HostProgram;
 use crate::registry::Registry;
 use crate::sync::Arc;
-use crate::test_support::{final_irb, schib};
+use crate::test_support::{CHPID, final_irb, schib};
 
 const SCH: SubchannelId = SubchannelId::new(0, 0, 5);
 
-/// A program that counts its releases.
+/// A program that counts its releases (drops).
 struct Counted(Arc<AtomicUsize>);
 
-impl Program for Counted {
-    fn update_scsw(&self, _scsw: &mut Scsw) {}
-    fn release(self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
+impl HostProgram for Counted {
+    fn host_orb(&self) -> Orb {
+        CommandOrb::new(0x1234, 0x1000).emit()
     }
+    fn update_scsw(&self, _scsw: &mut Scsw) {}
     fn is_pinned(&self, _range: ccw_translate::GuestRange) -> bool {
         false
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -70,14 +78,32 @@ fn submit(
         return (true, None);
     };
     let (tx, rx) = oneshot::channel();
-    if let Err((p, _tx)) = core.install(ticket, Counted(released.clone()), tx) {
-        p.release();
+    if core.install(ticket, Counted(released.clone()), tx).is_err() {
+        // Handed back and dropped: released.
         return (true, None);
     }
     // backend.start(): from here the device may interrupt.
     at_backend.store(true, Ordering::SeqCst);
     core.started(ticket, 0, Ok(ConditionCode::Cc0));
     (false, Some(rx))
+}
+
+/// An open subchannel with one request started at the backend: the core, the release
+/// counter of its program and the request's answer.
+fn in_flight() -> (Arc<Core<Counted>>, Arc<AtomicUsize>, Rx) {
+    let core = Arc::new(open_core());
+    let released = Arc::new(AtomicUsize::new(0));
+    let at_backend = AtomicBool::new(false);
+    let (_, rx) = submit(&core, &released, &at_backend);
+    (core, released, rx.expect("started"))
+}
+
+/// The device presents the running program's final status, on a thread of its own.
+fn final_status_thread(core: &Arc<Core<Counted>>) -> thread::JoinHandle<()> {
+    let core = core.clone();
+    thread::spawn(move || {
+        core.interrupt(final_irb(0));
+    })
 }
 
 /// io vs interrupt vs close.
@@ -185,21 +211,13 @@ fn report_vs_remove() {
 #[test]
 fn halt_vs_final_interrupt() {
     loom::model(|| {
-        let core = Arc::new(open_core());
-        let released = Arc::new(AtomicUsize::new(0));
-        let at_backend = AtomicBool::new(false);
-        let (_, rx) = submit(&core, &released, &at_backend);
+        let (core, released, rx) = in_flight();
 
         let halter = {
             let core = core.clone();
             thread::spawn(move || core.async_request(AsyncOp::Halt).map_err(|e| e.errno()))
         };
-        let irq = {
-            let core = core.clone();
-            thread::spawn(move || {
-                core.interrupt(final_irb(0));
-            })
-        };
+        let irq = final_status_thread(&core);
         let second = core.io_request(0x5678);
         let halted = halter.join().expect("halter");
         irq.join().expect("irq");
@@ -209,7 +227,7 @@ fn halt_vs_final_interrupt() {
             assert!(second.is_ok());
         }
 
-        assert_eq!(answers(false, rx), 1, "exactly one completion");
+        assert_eq!(answers(false, Some(rx)), 1, "exactly one completion");
         assert_eq!(released.load(Ordering::SeqCst), 1, "released once");
         match second {
             Ok(_) => assert_eq!(core.state(), State::CpProcessing),
@@ -229,10 +247,7 @@ fn halt_vs_final_interrupt() {
 #[test]
 fn close_vs_remove() {
     loom::model(|| {
-        let core = Arc::new(open_core());
-        let released = Arc::new(AtomicUsize::new(0));
-        let at_backend = AtomicBool::new(false);
-        let (_, rx) = submit(&core, &released, &at_backend);
+        let (core, released, rx) = in_flight();
 
         let closer = {
             let core = core.clone();
@@ -243,18 +258,13 @@ fn close_vs_remove() {
                 }
             })
         };
-        let irq = {
-            let core = core.clone();
-            thread::spawn(move || {
-                core.interrupt(final_irb(0));
-            })
-        };
+        let irq = final_status_thread(&core);
         let td = core.remove();
         td.finish(|| CssError::Gone(SCH));
         closer.join().expect("closer");
         irq.join().expect("irq");
 
-        assert_eq!(answers(false, rx), 1, "exactly one answer");
+        assert_eq!(answers(false, Some(rx)), 1, "exactly one answer");
         assert_eq!(released.load(Ordering::SeqCst), 1, "released once");
         assert_eq!(core.state(), State::NotOper);
         assert!(core.io_request(1).is_err());
@@ -298,5 +308,102 @@ fn stray_status_vs_open() {
             device_enabled.load(Ordering::SeqCst),
             "an open subchannel was left disabled"
         );
+    });
+}
+
+/// A channel-path event (the operator varies off the path the program runs on) racing the
+/// program's final status and a close: the path event is [`Core::path_event`], the code
+/// that moved out of the async layer.
+///
+/// Invariant: the request gets exactly one answer and its program one release whatever the
+/// order; the vary always lands in both masks (the subchannel is not removed); the path event
+/// asks to end the program only while one runs (then the answer is the completion or the
+/// close's error, never a second one); the subchannel ends `Standby`.
+#[test]
+fn path_event_vs_completion_vs_close() {
+    loom::model(|| {
+        let (core, released, rx) = in_flight();
+
+        let path = {
+            let core = core.clone();
+            thread::spawn(move || core.path_event(CHPID, PathEvent::VaryOff))
+        };
+        let irq = final_status_thread(&core);
+        let td = core.close_begin().expect("close");
+        td.finish(|| CssError::Closed(SCH));
+        core.close_end(true);
+        let ended = path.join().expect("path event");
+        irq.join().expect("irq");
+
+        let mut rx = rx;
+        let answer = rx.try_recv().expect("answered");
+        assert!(rx.try_recv().is_err(), "exactly one answer");
+        assert_eq!(released.load(Ordering::SeqCst), 1, "released once");
+        if ended {
+            // It saw the program running: whoever took the request out answered it.
+            assert!(matches!(answer, Ok(_) | Err(CssError::Closed(_))));
+        }
+        assert_eq!(core.masks(), (0, 0), "varied off in lpm and opm");
+        assert_eq!(core.state(), State::Standby);
+    });
+}
+
+/// Path events and a subchannel report's SCHIB refresh racing a start that ends with cc 3
+/// (which narrows `lpm` by the paths it tried, from the ticket taken before).
+///
+/// Invariant: `lpm` stays inside `opm` in every order (no path is logically available that is
+/// not operational); the request is answered once (cc 3: not operational) and released once;
+/// the report reaches the subscriber exactly once (nothing removes the subchannel).
+#[test]
+fn path_events_and_refresh_vs_cc3_start() {
+    loom::model(|| {
+        let core = Arc::new(open_core());
+        let mut events = core.subscribe();
+        let released = Arc::new(AtomicUsize::new(0));
+
+        let starter = {
+            let (core, released) = (core.clone(), released.clone());
+            thread::spawn(move || {
+                let ticket = core.io_request(1).expect("idle");
+                let (tx, rx) = oneshot::channel();
+                if core.install(ticket, Counted(released), tx).is_err() {
+                    return None;
+                }
+                core.started(ticket, 0, Ok(ConditionCode::Cc3));
+                Some(rx)
+            })
+        };
+        let paths = {
+            let core = core.clone();
+            thread::spawn(move || {
+                core.path_event(CHPID, PathEvent::VaryOff);
+                core.path_event(CHPID, PathEvent::Online);
+            })
+        };
+        assert!(core.schib_refreshed(schib()));
+        let rx = starter.join().expect("starter");
+        paths.join().expect("paths");
+
+        let (lpm, opm) = core.masks();
+        assert_eq!(lpm & !opm, 0, "lpm {lpm:#x} outside opm {opm:#x}");
+        let mut rx = rx.expect("installed: nothing closed it");
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(Err(CssError::Condition {
+                cc: ConditionCode::Cc3,
+                ..
+            }))
+        ));
+        assert_eq!(released.load(Ordering::SeqCst), 1, "released once");
+        let mut reports = 0;
+        while let Ok(ev) = events.try_recv() {
+            match ev {
+                SubchannelEvent::ChannelReport(_) => reports += 1,
+                SubchannelEvent::SchibRefreshed(_) => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(reports, 1, "the online report, once");
+        assert_eq!(core.state(), State::Idle);
     });
 }

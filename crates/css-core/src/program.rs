@@ -3,21 +3,27 @@
 //! The seam between the driver and a channel-program translator.
 //!
 //! The driver needs three things from a translated program: the host ORB to start, the
-//! mapping of the final SCSW back to guest addresses, and a release that runs exactly once.
-//! ccw-translate's `Translator` implements [`Translate`]; tests can plug in their own.
+//! mapping of the final SCSW back to guest addresses, and the answer to a DMA-unmap
+//! notification. A program owns what it pinned and allocated and gives it back when it is
+//! dropped (ccw-translate's `ChannelProgram` holds its mapper for that): the driver's only
+//! duty is to drop each program once the channel is done with it, which ownership makes
+//! exactly once. ccw-translate's `Translator` implements [`Translate`]; tests can plug in
+//! their own.
+
+use std::sync::Arc;
 
 use ccw_translate::{GuestRange, Mapper};
 use ccw_types::{Errno, ErrorKind, Orb, Scsw, SubchannelStatus};
 use vm_memory::GuestMemory;
 
-/// A translated channel program, owned by the driver while it runs.
+/// A translated channel program, owned by the driver while it runs. Dropping it releases
+/// everything it holds (pins, control memory); the driver drops it only once the channel no
+/// longer uses it (final status, a start that did not happen, a finished quiesce or clear).
 pub trait HostProgram: Send + 'static {
     /// The ORB to pass to START SUBCHANNEL (program in the backend's device space).
     fn host_orb(&self) -> Orb;
     /// Rewrites host channel-program addresses in `scsw` to the guest's.
     fn update_scsw(&self, scsw: &mut Scsw);
-    /// Unpins and frees everything the program holds. Called exactly once.
-    fn release(self, mapper: &dyn Mapper);
     /// Whether the program has pinned any byte of the guest range `range` (what a DMA-unmap
     /// notification asks: [`crate::Css::unmap_guest_range`]).
     fn is_pinned(&self, range: GuestRange) -> bool;
@@ -43,12 +49,13 @@ pub trait Translate: Send + 'static {
     /// A translator with the default (kernel-compatible) limits.
     fn create() -> Self;
     /// Translates the guest program `orb` (command mode) found in `mem`, pinning its data
-    /// through `mapper`. `lpm_default` replaces a logical-path mask of 0.
+    /// through `mapper` (which the program keeps, to release into when dropped).
+    /// `lpm_default` replaces a logical-path mask of 0.
     fn translate<M: GuestMemory + ?Sized>(
         &mut self,
         orb: &Orb,
         mem: &M,
-        mapper: &dyn Mapper,
+        mapper: Arc<dyn Mapper>,
         lpm_default: u8,
     ) -> Result<Self::Program, Self::Error>;
 }
@@ -66,7 +73,7 @@ impl Translate for ccw_translate::Translator {
         &mut self,
         orb: &Orb,
         mem: &M,
-        mapper: &dyn Mapper,
+        mapper: Arc<dyn Mapper>,
         lpm_default: u8,
     ) -> Result<Self::Program, Self::Error> {
         ccw_translate::Translator::translate(self, orb, mem, mapper, lpm_default)
@@ -79,9 +86,6 @@ impl HostProgram for ccw_translate::ChannelProgram {
     }
     fn update_scsw(&self, scsw: &mut Scsw) {
         ccw_translate::ChannelProgram::update_scsw(self, scsw);
-    }
-    fn release(self, mapper: &dyn Mapper) {
-        ccw_translate::ChannelProgram::release(self, mapper);
     }
     fn is_pinned(&self, range: GuestRange) -> bool {
         ccw_translate::ChannelProgram::is_pinned(self, range)

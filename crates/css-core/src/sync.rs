@@ -12,33 +12,22 @@ pub(crate) use loom::sync::{Arc, Mutex, MutexGuard, RwLock};
 #[cfg(not(loom))]
 pub(crate) use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-/// Locks `m`; a poisoned lock (a panic while it was held) is taken over, since every critical
-/// section leaves the protected state consistent before anything that can panic. The
-/// workspace's one helper ([`ccw_translate::sync::lock`]); loom's mutex needs its own.
+/// Poison-tolerant locking: the workspace's one helper ([`ccw_translate::sync`]); loom's
+/// types are not `std`'s, so the loom build has its own below.
 #[cfg(not(loom))]
-pub(crate) use ccw_translate::sync::lock;
+pub(crate) use ccw_translate::sync::{lock, read, write};
 /// Locks `m` (loom's mutex); a poisoned lock is taken over.
 #[cfg(loom)]
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Read access to a registry lock.
-#[cfg(not(loom))]
-pub(crate) fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    m.read().unwrap_or_else(|e| e.into_inner())
-}
-/// Write access to a registry lock.
-#[cfg(not(loom))]
-pub(crate) fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    m.write().unwrap_or_else(|e| e.into_inner())
-}
-/// Read access to a registry lock.
+/// Read access to a registry lock (loom's); a poisoned lock is taken over.
 #[cfg(loom)]
 pub(crate) fn read<T>(m: &RwLock<T>) -> loom::sync::RwLockReadGuard<'_, T> {
     m.read().unwrap_or_else(|e| e.into_inner())
 }
-/// Write access to a registry lock.
+/// Write access to a registry lock (loom's); a poisoned lock is taken over.
 #[cfg(loom)]
 pub(crate) fn write<T>(m: &RwLock<T>) -> loom::sync::RwLockWriteGuard<'_, T> {
     m.write().unwrap_or_else(|e| e.into_inner())

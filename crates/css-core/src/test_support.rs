@@ -4,12 +4,19 @@
 
 use ccw_types::{FunctionControl, Irb, Schib, StatusControl};
 
-/// A valid, operational subchannel (devno 5, one available path).
+/// The channel path of [`schib`]'s one path.
+pub(crate) const CHPID: u8 = 0x10;
+
+/// A valid, operational subchannel (devno 5, one installed and available path, channel path
+/// [`CHPID`], last used).
 pub(crate) fn schib() -> Schib {
     let mut s = Schib::from_bytes([0; 52]);
     s.pmcw.flags = s.pmcw.flags.with_dnv(true).with_devno(5);
+    s.pmcw.pim = 0x80;
     s.pmcw.pam = 0x80;
     s.pmcw.pom = 0xFF;
+    s.pmcw.lpum = 0x80;
+    s.pmcw.chpid[0] = CHPID;
     s
 }
 

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use ccw_translate::testing::RecordingMapper;
 use ccw_translate::{ControlArea, DeviceAddr, DmaAccess, GuestRange, MapError, Mapper};
 use ccw_types::{
     ActivityControl, CommandOrb, Crw, FunctionControl, Irb, Orb, Schib, Scsw, StatusControl,
@@ -21,7 +22,7 @@ use css_core::{
 };
 use mockall::mock;
 use tokio::sync::mpsc;
-use vm_memory::{GuestAddress, GuestMemory, GuestMemoryMmap};
+use vm_memory::{Bytes, GuestAddress, GuestMemory, GuestMemoryMmap};
 
 mock! {
     pub Be {}
@@ -77,16 +78,19 @@ impl HostProgram for Prog {
     fn update_scsw(&self, scsw: &mut Scsw) {
         scsw.cpa = scsw.cpa.get().wrapping_sub(OFFSET).into();
     }
-    fn release(self, _mapper: &dyn Mapper) {
-        self.counter.fetch_add(1, Ordering::SeqCst);
-        RELEASED.fetch_add(1, Ordering::SeqCst);
-    }
     /// The stand-in program "pins" the page of its channel program.
     fn is_pinned(&self, range: GuestRange) -> bool {
         range.overlaps(&GuestRange::new(
             u64::from(self.orb.cpa.get()) & !0xFFF,
             0x1000,
         ))
+    }
+}
+/// Its release: the drop.
+impl Drop for Prog {
+    fn drop(&mut self) {
+        self.counter.fetch_add(1, Ordering::SeqCst);
+        RELEASED.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -120,7 +124,7 @@ impl Translate for Offset {
         &mut self,
         orb: &Orb,
         _mem: &M,
-        _mapper: &dyn Mapper,
+        _mapper: Arc<dyn Mapper>,
         _lpm: u8,
     ) -> Result<Prog, Fault> {
         if orb.cpa.get() == BAD_CPA {
@@ -180,6 +184,11 @@ impl Tx {
 }
 
 fn mock_base(list: Vec<(SubchannelId, Schib)>) -> (MockBe, Tx) {
+    mock_with_mapper(list, Arc::new(NullMapper))
+}
+
+/// [`mock_base`] whose subchannels map through `mapper`.
+fn mock_with_mapper(list: Vec<(SubchannelId, Schib)>, mapper: Arc<dyn Mapper>) -> (MockBe, Tx) {
     let (tx, rx) = event_channel(64);
     let tx = Tx(tx);
     let mut be = MockBe::new();
@@ -191,8 +200,7 @@ fn mock_base(list: Vec<(SubchannelId, Schib)>) -> (MockBe, Tx) {
             .ok_or(BackendError::new(BackendErrorKind::Closed, "take_events"))
     });
     be.expect_probe().returning(move || Ok(list.clone()));
-    be.expect_mapper()
-        .returning(|_| Ok(Arc::new(NullMapper) as Arc<dyn Mapper>));
+    be.expect_mapper().returning(move |_| Ok(mapper.clone()));
     be.expect_enable()
         .withf(|sch, intparm| *intparm == sch.to_word())
         .returning(|_, _| Ok(ConditionCode::Cc0));
@@ -228,7 +236,7 @@ fn orb(intparm: u32, cpa: u32) -> Orb {
     CommandOrb::new(intparm, cpa).emit()
 }
 
-async fn wait_state(css: &Css<MockBe, Offset>, want: State) {
+async fn wait_state<T: Translate>(css: &Css<MockBe, T>, want: State) {
     for _ in 0..1000 {
         if css.state(SCH).unwrap() == want {
             return;
@@ -688,6 +696,11 @@ async fn chained_subchannel_report_names_the_subchannel_set() {
     css.probe().await.unwrap();
     css.process_report(sch_crw(3).with_chained(true)).await;
     css.process_report(sch_crw(1 << 4)).await;
+    // A chain of three (the second also chained) is malformed: dropped, no STSCH (times(1)
+    // above), and the next report is read afresh.
+    css.process_report(sch_crw(3).with_chained(true)).await;
+    css.process_report(sch_crw(1 << 4).with_chained(true)).await;
+    css.process_report(sch_crw(1 << 4)).await;
 }
 
 /// Issue #15 item 7: a channel report with the overflow bit (reports were lost) makes css-core
@@ -837,23 +850,14 @@ async fn unmapping_a_pinned_range_clears_and_answers_once() {
     let released = counter();
     let (mut be, tx) = mock_base(vec![(SCH, schib(5, true))]);
     be.expect_start().returning(|_, _| Ok(ConditionCode::Cc0));
-    let tx2 = tx.clone();
     let rel = released.clone();
-    be.expect_clear().times(1).returning(move |sch| {
+    clear_ends_at_once(&mut be, &tx, move || {
         // The clear's interruption comes after the instruction; the program is still held.
         assert_eq!(
             rel.load(Ordering::SeqCst),
             0,
             "released before the clear ended"
         );
-        let mut i = final_irb(0);
-        i.scsw.ctrl = i
-            .scsw
-            .ctrl
-            .with_fc(FunctionControl::CLEAR)
-            .with_sc(StatusControl::PENDING);
-        tx2.send(BackendEvent::Interrupt { sch, irb: i }).unwrap();
-        Ok(ConditionCode::Cc0)
     });
     let css: Css<MockBe, Offset> = Css::new(Arc::new(be)).unwrap();
     css.probe().await.unwrap();
@@ -896,6 +900,96 @@ async fn unmapping_a_pinned_range_clears_and_answers_once() {
     .await;
     assert!(done.is_ok());
     assert_eq!(released.load(Ordering::SeqCst), 2);
+}
+
+/// A clear (at most one) that the channel ends at once: `check` runs when it is issued,
+/// then its interruption (clear function) is queued.
+fn clear_ends_at_once(be: &mut MockBe, tx: &Tx, check: impl Fn() + Send + 'static) {
+    let tx = tx.clone();
+    be.expect_clear().times(0..=1).returning(move |sch| {
+        check();
+        let mut i = final_irb(0);
+        i.scsw.ctrl = i
+            .scsw
+            .ctrl
+            .with_fc(FunctionControl::CLEAR)
+            .with_sc(StatusControl::PENDING);
+        tx.send(BackendEvent::Interrupt { sch, irb: i }).unwrap();
+        Ok(ConditionCode::Cc0)
+    });
+}
+
+/// ccw-translate's translator through the driver, over the recording mapper: whichever way
+/// a request ends (completion; completion after its `submit` future was dropped; close;
+/// remove; unmap), every range its program pinned is unpinned and its control area freed,
+/// exactly once, by the program itself when the driver lets go of it.
+#[tokio::test]
+async fn every_pin_is_released_once_however_the_request_ends() {
+    for end in ["complete", "dropped", "close", "remove", "unmap"] {
+        let rec = Arc::new(RecordingMapper::new());
+        let (mut be, tx) = mock_with_mapper(vec![(SCH, schib(5, true))], rec.clone());
+        be.expect_start().returning(|_, _| Ok(ConditionCode::Cc0));
+        be.expect_disable().returning(|_| Ok(ConditionCode::Cc0));
+        clear_ends_at_once(&mut be, &tx, || {});
+        let css: Css<MockBe> = Css::new(Arc::new(be)).unwrap();
+        css.probe().await.unwrap();
+        let sub = css.open(SCH).await.unwrap();
+        let m = mem();
+        // SENSE ID, SLI, 256 bytes at 0x2000.
+        m.write_slice(
+            &[0xE4, 0x20, 0x01, 0x00, 0x00, 0x00, 0x20, 0x00],
+            GuestAddress(0x1000),
+        )
+        .unwrap();
+        let o = orb(1, 0x1000);
+        let final_status = || {
+            tx.send(BackendEvent::Interrupt {
+                sch: SCH,
+                irb: final_irb(0),
+            })
+            .unwrap()
+        };
+        let running = |what: &str| {
+            assert_eq!(
+                rec.live_pins(),
+                vec![GuestRange::new(0x2000, 256)],
+                "{what}"
+            );
+            assert_eq!(rec.live_areas(), 1, "{what}");
+        };
+        if end == "dropped" {
+            {
+                let submit = sub.submit(&o, &m);
+                tokio::pin!(submit);
+                tokio::select! {
+                    r = &mut submit => panic!("answered early: {r:?}"),
+                    () = wait_state(&css, State::CpPending) => {}
+                }
+            }
+            running(end);
+            final_status();
+            wait_state(&css, State::Idle).await;
+        } else {
+            let (done, ()) = tokio::join!(sub.submit(&o, &m), async {
+                wait_state(&css, State::CpPending).await;
+                running(end);
+                match end {
+                    "complete" => final_status(),
+                    "close" => css.close(SCH).await.unwrap(),
+                    "remove" => css.remove(SCH).await.unwrap(),
+                    _ => {
+                        let cleared = css.unmap_guest_range(GuestRange::new(0x2080, 1)).await;
+                        assert_eq!(cleared.unwrap(), vec![SCH]);
+                    }
+                }
+            });
+            assert_eq!(done.is_ok(), end == "complete", "{end}: {done:?}");
+        }
+        let s = rec.stats();
+        assert_eq!((s.pins, s.unpins, s.allocs, s.frees), (1, 1, 1, 1), "{end}");
+        assert!(rec.live_pins().is_empty() && rec.live_areas() == 0, "{end}");
+        assert!(rec.violations().is_empty(), "{end}: {:?}", rec.violations());
+    }
 }
 
 #[tokio::test]

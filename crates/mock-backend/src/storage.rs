@@ -17,10 +17,10 @@
 //! format-2 IDAW that holds a raw guest address points at nothing.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError, RwLock};
+use std::sync::{Mutex, RwLock};
 
 use ccw_translate::ledger::{ControlLedger, PinLedger, check_pin};
-use ccw_translate::sync::lock;
+use ccw_translate::sync::{lock, read, write};
 use ccw_translate::{ControlArea, DeviceAddr, DmaAccess, GuestRange, MapError, Mapper};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
@@ -110,7 +110,7 @@ impl HostStorage {
     }
 
     pub(crate) fn attach_guest(&self, mem: GuestMemoryMmap) {
-        *self.guest.write().unwrap_or_else(PoisonError::into_inner) = Some(mem);
+        *write(&self.guest) = Some(mem);
     }
 
     pub(crate) fn stats(&self) -> MappingStats {
@@ -168,7 +168,7 @@ impl HostStorage {
                 .allocator()
                 .covers(addr - ARENA_BASE, len.max(1))
         } else if addr >= GUEST_BASE {
-            let guest = self.guest.read().unwrap_or_else(PoisonError::into_inner);
+            let guest = read(&self.guest);
             let Ok(len) = usize::try_from(len.max(1)) else {
                 return false;
             };
@@ -224,7 +224,7 @@ impl HostStorage {
                 .covers(addr - ARENA_BASE, (len as u64).max(1))
                 && f(&self.arena_mem, GuestAddress(addr))
         } else if addr >= GUEST_BASE {
-            let guest = self.guest.read().unwrap_or_else(PoisonError::into_inner);
+            let guest = read(&self.guest);
             guest
                 .as_ref()
                 .is_some_and(|g| f(g, GuestAddress(addr - GUEST_BASE)))
@@ -255,7 +255,7 @@ impl Mapper for HostStorage {
     fn pin(&self, range: GuestRange, _access: DmaAccess) -> Result<DeviceAddr, MapError> {
         check_pin(range)?;
         {
-            let guest = self.guest.read().unwrap_or_else(PoisonError::into_inner);
+            let guest = read(&self.guest);
             match guest.as_ref() {
                 Some(g) if g.check_range(GuestAddress(range.gpa), range.len as usize) => {}
                 _ => return Err(MapError::NotMapped(range)),

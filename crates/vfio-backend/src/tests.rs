@@ -798,7 +798,6 @@ mod css_driver {
             self.0
         }
         fn update_scsw(&self, _scsw: &mut ccw_types::Scsw) {}
-        fn release(self, _mapper: &dyn ccw_translate::Mapper) {}
         fn is_pinned(&self, _range: ccw_translate::GuestRange) -> bool {
             false
         }
@@ -830,7 +829,7 @@ mod css_driver {
             &mut self,
             orb: &Orb,
             _mem: &M,
-            _mapper: &dyn ccw_translate::Mapper,
+            _mapper: std::sync::Arc<dyn ccw_translate::Mapper>,
             _lpm: u8,
         ) -> Result<Identity, Never> {
             Ok(Identity(*orb))

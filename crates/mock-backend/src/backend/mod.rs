@@ -24,7 +24,7 @@ pub use builder::MockBuilder;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -40,9 +40,7 @@ use crate::fault::FaultPolicy;
 use crate::instr::{self, OperandException, SchState};
 use crate::storage::HostStorage;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
+pub(crate) use ccw_translate::sync::lock;
 
 /// The simulated channel subsystem. Cheap to clone (shared state).
 ///

@@ -24,7 +24,9 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
+
+use ccw_translate::sync::lock;
 
 use super::io::{ImageFile, ImageFs, OpenMode};
 
@@ -52,10 +54,6 @@ impl fmt::Debug for MemFs {
             .field("space_left", &s.space_left)
             .finish()
     }
-}
-
-fn lock(s: &Mutex<State>) -> MutexGuard<'_, State> {
-    s.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl MemFs {
