@@ -16,8 +16,10 @@
 //! `conformance` runs css-conformance's cases through [`VfioBackend`] on the device the
 //! fixture names (QEMU's virtio-blk-ccw by default, or a Hercules 3390), then the
 //! kernel-torture group through the raw io region. Each group prints
-//! `group: N passed, M failed, K skipped`. The multi-IDAW group (QEMU's known defect) and the
-//! kernel-torture group (kernel findings) are reported apart unless `--strict`.
+//! `group: N passed, M failed, K skipped`. The multi-IDAW group (QEMU's known defect), the
+//! kernel-torture group (kernel findings) and the cases that meet a named defect (groups
+//! `kernel-findings` and `hercules-defects`, see `fixtures::findings`) are reported apart
+//! unless `--strict`.
 //! Exit status: 0 success, 1 failure, 2 usage error.
 
 #![forbid(unsafe_code)]
@@ -36,7 +38,10 @@ use ccw_types::ccw::cmd;
 use ccw_types::{CcwFlags, CcwFormat, CcwRepr, CommandOrb, DeviceStatus, Orb, Scsw};
 use css_conformance::{Ctx, cases};
 use css_core::{Backend, BackendError, BackendErrorKind, ConditionCode};
-use fixtures::{KERNEL_GROUP, OPEN_GROUP, QEMU_DEFECT, QEMU_DEFECT_GROUP, Target};
+use fixtures::{
+    HERCULES_DEFECT_GROUP, KERNEL_FINDINGS_GROUP, KERNEL_GROUP, QEMU_DEFECT, QEMU_DEFECT_GROUP,
+    Target,
+};
 use measure::{RoundTrip, backend_round_trips, median, raw_round_trips};
 use runner::{GroupReport, run_groups};
 use vfio_backend::{
@@ -52,8 +57,9 @@ const USAGE: &str = "usage:
 
 conformance targets the virtio-blk-ccw device of a QEMU guest (--fixture virtio-blk, the
 default) or a Hercules 3390 (--fixture 3390): what the emulator cannot do is skipped with the
-reason, the multi-idaw group (QEMU's known IDAW defect) and the kernel-torture group (kernel
-findings) are reported apart; --strict counts and runs everything (real hardware).";
+reason; the multi-idaw group (QEMU's known IDAW defect), the kernel-torture group, and the
+cases meeting a named defect (groups kernel-findings and hercules-defects) are reported apart;
+--strict counts and runs everything (real hardware).";
 
 /// How long one I/O may take before the run counts as failed.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -347,20 +353,27 @@ async fn bench(args: &Args) -> Result<()> {
 /// The verdict over every group: whether the run passed, and the lines reported apart (the
 /// QEMU-defect group and kernel findings are not counted unless `strict`).
 fn verdict(groups: &[GroupReport], setup_ok: bool, strict: bool) -> (bool, Vec<String>) {
-    let apart = |name: &str| {
-        !strict && (name == QEMU_DEFECT_GROUP || name == KERNEL_GROUP || name == OPEN_GROUP)
+    let apart = |name: &str| -> Option<String> {
+        if strict {
+            return None;
+        }
+        match name {
+            KERNEL_GROUP => Some("kernel findings, reported apart (not counted)".to_string()),
+            KERNEL_FINDINGS_GROUP => Some(
+                "named vfio-ccw defects (kernel findings), reported apart (not counted)"
+                    .to_string(),
+            ),
+            HERCULES_DEFECT_GROUP => {
+                Some("known Hercules 3.13 defects, reported apart (not counted)".to_string())
+            }
+            QEMU_DEFECT_GROUP => Some(format!("affected by {QEMU_DEFECT} (not counted)")),
+            _ => None,
+        }
     };
     let (mut passed, mut failed) = (0, 0);
     let mut notes = Vec::new();
     for g in groups {
-        if apart(g.name) {
-            let why = if g.name == KERNEL_GROUP {
-                "kernel findings, reported apart (not counted)".to_string()
-            } else if g.name == OPEN_GROUP {
-                "open findings, undecided, reported apart (not counted)".to_string()
-            } else {
-                format!("affected by {QEMU_DEFECT} (not counted)")
-            };
+        if let Some(why) = apart(g.name) {
             notes.push(format!(
                 "{}: {} passed, {} failed, {} skipped: {why}",
                 g.name,
@@ -411,24 +424,28 @@ async fn conformance(args: &Args) -> Result<()> {
             let (torture, suite): (Vec<_>, Vec<_>) = cases::<VfioBackend>()
                 .into_iter()
                 .partition(|c| c.group == KERNEL_GROUP);
-            // Open findings run last in a group of their own (not with --strict, where
-            // everything counts).
-            let open = if args.strict {
+            // Cases that meet a named defect run last, in the defect's group (not with
+            // --strict, where everything counts).
+            let named = if args.strict {
                 Vec::new()
             } else {
-                fixtures::open_findings(args.fixture)
+                fixtures::findings(args.fixture)
             };
-            let (mut open_cases, suite): (Vec<_>, Vec<_>) = suite
-                .into_iter()
-                .partition(|c| open.iter().any(|(name, _)| *name == c.name));
-            for c in &mut open_cases {
-                c.group = OPEN_GROUP;
+            let group_of = |name: &str| named.iter().find(|(n, _, _)| *n == name).map(|f| f.1);
+            let (mut named_cases, suite): (Vec<_>, Vec<_>) =
+                suite.into_iter().partition(|c| group_of(c.name).is_some());
+            for c in &mut named_cases {
+                if let Some(g) = group_of(c.name) {
+                    c.group = g;
+                }
             }
+            // Grouped by defect, so each group prints one line.
+            named_cases.sort_by_key(|c| c.group);
             groups.extend(run_groups(&ctx, &suite).await);
-            for (name, why) in &open {
-                println!("{OPEN_GROUP}: {name}: {why}");
+            for (name, group, why) in &named {
+                println!("{group}: {name}: {why}");
             }
-            groups.extend(run_groups(&ctx, &open_cases).await);
+            groups.extend(run_groups(&ctx, &named_cases).await);
             // Nothing may stay pinned or allocated once every request has completed.
             let backend = keep.lock().unwrap_or_else(|p| p.into_inner()).take();
             if let Some(b) = backend {
@@ -544,6 +561,8 @@ mod tests {
             group("basic", &[pass.clone(), pass.clone()]),
             group("multi-idaw", std::slice::from_ref(&fail)),
             group("kernel-torture", std::slice::from_ref(&fail)),
+            group("kernel-findings", std::slice::from_ref(&fail)),
+            group("hercules-defects", std::slice::from_ref(&fail)),
         ];
         let (ok, notes) = verdict(&groups, true, false);
         assert!(ok);
@@ -552,6 +571,12 @@ mod tests {
         ));
         assert!(
             notes[1].starts_with("kernel-torture: 0 passed, 1 failed, 0 skipped: kernel findings")
+        );
+        assert!(notes[2].contains("named vfio-ccw defects"), "{}", notes[2]);
+        assert!(
+            notes[3].contains("known Hercules 3.13 defects"),
+            "{}",
+            notes[3]
         );
         assert!(!verdict(&groups, true, true).0, "strict counts them");
         groups[0] = group("basic", &[pass.clone(), fail]);
