@@ -248,6 +248,22 @@ pub(crate) fn run(args: &[String]) -> util::Result {
                         "hercules host checks: {passed} passed, {} failed",
                         checks.len() - passed
                     );
+                    if payloads.vfio_guest {
+                        let d = t.step("hercules: differential check (mock replay)", || {
+                            hercules::differential(&cache, &run.lines)
+                        })?;
+                        for l in d.output.iter().filter(|l| !l.starts_with("model ")) {
+                            println!("  {l}");
+                        }
+                        if !d.ok {
+                            failures.push(format!(
+                                "hercules lane: differential check: {}",
+                                d.summary
+                                    .as_deref()
+                                    .unwrap_or("the replay printed no summary")
+                            ));
+                        }
+                    }
                 }
             }
         }

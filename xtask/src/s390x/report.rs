@@ -350,8 +350,11 @@ impl GuestReport {
             if needs_results && !suites.is_empty() && counted_passes == 0 {
                 out.push(format!("step {} passed no check", step.name));
             }
-            if step.name == "bench" && self.bench_ratio().is_none() {
-                out.push("step bench printed no `bench ...: ... ratio=...` line".to_string());
+            if step.name.starts_with("bench") && self.bench_ratio().is_none() {
+                out.push(format!(
+                    "step {} printed no `bench ...: ... ratio=...` line",
+                    step.name
+                ));
             }
         }
         for s in self
