@@ -1168,7 +1168,11 @@ fn one_past_a_segment_never_maps_to_the_next_segments_head() {
     let m = RecordingMapper::new();
     // tic_first: TIC -> NOP; and tic_to_tic's shape, three segments.
     chain(&mem, 0x1000, &[ccw1(0x08, 0, 0, 0x3000)]);
-    chain(&mem, 0x3000, &[ccw1(0x03, CC, 0, 0), ccw1(0x08, 0, 0, 0x5000)]);
+    chain(
+        &mem,
+        0x3000,
+        &[ccw1(0x03, CC, 0, 0), ccw1(0x08, 0, 0, 0x5000)],
+    );
     chain(&mem, 0x5000, &[ccw1(0x03, 0, 0, 0)]);
     let p = ok(&mem, &m, 0x1000);
     let segs: Vec<_> = p.segments().collect();
