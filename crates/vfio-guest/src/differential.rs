@@ -57,12 +57,15 @@ mod op {
     pub(super) const MASK_UPDATE: u8 = 0x80;
 }
 
+/// Bytes a program needs in guest memory before its start: (guest address, bytes).
+type Setup = Vec<(u32, Vec<u8>)>;
+
 /// One program: its name, CCWs (at `PROG`) and the parameter/data bytes it needs.
 struct Program {
     name: &'static str,
     ccws: Vec<[u8; 8]>,
-    /// (guest address, bytes) written before the start.
-    setup: Vec<(u32, Vec<u8>)>,
+    /// Written before the start.
+    setup: Setup,
     /// Bytes of the data area also shown in hex (identity data: SENSE ID, RDC), 32 a line,
     /// each line an answer of its own (`<name>+<offset>`).
     show: usize,
@@ -118,7 +121,7 @@ fn written(seed: u8) -> Vec<u8> {
 }
 
 /// Define Extent + Locate Record as the first two CCWs (parameters at `PARMS`).
-fn domain(mask: u8, extent: (u16, u16, u16), lr: Vec<u8>) -> (Vec<[u8; 8]>, Vec<(u32, Vec<u8>)>) {
+fn domain(mask: u8, extent: (u16, u16, u16), lr: Vec<u8>) -> (Vec<[u8; 8]>, Setup) {
     let cc = CcwFlags::CC;
     (
         vec![
