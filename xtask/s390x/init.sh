@@ -82,6 +82,11 @@ say "fact mdev=$UUID iommu_group=$(basename "$(readlink $MDEV/iommu_group)") cde
 say "fact nodes=$(echo /dev/vfio/* /dev/vfio/devices/* /dev/iommu)"
 say "setup-ok"
 
+# The DASD differential check runs first, on the image exactly as the host made it (the host
+# replays the same programs on its model over a copy of that image).
+if [ "$LANE" = hercules ] && [ -x /bin/vfio-guest ]; then
+    run differential /bin/vfio-guest differential --api legacy --uuid "$UUID"
+fi
 run probe-legacy /bin/ccw-probe legacy "$UUID" "$DEVHEX" "$KIND"
 run probe-cdev /bin/ccw-probe cdev "$UUID" "$DEVHEX" "$KIND"
 
@@ -96,6 +101,7 @@ else
     run vfio-info /bin/vfio-guest info --uuid "$UUID"
     run conformance-legacy /bin/vfio-guest conformance --api legacy --fixture 3390 --uuid "$UUID"
     run conformance-cdev /bin/vfio-guest conformance --api cdev --fixture 3390 --uuid "$UUID"
+    run bench-dasd /bin/vfio-guest bench --fixture 3390 --uuid "$UUID"
 fi
 
 # ccwctl_check <step> <what to find in the output> <ccwctl args...>: runs ccwctl against the vfio

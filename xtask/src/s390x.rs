@@ -224,6 +224,15 @@ pub(crate) fn run(args: &[String]) -> util::Result {
                 };
                 let rep = report::GuestReport::parse(lane, &run.lines);
                 print!("{}", rep.summary());
+                // For `cargo xtask bench`'s P4 row (xtask/src/summary.rs).
+                if !rep.bench.is_empty() {
+                    let out = util::root()
+                        .join("target")
+                        .join(format!("s390x-bench-{}.txt", lane.name()));
+                    let _ = std::fs::create_dir_all(util::root().join("target"));
+                    std::fs::write(&out, rep.bench.join("\n") + "\n")
+                        .map_err(|e| format!("{}: {e}", out.display()))?;
+                }
                 failures.extend(
                     rep.failures(&payloads.expected_steps(lane), run.timed_out)
                         .into_iter()
@@ -248,6 +257,22 @@ pub(crate) fn run(args: &[String]) -> util::Result {
                         "hercules host checks: {passed} passed, {} failed",
                         checks.len() - passed
                     );
+                    if payloads.vfio_guest {
+                        let d = t.step("hercules: differential check (mock replay)", || {
+                            hercules::differential(&cache, &run.lines)
+                        })?;
+                        for l in d.output.iter().filter(|l| !l.starts_with("model ")) {
+                            println!("  {l}");
+                        }
+                        if !d.ok {
+                            failures.push(format!(
+                                "hercules lane: differential check: {}",
+                                d.summary
+                                    .as_deref()
+                                    .unwrap_or("the replay printed no summary")
+                            ));
+                        }
+                    }
                 }
             }
         }

@@ -1191,3 +1191,38 @@ fn ccw_reached_as_two_different_commands_is_unsupported() {
     let p = ok(&mem, &m, 0x1000);
     drop(p);
 }
+
+/// The final CCW address one past the end of the segment a program ended in maps back to that
+/// segment's guest CCWs + 8, never to another segment's start. Linux's vfio-ccw gets this
+/// wrong when its chains are allocated back to back (`cp_update_scsw`, a kernel finding the
+/// s390x lanes report apart): the TIC-first program below, ending in its second segment,
+/// was reported there with cpa 0x1000, its first CCW.
+#[test]
+fn one_past_a_segment_never_maps_to_the_next_segments_head() {
+    let mem = mem(0x10000);
+    let m = Arc::new(RecordingMapper::new());
+    // tic_first: TIC -> NOP; and tic_to_tic's shape, three segments.
+    chain(&mem, 0x1000, &[ccw1(0x08, 0, 0, 0x3000)]);
+    chain(
+        &mem,
+        0x3000,
+        &[ccw1(0x03, CC, 0, 0), ccw1(0x08, 0, 0, 0x5000)],
+    );
+    chain(&mem, 0x5000, &[ccw1(0x03, 0, 0, 0)]);
+    let p = ok(&mem, &m, 0x1000);
+    let segs: Vec<_> = p.segments().collect();
+    assert_eq!(segs.len(), 3);
+    for (guest, host, len) in &segs {
+        let end = host + 8 * *len as u64;
+        assert!(
+            segs.iter().all(|(_, h, _)| *h != end),
+            "segment at {guest:#x}: its end is another segment's head"
+        );
+        let mut scsw = Scsw::default();
+        scsw.cpa.set(end as u32);
+        p.update_scsw(&mut scsw);
+        assert_eq!(scsw.cpa.get() as u64, guest + 8 * *len as u64);
+    }
+    drop(p);
+    assert_eq!((m.live_pins().len(), m.live_areas()), (0, 0));
+}

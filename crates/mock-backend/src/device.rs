@@ -357,6 +357,11 @@ pub trait DeviceModel: Send {
         DeviceStatus::NONE
     }
 
+    /// Called when MODIFY SUBCHANNEL enables the device's subchannel (it was disabled):
+    /// state an architecture ties to the enablement starts over here (virtio-ccw: the
+    /// revision is unset from the time the subchannel is enabled). The default does nothing.
+    fn enabled(&mut self) {}
+
     /// The device as `Any`, so tools and tests can reach a concrete model's state through
     /// `MockBackend::with_device` (`downcast_mut`). The default is `None`.
     fn as_any_mut(&mut self) -> Option<&mut dyn Any> {

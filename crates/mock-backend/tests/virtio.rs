@@ -99,3 +99,33 @@ async fn a_channel_check_during_a_write_is_not_a_command_reject() {
         assert_eq!(rig.peek(buf as u64, 1), [0], "sense after {cmd:#04x}");
     }
 }
+
+/// Virtio 1.x 4.3.2.1.1: the revision is unset from the time the subchannel is enabled until
+/// the driver sets it, once; VDEV_RESET does not unset it (QEMU keeps it too), disabling and
+/// enabling the subchannel does.
+#[tokio::test]
+async fn the_revision_survives_vdev_reset_and_is_unset_by_enabling_the_subchannel() {
+    use css_core::Backend;
+    let revision = |rig: &Rig| {
+        rig.backend
+            .with_device(VIRTIO, |d| {
+                d.as_any_mut()?.downcast_mut::<VirtioBlkCcw>()?.revision()
+            })
+            .unwrap()
+    };
+    let mut rig = Rig::default_enabled().await;
+    let (irb, _) = run1(&mut rig, 0x83, F::NONE, &[0, 1, 0, 0], 4).await;
+    assert_eq!(irb.scsw.dstat, 0x0c);
+    let (irb, _) = run1(&mut rig, 0x33, F::SLI, &[], 0).await;
+    assert_eq!(irb.scsw.dstat, 0x0c);
+    assert_eq!(revision(&rig), Some(1), "VDEV_RESET keeps the revision");
+    let (irb, _) = run1(&mut rig, 0x83, F::NONE, &[0, 1, 0, 0], 4).await;
+    assert_eq!(irb.scsw.dstat, 0x02, "set once per enablement");
+    rig.backend.disable(VIRTIO).await.unwrap();
+    assert_eq!(revision(&rig), Some(1), "disabling alone does not matter");
+    rig.backend.enable(VIRTIO, 0).await.unwrap();
+    assert_eq!(revision(&rig), None, "enabling unsets it");
+    let (irb, _) = run1(&mut rig, 0x83, F::NONE, &[0, 2, 0, 0], 4).await;
+    assert_eq!(irb.scsw.dstat, 0x0c);
+    assert_eq!(revision(&rig), Some(2));
+}

@@ -46,10 +46,12 @@ pub(crate) const QEMU_DEFECT: &str =
     "known QEMU defect: ccw_dstream_rw_ida() does not advance between IDAWs";
 /// The group whose failures are kernel findings, reported apart from the project's results.
 pub(crate) const KERNEL_GROUP: &str = "kernel-torture";
-/// The group the cases of [`open_findings`] run in: run and printed with their results, but
-/// reported apart and not counted until each is decided (fixed, or named an emulator or kernel
-/// defect).
-pub(crate) const OPEN_GROUP: &str = "open-findings";
+/// The group of suite cases that meet a named vfio-ccw defect (see [`findings`]): run and
+/// printed with their results, reported apart from the project's results and not counted.
+pub(crate) const KERNEL_FINDINGS_GROUP: &str = "kernel-findings";
+/// The group of suite cases that meet a named defect of Hercules 3.13's emulation (see
+/// [`findings`]): run, printed, reported apart and not counted.
+pub(crate) const HERCULES_DEFECT_GROUP: &str = "hercules-defects";
 
 /// vfio-ccw gives user space no MODIFY SUBCHANNEL: the kernel enables the subchannel when the
 /// device is opened and disables it when it is closed, so a close of css-core's subchannel
@@ -57,16 +59,21 @@ pub(crate) const OPEN_GROUP: &str = "open-findings";
 const VFIO_NO_MSCH: &str = "vfio-ccw gives user space no MSCH: the subchannel stays enabled \
      until the device itself is closed";
 
-/// A suspected kernel finding (vfio-ccw `cp_update_scsw`): each CCW chain of a translated
-/// program is its own kmalloc allocation, and the final cpa is mapped back to the guest through
-/// the first chain (in list order) whose range, taken one CCW past its end, contains it. When
-/// the chain the program ended in lies directly before another chain of the same size, its
-/// one-past-the-end address is that chain's head, and the guest is told the other chain's start
-/// (seen: cpa 0x1000, the program's first CCW, for `tic_first` and `tic_to_tic`, on either
-/// API, by chance). Programs that leave their first chain through a TIC can meet it.
-const KERNEL_CPA: &str = "suspected kernel finding: vfio-ccw's cp_update_scsw maps a final cpa \
-     one past a chain's end to the head of an adjacent chain (first match in list order), so a \
-     program ending after a TIC can report the first chain's start; by chance, per allocation";
+/// Kernel finding (decided, issue 11): after a normal end the CCW address is the last CCW
+/// executed + 8 (s390-io-reference §3.3), which lies one past the end of the chain the program
+/// ended in. vfio-ccw's `cp_update_scsw` maps it back through the first chain, in list order,
+/// whose range taken one CCW past its end holds it (commit "s390/cio: Update SCSW if it points
+/// to the end of the chain", Linux 5.3, 2019). Each chain is its own kmalloc allocation: when
+/// the chain the program ended in lies directly before an earlier-listed chain, its
+/// one-past-the-end address is that chain's head, and the guest is told that chain's start
+/// (seen on Linux 6.12 under QEMU and Hercules, either API, by chance per allocation: cpa
+/// 0x1000, the program's first CCW, for `tic_first` and `tic_to_tic`). No upstream commit
+/// changes this. ccw-translate keeps one unused doubleword between its host segments, so its
+/// own mapping is exact.
+const KERNEL_CPA: &str = "kernel finding (Linux 6.12, since 5.3; no upstream fix): vfio-ccw's \
+     cp_update_scsw maps a final cpa one past a chain's end to the head of an adjacent chain \
+     (first match in list order), so a program ending after a TIC can report another chain's \
+     start; by chance, per allocation";
 
 /// The cases whose programs leave their first chain through a TIC and check the final cpa.
 const KERNEL_CPA_CASES: &[&str] = &[
@@ -79,48 +86,77 @@ const KERNEL_CPA_CASES: &[&str] = &[
     "tic_with_count",
 ];
 
-/// Cases that fail on a target for a reason not yet decided. Each is still run; its result is
-/// printed in the `open-findings` group and not counted. Every entry is an open question of
-/// the project, listed in the suite's README.
-pub(crate) fn open_findings(target: Target) -> Vec<(&'static str, &'static str)> {
-    let mut v: Vec<(&str, &str)> = KERNEL_CPA_CASES.iter().map(|c| (*c, KERNEL_CPA)).collect();
-    v.extend_from_slice(target_open_findings(target));
-    v
-}
+/// Kernel finding (decided, issue 11): a CCW with PCI makes the subchannel present an
+/// intermediate interruption when the CCW is fetched (s390-io-reference §1.3, §3.4), and
+/// Hercules presents it (channel.c `raise_pci`, a status of its own). vfio-ccw keeps one IRB
+/// (`private->irb`) and one `io_work` item: the final interruption, arriving before the work
+/// item ran, overwrites the intermediate IRB and the queued work runs once, so user space never
+/// sees the PCI; the guest kernel's TSCH cleared it, so the final status carries no PCI bit
+/// either. QEMU ignores PCI (the case is skipped there).
+const KERNEL_PCI: &str = "kernel finding (Linux 6.12, since the driver's start; no upstream \
+     fix): vfio-ccw keeps one IRB and one io_work item, so the final interruption overwrites an \
+     intermediate PCI status before user space reads it";
 
-fn target_open_findings(target: Target) -> &'static [(&'static str, &'static str)] {
-    match target {
-        Target::VirtioBlk => &[
-            (
-                "virtio_status_round_trip",
-                "QEMU rejects SET_VIRTIO_REV once an earlier case set the revision (virtio \
-                 spec 4.3.2.1.1: unset only from subchannel enable); the simulator resets it on \
-                 VDEV_RESET: the model and the case are to be fixed",
-            ),
-            (
-                "virtio_revision_once",
-                "as virtio_status_round_trip: the revision set by an earlier case stays set in \
-                 QEMU",
-            ),
-        ],
-        Target::Dasd3390 => &[
-            (
-                "pci_flag",
-                "no PCI interruption and no PCI bit in the final status under Hercules 3.13: \
-                 emulator or kernel, undecided",
-            ),
+/// Hercules 3.13 defect (decided, issue 11): the 3990 rules reject a write the Define Extent
+/// file mask inhibits (write control 01 = inhibit all writes); Hercules' Locate Record (Write
+/// Data) and Write Update Data (0x85) never look at the mask and write the record. The
+/// simulator answers command reject (sense 80 04) at the Locate Record and writes nothing.
+const HERCULES_FILE_MASK: &str = "known Hercules 3.13 defect: Locate Record (Write Data) and \
+     Write Update Data ignore a Define Extent file mask that inhibits all writes and write the \
+     record (3990 rules: command reject); reported apart";
+
+/// Hercules 3.13 defect (decided, issue 11): a Define Extent preceded in the same channel
+/// program by a Define Extent or Set File Mask is a command reject, format 0 message 2
+/// (invalid command sequence) in IBM's ECKD reference. Hercules accepts a second one with the
+/// same mask inside the first extent (its check is disabled with `#if 0` since 2005).
+const HERCULES_SECOND_DX: &str = "known Hercules 3.13 defect: a second Define Extent in one \
+     channel program is accepted (IBM ECKD rules: command reject, invalid command sequence); \
+     reported apart";
+
+/// The group of suite cases that meet a named defect of QEMU's emulated device other than its
+/// multi-IDAW transfer (see [`findings`]): run, printed, reported apart and not counted.
+pub(crate) const QEMU_DEFECTS_GROUP: &str = "qemu-defects";
+
+/// QEMU defect (decided, issue 11): virtio-ccw's READ_STATUS stores the status byte with
+/// `address_space_stb` at the CCW's data address taken as guest-physical, ignoring IDA (every
+/// other virtio-ccw read goes through `ccw_dstream`); vfio-ccw always gives the device an
+/// IDAL, so the byte lands in the host IDAL and the program's buffer is never written. QEMU
+/// also accepts READ_STATUS below revision 2 (virtio-ccw: from revision 2 on).
+const QEMU_READ_STATUS: &str = "known QEMU defect: virtio-ccw READ_STATUS stores its byte at \
+     the CCW's data address as guest-physical, ignoring IDA (vfio-ccw always builds IDALs), and \
+     is accepted below revision 2; reported apart";
+
+/// The suite's cases that meet a named defect on `target`, with the group they are reported
+/// in and why. Each is still run and printed; its group is reported apart and not counted
+/// (`--strict` counts them). Every entry is a decided finding, listed in the suite's README.
+pub(crate) fn findings(target: Target) -> Vec<(&'static str, &'static str, &'static str)> {
+    let mut v: Vec<_> = KERNEL_CPA_CASES
+        .iter()
+        .map(|c| (*c, KERNEL_FINDINGS_GROUP, KERNEL_CPA))
+        .collect();
+    if target == Target::VirtioBlk {
+        v.push((
+            "virtio_status_round_trip",
+            QEMU_DEFECTS_GROUP,
+            QEMU_READ_STATUS,
+        ));
+    }
+    if target == Target::Dasd3390 {
+        v.extend([
+            ("pci_flag", KERNEL_FINDINGS_GROUP, KERNEL_PCI),
             (
                 "eckd_write_inhibited",
-                "Hercules 3.13 ends a write under a write-inhibiting Define Extent mask with CE DE \
-                 where the simulator answers command reject: to be decided from the 3990 rules",
+                HERCULES_DEFECT_GROUP,
+                HERCULES_FILE_MASK,
             ),
             (
                 "eckd_define_extent_twice",
-                "Hercules 3.13 accepts a second Define Extent in one chain where the simulator \
-                 answers command reject: to be decided from the 3990 rules",
+                HERCULES_DEFECT_GROUP,
+                HERCULES_SECOND_DX,
             ),
-        ],
+        ]);
     }
+    v
 }
 
 /// A running program hangs QEMU's guest: its CSS runs a channel program to its end inside
@@ -244,10 +280,29 @@ mod tests {
             );
         }
         for target in [Target::VirtioBlk, Target::Dasd3390] {
-            for (what, _) in open_findings(target) {
+            for (what, group, _) in findings(target) {
                 assert!(all.iter().any(|c| c.name == what), "{what} is no case");
+                assert!(
+                    [
+                        KERNEL_FINDINGS_GROUP,
+                        HERCULES_DEFECT_GROUP,
+                        QEMU_DEFECTS_GROUP
+                    ]
+                    .contains(&group)
+                );
             }
         }
+        // Each emulator's defects are findings on its own target only.
+        assert!(
+            findings(Target::VirtioBlk)
+                .iter()
+                .all(|(_, g, _)| *g != HERCULES_DEFECT_GROUP)
+        );
+        assert!(
+            findings(Target::Dasd3390)
+                .iter()
+                .all(|(_, g, _)| *g != QEMU_DEFECTS_GROUP)
+        );
         assert!(all.iter().any(|c| c.group == QEMU_DEFECT_GROUP));
         assert!(all.iter().any(|c| c.group == KERNEL_GROUP));
     }

@@ -6,22 +6,31 @@
 //!
 //! ```text
 //! vfio-guest info --uuid <mdev-uuid> [--api auto|legacy|cdev]
-//! vfio-guest bench --uuid <mdev-uuid> [--api auto|legacy|cdev] [--iters N]
+//! vfio-guest bench --uuid <mdev-uuid> [--api auto|legacy|cdev] [--iters N] [--fixture virtio-blk|3390]
 //! vfio-guest conformance --api legacy|cdev --uuid <mdev-uuid> [--fixture virtio-blk|3390] [--strict]
+//! vfio-guest differential --api legacy|cdev --uuid <mdev-uuid>
+//! vfio-guest replay --image <ckd image> --guest <answer lines>   (host side, feature `replay`)
 //! ```
 //!
 //! `info` prints what the device reports (GET_INFO, regions, interrupts, the SCHIB).
-//! `bench` measures a SENSE ID round trip through [`VfioBackend`] against a raw
-//! pwrite / eventfd / pread loop on the same device and prints both medians and the ratio.
+//! `bench` measures a round trip through [`VfioBackend`] against a raw pwrite / eventfd /
+//! pread loop on the same device and prints both medians and the ratio: SENSE ID on QEMU's
+//! virtio-blk, a 4 KiB DASD read (Define Extent, Locate Record, Read Data) with `--fixture
+//! 3390` (issue 12's P4 on the Hercules lane).
 //! `conformance` runs css-conformance's cases through [`VfioBackend`] on the device the
 //! fixture names (QEMU's virtio-blk-ccw by default, or a Hercules 3390), then the
-//! kernel-torture group through the raw io region. Each group prints
-//! `group: N passed, M failed, K skipped`. The multi-IDAW group (QEMU's known defect) and the
-//! kernel-torture group (kernel findings) are reported apart unless `--strict`.
+//! kernel-torture group through the raw io region. `differential` runs the DASD programs of
+//! the differential check on a 3390 and prints one answer line each; `replay` runs the same
+//! programs on mock-backend's ECKD model over a copy of the image (see `differential`). Each group prints
+//! `group: N passed, M failed, K skipped`. The multi-IDAW group (QEMU's known defect), the
+//! kernel-torture group (kernel findings) and the cases that meet a named defect (groups
+//! `kernel-findings` and `hercules-defects`, see `fixtures::findings`) are reported apart
+//! unless `--strict`.
 //! Exit status: 0 success, 1 failure, 2 usage error.
 
 #![forbid(unsafe_code)]
 
+mod differential;
 mod fixtures;
 mod measure;
 mod raw;
@@ -36,7 +45,10 @@ use ccw_types::ccw::cmd;
 use ccw_types::{CcwFlags, CcwFormat, CcwRepr, CommandOrb, DeviceStatus, Orb, Scsw};
 use css_conformance::{Ctx, cases};
 use css_core::{Backend, BackendError, BackendErrorKind, ConditionCode};
-use fixtures::{KERNEL_GROUP, OPEN_GROUP, QEMU_DEFECT, QEMU_DEFECT_GROUP, Target};
+use fixtures::{
+    HERCULES_DEFECT_GROUP, KERNEL_FINDINGS_GROUP, KERNEL_GROUP, QEMU_DEFECT, QEMU_DEFECT_GROUP,
+    QEMU_DEFECTS_GROUP, Target,
+};
 use measure::{RoundTrip, backend_round_trips, median, raw_round_trips};
 use runner::{GroupReport, run_groups};
 use vfio_backend::{
@@ -47,13 +59,16 @@ type Result<T> = std::result::Result<T, BackendError>;
 
 const USAGE: &str = "usage:
   vfio-guest info --uuid <mdev-uuid|sysfs-path> [--api auto|legacy|cdev]
-  vfio-guest bench --uuid <mdev-uuid|sysfs-path> [--api auto|legacy|cdev] [--iters N]
+  vfio-guest bench --uuid <mdev-uuid|sysfs-path> [--api auto|legacy|cdev] [--iters N] [--fixture virtio-blk|3390]
   vfio-guest conformance --api legacy|cdev --uuid <mdev-uuid|sysfs-path> [--fixture virtio-blk|3390] [--strict]
+  vfio-guest differential --api legacy|cdev --uuid <mdev-uuid|sysfs-path>
+  vfio-guest replay --image <ckd image> --guest <answer lines>   (host; feature `replay`)
 
 conformance targets the virtio-blk-ccw device of a QEMU guest (--fixture virtio-blk, the
 default) or a Hercules 3390 (--fixture 3390): what the emulator cannot do is skipped with the
-reason, the multi-idaw group (QEMU's known IDAW defect) and the kernel-torture group (kernel
-findings) are reported apart; --strict counts and runs everything (real hardware).";
+reason; the multi-idaw group (QEMU's known IDAW defect), the kernel-torture group, and the
+cases meeting a named defect (groups kernel-findings and hercules-defects) are reported apart;
+--strict counts and runs everything (real hardware).";
 
 /// How long one I/O may take before the run counts as failed.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -66,16 +81,20 @@ struct Args {
     iters: usize,
     strict: bool,
     fixture: Target,
+    image: Option<std::path::PathBuf>,
+    guest: Option<std::path::PathBuf>,
 }
 
 fn parse_args(argv: &[String]) -> std::result::Result<Args, String> {
     let mut it = argv.iter();
     let cmd = it.next().ok_or("missing command")?.clone();
-    if !["info", "bench", "conformance"].contains(&cmd.as_str()) {
+    if !["info", "bench", "conformance", "differential", "replay"].contains(&cmd.as_str()) {
         return Err(format!("unknown command `{cmd}`"));
     }
     let (mut uuid, mut api, mut iters, mut strict) = (None, ApiChoice::Auto, 200, false);
     let mut fixture = Target::VirtioBlk;
+    let mut image = None;
+    let mut guest = None;
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
@@ -89,13 +108,26 @@ fn parse_args(argv: &[String]) -> std::result::Result<Args, String> {
                     .ok_or("--iters needs a positive number")?
             }
             "--strict" if cmd == "conformance" => strict = true,
-            "--fixture" if cmd == "conformance" => fixture = value()?.parse()?,
+            "--fixture" if cmd == "conformance" || cmd == "bench" => fixture = value()?.parse()?,
+            "--image" if cmd == "replay" => image = Some(value()?.into()),
+            "--guest" if cmd == "replay" => guest = Some(value()?.into()),
             other => return Err(format!("unknown option `{other}`")),
         }
     }
-    let uuid = uuid.ok_or("--uuid is required")?;
-    if cmd == "conformance" && api == ApiChoice::Auto {
-        return Err("conformance needs --api legacy or --api cdev".into());
+    if cmd == "replay" {
+        if image.is_none() || guest.is_none() {
+            return Err("replay needs --image and --guest".into());
+        }
+    } else if image.is_some() {
+        return Err("--image is for replay only".into());
+    }
+    let uuid = match (uuid, cmd.as_str()) {
+        (Some(u), _) => u,
+        (None, "replay") => String::new(),
+        (None, _) => return Err("--uuid is required".into()),
+    };
+    if (cmd == "conformance" || cmd == "differential") && api == ApiChoice::Auto {
+        return Err(format!("{cmd} needs --api legacy or --api cdev"));
     }
     Ok(Args {
         cmd,
@@ -104,6 +136,8 @@ fn parse_args(argv: &[String]) -> std::result::Result<Args, String> {
         iters,
         strict,
         fixture,
+        image,
+        guest,
     })
 }
 
@@ -134,6 +168,8 @@ fn main() -> ExitCode {
         match args.cmd.as_str() {
             "info" => info(&args),
             "bench" => bench(&args).await,
+            "differential" => differential_guest(&args).await,
+            "replay" => replay(&args).await,
             _ => conformance(&args).await,
         }
     });
@@ -297,26 +333,141 @@ fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-/// Checks every I/O ended like SENSE ID should, drops the warm-up and returns the median.
-fn summarize(trips: Vec<RoundTrip>, warmup: usize) -> Result<Duration> {
+/// The bench's program: SENSE ID on QEMU's virtio-blk, a 4 KiB DASD read on a 3390.
+fn bench_program(target: Target, mapper: &VfioMapper) -> Result<(Orb, ControlArea, ControlArea)> {
+    match target {
+        Target::VirtioBlk => sense_id_program(mapper),
+        Target::Dasd3390 => dasd_read_program(mapper),
+    }
+}
+
+/// The record the 4 KiB DASD read bench reads: the one the Hercules lane's host fills before
+/// boot (xtask/s390x/dasd_records.rs `READ_AT`).
+const DASD_BENCH_RECORD: (u16, u16, u8) = (0, 2, 1);
+/// Its data length (`dasdinit -linux`: 4096-byte records).
+const DASD_RECORD_LEN: u16 = 4096;
+
+/// Define Extent (read only, the record's cylinder) + Locate Record (Read Data, one record) +
+/// Read Data (0x86) of 4096 bytes, as Linux's dasd_eckd reads a block. Returns the ORB, the
+/// program and the data area.
+fn dasd_read_program(mapper: &VfioMapper) -> Result<(Orb, ControlArea, ControlArea)> {
+    let map = |e: ccw_translate::MapError| fail("control memory", e.to_string());
+    let (cyl, head, rec) = DASD_BENCH_RECORD;
+    let data = mapper
+        .alloc_control(usize::from(DASD_RECORD_LEN))
+        .map_err(map)?;
+    let prog = mapper.alloc_control(24 + 32).map_err(map)?;
+    let parms = prog.addr as u32 + 24;
+    let mut de = [0u8; 16];
+    de[0] = 0x40; // file mask: inhibit all writes
+    de[1] = 0xC0; // ECKD extent architecture
+    de[8..10].copy_from_slice(&cyl.to_be_bytes());
+    de[12..14].copy_from_slice(&cyl.to_be_bytes());
+    de[14..16].copy_from_slice(&14u16.to_be_bytes());
+    let mut lr = [0u8; 16];
+    lr[0] = 0x06; // Read Data, count orientation
+    lr[1] = 0x80; // transfer length factor valid
+    lr[3] = 1;
+    for at in [4, 8] {
+        lr[at..at + 2].copy_from_slice(&cyl.to_be_bytes());
+        lr[at + 2..at + 4].copy_from_slice(&head.to_be_bytes());
+    }
+    lr[12] = rec;
+    lr[14..16].copy_from_slice(&DASD_RECORD_LEN.to_be_bytes());
+    let mut bytes = Vec::with_capacity(56);
+    for (cmd, flags, count, cda) in [
+        (0x63, CcwFlags::CC, 16, parms),
+        (0x47, CcwFlags::CC, 16, parms + 16),
+        (0x86, CcwFlags::NONE, DASD_RECORD_LEN, data.addr as u32),
+    ] {
+        let ccw = CcwRepr {
+            cmd,
+            flags,
+            count,
+            cda,
+        }
+        .emit(CcwFormat::Format1)
+        .map_err(|e| fail("encode CCW", e.to_string()))?;
+        bytes.extend_from_slice(&ccw);
+    }
+    bytes.extend_from_slice(&de);
+    bytes.extend_from_slice(&lr);
+    mapper.write_control(&prog, 0, &bytes).map_err(map)?;
+    let orb = CommandOrb::new(0xDA5D_0000, prog.addr as u32).emit();
+    Ok((orb, prog, data))
+}
+
+/// Checks every I/O of the bench ended as its program should: SENSE ID with CE|DE, the DASD
+/// read with CE|DE, no subchannel status, residual 0 and cpa one past the third CCW.
+fn check_bench_io(target: Target, prog: &ControlArea, scsw: &Scsw) -> Result<()> {
+    match target {
+        Target::VirtioBlk => check_sense_id(scsw),
+        Target::Dasd3390 => {
+            let ok = scsw.is_final()
+                && scsw.device_status() == DeviceStatus::CHANNEL_END | DeviceStatus::DEVICE_END
+                && scsw.cstat == 0
+                && scsw.count.get() == 0
+                && u64::from(scsw.cpa.get()) == prog.addr + 24;
+            if ok {
+                Ok(())
+            } else {
+                Err(fail("DASD read", format!("unexpected status: {scsw}")))
+            }
+        }
+    }
+}
+
+/// Checks every I/O, drops the warm-up and returns the median.
+fn summarize(
+    target: Target,
+    prog: &ControlArea,
+    trips: Vec<RoundTrip>,
+    warmup: usize,
+) -> Result<Duration> {
     for t in &trips {
-        check_sense_id(&t.irb.scsw)?;
+        check_bench_io(target, prog, &t.irb.scsw)?;
     }
     let mut times: Vec<Duration> = trips.iter().skip(warmup).map(|t| t.elapsed).collect();
     median(&mut times).ok_or_else(|| fail("bench", "no measurements"))
+}
+
+/// The data a bench run read: SENSE ID checked for its 0xff byte; the DASD record returned
+/// whole for the comparison of both paths.
+fn bench_data(
+    target: Target,
+    mapper: &VfioMapper,
+    data: &ControlArea,
+    path: &str,
+) -> Result<Vec<u8>> {
+    match target {
+        Target::VirtioBlk => check_data(mapper, data, path).map(|()| Vec::new()),
+        Target::Dasd3390 => {
+            let mut v = vec![0u8; usize::from(DASD_RECORD_LEN)];
+            mapper
+                .read_control(data, 0, &mut v)
+                .map_err(|e| fail("read data", e.to_string()))?;
+            Ok(v)
+        }
+    }
 }
 
 async fn bench(args: &Args) -> Result<()> {
     let device = Arc::new(VfioDevice::open(&args.uuid, args.api)?);
     let warmup = (args.iters / 10).max(3);
     let n = warmup + args.iters;
+    let target = args.fixture;
 
     // Raw first (it borrows the io interrupt; the backend connects its own afterwards).
     // Its control memory is a window below the backend's.
     let raw_mapper = VfioMapper::new(device.clone(), DEFAULT_CONTROL_IOVA - (1 << 20), 1 << 20)?;
-    let (orb, _prog, data) = sense_id_program(&raw_mapper)?;
-    let raw = summarize(raw_round_trips(&device, &orb, n, IO_TIMEOUT)?, warmup)?;
-    check_data(&raw_mapper, &data, "raw")?;
+    let (orb, prog, data) = bench_program(target, &raw_mapper)?;
+    let raw = summarize(
+        target,
+        &prog,
+        raw_round_trips(&device, &orb, n, IO_TIMEOUT)?,
+        warmup,
+    )?;
+    let raw_data = bench_data(target, &raw_mapper, &data, "raw")?;
 
     let backend = VfioBackend::from_device(device.clone(), &VfioOptions::default())?;
     let sch = backend.subchannel();
@@ -324,20 +475,33 @@ async fn bench(args: &Args) -> Result<()> {
     if backend.enable(sch, 0).await? != ConditionCode::Cc0 {
         return Err(fail("enable", "not cc 0"));
     }
-    let (orb, _prog, data) = sense_id_program(backend.vfio_mapper())?;
+    let (orb, prog, data) = bench_program(target, backend.vfio_mapper())?;
     let trips = backend_round_trips(&backend, sch, &mut events, &orb, n, IO_TIMEOUT).await?;
-    let via = summarize(trips, warmup)?;
-    check_data(backend.vfio_mapper(), &data, "backend")?;
+    let via = summarize(target, &prog, trips, warmup)?;
+    let via_data = bench_data(target, backend.vfio_mapper(), &data, "backend")?;
     backend.shutdown().await;
+    if raw_data != via_data {
+        return Err(fail("bench", "the two paths read different data"));
+    }
+    if target == Target::Dasd3390 && raw_data.iter().all(|b| *b == 0) {
+        return Err(fail(
+            "bench",
+            "the record read is all zeros, not the one the host wrote",
+        ));
+    }
 
+    let what = match target {
+        Target::VirtioBlk => "sense-id",
+        Target::Dasd3390 => "dasd-read-4k",
+    };
     println!(
-        "bench sense-id: backend median={:.1}us raw median={:.1}us ratio={:.2}",
+        "bench {what}: backend median={:.1}us raw median={:.1}us ratio={:.2}",
         us(via),
         us(raw),
         us(via) / us(raw)
     );
     println!(
-        "bench sense-id: {} iterations each after {warmup} warm-up, api {}",
+        "bench {what}: {} iterations each after {warmup} warm-up, api {}",
         args.iters,
         device.api()
     );
@@ -347,20 +511,30 @@ async fn bench(args: &Args) -> Result<()> {
 /// The verdict over every group: whether the run passed, and the lines reported apart (the
 /// QEMU-defect group and kernel findings are not counted unless `strict`).
 fn verdict(groups: &[GroupReport], setup_ok: bool, strict: bool) -> (bool, Vec<String>) {
-    let apart = |name: &str| {
-        !strict && (name == QEMU_DEFECT_GROUP || name == KERNEL_GROUP || name == OPEN_GROUP)
+    let apart = |name: &str| -> Option<String> {
+        if strict {
+            return None;
+        }
+        match name {
+            KERNEL_GROUP => Some("kernel findings, reported apart (not counted)".to_string()),
+            KERNEL_FINDINGS_GROUP => Some(
+                "named vfio-ccw defects (kernel findings), reported apart (not counted)"
+                    .to_string(),
+            ),
+            HERCULES_DEFECT_GROUP => {
+                Some("known Hercules 3.13 defects, reported apart (not counted)".to_string())
+            }
+            QEMU_DEFECT_GROUP => Some(format!("affected by {QEMU_DEFECT} (not counted)")),
+            QEMU_DEFECTS_GROUP => {
+                Some("known QEMU defects, reported apart (not counted)".to_string())
+            }
+            _ => None,
+        }
     };
     let (mut passed, mut failed) = (0, 0);
     let mut notes = Vec::new();
     for g in groups {
-        if apart(g.name) {
-            let why = if g.name == KERNEL_GROUP {
-                "kernel findings, reported apart (not counted)".to_string()
-            } else if g.name == OPEN_GROUP {
-                "open findings, undecided, reported apart (not counted)".to_string()
-            } else {
-                format!("affected by {QEMU_DEFECT} (not counted)")
-            };
+        if let Some(why) = apart(g.name) {
             notes.push(format!(
                 "{}: {} passed, {} failed, {} skipped: {why}",
                 g.name,
@@ -411,24 +585,28 @@ async fn conformance(args: &Args) -> Result<()> {
             let (torture, suite): (Vec<_>, Vec<_>) = cases::<VfioBackend>()
                 .into_iter()
                 .partition(|c| c.group == KERNEL_GROUP);
-            // Open findings run last in a group of their own (not with --strict, where
-            // everything counts).
-            let open = if args.strict {
+            // Cases that meet a named defect run last, in the defect's group (not with
+            // --strict, where everything counts).
+            let named = if args.strict {
                 Vec::new()
             } else {
-                fixtures::open_findings(args.fixture)
+                fixtures::findings(args.fixture)
             };
-            let (mut open_cases, suite): (Vec<_>, Vec<_>) = suite
-                .into_iter()
-                .partition(|c| open.iter().any(|(name, _)| *name == c.name));
-            for c in &mut open_cases {
-                c.group = OPEN_GROUP;
+            let group_of = |name: &str| named.iter().find(|(n, _, _)| *n == name).map(|f| f.1);
+            let (mut named_cases, suite): (Vec<_>, Vec<_>) =
+                suite.into_iter().partition(|c| group_of(c.name).is_some());
+            for c in &mut named_cases {
+                if let Some(g) = group_of(c.name) {
+                    c.group = g;
+                }
             }
+            // Grouped by defect, so each group prints one line.
+            named_cases.sort_by_key(|c| c.group);
             groups.extend(run_groups(&ctx, &suite).await);
-            for (name, why) in &open {
-                println!("{OPEN_GROUP}: {name}: {why}");
+            for (name, group, why) in &named {
+                println!("{group}: {name}: {why}");
             }
-            groups.extend(run_groups(&ctx, &open_cases).await);
+            groups.extend(run_groups(&ctx, &named_cases).await);
             // Nothing may stay pinned or allocated once every request has completed.
             let backend = keep.lock().unwrap_or_else(|p| p.into_inner()).take();
             if let Some(b) = backend {
@@ -472,6 +650,88 @@ async fn conformance(args: &Args) -> Result<()> {
         (_, Some(l)) => Err(fail("conformance", format!("{api}: leaked {l}"))),
         (false, None) => Err(fail("conformance", format!("{api}: FAIL"))),
     }
+}
+
+/// The guest side of the DASD differential check: the programs of [`differential`] through
+/// [`VfioBackend`] on the device, one answer line each.
+async fn differential_guest(args: &Args) -> Result<()> {
+    let device = Arc::new(VfioDevice::open(&args.uuid, args.api)?);
+    let sch = device.subchannel();
+    let mem = Arc::new(
+        vm_memory::GuestMemoryMmap::<()>::from_ranges(&[(
+            vm_memory::GuestAddress(0),
+            differential::MEMORY,
+        )])
+        .map_err(|e| fail("guest memory", e.to_string()))?,
+    );
+    let backend = Arc::new(VfioBackend::from_device(device, &VfioOptions::default())?);
+    backend.attach_memory(mem.clone())?;
+    let css = css_core::Css::new(backend.clone()).map_err(|e| fail("css", e.to_string()))?;
+    css.probe()
+        .await
+        .map_err(|e| fail("probe", e.to_string()))?;
+    let lines = differential::run(&css, &mem, sch).await;
+    for l in &lines {
+        println!("{l}");
+    }
+    let errors = lines.iter().filter(|l| l.contains(" error=")).count();
+    println!(
+        "differential programs: {} answered, {errors} could not run",
+        lines.len() - errors
+    );
+    drop(css);
+    if let Ok(b) = Arc::try_unwrap(backend) {
+        b.shutdown().await;
+    }
+    if errors > 0 {
+        return Err(fail(
+            "differential",
+            format!("{errors} programs could not run"),
+        ));
+    }
+    Ok(())
+}
+
+/// The host side: the same programs on mock-backend's ECKD model over `--image`, compared
+/// with the guest's answer lines in `--guest`. Prints every difference and the summary line;
+/// fails on a difference no named defect explains.
+#[cfg(feature = "replay")]
+async fn replay(args: &Args) -> Result<()> {
+    let (Some(image), Some(guest)) = (args.image.as_deref(), args.guest.as_deref()) else {
+        return Err(fail("replay", "needs --image and --guest"));
+    };
+    let guest: Vec<String> = std::fs::read_to_string(guest)
+        .map_err(|e| fail("replay", format!("{}: {e}", guest.display())))?
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let host = differential::replay(image, 0x0120)
+        .await
+        .map_err(|e| fail("replay", e))?;
+    for l in &host {
+        println!("model {l}");
+    }
+    let c = differential::compare(&guest, &host);
+    for (what, why) in &c.named {
+        println!("differs (named: {why}): {what}");
+    }
+    for what in &c.unnamed {
+        println!("differs (UNNAMED): {what}");
+    }
+    println!("{}", c.summary());
+    if c.unnamed.is_empty() && c.identical > 0 {
+        Ok(())
+    } else {
+        Err(fail("replay", "differences no named defect explains"))
+    }
+}
+
+/// Without the simulator the host side is absent, and says so.
+#[cfg(not(feature = "replay"))]
+async fn replay(args: &Args) -> Result<()> {
+    let _ = (&args.image, &args.guest);
+    Err(BackendError::unsupported("replay")
+        .with_detail("this vfio-guest is built without feature `replay` (the simulator)"))
 }
 
 #[cfg(test)]
@@ -544,6 +804,8 @@ mod tests {
             group("basic", &[pass.clone(), pass.clone()]),
             group("multi-idaw", std::slice::from_ref(&fail)),
             group("kernel-torture", std::slice::from_ref(&fail)),
+            group("kernel-findings", std::slice::from_ref(&fail)),
+            group("hercules-defects", std::slice::from_ref(&fail)),
         ];
         let (ok, notes) = verdict(&groups, true, false);
         assert!(ok);
@@ -552,6 +814,12 @@ mod tests {
         ));
         assert!(
             notes[1].starts_with("kernel-torture: 0 passed, 1 failed, 0 skipped: kernel findings")
+        );
+        assert!(notes[2].contains("named vfio-ccw defects"), "{}", notes[2]);
+        assert!(
+            notes[3].contains("known Hercules 3.13 defects"),
+            "{}",
+            notes[3]
         );
         assert!(!verdict(&groups, true, true).0, "strict counts them");
         groups[0] = group("basic", &[pass.clone(), fail]);

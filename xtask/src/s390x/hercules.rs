@@ -49,6 +49,11 @@ pub(crate) const CMDLINE: &str =
     "console=ttyS0 conmode=3215 condev=0x0009 panic=-1 quiet ccw_lane=hercules";
 /// Image file name inside the lane's directory.
 const IMAGE: &str = "disk0120.3390";
+/// A copy of the image as it was before boot: the differential check replays the guest's DASD
+/// programs on mock-backend's ECKD model over it.
+const PRE_IMAGE: &str = "disk0120.pre.3390";
+/// The guest's answer lines of the differential check, for the host replay.
+const GUEST_ANSWERS: &str = "differential.guest";
 
 /// `hercules.cnf` for a run in `dir` (the image lives there).
 pub(crate) fn config(dir: &Path) -> util::Result<String> {
@@ -189,6 +194,7 @@ pub(crate) fn prepare(
     let off = record_offset(READ_AT) as usize;
     bytes[off..off + RECORD_LEN].copy_from_slice(&record(READ_SEED));
     std::fs::write(&image, &bytes).map_err(|e| format!("{}: {e}", image.display()))?;
+    std::fs::write(dir.join(PRE_IMAGE), &bytes).map_err(|e| format!("{PRE_IMAGE}: {e}"))?;
 
     let write = |name: &str, data: &[u8]| {
         let p = dir.join(name);
@@ -341,6 +347,71 @@ pub(crate) fn host_checks(cache: &Cache) -> util::Result<Vec<HostCheck>> {
     Ok(out)
 }
 
+/// The guest's answer lines of the differential check (`diff <program> ...`, printed by
+/// `vfio-guest differential`).
+pub(crate) fn differential_answers(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|l| l.trim_matches(|c: char| c == '\r' || c.is_whitespace()))
+        .filter(|l| l.starts_with("diff "))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The outcome of the differential check: the summary line, and every line the host replay
+/// printed.
+pub(crate) struct Differential {
+    pub(crate) summary: Option<String>,
+    pub(crate) ok: bool,
+    pub(crate) output: Vec<String>,
+}
+
+/// The host side of the differential check: `vfio-guest replay` (built for the host with the
+/// simulator) runs the same DASD programs on mock-backend's ECKD model over the pre-boot copy
+/// of the image and compares its answers with the guest's. It fails on a difference that no
+/// named defect explains.
+pub(crate) fn differential(cache: &Cache, guest_lines: &[String]) -> util::Result<Differential> {
+    let dir = cache.dir("hercules")?;
+    let answers = differential_answers(guest_lines);
+    if answers.is_empty() {
+        return Err("the guest printed no differential answers (`diff ...` lines)".to_string());
+    }
+    let file = dir.join(GUEST_ANSWERS);
+    std::fs::write(&file, answers.join("\n") + "\n")
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(util::root())
+        .args([
+            "run",
+            "-q",
+            "-p",
+            "vfio-guest",
+            "--features",
+            "replay",
+            "--",
+        ])
+        .arg("replay")
+        .arg("--image")
+        .arg(dir.join(PRE_IMAGE))
+        .arg("--guest")
+        .arg(&file)
+        .output()
+        .map_err(|e| format!("could not run cargo for the replay: {e}"))?;
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let output: Vec<String> = text.lines().map(str::to_string).collect();
+    let summary = output
+        .iter()
+        .find(|l| l.starts_with("differential: "))
+        .cloned();
+    Ok(Differential {
+        ok: out.status.success() && summary.is_some(),
+        summary,
+        output,
+    })
+}
+
 /// Runs a Hercules utility; returns whether it succeeded (exit 0 and no Hercules error message:
 /// the utilities report some errors, e.g. unreadable tracks, and still exit 0) and its output
 /// (stdout + stderr).
@@ -418,6 +489,26 @@ mod tests {
         assert_ne!(a[100..200], a[0..100]);
         assert_ne!(a[0x800..0x900], a[0..0x100]);
         assert_ne!(a[0..4096 - 100], a[100..]);
+    }
+
+    #[test]
+    fn differential_answers_are_the_diff_lines() {
+        let lines: Vec<String> = [
+            "@@ begin differential",
+            "diff rdc cpa=00001008 cnt=0000 ds=0c cs=00 sense=- data=00\r",
+            "  diff not-at-start",
+            "differential programs: 1 answered, 0 could not run",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            differential_answers(&lines),
+            [
+                "diff rdc cpa=00001008 cnt=0000 ds=0c cs=00 sense=- data=00",
+                "diff not-at-start"
+            ]
+        );
     }
 
     #[test]

@@ -65,6 +65,8 @@ impl Payloads {
             steps.extend(["vfio-info", "conformance-legacy", "conformance-cdev"]);
             if lane == Lane::Qemu {
                 steps.push("bench");
+            } else {
+                steps.extend(["differential", "bench-dasd"]);
             }
         }
         // This tree's ccwctl has `--vfio`: when it is in the guest, init.sh skipping its checks

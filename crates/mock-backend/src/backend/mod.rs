@@ -131,8 +131,12 @@ impl MockBackend {
     ) -> Result<ConditionCode, BackendError> {
         let s = self.inner.sch(sch, "modify")?;
         let mut g = lock(&s.state);
+        let was_enabled = g.st.schib.pmcw.flags.enabled();
         let cc = instr::msch(&mut g.st, schib).map_err(|e| operand("modify", sch, e))?;
         if cc == ConditionCode::Cc0 {
+            if !was_enabled && g.st.schib.pmcw.flags.enabled() {
+                g.channel.model_mut().enabled();
+            }
             self.inner.deliver(s, &mut g);
         }
         Ok(cc)

@@ -61,7 +61,7 @@ const VERSION_1: u32 = 1;
 /// | WRITE_STATUS / READ_STATUS | 0x31 / 0x72 | the device status byte |
 /// | READ_VQ_CONF | 0x32 | index (u16 BE) in, queue size (u16 BE) out; one queue |
 /// | SET_VQ, SET_IND, SET_CONF_IND, SET_IND_ADAPTER | 0x13, 0x43, 0x53, 0x73 | data accepted and recorded; the addresses are guest-physical and the mock runs no virtqueues |
-/// | VDEV_RESET | 0x33 | back to the initial state: legacy, no revision, no features |
+/// | VDEV_RESET | 0x33 | no features, status 0; the revision stays (virtio 1.x 4.3.2.1.1: unset only from subchannel enable) |
 /// | anything else | | unit check, sense byte 0 = 0x80 (command reject) |
 ///
 /// ```
@@ -197,7 +197,9 @@ impl DeviceModel for VirtioBlkCcw {
         let rev = self.revision.unwrap_or(0);
         match cmd.code {
             VDEV_RESET => {
-                self.revision = None;
+                // The revision stays: it is unset only from the time the subchannel is
+                // enabled (virtio 1.x, 4.3.2.1.1; QEMU unsets it when the subchannel is
+                // disabled), see `enabled`.
                 self.guest_features = [0; 2];
                 self.status = 0;
                 self.recorded.clear();
@@ -287,6 +289,13 @@ impl DeviceModel for VirtioBlkCcw {
     /// stays, as in QEMU where only VDEV_RESET or a subsystem reset resets it.
     fn reset(&mut self) {
         self.sense = SenseData::default();
+    }
+
+    /// Virtio 1.x, 4.3.2.1.1: the device treats the revision as unset from the time its
+    /// subchannel is enabled until the driver sets one; revisions do not persist across
+    /// disabling and enabling. VDEV_RESET does not unset it.
+    fn enabled(&mut self) {
+        self.revision = None;
     }
 
     fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
