@@ -110,7 +110,10 @@ struct Inner<P> {
     program: Option<P>,
     waiter: Option<Waiter>,
     intparm: u32,
-    deferred: Option<Irb>,
+    /// Final status that arrived while the request was still being started (`CpProcessing`).
+    /// Boxed: it is rare (a race with START's own return), and the 96 bytes of an IRB inline
+    /// would be paid by every registered subchannel (issue #14, P3: bytes per subchannel).
+    deferred: Option<Box<Irb>>,
     /// Someone holds the subchannel open (or is opening/closing it).
     claimed: bool,
     /// Removed from the registry: every later event is dropped.
@@ -383,7 +386,7 @@ impl<P: HostProgram> Core<P> {
     fn forward_deferred(&self, g: &mut Inner<P>) {
         if let Some(irb) = g.deferred.take() {
             tracing::debug!(sch = %self.sch, scsw = ?irb.scsw, "deferred status forwarded: the start did not happen");
-            g.emit(self.sch, SubchannelEvent::Status(irb));
+            g.emit(self.sch, SubchannelEvent::Status(*irb));
         }
     }
 
@@ -432,7 +435,7 @@ impl<P: HostProgram> Core<P> {
                         solicited: true,
                     };
                     if g.apply(self.sch, Event::Interrupt(kind)).0 == Action::Complete {
-                        self.complete(&mut g, irb);
+                        self.complete(&mut g, *irb);
                     }
                 }
             }
@@ -507,7 +510,7 @@ impl<P: HostProgram> Core<P> {
         let (action, _) = g.apply(self.sch, Event::Interrupt(kind));
         match action {
             Action::Complete => self.complete(&mut g, irb),
-            Action::Defer => g.deferred = Some(irb),
+            Action::Defer => g.deferred = Some(Box::new(irb)),
             Action::Forward => {
                 if kind.solicited {
                     if let Some(p) = &g.program {
