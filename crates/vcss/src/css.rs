@@ -279,6 +279,12 @@ impl Vcss {
     /// The VMM reports the ending of a start function a device ran asynchronously
     /// ([`Outcome::InProgress`]). Ignored unless that subchannel is active.
     pub fn complete(&mut self, sch_no: u16, ending: Ending) {
+        self.apply_if_active(sch_no, Outcome::Ended(ending));
+    }
+
+    /// Applies the outcome of an asynchronous start function, unless the subchannel is no
+    /// longer active (a halt or clear ended the function first: the late ending is stale).
+    pub(crate) fn apply_if_active(&mut self, sch_no: u16, outcome: Outcome) {
         let active = self.subchannels.get(&sch_no).is_some_and(|s| {
             s.state
                 .schib
@@ -288,7 +294,7 @@ impl Vcss {
                 .contains(ccw_types::ActivityControl::SUBCHANNEL_ACTIVE)
         });
         if active {
-            self.apply(sch_no, Outcome::Ended(ending));
+            self.apply(sch_no, outcome);
         }
     }
 

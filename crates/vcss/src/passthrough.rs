@@ -521,19 +521,7 @@ impl Vcss {
     /// [`HostEvent`]).
     pub fn host_event(&mut self, ev: HostEvent) {
         match ev {
-            HostEvent::Ended { sch_no, outcome } => {
-                let active = self.subchannels.get(&sch_no).is_some_and(|s| {
-                    s.state
-                        .schib
-                        .scsw
-                        .ctrl
-                        .ac()
-                        .contains(ccw_types::ActivityControl::SUBCHANNEL_ACTIVE)
-                });
-                if active {
-                    self.apply(sch_no, outcome);
-                }
-            }
+            HostEvent::Ended { sch_no, outcome } => self.apply_if_active(sch_no, outcome),
             HostEvent::Paths {
                 sch_no,
                 pam,
