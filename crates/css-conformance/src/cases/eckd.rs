@@ -94,6 +94,35 @@ fn pattern(seed: u8) -> Vec<u8> {
 /// Parameter blocks live here; data at DATA + n * 0x1000.
 const PARMS: u32 = 0x6000;
 
+/// Writes the Define Extent (`mask`, tracks 0..=2) and Locate Record (`lr`) parameters and
+/// the program Define Extent -> Locate Record -> `then` at [`PROG`], command-chained (the
+/// domain every record program of this group works in).
+fn located<B: Backend>(
+    c: &Ctx<B>,
+    mask: u8,
+    lr: [u8; 16],
+    then: &[[u8; 8]],
+) -> Result<(), Failure> {
+    c.write(PARMS, &define_extent(mask, 0, 2))?;
+    c.write(PARMS + 16, &lr)?;
+    let mut prog = vec![
+        ccw(DEFINE_EXTENT, CcwFlags::CC, 16, PARMS),
+        ccw(LOCATE, CcwFlags::CC, 16, PARMS + 16),
+    ];
+    prog.extend_from_slice(then);
+    c.program(PROG, &prog)
+}
+
+/// Checks that sense byte `byte` has every bit of `bits` set (`what` names them).
+fn sense_has(sense: &[u8], byte: usize, bits: u8, what: &str) -> Result<(), Failure> {
+    ensure!(
+        sense.get(byte).is_some_and(|b| b & bits == bits),
+        "sense {:02x?} (want byte {byte} {what}, {bits:#04x})",
+        &sense[..sense.len().min(8)]
+    );
+    Ok(())
+}
+
 /// Writes `n` records starting at R`rec` of head `head` (record k gets `pattern(seed + k)`).
 async fn write_records<B: Backend>(
     c: &Ctx<B>,
@@ -103,19 +132,14 @@ async fn write_records<B: Backend>(
     n: u8,
     seed: u8,
 ) -> Result<(), Failure> {
-    c.write(PARMS, &define_extent(MASK_UPDATE, 0, 2))?;
-    c.write(PARMS + 16, &locate(OP_WRITE_DATA, n, head, rec))?;
-    let mut prog = vec![
-        ccw(DEFINE_EXTENT, CcwFlags::CC, 16, PARMS),
-        ccw(LOCATE, CcwFlags::CC, 16, PARMS + 16),
-    ];
+    let mut writes = Vec::new();
     for k in 0..n {
         let at = DATA + u32::from(k) * 0x1000;
         c.write(at, &pattern(seed.wrapping_add(k)))?;
         let flags = if k + 1 < n { CcwFlags::CC } else { none() };
-        prog.push(ccw(WRITE_DATA_MT, flags, BLK, at));
+        writes.push(ccw(WRITE_DATA_MT, flags, BLK, at));
     }
-    c.program(PROG, &prog)?;
+    located(c, MASK_UPDATE, locate(OP_WRITE_DATA, n, head, rec), &writes)?;
     let done = c.run_on(sch, &orb(0xD5, PROG)).await?;
     ends_ok(&done, PROG + 8 * (2 + u32::from(n)), 0)
         .map_err(|f| Failure(format!("writing the records: {}", f.0)))
@@ -236,19 +260,14 @@ async fn read_back<B: Backend>(
     want: &[Vec<u8>],
 ) -> CaseResult {
     let n = want.len() as u8;
-    c.write(PARMS, &define_extent(MASK_READ, 0, 2))?;
-    c.write(PARMS + 16, &locate(OP_READ_DATA, n, head, rec))?;
-    let mut prog = vec![
-        ccw(DEFINE_EXTENT, CcwFlags::CC, 16, PARMS),
-        ccw(LOCATE, CcwFlags::CC, 16, PARMS + 16),
-    ];
+    let mut reads = Vec::new();
     for k in 0..n {
         let at = DATA2 + u32::from(k) * 0x1000;
         c.poison(at, usize::from(BLK))?;
         let flags = if k + 1 < n { CcwFlags::CC } else { none() };
-        prog.push(ccw(READ_DATA_MT, flags, BLK, at));
+        reads.push(ccw(READ_DATA_MT, flags, BLK, at));
     }
-    c.program(PROG, &prog)?;
+    located(c, MASK_READ, locate(OP_READ_DATA, n, head, rec), &reads)?;
     let done = c.run_on(sch, &orb(3, PROG)).await?;
     ends_ok(&done, PROG + 8 * (2 + u32::from(n)), 0)?;
     for (k, w) in want.iter().enumerate() {
@@ -285,15 +304,13 @@ pub(crate) async fn eckd_read_data_chained<B: Backend>(c: &Ctx<B>) -> CaseResult
     let (sch, _) = dev!(c);
     write_records(c, sch, 0, 2, 1, 0x41).await?;
     let want = pattern(0x41);
-    c.write(PARMS, &define_extent(MASK_READ, 0, 2))?;
-    c.write(PARMS + 16, &locate(OP_READ_DATA, 1, 0, 2))?;
     c.poison(DATA2, 128)?;
     c.poison(DATA3, usize::from(BLK))?;
-    c.program(
-        PROG,
+    located(
+        c,
+        MASK_READ,
+        locate(OP_READ_DATA, 1, 0, 2),
         &[
-            ccw(DEFINE_EXTENT, CcwFlags::CC, 16, PARMS),
-            ccw(LOCATE, CcwFlags::CC, 16, PARMS + 16),
             ccw(READ_DATA_MT, CcwFlags::CD, 100, DATA2),
             ccw(READ_DATA_MT, none(), BLK - 100, DATA3),
         ],
@@ -319,15 +336,11 @@ pub(crate) async fn eckd_read_data_idal<B: Backend>(c: &Ctx<B>) -> CaseResult {
     let mut idal = u64::from(first).to_be_bytes().to_vec();
     idal.extend(u64::from(DATA3).to_be_bytes());
     c.write(IDAL, &idal)?;
-    c.write(PARMS, &define_extent(MASK_READ, 0, 2))?;
-    c.write(PARMS + 16, &locate(OP_READ_DATA, 1, 0, 3))?;
-    c.program(
-        PROG,
-        &[
-            ccw(DEFINE_EXTENT, CcwFlags::CC, 16, PARMS),
-            ccw(LOCATE, CcwFlags::CC, 16, PARMS + 16),
-            ccw(READ_DATA_MT, CcwFlags::IDA, BLK, IDAL),
-        ],
+    located(
+        c,
+        MASK_READ,
+        locate(OP_READ_DATA, 1, 0, 3),
+        &[ccw(READ_DATA_MT, CcwFlags::IDA, BLK, IDAL)],
     )?;
     ends_ok(
         &c.run_on(sch, &orb_idaw(5, PROG, true, false)).await?,
@@ -432,23 +445,15 @@ async fn search_then<B: Backend>(
 /// `dasd_eckd` error recovery reads byte 1).
 pub(crate) async fn eckd_out_of_extent<B: Backend>(c: &Ctx<B>) -> CaseResult {
     let (sch, _) = dev!(c);
-    c.write(PARMS, &define_extent(MASK_READ, 0, 2))?;
-    c.write(PARMS + 16, &locate(OP_READ_DATA, 1, 5, 1))?;
     c.poison(DATA2, 16)?;
-    c.program(
-        PROG,
-        &[
-            ccw(DEFINE_EXTENT, CcwFlags::CC, 16, PARMS),
-            ccw(LOCATE, CcwFlags::CC, 16, PARMS + 16),
-            ccw(READ_DATA_MT, none(), BLK, DATA2),
-        ],
+    located(
+        c,
+        MASK_READ,
+        locate(OP_READ_DATA, 1, 5, 1),
+        &[ccw(READ_DATA_MT, none(), BLK, DATA2)],
     )?;
     let sense = unit_check(c, sch, PROG + 16).await?;
-    ensure!(
-        sense.len() > 1 && sense[1] & 0x04 != 0,
-        "sense {:02x?} (want byte 1 file protected 0x04)",
-        &sense[..sense.len().min(8)]
-    );
+    sense_has(&sense, 1, 0x04, "file protected")?;
     ensure!(
         c.read(DATA2, 16)? == [POISON; 16],
         "data transferred outside the extent"
@@ -462,23 +467,16 @@ pub(crate) async fn eckd_out_of_extent<B: Backend>(c: &Ctx<B>) -> CaseResult {
 pub(crate) async fn eckd_write_inhibited<B: Backend>(c: &Ctx<B>) -> CaseResult {
     let (sch, _) = dev!(c);
     write_records(c, sch, 0, 6, 1, 0x81).await?;
-    c.write(PARMS, &define_extent(MASK_READ, 0, 2))?;
-    c.write(PARMS + 16, &locate(OP_WRITE_DATA, 1, 0, 6))?;
     c.write(DATA, &pattern(0x99))?;
-    c.program(
-        PROG,
-        &[
-            ccw(DEFINE_EXTENT, CcwFlags::CC, 16, PARMS),
-            ccw(LOCATE, CcwFlags::CC, 16, PARMS + 16),
-            ccw(WRITE_DATA_MT, none(), BLK, DATA),
-        ],
+    located(
+        c,
+        MASK_READ,
+        locate(OP_WRITE_DATA, 1, 0, 6),
+        &[ccw(WRITE_DATA_MT, none(), BLK, DATA)],
     )?;
     let sense = unit_check(c, sch, PROG + 16).await?;
-    ensure!(
-        sense.len() > 1 && sense[0] & 0x80 != 0 && sense[1] & 0x04 != 0,
-        "sense {:02x?} (want 80 04)",
-        &sense[..sense.len().min(8)]
-    );
+    sense_has(&sense, 0, 0x80, "command reject")?;
+    sense_has(&sense, 1, 0x04, "file protected")?;
     read_back(c, sch, 0, 6, &[pattern(0x81)]).await
 }
 
@@ -486,22 +484,14 @@ pub(crate) async fn eckd_write_inhibited<B: Backend>(c: &Ctx<B>) -> CaseResult {
 /// byte 1 "no record found" (0x08).
 pub(crate) async fn eckd_no_record_found<B: Backend>(c: &Ctx<B>) -> CaseResult {
     let (sch, _) = dev!(c);
-    c.write(PARMS, &define_extent(MASK_READ, 0, 2))?;
-    c.write(PARMS + 16, &locate(OP_READ_DATA, 1, 0, 99))?;
-    c.program(
-        PROG,
-        &[
-            ccw(DEFINE_EXTENT, CcwFlags::CC, 16, PARMS),
-            ccw(LOCATE, CcwFlags::CC, 16, PARMS + 16),
-            ccw(READ_DATA_MT, none(), BLK, DATA2),
-        ],
+    located(
+        c,
+        MASK_READ,
+        locate(OP_READ_DATA, 1, 0, 99),
+        &[ccw(READ_DATA_MT, none(), BLK, DATA2)],
     )?;
     let sense = unit_check(c, sch, PROG + 16).await?;
-    ensure!(
-        sense.len() > 1 && sense[1] & 0x08 != 0,
-        "sense {:02x?} (want byte 1 no record found 0x08)",
-        &sense[..sense.len().min(8)]
-    );
+    sense_has(&sense, 1, 0x08, "no record found")?;
     Ok(Verdict::Pass)
 }
 
@@ -517,10 +507,6 @@ pub(crate) async fn eckd_define_extent_twice<B: Backend>(c: &Ctx<B>) -> CaseResu
         ],
     )?;
     let sense = unit_check(c, sch, PROG + 16).await?;
-    ensure!(
-        sense[0] & 0x80 != 0,
-        "sense byte 0 {:#04x} (want command reject)",
-        sense[0]
-    );
+    sense_has(&sense, 0, 0x80, "command reject")?;
     Ok(Verdict::Pass)
 }
