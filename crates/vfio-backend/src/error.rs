@@ -13,6 +13,8 @@ pub(crate) fn kind_of(errno: i32) -> BackendErrorKind {
         libc::ENODEV | libc::ENOENT | libc::ENXIO => BackendErrorKind::NoDevice,
         libc::EACCES | libc::EPERM => BackendErrorKind::PermissionDenied,
         libc::EAGAIN => BackendErrorKind::Again,
+        // In use: an open device, an mdev type without free instances.
+        libc::EBUSY | libc::EUSERS => BackendErrorKind::Busy,
         libc::EINVAL | libc::EFAULT => BackendErrorKind::InvalidArgument,
         libc::ENOTTY | libc::EOPNOTSUPP => BackendErrorKind::Unsupported,
         _ => BackendErrorKind::Io,
@@ -99,5 +101,7 @@ mod tests {
         assert_eq!(kind_of(libc::EOPNOTSUPP), BackendErrorKind::Unsupported);
         assert_eq!(kind_of(libc::EPERM), BackendErrorKind::PermissionDenied);
         assert_eq!(kind_of(libc::EIO), BackendErrorKind::Io);
+        assert_eq!(kind_of(libc::EBUSY), BackendErrorKind::Busy);
+        assert_eq!(kind_of(libc::EUSERS), BackendErrorKind::Busy);
     }
 }

@@ -52,8 +52,13 @@ pub(crate) struct State {
     links: HashMap<PathBuf, PathBuf>,
     dirs: HashMap<PathBuf, Vec<String>>,
     nodes: HashMap<PathBuf, Node>,
-    /// sysfs attributes (driver_override).
+    /// sysfs attributes (driver_override) and procfs files.
     files: HashMap<PathBuf, String>,
+    /// Subchannel -> the bus id of its ccw device. The device is on the ccw bus while the
+    /// subchannel is bound to io_subchannel; `dev_busid` names it whatever the driver.
+    pub(crate) ccw_devices: HashMap<String, String>,
+    /// Subchannel -> its `type` (0: I/O subchannel, the default).
+    pub(crate) sch_types: HashMap<String, u32>,
     // Configuration.
     pub(crate) extensions: HashSet<u32>,
     pub(crate) group_flags: u32,
@@ -142,8 +147,17 @@ impl FakeSys {
             PathBuf::from("/sys/bus/css/devices/0.0.0000/driver_override"),
             "(null)\n".to_owned(),
         );
+        // The kernel's random UUID: the one mdev name this model opens.
+        files.insert(
+            PathBuf::from("/proc/sys/kernel/random/uuid"),
+            format!("{UUID}\n"),
+        );
         let mut dirs = HashMap::new();
         dirs.insert(mdev.join("vfio-dev"), vec!["vfio0".to_owned()]);
+        dirs.insert(
+            PathBuf::from("/sys/bus/css/drivers/vfio_ccw"),
+            vec!["bind".to_owned(), "unbind".to_owned()],
+        );
         let mut nodes = HashMap::new();
         nodes.insert(PathBuf::from("/dev/vfio/vfio"), Node::Container);
         nodes.insert(PathBuf::from("/dev/vfio/0"), Node::Group);
@@ -157,6 +171,10 @@ impl FakeSys {
             dirs,
             nodes,
             files,
+            ccw_devices: [("0.0.0000".to_owned(), "0.0.0005".to_owned())]
+                .into_iter()
+                .collect(),
+            sch_types: HashMap::new(),
             extensions: [vb::VFIO_TYPE1_IOMMU, vb::VFIO_TYPE1v2_IOMMU]
                 .into_iter()
                 .collect(),
@@ -230,7 +248,6 @@ impl FakeSys {
         Arc::new(self.clone())
     }
 
-    /// Removes `path` from the openable nodes (the kernel lacks it).
     /// Subchannel 0.0.0000 as a fresh system has it: bound to the I/O subchannel driver, no
     /// override, no mdev.
     pub(crate) fn on_io_subchannel(&self) {
@@ -240,6 +257,40 @@ impl FakeSys {
             PathBuf::from("/sys/bus/css/devices/0.0.0000/driver"),
             PathBuf::from("../../../../bus/css/drivers/io_subchannel"),
         );
+    }
+
+    /// Adds subchannel `sch` of `ty` (0: I/O), bound to `driver`, holding ccw device `dev`.
+    pub(crate) fn add_subchannel(
+        &self,
+        sch: &str,
+        ty: u32,
+        driver: Option<&str>,
+        dev: Option<&str>,
+    ) {
+        let mut st = self.state();
+        let dir = PathBuf::from(format!("/sys/bus/css/devices/{sch}"));
+        st.links.insert(
+            dir.clone(),
+            PathBuf::from(format!("../../../devices/css0/{sch}")),
+        );
+        if let Some(d) = driver {
+            st.links.insert(
+                dir.join("driver"),
+                PathBuf::from(format!("../../../../bus/css/drivers/{d}")),
+            );
+        }
+        st.files
+            .insert(dir.join("driver_override"), "(null)\n".to_owned());
+        st.sch_types.insert(sch.to_owned(), ty);
+        if let Some(d) = dev {
+            st.ccw_devices.insert(sch.to_owned(), d.to_owned());
+        }
+    }
+
+    /// Whether ccw device `dev` is on the ccw bus (its subchannel is on io_subchannel).
+    pub(crate) fn has_ccw_device(&self, dev: &str) -> bool {
+        self.read_link(Path::new(&format!("/sys/bus/ccw/devices/{dev}")))
+            .is_ok()
     }
 
     /// The driver subchannel `sch` is bound to, if any.
@@ -269,6 +320,7 @@ impl FakeSys {
             .unwrap_or_default()
     }
 
+    /// Removes `path` from the openable nodes (the kernel lacks it).
     pub(crate) fn remove_node(&self, path: &str) {
         self.state().nodes.remove(Path::new(path));
     }
@@ -391,6 +443,29 @@ impl FakeSys {
         }
     }
 
+    /// The driver subchannel `sch` is bound to.
+    fn driver(st: &State, sch: &str) -> Option<String> {
+        st.links
+            .get(Path::new(&format!("/sys/bus/css/devices/{sch}/driver")))
+            .and_then(|l| l.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+    }
+
+    /// The mdevs whose parent is subchannel `sch`.
+    fn mdevs_of(st: &State, sch: &str) -> Vec<String> {
+        let mut v: Vec<String> = st
+            .links
+            .iter()
+            .filter_map(|(k, target)| {
+                let uuid = k.to_str()?.strip_prefix("/sys/bus/mdev/devices/")?;
+                let parent = target.parent()?.file_name()?;
+                (!uuid.contains('/') && parent == sch).then(|| uuid.to_owned())
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
     fn region_at(st: &State, offset: u64, len: usize) -> SysResult<FakeRegion> {
         let r = st
             .regions
@@ -467,16 +542,83 @@ impl Sys for FakeSys {
 
     fn read_link(&self, path: &Path) -> SysResult<PathBuf> {
         let st = self.enter("readlink")?;
+        let p = path.to_string_lossy();
+        if let Some(dev) = p.strip_prefix("/sys/bus/ccw/devices/") {
+            // The ccw device exists while io_subchannel drives its subchannel.
+            return st
+                .ccw_devices
+                .iter()
+                .find(|(sch, d)| {
+                    d.as_str() == dev && Self::driver(&st, sch).as_deref() == Some("io_subchannel")
+                })
+                .map(|(sch, d)| PathBuf::from(format!("../../../devices/css0/{sch}/{d}")))
+                .ok_or(Errno::new(libc::ENOENT));
+        }
         st.links.get(path).cloned().ok_or(Errno::new(libc::ENOENT))
     }
 
     fn read_dir(&self, path: &Path) -> SysResult<Vec<String>> {
         let st = self.enter("read_dir")?;
+        let p = path.to_string_lossy();
+        if p == "/sys/bus/css/devices" {
+            let mut names: Vec<String> = st
+                .links
+                .keys()
+                .filter_map(|k| k.to_str()?.strip_prefix("/sys/bus/css/devices/"))
+                .filter(|rest| !rest.contains('/'))
+                .map(str::to_owned)
+                .collect();
+            names.sort();
+            return Ok(names);
+        }
+        if let Some(sch) = p.strip_prefix("/sys/bus/css/devices/") {
+            if !sch.contains('/') {
+                // A subchannel's directory: its attributes and its mdevs.
+                if !st.links.contains_key(path) {
+                    return Err(Errno::new(libc::ENOENT));
+                }
+                let mut names = vec!["driver_override".to_owned(), "type".to_owned()];
+                names.extend(Self::mdevs_of(&st, sch));
+                return Ok(names);
+            }
+        }
         st.dirs.get(path).cloned().ok_or(Errno::new(libc::ENOENT))
     }
 
     fn read_file(&self, path: &Path) -> SysResult<String> {
         let st = self.enter("read_file")?;
+        let p = path.to_string_lossy();
+        if let Some((sch, attr)) = p
+            .strip_prefix("/sys/bus/css/devices/")
+            .and_then(|r| r.split_once('/'))
+        {
+            if st
+                .links
+                .contains_key(Path::new(&format!("/sys/bus/css/devices/{sch}")))
+            {
+                let vfio = Self::driver(&st, sch).as_deref() == Some("vfio_ccw");
+                let ty = st.sch_types.get(sch).copied().unwrap_or(0);
+                match attr {
+                    "type" => return Ok(format!("{ty}\n")),
+                    "dev_busid" => {
+                        let d = st.ccw_devices.get(sch).map_or("none", String::as_str);
+                        return Ok(format!("{d}\n"));
+                    }
+                    // The mdev type exists while vfio_ccw drives the subchannel.
+                    "mdev_supported_types/vfio_ccw-io/name" if vfio => {
+                        return Ok("I/O subchannel (Non-QDIO)\n".to_owned());
+                    }
+                    "mdev_supported_types/vfio_ccw-io/device_api" if vfio => {
+                        return Ok("vfio-ccw\n".to_owned());
+                    }
+                    "mdev_supported_types/vfio_ccw-io/available_instances" if vfio => {
+                        let free = usize::from(Self::mdevs_of(&st, sch).is_empty());
+                        return Ok(format!("{free}\n"));
+                    }
+                    _ => {}
+                }
+            }
+        }
         st.files.get(path).cloned().ok_or(Errno::new(libc::ENOENT))
     }
 
@@ -505,10 +647,17 @@ impl Sys for FakeSys {
                     .map(|s| s.trim().to_owned())
                     .filter(|s| s != "(null)")
                     .unwrap_or_else(|| "io_subchannel".to_owned());
-                st.links.insert(
-                    driver_link(v),
-                    PathBuf::from(format!("../../../../bus/css/drivers/{ovr}")),
-                );
+                // A driver that is not loaded binds nothing.
+                let loaded = ovr != "vfio_ccw"
+                    || st
+                        .dirs
+                        .contains_key(Path::new("/sys/bus/css/drivers/vfio_ccw"));
+                if loaded {
+                    st.links.insert(
+                        driver_link(v),
+                        PathBuf::from(format!("../../../../bus/css/drivers/{ovr}")),
+                    );
+                }
             }
             return Ok(());
         }
@@ -539,6 +688,10 @@ impl Sys for FakeSys {
                 let mdev = PathBuf::from(format!("/sys/bus/mdev/devices/{v}"));
                 if st.links.contains_key(&mdev) {
                     return Err(Errno::new(libc::EEXIST));
+                }
+                // vfio_ccw offers one instance per subchannel (mdev core: EUSERS).
+                if !Self::mdevs_of(&st, sch).is_empty() {
+                    return Err(Errno::new(libc::EUSERS));
                 }
                 st.links.insert(
                     mdev.clone(),

@@ -61,7 +61,7 @@ mod tests;
 pub use backend::{VfioBackend, VfioOptions, channel_control_check_irb, start_request, start_scsw};
 pub use device::{Api, ApiChoice, VfioDevice};
 pub use iommu::SharedIoas;
-pub use lifecycle::ClaimedSubchannel;
+pub use lifecycle::{ClaimedSubchannel, MdevType, is_mdev_name, subchannel_of};
 pub use mapper::{DEFAULT_CONTROL_IOVA, DEFAULT_CONTROL_LEN, KERNEL_CCW_READ, VfioMapper};
 pub use regions::{RegionInfo, Regions};
 pub use sys::{DeviceInfo, DmaBuffer, IrqInfo, poll_readable};
