@@ -32,9 +32,17 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub trace: bool,
 
-    /// Drive a real subchannel through vfio-ccw: an mdev sysfs path or its UUID.
-    #[arg(long, global = true, value_name = "MDEV")]
+    /// Drive a real subchannel through vfio-ccw: an mdev (its UUID or sysfs path), or a bus
+    /// id (`dev:0.0.0120` a device, `sch:0.0.0001` a subchannel, plain when unambiguous)
+    /// whose subchannel ccwctl claims for vfio_ccw for the run, with an mdev, and gives back
+    /// to its driver afterwards, also after an error.
+    #[arg(long, global = true, value_name = "MDEV|BUSID")]
     pub vfio: Option<String>,
+
+    /// With `--vfio BUSID`: the UUID of the mdev to create (default: the subchannel's own
+    /// mdev, or a new one with a random UUID).
+    #[arg(long, global = true, value_name = "UUID", requires = "vfio")]
+    pub mdev_uuid: Option<String>,
 
     /// Simulate the machine described in FILE (devices, CHPIDs and path types; see
     /// docs/machine-format.md) instead of the built-in one.
@@ -185,7 +193,16 @@ fn dispatch(cli: Cli) -> Result<u8, CommandError> {
                     .into(),
             ));
         }
-        let print = rt.block_on(crate::dasd::dasd_cmd(cmd, timeout, cli.vfio.as_deref()))?;
+        let claims = crate::backends::Claims::default();
+        let vfio = cli.vfio.as_deref().map(|name| crate::backends::VfioArgs {
+            name,
+            uuid: cli.mdev_uuid.as_deref(),
+            claims: &claims,
+        });
+        let print = rt.block_on(crate::dasd::dasd_cmd(cmd, timeout, vfio));
+        let released = after_runtime(rt, claims);
+        let print = print?;
+        released?;
         let _ = std::io::stdout()
             .lock()
             .write_all(print(cli.json).as_bytes());
@@ -213,11 +230,17 @@ fn dispatch(cli: Cli) -> Result<u8, CommandError> {
         Some(p) => Assembled::memory_for(p)?,
         None => Assembled::default_memory()?,
     });
-    rt.block_on(async {
+    let claims = crate::backends::Claims::default();
+    let result = rt.block_on(async {
         match &cli.vfio {
             #[cfg(feature = "vfio")]
-            Some(mdev) => {
-                let target = crate::backends::open_vfio(mdev, mem)?;
+            Some(name) => {
+                let args = crate::backends::VfioArgs {
+                    name,
+                    uuid: cli.mdev_uuid.as_deref(),
+                    claims: &claims,
+                };
+                let target = crate::backends::open_vfio(args, mem)?;
                 execute(&target, &cli, program.as_ref(), timeout, None).await
             }
             #[cfg(not(feature = "vfio"))]
@@ -238,7 +261,22 @@ fn dispatch(cli: Cli) -> Result<u8, CommandError> {
                 "this ccwctl has no simulator (built without the `sim` feature): give --vfio <mdev>",
             )),
         }
-    })
+    });
+    let released = after_runtime(rt, claims);
+    let code = result?;
+    released?;
+    Ok(code)
+}
+
+/// Ends the runtime, then gives back the subchannels the run claimed. Dropping the runtime
+/// drops every task (interrupt tasks, `watch`'s), and with them every open vfio device: the
+/// kernel removes no mdev whose device is open. The command's own error wins over this one.
+fn after_runtime(
+    rt: tokio::runtime::Runtime,
+    claims: crate::backends::Claims,
+) -> Result<(), CommandError> {
+    drop(rt);
+    Ok(claims.release()?)
 }
 
 /// The machine a simulated target runs, for `list` to show (`()` without the simulator).

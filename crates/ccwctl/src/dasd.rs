@@ -2,7 +2,7 @@
 
 //! `ccwctl dasd`: an ECKD 3390, driven through channel programs by ccw-dasd on any backend:
 //! a Hercules-compatible CKD image on the simulated channel subsystem (`dasd rdc IMAGE`), or
-//! a real DASD behind vfio-ccw (`ccwctl --vfio MDEV dasd rdc`; `rdc`, `read` and `write`).
+//! a real DASD behind vfio-ccw (`ccwctl --vfio MDEV|BUSID dasd rdc`; `rdc`, `read` and `write`).
 //!
 //! Every operation except creating the image file is a channel program shaped like Linux
 //! `dasd_eckd`'s (Define Extent, Locate Record, data commands with IDALs), laid out in guest
@@ -327,12 +327,12 @@ fn parse_range(s: &str, cylinders: u32) -> Result<(u32, u32), CommandError> {
 
 /// Runs one `dasd` subcommand and returns its report printer.
 ///
-/// `vfio` is the `--vfio` mediated device: `rdc`, `read` and `write` then run on that real
-/// DASD instead of an image; `init` and `format` need an image.
+/// `vfio` is the `--vfio` device (an mdev, or a bus id to claim): `rdc`, `read` and `write`
+/// then run on that real DASD instead of an image; `init` and `format` need an image.
 pub async fn dasd_cmd(
     cmd: &DasdCommand,
     timeout: Duration,
-    vfio: Option<&str>,
+    vfio: Option<crate::backends::VfioArgs<'_>>,
 ) -> Result<Box<dyn FnOnce(bool) -> String>, CommandError> {
     if vfio.is_some() && matches!(cmd, DasdCommand::Init { .. } | DasdCommand::Format { .. }) {
         return Err(CommandError::Usage(
@@ -362,10 +362,10 @@ pub async fn dasd_cmd(
         let writes = matches!(cmd, DasdCommand::Write { .. });
         return match (vfio, image) {
             (Some(_), Some(_)) => Err(CommandError::Usage(
-                "give the image file or --vfio MDEV, not both".into(),
+                "give the image file or --vfio, not both".into(),
             )),
             (None, None) => Err(CommandError::Usage(
-                "give the image file (or --vfio MDEV for a real DASD)".into(),
+                "give the image file (or --vfio MDEV|BUSID for a real DASD)".into(),
             )),
             (None, Some(path)) => {
                 let dasd = simulated(open_image(path, !writes)?, timeout).await?;
@@ -374,7 +374,7 @@ pub async fn dasd_cmd(
                     finish(dasd, r).await
                 }
             }
-            (Some(mdev), None) => on_vfio(mdev, timeout, cmd).await,
+            (Some(args), None) => on_vfio(args, timeout, cmd).await,
         };
     }
     match cmd {
@@ -473,27 +473,23 @@ async fn finish<B: Backend>(
     Ok(r)
 }
 
-/// `rdc`, `read` or `write` on the real DASD behind the vfio-ccw mediated device `mdev`.
+/// `rdc`, `read` or `write` on the real DASD behind the vfio-ccw device `args` names.
 #[cfg(feature = "vfio")]
 async fn on_vfio(
-    mdev: &str,
+    args: crate::backends::VfioArgs<'_>,
     timeout: Duration,
     cmd: &DasdCommand,
 ) -> Result<Box<dyn FnOnce(bool) -> String>, CommandError> {
     let mem = memory()?;
-    let backend = vfio_backend::VfioBackend::open(mdev)
-        .map_err(|e| CommandError::Target(crate::target::backend_error(&e)))?;
-    backend
-        .attach_memory(mem.clone())
-        .map_err(|e| CommandError::Target(crate::target::backend_error(&e)))?;
-    let dasd = Dasd::open(Arc::new(backend), mem, timeout).await?;
+    let backend = crate::backends::open_vfio_backend(args, mem.clone())?;
+    let dasd = Dasd::open(backend, mem, timeout).await?;
     let r = device_cmd(&dasd, cmd).await;
     finish(dasd, r).await
 }
 
 #[cfg(not(feature = "vfio"))]
 async fn on_vfio(
-    _mdev: &str,
+    _args: crate::backends::VfioArgs<'_>,
     _timeout: Duration,
     _cmd: &DasdCommand,
 ) -> Result<Box<dyn FnOnce(bool) -> String>, CommandError> {

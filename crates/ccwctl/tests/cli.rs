@@ -246,6 +246,17 @@ fn one_line_errors_and_exit_codes() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr_line(&out).contains("no mdev"));
 
+    // A bus id names a subchannel or a device to claim; --mdev-uuid goes with a bus id only.
+    let out = ccwctl(&["--vfio", "sch:0.0.0001", "sense-id", "0.0.0001"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr_line(&out).contains("no subchannel 0.0.0001"));
+    let uuid = "00000000-0000-0000-0000-000000000000";
+    let out = ccwctl(&["--vfio", uuid, "--mdev-uuid", uuid, "list"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr_line(&out).contains("--mdev-uuid is for --vfio <busid>"));
+    let out = ccwctl(&["--mdev-uuid", uuid, "list"]);
+    assert_eq!(out.status.code(), Some(2));
+
     let out = ccwctl(&["decode", "frob", "00"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr_line(&out).contains("unknown block `frob`"));

@@ -168,6 +168,13 @@ fn vfio_shape() {
         assert_eq!(rc, 1, "{args:?}: {err}");
         assert!(err.contains("ccw-rs-no-such-mdev"), "{args:?}: {err}");
     }
+    // A bus id is claimed through sysfs: this machine has no such device (nor a css bus).
+    let (rc, err) = ccwctl_vfio("dev:0.0.0120", &["rdc"]);
+    assert_eq!(rc, 1, "{err}");
+    assert!(err.contains("no ccw device 0.0.0120"), "{err}");
+    let (rc, err) = ccwctl_vfio("0.0.012x", &["rdc"]);
+    assert_eq!(rc, 1, "{err}");
+    assert!(err.contains("`0.0.012x` is not a bus id"), "{err}");
     let (rc, err) = ccwctl_vfio(missing, &["rdc", "some.3390"]);
     assert_eq!(rc, 2, "{err}");
     assert!(err.contains("not both"), "{err}");

@@ -129,9 +129,12 @@ fn device_subchannel(sys: &dyn Sys, dev: DeviceId) -> Result<Option<SubchannelId
     }
     // Not on the ccw bus (its subchannel is unbound or on vfio_ccw): ask the subchannels.
     let devices = Path::new(CSS_BUS).join("devices");
-    let names = sys
-        .read_dir(&devices)
-        .map_err(|e| sys_error("read css devices", e))?;
+    let names = match sys.read_dir(&devices) {
+        Ok(names) => names,
+        // No css bus: not an s390 machine, so no such device.
+        Err(e) if e.errno() == libc::ENOENT => return Ok(None),
+        Err(e) => return Err(sys_error("read css devices", e)),
+    };
     for sch in names {
         let Ok(id) = sch.parse::<SubchannelId>() else {
             continue;
