@@ -2,18 +2,25 @@
 # SPDX-License-Identifier: Apache-2.0 OR MIT
 #
 # /init of the emulated s390x guest that `cargo xtask s390x` boots, under QEMU or Hercules (the
-# kernel command line says which: `ccw_lane=hercules`; QEMU otherwise). It binds the lane's device
-# (QEMU: virtio-blk-ccw 0.0.0005; Hercules: 3390 DASD 0.0.0120) to vfio_ccw, creates the mediated
-# device, runs every payload present in /bin, and powers off. Lines starting with "@@ " are for
-# xtask (see xtask/src/s390x/report.rs); payloads print their own "N passed, M failed" lines.
-# Never exits with the machine still running.
+# kernel command line says which: `ccw_lane=hercules`; QEMU otherwise). It mounts, paces the
+# console, and hands the lane's device (QEMU: virtio-blk-ccw 0.0.0005; Hercules: 3390 DASD
+# 0.0.0120) to `vfio-guest claim`, which takes its subchannel for vfio_ccw and creates the
+# mediated device through vfio-backend's ClaimedSubchannel, prints the setup facts, runs this
+# script again as `/init payloads` (every payload present in /bin, with the mdev), then gives
+# the subchannel back and checks it is as it was. Then `ccwctl --vfio <busid>` claims and gives
+# back by itself, checked by `vfio-guest restored`, and the machine powers off. Lines starting
+# with "@@ " are for xtask (see xtask/src/s390x/report.rs); payloads print their own
+# "N passed, M failed" lines. Never exits with the machine still running.
 
-/bin/busybox --install -s /bin
+PHASE=${1:-boot}
+if [ "$PHASE" = boot ]; then
+    /bin/busybox --install -s /bin
+    mount -t proc proc /proc
+    mount -t sysfs sysfs /sys
+    mount -t devtmpfs devtmpfs /dev 2>/dev/null
+    mount -t tmpfs tmpfs /tmp
+fi
 export PATH=/bin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev 2>/dev/null
-mount -t tmpfs tmpfs /tmp
 
 LANE=qemu
 for word in $(cat /proc/cmdline); do
@@ -25,31 +32,9 @@ case "$LANE" in
 esac
 DEVHEX=${DEVNO##*.}
 
-PACER=
-if [ "$LANE" = hercules ]; then
-    # Hercules' 3215 console drops whatever a write CCW carries beyond 150 bytes: all output goes
-    # through the pacer, which writes pieces of at most 120 bytes and drains each.
-    mkfifo /tmp/console
-    /bin/ccw-probe pace </tmp/console >/dev/console 2>&1 &
-    PACER=$!
-    exec >/tmp/console 2>&1
-else
-    exec >/dev/console 2>&1
-fi
-
 UUID=$(cat /etc/ccw-rs/uuid)
 
 say() { echo "@@ $*"; }
-finish() {
-    say done
-    if [ -n "$PACER" ]; then
-        # Closing the fifo ends the pacer once it has written everything.
-        exec >/dev/console 2>&1
-        wait $PACER
-    fi
-    sync; poweroff -f; sleep 10
-}
-setup_fail() { say "setup-fail $*"; finish; }
 # run <step> <command...>: brackets a payload's output so xtask can attribute its result lines.
 run() {
     step=$1; shift
@@ -58,29 +43,54 @@ run() {
     say "end $step exit=$?"
 }
 
-say "boot lane=$LANE kernel=$(uname -r) machine=$(uname -m)"
+if [ "$PHASE" = boot ]; then
+    PACER=
+    if [ "$LANE" = hercules ]; then
+        # Hercules' 3215 console drops whatever a write CCW carries beyond 150 bytes: all output
+        # goes through the pacer, which writes pieces of at most 120 bytes and drains each.
+        mkfifo /tmp/console
+        /bin/ccw-probe pace </tmp/console >/dev/console 2>&1 &
+        PACER=$!
+        exec >/tmp/console 2>&1
+    else
+        exec >/dev/console 2>&1
+    fi
+    finish() {
+        say done
+        if [ -n "$PACER" ]; then
+            # Closing the fifo ends the pacer once it has written everything.
+            exec >/dev/console 2>&1
+            wait $PACER
+        fi
+        sync; poweroff -f; sleep 10
+    }
 
-dev=$(readlink -f /sys/bus/ccw/devices/$DEVNO) || setup_fail "no ccw device $DEVNO"
-[ -e "$dev" ] || setup_fail "no ccw device $DEVNO"
-SCH=$(basename "$(dirname "$dev")")
-say "fact device=$DEVNO subchannel=$SCH driver=$(basename "$(readlink /sys/bus/css/devices/$SCH/driver)")"
+    say "boot lane=$LANE kernel=$(uname -r) machine=$(uname -m)"
+    if [ ! -x /bin/vfio-guest ]; then
+        say "setup-fail no /bin/vfio-guest: it claims the lane's device (crates/vfio-guest)"
+        finish
+    fi
+    # The device lifecycle: claim, facts, `@@ setup-ok`, the payloads below, release, checks.
+    run lifecycle /bin/vfio-guest claim --busid "dev:$DEVNO" --uuid "$UUID" -- /init payloads
 
-echo "$SCH" > /sys/bus/css/devices/$SCH/driver/unbind || setup_fail "unbind $SCH"
-echo vfio_ccw > /sys/bus/css/devices/$SCH/driver_override || setup_fail "driver_override $SCH"
-echo "$SCH" > /sys/bus/css/drivers/vfio_ccw/bind || setup_fail "bind $SCH to vfio_ccw"
-drv=$(basename "$(readlink /sys/bus/css/devices/$SCH/driver)")
-[ "$drv" = vfio_ccw ] || setup_fail "subchannel $SCH driver is '$drv', not vfio_ccw"
-say "fact bound=$SCH driver=$drv"
+    # ccwctl claims the subchannel by bus id itself and must give it back after its run.
+    if [ -x /bin/ccwctl ]; then
+        run ccwctl-busid /bin/vfio-guest restored --busid "dev:$DEVNO" --expect "$CU" \
+            --name ccwctl-busid -- /bin/ccwctl --vfio "dev:$DEVNO" sense-id "$DEVNO"
+        if [ "$LANE" = hercules ]; then
+            run ccwctl-busid-dasd-rdc /bin/vfio-guest restored --busid "dev:$DEVNO" \
+                --expect "cylinders 20 " --name ccwctl-busid-dasd-rdc \
+                -- /bin/ccwctl --vfio "$DEVNO" dasd rdc
+        fi
+    else
+        say "skip ccwctl-busid: ccwctl not built (crates/ccwctl has no binary in this tree)"
+    fi
+    finish
+fi
 
-TYPE=/sys/bus/css/devices/$SCH/mdev_supported_types/vfio_ccw-io
-[ -d $TYPE ] || setup_fail "no mdev type vfio_ccw-io under $SCH"
-say "fact mdev-type name='$(cat $TYPE/name)' device_api=$(cat $TYPE/device_api) available_instances=$(cat $TYPE/available_instances)"
-echo "$UUID" > $TYPE/create || setup_fail "create mdev $UUID"
-MDEV=/sys/bus/mdev/devices/$UUID
-[ -d $MDEV ] || setup_fail "mdev $UUID missing after create"
-say "fact mdev=$UUID iommu_group=$(basename "$(readlink $MDEV/iommu_group)") cdev=$(ls $MDEV/vfio-dev 2>/dev/null)"
-say "fact nodes=$(echo /dev/vfio/* /dev/vfio/devices/* /dev/iommu)"
-say "setup-ok"
+# --- `/init payloads`: run by `vfio-guest claim` with the mdev; CCW_SUBCHANNEL names its
+# subchannel.
+SCH=$CCW_SUBCHANNEL
 
 # The DASD differential check runs first, on the image exactly as the host made it (the host
 # replays the same programs on its model over a copy of that image).
@@ -139,6 +149,4 @@ else
     fi
 fi
 
-echo 1 > $MDEV/remove && [ ! -d $MDEV ]
-say "end mdev-remove exit=$?"
-finish
+exit 0

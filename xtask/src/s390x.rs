@@ -13,9 +13,11 @@
 //!      threads as on a real channel: halt and clear of running programs, data chaining, IDALs
 //!      and ECKD programs (see `hercules`);
 //!
-//!    and runs the lane's own probe, the vfio-guest crate's `vfio-guest` (css-conformance on both
-//!    VFIO APIs with the lane's fixture, kernel torture, bench) and `ccwctl --vfio` where those
-//!    binaries exist;
+//!    and, with the device taken by `vfio-guest claim` (vfio-backend's lifecycle API: claim,
+//!    mdev, give back, checked), runs the lane's own probe, the vfio-guest crate's `vfio-guest`
+//!    (css-conformance on both VFIO APIs with the lane's fixture, kernel torture, bench) and
+//!    `ccwctl --vfio <mdev>`; then `ccwctl --vfio <busid>`, which claims and gives back by
+//!    itself;
 //! 4. prints every suite's `N passed, M failed` line, the bench medians, and per-step timings, and
 //!    fails on any failure or timeout (a known emulator defect is reported apart: QEMU's
 //!    multi-IDAW transfer, Hercules 3.13's halt completion; so is the kernel-torture group: its

@@ -10,7 +10,14 @@
 //! vfio-guest conformance --api legacy|cdev --uuid <mdev-uuid> [--fixture virtio-blk|3390] [--strict]
 //! vfio-guest differential --api legacy|cdev --uuid <mdev-uuid>
 //! vfio-guest replay --image <ckd image> --guest <answer lines>   (host side, feature `replay`)
+//! vfio-guest claim --busid <busid> [--uuid <mdev-uuid>] -- <command...>
+//! vfio-guest restored --busid <busid> [--expect <text>] [--name <name>] -- <command...>
 //! ```
+//!
+//! `claim` and `restored` are the device lifecycle through vfio-backend's
+//! `ClaimedSubchannel`, checked from sysfs (see `lifecycle`): `claim` takes the subchannel
+//! for vfio_ccw with an mdev, runs the command with it and gives everything back;
+//! `restored` checks that a command which claims by itself (`ccwctl --vfio <busid>`) does.
 //!
 //! `info` prints what the device reports (GET_INFO, regions, interrupts, the SCHIB).
 //! `bench` measures a round trip through [`VfioBackend`] against a raw pwrite / eventfd /
@@ -32,6 +39,7 @@
 
 mod differential;
 mod fixtures;
+mod lifecycle;
 mod measure;
 mod raw;
 mod runner;
@@ -143,8 +151,15 @@ fn parse_args(argv: &[String]) -> std::result::Result<Args, String> {
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
+    // The device lifecycle takes a command after `--`: its own parser.
+    if argv
+        .first()
+        .is_some_and(|c| c == "claim" || c == "restored")
+    {
+        return lifecycle::main(&argv);
+    }
     if argv.iter().any(|a| a == "--help" || a == "-h") {
-        println!("{USAGE}");
+        println!("{USAGE}\n{}", lifecycle::USAGE);
         return ExitCode::SUCCESS;
     }
     let args = match parse_args(&argv) {

@@ -4,8 +4,8 @@
 //!
 //! The guest has one virtio-blk-ccw disk at device number fe.0.0005 and no network (`-nic none`,
 //! else a default virtio-net-ccw device takes subchannel 0.0.0000). Its `/init`
-//! (xtask/s390x/init.sh) binds the disk's subchannel to vfio_ccw, creates the mediated device,
-//! runs the payloads and powers off, which ends QEMU. A timeout guards the run; the verdict comes
+//! (xtask/s390x/init.sh) has `vfio-guest claim` take the disk's subchannel for vfio_ccw and
+//! create the mediated device, runs the payloads with it and powers off, which ends QEMU. A timeout guards the run; the verdict comes
 //! from the printed lines (see `report`), never from QEMU's exit code.
 
 use std::io::{BufRead, BufReader, Read};

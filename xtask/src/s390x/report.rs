@@ -4,8 +4,10 @@
 //! logic is unit-tested on any host.
 //!
 //! The guest's `/init` (xtask/s390x/init.sh) brackets each payload with `@@ begin <step>` and
-//! `@@ end <step> exit=<code>`, and reports `@@ fact`, `@@ skip`, `@@ setup-ok`, `@@ setup-fail`
-//! and `@@ done`. Payloads print `<suite>: N passed, M failed` lines and the bench prints
+//! `@@ end <step> exit=<code>`, and reports `@@ skip` and `@@ done`; `vfio-guest claim`, which
+//! takes the lane's device, reports `@@ fact`, `@@ setup-ok` and `@@ setup-fail`. Steps nest:
+//! the `lifecycle` step (the claim) holds the payload steps run with its mdev, and a result
+//! line belongs to the innermost step open. Payloads print `<suite>: N passed, M failed` lines and the bench prints
 //! `bench <what>: ... ratio=<x>`. The verdict never trusts QEMU's exit code.
 
 use std::fmt::Write as _;
@@ -153,14 +155,15 @@ impl GuestReport {
             lane,
             ..GuestReport::default()
         };
-        let mut current: Option<String> = None;
+        // The steps open, innermost last.
+        let mut open: Vec<String> = Vec::new();
         for raw in lines {
             let line = raw.trim_matches(|c: char| c == '\r' || c.is_whitespace());
             if let Some(marker) = line.strip_prefix("@@ ") {
                 let (word, rest) = marker.split_once(' ').unwrap_or((marker, ""));
                 match word {
                     "begin" => {
-                        current = Some(rest.to_string());
+                        open.push(rest.to_string());
                         r.steps.push(Step {
                             name: rest.to_string(),
                             exit: None,
@@ -176,7 +179,9 @@ impl GuestReport {
                                 exit,
                             }),
                         }
-                        current = None;
+                        if let Some(at) = open.iter().rposition(|s| s == name) {
+                            open.truncate(at);
+                        }
                     }
                     "fact" => r.facts.push(rest.to_string()),
                     "skip" => r.skips.push(rest.to_string()),
@@ -191,7 +196,7 @@ impl GuestReport {
                 r.bench.push(line.to_string());
             }
             if let Some((name, passed, failed)) = parse_counts(line) {
-                let step = current.clone().unwrap_or_else(|| "guest".to_string());
+                let step = open.last().cloned().unwrap_or_else(|| "guest".to_string());
                 let suite = Suite {
                     step,
                     name,
@@ -333,8 +338,10 @@ impl GuestReport {
                 Some(_) if defect_failures && !real_failures => {}
                 Some(code) => out.push(format!("step {} exited with {code}", step.name)),
             }
-            let needs_results =
-                step.name.starts_with("probe-") || step.name.starts_with("conformance-");
+            let needs_results = step.name.starts_with("probe-")
+                || step.name.starts_with("conformance-")
+                || step.name == "lifecycle"
+                || step.name.starts_with("ccwctl-busid");
             if needs_results && suites.is_empty() {
                 out.push(format!(
                     "step {} printed no `N passed, M failed` line",
@@ -555,6 +562,58 @@ vfio-guest conformance: conformance cdev: FAIL
         assert!(f.iter().any(|x| x.contains("timed out")), "{f:?}");
         assert!(
             f.iter().any(|x| x.contains("probe-legacy did not finish")),
+            "{f:?}"
+        );
+    }
+
+    /// The claim holds the payload steps; its own counted line comes after theirs.
+    const NESTED: &str = "\
+@@ begin lifecycle
+  ok      lifecycle/claimed
+@@ fact bound=0.0.0000 driver=vfio_ccw
+@@ setup-ok
+@@ begin probe-legacy
+probe legacy: 14 passed, 0 failed
+@@ end probe-legacy exit=0
+  ok      lifecycle/released
+lifecycle: 6 passed, 0 failed
+@@ end lifecycle exit=0
+@@ begin ccwctl-busid
+ccwctl-busid: 5 passed, 0 failed
+@@ end ccwctl-busid exit=0
+@@ done";
+
+    #[test]
+    fn nested_steps_keep_their_own_lines() {
+        let r = GuestReport::parse(Lane::Qemu, &lines(NESTED));
+        let of: Vec<(&str, &str, u64)> = r
+            .suites
+            .iter()
+            .map(|s| (s.step.as_str(), s.name.as_str(), s.passed))
+            .collect();
+        assert_eq!(
+            of,
+            [
+                ("probe-legacy", "probe legacy", 14),
+                ("lifecycle", "lifecycle", 6),
+                ("ccwctl-busid", "ccwctl-busid", 5)
+            ]
+        );
+        assert_eq!(r.facts, ["bound=0.0.0000 driver=vfio_ccw"]);
+        let f = r.failures(&["lifecycle", "probe-legacy", "ccwctl-busid"], false);
+        assert!(f.is_empty(), "{f:?}");
+        // A claim that printed no counted line, or failed a check, fails the run.
+        let silent = NESTED.replace("lifecycle: 6 passed, 0 failed\n", "");
+        let f = GuestReport::parse(Lane::Qemu, &lines(&silent)).failures(&[], false);
+        assert!(
+            f.iter().any(|x| x.contains("lifecycle printed no")),
+            "{f:?}"
+        );
+        let bad = NESTED.replace("6 passed, 0 failed", "5 passed, 1 failed");
+        let f = GuestReport::parse(Lane::Qemu, &lines(&bad)).failures(&[], false);
+        assert!(
+            f.iter()
+                .any(|x| x.contains("lifecycle / lifecycle: 1 failed")),
             "{f:?}"
         );
     }

@@ -62,6 +62,9 @@ impl Payloads {
     pub(crate) fn expected_steps(&self, lane: Lane) -> Vec<&'static str> {
         let mut steps = vec!["probe-legacy", "probe-cdev"];
         if self.vfio_guest {
+            // `vfio-guest claim` takes the device (through vfio-backend's lifecycle API) and
+            // runs the payloads inside this step.
+            steps.push("lifecycle");
             steps.extend(["vfio-info", "conformance-legacy", "conformance-cdev"]);
             if lane == Lane::Qemu {
                 steps.push("bench");
@@ -73,6 +76,14 @@ impl Payloads {
         // (no `--vfio` in its help, no vfio backend) is a failure, not a pass.
         if self.ccwctl {
             steps.push("ccwctl-sense-id");
+            // `ccwctl --vfio <busid>` claims and gives back by itself (checked by
+            // `vfio-guest restored`, so only with vfio-guest in the guest).
+            if self.vfio_guest {
+                steps.push("ccwctl-busid");
+                if lane == Lane::Hercules {
+                    steps.push("ccwctl-busid-dasd-rdc");
+                }
+            }
             if !self.examples.is_empty() {
                 steps.push("ccwctl-example");
             }
@@ -387,6 +398,11 @@ mod tests {
         assert!(h.contains(&"conformance-legacy") && h.contains(&"conformance-cdev"));
         // The DASD driver runs against the real 3390 on Hercules only.
         assert!(h.contains(&"ccwctl-dasd-rdc"));
+        // The lifecycle API takes the device; ccwctl claims by bus id and gives it back.
+        assert!(h.contains(&"lifecycle") && h.contains(&"ccwctl-busid-dasd-rdc"));
+        let q = p.expected_steps(Lane::Qemu);
+        assert!(q.contains(&"lifecycle") && q.contains(&"ccwctl-busid"));
+        assert!(!q.contains(&"ccwctl-busid-dasd-rdc"));
         assert!(!p.expected_steps(Lane::Qemu).contains(&"ccwctl-dasd-rdc"));
         assert!(!h.contains(&"bench"));
         assert!(p.expected_steps(Lane::Qemu).contains(&"bench"));
