@@ -9,14 +9,17 @@
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), css_core::BackendError> {
+//! use std::sync::Arc;
 //! use vfio_backend::{ClaimedSubchannel, VfioOptions};
 //! // A subchannel (`sch:0.0.0001`) or a ccw device (`dev:0.0.0120`); plain when unambiguous.
 //! let mut claim = ClaimedSubchannel::claim("0.0.0120")?;
 //! let uuid = claim.mdev_auto()?; // the subchannel's mdev, or a new one with a random UUID
-//! let backend = claim.open(&VfioOptions::default())?;
+//! println!("mdev {uuid} on subchannel {}", claim.subchannel());
+//! let backend = Arc::new(claim.open(&VfioOptions::default())?);
 //! // ... drive the subchannel ...
-//! backend.shutdown().await; // the mdev cannot be removed while its device is open
-//! claim.release()?; // or let it drop
+//! // The mdev cannot be removed while its device is open: close shuts the backend down
+//! // first, then releases (or: `backend.shutdown().await; claim.release()?`, or drop).
+//! claim.close(backend).await?;
 //! # Ok(()) }
 //! ```
 //!
