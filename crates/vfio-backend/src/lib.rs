@@ -65,4 +65,5 @@ pub use lifecycle::{ClaimedSubchannel, MdevType, is_mdev_name, subchannel_of};
 pub use mapper::{DEFAULT_CONTROL_IOVA, DEFAULT_CONTROL_LEN, KERNEL_CCW_READ, VfioMapper};
 pub use regions::{RegionInfo, Regions};
 pub use sys::{DeviceInfo, DmaBuffer, IrqInfo, poll_readable};
+pub use sysfs::is_uuid;
 pub use vmm_sys_util::eventfd::EventFd;

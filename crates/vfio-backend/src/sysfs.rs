@@ -160,8 +160,8 @@ pub(crate) struct Mdev {
     pub(crate) sch: SubchannelId,
 }
 
-/// Whether `s` is a UUID in its textual 8-4-4-4-12 form.
-pub(crate) fn is_uuid(s: &str) -> bool {
+/// Whether `s` is a UUID in its textual 8-4-4-4-12 form (how mdevs are named).
+pub fn is_uuid(s: &str) -> bool {
     s.len() == 36
         && s.char_indices().all(|(i, c)| match i {
             8 | 13 | 18 | 23 => c == '-',
