@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0 OR MIT
 
 //! The backends ccwctl can open, each behind its cargo feature: the built-in simulator
-//! (`sim`, mock-backend, with its [`Controls`](crate::target::Controls)) and vfio-ccw
+//! (`sim`, mock-backend, with its [`Controls`]) and vfio-ccw
 //! (`vfio`, vfio-backend; `--vfio` names an mdev or a bus id whose subchannel is claimed for
 //! the run and given back after it, see [`Claims`]). Both are on by default.
 
