@@ -212,28 +212,14 @@ const QEMU_LIMITS: &[(&str, &str)] = &[
     ),
 ];
 
-/// Hercules 3.13 facts (hercules-guest.md).
-const HERCULES_DATA_CHAIN: &str = "Hercules' CKD emulation refuses data chaining on commands \
-     other than its reads (hercules-guest.md gotcha 9)";
+/// Hercules 3.13 facts (hercules-guest.md). Its CKD emulation refuses data chaining on
+/// commands other than its reads (gotcha 9); on a 3390 the suite's data-chaining cases split
+/// a Read Data of a known record after Define Extent and Locate Record (css-conformance's
+/// README), so none of them is declared here: they run and count.
 const HERCULES_HALT: &str = "known Hercules 3.13 defect: a completed HSCH leaves subchannel- \
      and device-active set (hercules-guest.md gotcha 5); reported apart";
 
 const HERCULES_LIMITS: &[(&str, &str)] = &[
-    ("data_chain_1_rest", HERCULES_DATA_CHAIN),
-    ("data_chain_4_rest", HERCULES_DATA_CHAIN),
-    ("data_chain_halves", HERCULES_DATA_CHAIN),
-    ("data_chain_rest_1", HERCULES_DATA_CHAIN),
-    ("data_chain_odd_three", HERCULES_DATA_CHAIN),
-    ("data_chain_eight", HERCULES_DATA_CHAIN),
-    ("data_chain_short_with_sli", HERCULES_DATA_CHAIN),
-    ("data_chain_short_without_sli", HERCULES_DATA_CHAIN),
-    ("data_chain_sli_on_first_ignored", HERCULES_DATA_CHAIN),
-    ("data_chain_long_residual", HERCULES_DATA_CHAIN),
-    ("skip_then_data_chain", HERCULES_DATA_CHAIN),
-    ("tic_carries_data_chain", HERCULES_DATA_CHAIN),
-    ("idal_data_chain", HERCULES_DATA_CHAIN),
-    ("data_chain_across_page", HERCULES_DATA_CHAIN),
-    ("data_chain_count_zero", HERCULES_DATA_CHAIN),
     ("halt_running", HERCULES_HALT),
     ("halt_running_cpa_and_intparm", HERCULES_HALT),
     ("halt_start_pending", HERCULES_HALT),
@@ -335,5 +321,25 @@ mod tests {
         assert_eq!(h.primary.sense_id_len(), 12);
         assert!(h.skip_reason("async", "halt_running").is_some());
         assert!(h.skip_reason("async", "clear_running").is_none());
+        // Every data-chaining case runs on the 3390 (its located Read Data form).
+        for (group, case) in [
+            ("basic", "data_chain_1_rest"),
+            ("basic", "data_chain_4_rest"),
+            ("basic", "data_chain_halves"),
+            ("basic", "data_chain_rest_1"),
+            ("basic", "data_chain_odd_three"),
+            ("basic", "data_chain_eight"),
+            ("basic", "data_chain_short_with_sli"),
+            ("basic", "data_chain_short_without_sli"),
+            ("basic", "data_chain_sli_on_first_ignored"),
+            ("basic", "data_chain_long_residual"),
+            ("basic", "skip_then_data_chain"),
+            ("basic", "tic_carries_data_chain"),
+            ("idal", "idal_data_chain"),
+            ("multi-idaw", "data_chain_across_page"),
+            ("bad-programs", "data_chain_count_zero"),
+        ] {
+            assert!(h.skip_reason(group, case).is_none(), "{case} skipped");
+        }
     }
 }
