@@ -164,6 +164,47 @@ impl<B: Backend> Ctx<B> {
         Ok(v[..usize::from(len)].to_vec())
     }
 
+    /// The transfer the data-chaining cases split, and its reference bytes (what one direct
+    /// CCW of the full length stores). On most devices the big read with nothing before it; on
+    /// a 3390 a Read Data of a known record after Define Extent and Locate Record, since
+    /// Hercules refuses data chaining on the big read there (see `eckd::chain_read`).
+    pub(crate) async fn chain_read(&self) -> Result<(ChainRead, Vec<u8>), Failure> {
+        let r = match self.fx.primary.kind {
+            DeviceKind::Eckd3390 { .. } => {
+                let (r, written) =
+                    crate::cases::eckd::chain_read(self, self.fx.primary.sch).await?;
+                let rf = self.chain_reference(&r).await?;
+                ensure!(
+                    rf == written,
+                    "a direct Read Data of the record differs from what was written to it"
+                );
+                return Ok((r, rf));
+            }
+            _ => {
+                let (code, len) = self.big();
+                ChainRead {
+                    prefix: Vec::new(),
+                    code,
+                    len,
+                }
+            }
+        };
+        let rf = self.chain_reference(&r).await?;
+        Ok((r, rf))
+    }
+
+    /// What `r`'s read stores through one direct CCW (count `r.len`, SLI) after its prefix.
+    async fn chain_reference(&self, r: &ChainRead) -> Result<Vec<u8>, Failure> {
+        let len = usize::from(r.len);
+        self.poison(REF, len + 1)?;
+        self.program(PROG2, &r.program(&[ccw(r.code, CcwFlags::SLI, r.len, REF)]))?;
+        let done = self.run(&orb(0x5EF, PROG2)).await?;
+        ends_ok(&done, r.end(PROG2, 1), 0)?;
+        let v = self.read(REF, len + 1)?;
+        ensure!(v[len] == POISON, "reference read wrote past its count");
+        Ok(v[..len].to_vec())
+    }
+
     /// The device still works: its big read succeeds.
     pub(crate) async fn still_works(&self) -> Result<(), Failure> {
         let (code, len) = self.big();
@@ -183,6 +224,33 @@ impl<B: Backend> Ctx<B> {
         o: &Orb,
     ) -> Result<IoCompletion, CssError> {
         sub.submit(o, &*self.mem).await
+    }
+}
+
+/// The read the data-chaining cases split over several CCWs (s390-io-reference §1.3 CD):
+/// command `code` of `len` bytes, whose answer is the same every time, run after the
+/// command-chained `prefix` CCWs (none on most devices; Define Extent + Locate Record on a
+/// 3390).
+pub(crate) struct ChainRead {
+    /// CCWs that run before the read, command-chained.
+    pub(crate) prefix: Vec<[u8; 8]>,
+    /// The read's command code (repeated in every data-chained CCW).
+    pub(crate) code: u8,
+    /// What the device transfers for it.
+    pub(crate) len: u16,
+}
+
+impl ChainRead {
+    /// The program: the prefix, then `ccws`.
+    pub(crate) fn program(&self, ccws: &[[u8; 8]]) -> Vec<[u8; 8]> {
+        let mut v = self.prefix.clone();
+        v.extend_from_slice(ccws);
+        v
+    }
+
+    /// The CCW address one past the `n`-th CCW after the prefix of a program at `at`.
+    pub(crate) fn end(&self, at: u32, n: usize) -> u32 {
+        at + 8 * (self.prefix.len() + n) as u32
     }
 }
 

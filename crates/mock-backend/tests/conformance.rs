@@ -7,6 +7,12 @@
 //! implements the architecture, so nothing is declared unsupported; after every passing case
 //! nothing may stay pinned or allocated. The kernel-torture group needs a raw vfio-ccw io
 //! region and skips here.
+//!
+//! The whole suite runs twice on that simulator: with virtio-blk-ccw as the device under test
+//! of the generic groups (the top-level modules, as in the QEMU lane), and in module
+//! `eckd_primary` with the 3390 as the device under test (as in the Hercules lane's `--fixture
+//! 3390`), so the 3390 forms of the generic cases (its big read is Read Device
+//! Characteristics, its data chains split a located Read Data) run on the simulator too.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -88,3 +94,14 @@ fn idle(b: &MockBackend) -> Result<(), String> {
 }
 
 conformance_tests!(make, fixture(), Some(idle));
+
+/// The same simulator with the 3390 as the device under test of every generic group.
+mod eckd_primary {
+    use super::*;
+
+    fn fixture_3390() -> Fixture {
+        Fixture::eckd_3390("0.0.0002".parse().unwrap(), 0x0120, 2).named("mock-backend 3390")
+    }
+
+    conformance_tests!(make, fixture_3390(), Some(idle));
+}

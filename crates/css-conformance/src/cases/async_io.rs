@@ -153,7 +153,8 @@ async fn idle_function<B: Backend>(c: &Ctx<B>, clear: bool) -> CaseResult {
 }
 
 /// Starts the endless loop and issues HALT or CLEAR once it runs; returns the loop's
-/// completion and whether the function was issued.
+/// completion and whether the function was issued. A halt whose status leaves activity set
+/// fails (see [`halted`]).
 async fn interrupt_loop<B: Backend>(
     c: &Ctx<B>,
     clear: bool,
@@ -161,6 +162,7 @@ async fn interrupt_loop<B: Backend>(
 ) -> Result<(IoCompletion, bool), Failure> {
     write_loop(c)?;
     let sub = c.open().await?;
+    let mut ev = sub.events();
     let o = orb(intparm, PROG);
     let (done, issued) = tokio::join!(c.submit(&sub, &o), async {
         wait_started(&sub).await;
@@ -170,15 +172,54 @@ async fn interrupt_loop<B: Backend>(
         // Let the loop run a little.
         tokio::time::sleep(Duration::from_millis(5)).await;
         if clear {
-            sub.clear().await
+            sub.clear().await?;
         } else {
-            sub.halt().await
+            sub.halt().await?;
+            halted(&sub, &mut ev).await?;
         }
-        .map(|()| true)
+        Ok::<_, Failure>(true)
     });
     sub.close().await?;
     let issued = issued?;
     Ok((done?, issued))
+}
+
+/// After HALT of a running program: waits (up to 2 s) until its request ends. The halt's
+/// status must leave no activity (§3.4: subchannel-active ends at primary, device-active at
+/// secondary status; §10.7: after a completed halt the activity control is 0), else it is
+/// not final: css-core forwards it as an event and the request would never end. That is
+/// Hercules 3.13's halt completion (SCSW `00c060c1`, hercules-guest.md gotcha 5): the case
+/// fails with the status and CLEARs the subchannel, so the request ends and the next case finds
+/// the device usable.
+async fn halted<B: Backend>(
+    sub: &Subchannel<B>,
+    ev: &mut tokio::sync::mpsc::UnboundedReceiver<SubchannelEvent>,
+) -> Result<(), Failure> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while sub.state() == State::CpPending && tokio::time::Instant::now() < deadline {
+        let Ok(e) = tokio::time::timeout(Duration::from_millis(10), ev.recv()).await else {
+            continue;
+        };
+        match e {
+            Some(SubchannelEvent::Status(irb))
+                if irb.scsw.ctrl.fc().contains(FunctionControl::HALT) && !irb.scsw.is_final() =>
+            {
+                let cleared = match sub.clear().await {
+                    Ok(()) => "cleared",
+                    Err(_) => "the clear that should end it failed",
+                };
+                return Err(Failure(format!(
+                    "the halt's status leaves activity {} set, so it is not final and the \
+                     program's request never ends ({cleared}): {}",
+                    irb.scsw.ctrl.ac(),
+                    irb.scsw
+                )));
+            }
+            Some(_) => {}
+            None => break,
+        }
+    }
+    Ok(())
 }
 
 /// The loop ended by the channel itself (QEMU's loop guard) is undecided, not a pass.
@@ -297,13 +338,16 @@ pub(crate) async fn clear_after_halt<B: Backend>(c: &Ctx<B>) -> CaseResult {
 pub(crate) async fn halt_start_pending<B: Backend>(c: &Ctx<B>) -> CaseResult {
     write_loop(c)?;
     let sub = c.open().await?;
+    let mut ev = sub.events();
     let o = orb(0x5A, PROG);
     let (done, issued) = tokio::join!(c.submit(&sub, &o), async {
         wait_started(&sub).await;
         if sub.state() != State::CpPending {
             return Ok(false);
         }
-        sub.halt().await.map(|()| true)
+        sub.halt().await?;
+        halted(&sub, &mut ev).await?;
+        Ok::<_, Failure>(true)
     });
     sub.close().await?;
     let done = done?;

@@ -394,13 +394,13 @@ pub(crate) async fn tic_with_count<B: Backend>(c: &Ctx<B>) -> CaseResult {
 /// Data chaining into a CCW of count 0 is a program check (§1.6: format-1 CCW reached by
 /// data chaining with count 0).
 pub(crate) async fn data_chain_count_zero<B: Backend>(c: &Ctx<B>) -> CaseResult {
-    let (code, _) = c.big();
+    let (r, _) = c.chain_read().await?;
     c.program(
         PROG,
-        &[
-            ccw(code, CcwFlags::CD, 4, DATA),
-            ccw(code, CcwFlags::SLI, 0, DATA2),
-        ],
+        &r.program(&[
+            ccw(r.code, CcwFlags::CD, 4, DATA),
+            ccw(r.code, CcwFlags::SLI, 0, DATA2),
+        ]),
     )?;
-    refused_or_pgm(c, &orb(32, PROG), EINVAL, Some(PROG + 16)).await
+    refused_or_pgm(c, &orb(32, PROG), EINVAL, Some(r.end(PROG, 2))).await
 }

@@ -113,13 +113,14 @@ pub(crate) async fn command_chain_stops_at_unit_check<B: Backend>(c: &Ctx<B>) ->
     Ok(Verdict::Pass)
 }
 
-/// Data chaining: the big read split over CCWs of the given counts (the last with SLI)
-/// stores exactly what one direct CCW stores, each piece at its own address (§1.3 CD).
-async fn split_read<B: Backend>(c: &Ctx<B>, counts: &[u16]) -> CaseResult {
-    let (code, len) = c.big();
-    let rf = c.reference(code, len).await?;
+/// Data chaining: the chained read (see [`Ctx::chain_read`]) split over CCWs of the counts
+/// `counts` gives for its length (the last with SLI) stores exactly what one direct CCW
+/// stores, each piece at its own address (§1.3 CD).
+async fn split_read<B: Backend>(c: &Ctx<B>, counts: impl FnOnce(u16) -> Vec<u16>) -> CaseResult {
+    let (r, rf) = c.chain_read().await?;
+    let counts = counts(r.len);
     let total: u16 = counts.iter().sum();
-    ensure!(total <= len, "suite bug: split longer than the read");
+    ensure!(total <= r.len, "suite bug: split longer than the read");
     let mut prog = Vec::new();
     for (i, &n) in counts.iter().enumerate() {
         let at = DATA + (i as u32) * 0x1000;
@@ -130,11 +131,11 @@ async fn split_read<B: Backend>(c: &Ctx<B>, counts: &[u16]) -> CaseResult {
             CcwFlags::SLI
         };
         // The channel ignores the command code of a data-chained CCW; programs repeat it.
-        prog.push(ccw(code, flags, n, at));
+        prog.push(ccw(r.code, flags, n, at));
     }
-    c.program(PROG, &prog)?;
+    c.program(PROG, &r.program(&prog))?;
     let done = c.run(&orb(5, PROG)).await?;
-    ends_ok(&done, PROG + 8 * counts.len() as u32, 0)?;
+    ends_ok(&done, r.end(PROG, counts.len()), 0)?;
     let mut off = 0usize;
     for (i, &n) in counts.iter().enumerate() {
         let at = DATA + (i as u32) * 0x1000;
@@ -155,58 +156,55 @@ async fn split_read<B: Backend>(c: &Ctx<B>, counts: &[u16]) -> CaseResult {
 
 /// Data chaining, split 1 + rest (§1.3 CD).
 pub(crate) async fn data_chain_1_rest<B: Backend>(c: &Ctx<B>) -> CaseResult {
-    let (_, len) = c.big();
-    split_read(c, &[1, len - 1]).await
+    split_read(c, |len| vec![1, len - 1]).await
 }
 
 /// Data chaining, split 4 + rest (§1.3 CD).
 pub(crate) async fn data_chain_4_rest<B: Backend>(c: &Ctx<B>) -> CaseResult {
-    let (_, len) = c.big();
-    split_read(c, &[4, len - 4]).await
+    split_read(c, |len| vec![4, len - 4]).await
 }
 
 /// Data chaining, two halves (§1.3 CD).
 pub(crate) async fn data_chain_halves<B: Backend>(c: &Ctx<B>) -> CaseResult {
-    let (_, len) = c.big();
-    split_read(c, &[len / 2, len - len / 2]).await
+    split_read(c, |len| vec![len / 2, len - len / 2]).await
 }
 
 /// Data chaining, split rest + 1: the last CCW moves one byte (§1.3 CD).
 pub(crate) async fn data_chain_rest_1<B: Backend>(c: &Ctx<B>) -> CaseResult {
-    let (_, len) = c.big();
-    split_read(c, &[len - 1, 1]).await
+    split_read(c, |len| vec![len - 1, 1]).await
 }
 
 /// Data chaining over three CCWs with odd counts 3 + 5 + rest (§1.3 CD).
 pub(crate) async fn data_chain_odd_three<B: Backend>(c: &Ctx<B>) -> CaseResult {
-    let (_, len) = c.big();
-    split_read(c, &[3, 5, len - 8]).await
+    split_read(c, |len| vec![3, 5, len - 8]).await
 }
 
 /// Data chaining over eight CCWs of 7 bytes and the rest (§1.3 CD).
 pub(crate) async fn data_chain_eight<B: Backend>(c: &Ctx<B>) -> CaseResult {
-    let (_, len) = c.big();
-    let mut counts = vec![7u16; 7];
-    counts.push(len - 49);
-    split_read(c, &counts).await
+    split_read(c, |len| {
+        let mut counts = vec![7u16; 7];
+        counts.push(len - 49);
+        counts
+    })
+    .await
 }
 
 /// A data chain whose total count is shorter than the device's data ends normally when
 /// the last CCW has SLI: residual 0, only the counted bytes stored (§1.7, §1.3 SLI).
 pub(crate) async fn data_chain_short_with_sli<B: Backend>(c: &Ctx<B>) -> CaseResult {
-    split_read(c, &[4, 4]).await
+    split_read(c, |_| vec![4, 4]).await
 }
 
 /// Without SLI on the last CCW, a data chain shorter than the device's data ends with
 /// incorrect length (residual 0, cpa after the last CCW) (§1.7).
 pub(crate) async fn data_chain_short_without_sli<B: Backend>(c: &Ctx<B>) -> CaseResult {
-    let (code, _) = c.big();
+    let (r, _) = c.chain_read().await?;
     c.program(
         PROG,
-        &[
-            ccw(code, CcwFlags::CD, 4, DATA),
-            ccw(code, none(), 4, DATA2),
-        ],
+        &r.program(&[
+            ccw(r.code, CcwFlags::CD, 4, DATA),
+            ccw(r.code, none(), 4, DATA2),
+        ]),
     )?;
     let done = c.run(&orb(6, PROG)).await?;
     check(
@@ -215,9 +213,15 @@ pub(crate) async fn data_chain_short_without_sli<B: Backend>(c: &Ctx<B>) -> Case
         SubchannelStatus::INCORRECT_LENGTH,
     )?;
     ensure!(
-        done.irb.scsw.cpa.get() == PROG + 16,
-        "cpa {:#x}",
-        done.irb.scsw.cpa.get()
+        done.irb.scsw.cpa.get() == r.end(PROG, 2),
+        "cpa {:#x} (want {:#x})",
+        done.irb.scsw.cpa.get(),
+        r.end(PROG, 2)
+    );
+    ensure!(
+        done.irb.scsw.count.get() == 0,
+        "residual {}",
+        done.irb.scsw.count.get()
     );
     Ok(Verdict::Pass)
 }
@@ -225,13 +229,13 @@ pub(crate) async fn data_chain_short_without_sli<B: Backend>(c: &Ctx<B>) -> Case
 /// SLI on a CCW that specifies data chaining is ignored: only the last CCW's SLI counts,
 /// so the short chain still ends with incorrect length (§1.3: with CD set, SLI is ignored).
 pub(crate) async fn data_chain_sli_on_first_ignored<B: Backend>(c: &Ctx<B>) -> CaseResult {
-    let (code, _) = c.big();
+    let (r, _) = c.chain_read().await?;
     c.program(
         PROG,
-        &[
-            ccw(code, CcwFlags::CD | CcwFlags::SLI, 4, DATA),
-            ccw(code, none(), 4, DATA2),
-        ],
+        &r.program(&[
+            ccw(r.code, CcwFlags::CD | CcwFlags::SLI, 4, DATA),
+            ccw(r.code, none(), 4, DATA2),
+        ]),
     )?;
     let done = c.run(&orb(7, PROG)).await?;
     check(
@@ -243,20 +247,30 @@ pub(crate) async fn data_chain_sli_on_first_ignored<B: Backend>(c: &Ctx<B>) -> C
 }
 
 /// A data chain longer than the device's data: the residual count is what is left of the
-/// last CCW's count, SLI suppresses incorrect length (§1.7).
+/// last CCW's count, SLI suppresses incorrect length; each piece holds its part of the data
+/// and nothing is stored past the data's end (§1.7).
 pub(crate) async fn data_chain_long_residual<B: Backend>(c: &Ctx<B>) -> CaseResult {
-    let (code, len) = c.big();
-    let first = len / 2;
+    let (r, rf) = c.chain_read().await?;
+    let (len, first) = (r.len, r.len / 2);
+    c.poison(DATA, usize::from(first) + 1)?;
     c.poison(DATA2, usize::from(len))?;
     c.program(
         PROG,
-        &[
-            ccw(code, CcwFlags::CD, first, DATA),
-            ccw(code, CcwFlags::SLI, len, DATA2),
-        ],
+        &r.program(&[
+            ccw(r.code, CcwFlags::CD, first, DATA),
+            ccw(r.code, CcwFlags::SLI, len, DATA2),
+        ]),
     )?;
     let done = c.run(&orb(8, PROG)).await?;
-    ends_ok(&done, PROG + 16, first)?;
+    ends_ok(&done, r.end(PROG, 2), first)?;
+    let first = usize::from(first);
+    ensure!(c.read(DATA, first)? == rf[..first], "first piece");
+    let rest = rf.len() - first;
+    ensure!(c.read(DATA2, rest)? == rf[first..], "second piece");
+    ensure!(
+        c.read(DATA2 + rest as u32, 1)? == [POISON],
+        "the second piece stored past the device's data"
+    );
     Ok(Verdict::Pass)
 }
 
@@ -281,19 +295,19 @@ pub(crate) async fn skip_read<B: Backend>(c: &Ctx<B>) -> CaseResult {
 /// SKIP on the first CCW of a data chain: the first piece is skipped, the second stored at
 /// the right offset of the device's data (§1.3 SKIP, CD).
 pub(crate) async fn skip_then_data_chain<B: Backend>(c: &Ctx<B>) -> CaseResult {
-    let (code, len) = c.big();
-    let rf = c.reference(code, len).await?;
+    let (r, rf) = c.chain_read().await?;
+    let len = r.len;
     c.poison(DATA, 16)?;
     c.poison(DATA2, usize::from(len))?;
     c.program(
         PROG,
-        &[
-            ccw(code, CcwFlags::CD | CcwFlags::SKIP, 4, DATA),
-            ccw(code, CcwFlags::SLI, len - 4, DATA2),
-        ],
+        &r.program(&[
+            ccw(r.code, CcwFlags::CD | CcwFlags::SKIP, 4, DATA),
+            ccw(r.code, CcwFlags::SLI, len - 4, DATA2),
+        ]),
     )?;
     let done = c.run(&orb(10, PROG)).await?;
-    ends_ok(&done, PROG + 16, 0)?;
+    ends_ok(&done, r.end(PROG, 2), 0)?;
     ensure!(c.read(DATA, 4)? == [POISON; 4], "skipped piece stored");
     ensure!(
         c.read(DATA2, usize::from(len - 4))? == rf[4..],
@@ -426,17 +440,18 @@ pub(crate) async fn tic_first<B: Backend>(c: &Ctx<B>) -> CaseResult {
 /// A TIC does not end data chaining: the CCW after it continues the same transfer
 /// (§1.5: the chaining state is carried through a TIC).
 pub(crate) async fn tic_carries_data_chain<B: Backend>(c: &Ctx<B>) -> CaseResult {
-    let (code, len) = c.big();
-    let rf = c.reference(code, len).await?;
+    let (r, rf) = c.chain_read().await?;
+    let len = r.len;
+    c.poison(DATA, 5)?;
     c.poison(DATA2, usize::from(len))?;
     c.program(
         PROG,
-        &[
-            ccw(code, CcwFlags::CD, 4, DATA),
+        &r.program(&[
+            ccw(r.code, CcwFlags::CD, 4, DATA),
             ccw(cmd::TIC, none(), 0, PROG2),
-        ],
+        ]),
     )?;
-    c.program(PROG2, &[ccw(code, CcwFlags::SLI, len - 4, DATA2)])?;
+    c.program(PROG2, &[ccw(r.code, CcwFlags::SLI, len - 4, DATA2)])?;
     let done = c.run(&orb(16, PROG)).await?;
     ends_ok(&done, PROG2 + 8, 0)?;
     ensure!(c.read(DATA, 4)? == rf[..4], "first piece");

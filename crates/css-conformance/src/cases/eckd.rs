@@ -85,9 +85,11 @@ fn locate(op: u8, count: u8, head: u16, rec: u8) -> [u8; 16] {
     p
 }
 
+/// A record's data: position-dependent with no period shorter than the record (the high
+/// byte of the offset is mixed in), so a piece stored at a wrong offset cannot match.
 fn pattern(seed: u8) -> Vec<u8> {
     (0..usize::from(BLK))
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 8) as u8)
         .collect()
 }
 
@@ -103,14 +105,50 @@ fn located<B: Backend>(
     lr: [u8; 16],
     then: &[[u8; 8]],
 ) -> Result<(), Failure> {
-    c.write(PARMS, &define_extent(mask, 0, 2))?;
-    c.write(PARMS + 16, &lr)?;
-    let mut prog = vec![
-        ccw(DEFINE_EXTENT, CcwFlags::CC, 16, PARMS),
-        ccw(LOCATE, CcwFlags::CC, 16, PARMS + 16),
-    ];
+    let mut prog = located_prefix(c, mask, lr)?.to_vec();
     prog.extend_from_slice(then);
     c.program(PROG, &prog)
+}
+
+/// Writes the Define Extent (`mask`, tracks 0..=2) and Locate Record (`lr`) parameters at
+/// [`PARMS`] and returns the two command-chained CCWs that use them: what every record
+/// program of this group starts with.
+fn located_prefix<B: Backend>(c: &Ctx<B>, mask: u8, lr: [u8; 16]) -> Result<[[u8; 8]; 2], Failure> {
+    c.write(PARMS, &define_extent(mask, 0, 2))?;
+    c.write(PARMS + 16, &lr)?;
+    Ok([
+        ccw(DEFINE_EXTENT, CcwFlags::CC, 16, PARMS),
+        ccw(LOCATE, CcwFlags::CC, 16, PARMS + 16),
+    ])
+}
+
+/// Head and record of the record the generic data-chaining cases read on a 3390 (nothing
+/// else in this group touches it).
+const CHAIN_AT: (u16, u8) = (2, 9);
+/// Pattern seed of that record.
+const CHAIN_SEED: u8 = 0xDC;
+
+/// The 3390's transfer for the generic data-chaining cases: Hercules' CKD emulation
+/// command-rejects data chaining on SENSE ID and Read Device Characteristics
+/// (hercules-guest.md gotcha 9), so on a 3390 they split a 4096-byte Read Data of a known
+/// record instead, after the Define Extent and Locate Record that select it. Writes the
+/// record (pattern [`CHAIN_SEED`]), then the read's parameters; the record's bytes are the
+/// reference every split must reproduce.
+pub(crate) async fn chain_read<B: Backend>(
+    c: &Ctx<B>,
+    sch: SubchannelId,
+) -> Result<(ChainRead, Vec<u8>), Failure> {
+    let (head, rec) = CHAIN_AT;
+    write_records(c, sch, head, rec, 1, CHAIN_SEED).await?;
+    let prefix = located_prefix(c, MASK_READ, locate(OP_READ_DATA, 1, head, rec))?;
+    Ok((
+        ChainRead {
+            prefix: prefix.to_vec(),
+            code: READ_DATA_MT,
+            len: BLK,
+        },
+        pattern(CHAIN_SEED),
+    ))
 }
 
 /// Checks that sense byte `byte` has every bit of `bits` set (`what` names them).

@@ -153,22 +153,23 @@ pub(crate) async fn idal_partial_count<B: Backend>(c: &Ctx<B>) -> CaseResult {
 /// A data chain whose CCWs both use IDALs: each CCW's IDAL addresses its own piece
 /// (§8.1, §1.3 CD).
 pub(crate) async fn idal_data_chain<B: Backend>(c: &Ctx<B>) -> CaseResult {
-    let (code, len) = c.big();
-    let rf = c.reference(code, len).await?;
+    let (r, rf) = c.chain_read().await?;
+    let len = r.len;
     c.poison(DATA, 64)?;
     c.poison(DATA2, usize::from(len))?;
     c.write(IDAL, &u64::from(DATA).to_be_bytes())?;
     c.write(IDAL + 8, &u64::from(DATA2).to_be_bytes())?;
     c.program(
         PROG,
-        &[
-            ccw(code, CcwFlags::CD | CcwFlags::IDA, 6, IDAL),
-            ccw(code, CcwFlags::IDA | CcwFlags::SLI, len - 6, IDAL + 8),
-        ],
+        &r.program(&[
+            ccw(r.code, CcwFlags::CD | CcwFlags::IDA, 6, IDAL),
+            ccw(r.code, CcwFlags::IDA | CcwFlags::SLI, len - 6, IDAL + 8),
+        ]),
     )?;
     let done = c.run(&Fmt::F2k4.orb(31, PROG)).await?;
-    ends_ok(&done, PROG + 16, 0)?;
-    ensure!(c.read(DATA, 6)? == rf[..6], "first piece");
+    ends_ok(&done, r.end(PROG, 2), 0)?;
+    ensure!(c.read(DATA, 7)?[..6] == rf[..6], "first piece");
+    ensure!(c.read(DATA, 7)?[6] == POISON, "first piece past its count");
     ensure!(
         c.read(DATA2, usize::from(len - 6))? == rf[6..],
         "second piece"

@@ -109,20 +109,20 @@ pub(crate) async fn direct_across_page<B: Backend>(c: &Ctx<B>) -> CaseResult {
 /// A data chain whose second piece crosses a page boundary directly (§1.3 CD; anchors.md
 /// fabricated IDAL per CCW).
 pub(crate) async fn data_chain_across_page<B: Backend>(c: &Ctx<B>) -> CaseResult {
-    let (code, len) = c.big();
-    let rf = c.reference(code, len).await?;
+    let (r, rf) = c.chain_read().await?;
+    let len = r.len;
     let at = DATA2 + 0x1000 - u32::from(len / 4);
     c.poison(DATA, 8)?;
     c.poison(at, usize::from(len))?;
     c.program(
         PROG,
-        &[
-            ccw(code, CcwFlags::CD, 4, DATA),
-            ccw(code, CcwFlags::SLI, len - 4, at),
-        ],
+        &r.program(&[
+            ccw(r.code, CcwFlags::CD, 4, DATA),
+            ccw(r.code, CcwFlags::SLI, len - 4, at),
+        ]),
     )?;
     let done = c.run(&orb(35, PROG)).await?;
-    ends_ok(&done, PROG + 16, 0)?;
+    ends_ok(&done, r.end(PROG, 2), 0)?;
     ensure!(c.read(DATA, 4)? == rf[..4], "first piece");
     ensure!(
         c.read(at, usize::from(len - 4))? == rf[4..],
