@@ -186,7 +186,7 @@ impl Toolchain {
         Ok(Self {
             rustc,
             qemu_user,
-            target_dir: cache.dir("target")?,
+            target_dir: cache.dir(&checkout_target(&util::root()))?,
             payload_dir: cache.dir("payload")?,
         })
     }
@@ -373,9 +373,46 @@ impl Toolchain {
     }
 }
 
+/// The cache's cargo target directory for the checkout at `root`: one per checkout.
+///
+/// Several checkouts (git worktrees, a CI clone) share one cache. With one target directory
+/// between them, cargo keeps each checkout's compiled units apart, but a unit it finds fresh is
+/// not copied to `release/<bin>` again, so a checkout could ship the binary another checkout
+/// built last. A directory per checkout costs each new checkout one build of the dependencies.
+fn checkout_target(root: &Path) -> String {
+    let key: String = root
+        .to_string_lossy()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("targets/{}", key.trim_matches('_'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_checkout_builds_in_its_own_target_directory() {
+        assert_eq!(
+            checkout_target(Path::new("/work/main")),
+            "targets/work_main"
+        );
+        assert_eq!(
+            checkout_target(Path::new("/tmp/ci-clone")),
+            "targets/tmp_ci-clone"
+        );
+        assert_ne!(
+            checkout_target(Path::new("/work/wt/a")),
+            checkout_target(Path::new("/work/wt/b"))
+        );
+    }
 
     #[test]
     fn a_ccwctl_payload_makes_its_guest_checks_required() {
