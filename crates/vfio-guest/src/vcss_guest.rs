@@ -163,8 +163,8 @@ pub(crate) struct Guest<B: Backend + 'static> {
     events: mpsc::UnboundedReceiver<HostEvent>,
     /// The host's paths, as attached.
     pub(crate) paths: Paths,
-    /// (CHPID, type) of every installed path.
-    pub(crate) chpids: Vec<(u8, u8)>,
+    /// (CHPID, type) of every installed path; no type for a path the host cannot describe.
+    pub(crate) chpids: Vec<(u8, Option<u8>)>,
     /// The guest's device number, and the host's.
     pub(crate) devno: u16,
     pub(crate) host_devno: u16,
@@ -173,13 +173,14 @@ pub(crate) struct Guest<B: Backend + 'static> {
 impl<B: Backend + 'static> Guest<B> {
     /// Passes host subchannel `host_sch` of `css` (made over a backend that maps `mem`)
     /// through as guest subchannel [`GUEST_SCH`] with device number `devno`; `chpid_type`
-    /// gives each host CHPID's type (host sysfs on s390x).
+    /// gives each host CHPID's type (host sysfs on s390x), `None` when the host has no
+    /// description of it ([`Vcss::add_chpid_undescribed`]).
     pub(crate) async fn new(
         css: Css<B>,
         mem: Arc<GuestMemoryMmap>,
         host_sch: SubchannelId,
         devno: DevnoMapping,
-        chpid_type: &dyn Fn(u8) -> Result<u8, String>,
+        chpid_type: &dyn Fn(u8) -> Result<Option<u8>, String>,
     ) -> Result<Self, String> {
         let (host, events) =
             PassthroughHost::new(css, mem.clone(), tokio::runtime::Handle::current());
@@ -200,7 +201,10 @@ impl<B: Backend + 'static> Guest<B> {
             if a.paths.pim & (0x80 >> slot) != 0 {
                 let chpid = a.paths.chpids[slot];
                 let ty = chpid_type(chpid)?;
-                vcss.add_chpid(chpid, ty);
+                match ty {
+                    Some(t) => vcss.add_chpid(chpid, t),
+                    None => vcss.add_chpid_undescribed(chpid),
+                }
                 chpids.push((chpid, ty));
             }
         }
@@ -484,22 +488,34 @@ pub(crate) async fn bringup<B: Backend + 'static>(
     for (chpid, ty) in g.chpids.clone() {
         checks.record(&format!("chsc-scpd-{chpid:02x}"), {
             (|| {
+                // Valid with the host's type; not valid (flags 0) for a path the host has no
+                // description of, as the host's own channel subsystem answered it.
+                let want = match ty {
+                    Some(t) => [0x80, 0, t, chpid],
+                    None => [0, 0, 0, chpid],
+                };
                 let d0 = g.chsc(&[0, 0x10, 0, 0x02, 0, 0, 0, chpid, 0, 0, 0, chpid])?;
                 ensure!(
-                    d0[..4] == [0, 0x10, 0, 1] && d0[8..12] == [0x80, 0, ty, chpid],
+                    d0[..4] == [0, 0x10, 0, 1] && d0[8..12] == want,
                     "format 0: {}",
                     hex(&d0)
                 );
                 if fcs {
                     let d1 = g.chsc(&[0, 0x10, 0, 0x02, 0x10, 0, 1, chpid, 0, 0, 0, chpid])?;
                     ensure!(
-                        d1.len() == 40 && d1[7] == 1 && d1[8..12] == [0x80, 0, ty, chpid],
+                        d1.len() == 40 && d1[7] == 1 && d1[8..12] == want,
                         "format 1: {}",
                         hex(&d1)
                     );
                 }
+                let what = match ty {
+                    Some(t) => format!("valid, type {t:02x}"),
+                    None => format!(
+                        "not valid: the host has no description (no /sys/devices/css0/chp0.{chpid:02x})"
+                    ),
+                };
                 ok(format!(
-                    "valid, type {ty:02x}{}",
+                    "{what}{}",
                     if fcs { ", formats 0 and 1" } else { "" }
                 ))
             })()
@@ -850,11 +866,21 @@ pub(crate) async fn ipl<B: Backend + 'static>(g: &mut Guest<B>, checks: &mut Che
 
 /// The type of host channel path `chpid` from sysfs (what QEMU reads for vfio-ccw,
 /// vcss-reference §6.2).
-pub(crate) fn sysfs_chpid_type(chpid: u8) -> Result<u8, String> {
-    let path = format!("/sys/devices/css0/chp0.{chpid:02x}/type");
+///
+/// The host kernel registers a channel path only when its own store-channel-path-description
+/// succeeds; without it (Hercules 3.13 implements no CHSC 0x0002) there is no directory and
+/// the path has no description: `None`.
+pub(crate) fn sysfs_chpid_type(chpid: u8) -> Result<Option<u8>, String> {
+    let dir = format!("/sys/devices/css0/chp0.{chpid:02x}");
+    if !std::path::Path::new(&dir).exists() {
+        return Ok(None);
+    }
+    let path = format!("{dir}/type");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
     let t = text.trim();
-    u8::from_str_radix(t.trim_start_matches("0x"), 16).map_err(|_| format!("{path}: `{t}`"))
+    u8::from_str_radix(t.trim_start_matches("0x"), 16)
+        .map(Some)
+        .map_err(|_| format!("{path}: `{t}`"))
 }
 
 #[cfg(test)]
@@ -877,8 +903,14 @@ mod tests {
         Scratch(d)
     }
 
-    /// A guest over mock-backend's `machine` (device 0 passed through with `devno`).
-    async fn guest(machine: &str, dir: &Scratch, devno: DevnoMapping) -> Guest<MockBackend> {
+    /// A guest over mock-backend's `machine` (device 0 passed through with `devno`); the host
+    /// describes its CHPIDs when `described` (else as Hercules 3.13's host: no description).
+    async fn guest(
+        machine: &str,
+        dir: &Scratch,
+        devno: DevnoMapping,
+        described: bool,
+    ) -> Guest<MockBackend> {
         let m = Machine::parse(machine, &dir.0.join("m.machine")).unwrap();
         let mem =
             Arc::new(GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), MEMORY)]).unwrap());
@@ -899,7 +931,7 @@ mod tests {
             types
                 .iter()
                 .find(|(c, _)| *c == chpid)
-                .map(|(_, t)| *t)
+                .map(|(_, t)| described.then_some(*t))
                 .ok_or_else(|| format!("no CHPID {chpid:02x}"))
         };
         Guest::new(
@@ -924,6 +956,7 @@ mod tests {
                 "chpid 00 type=32\n0005 virtio-blk-ccw chpids=00 sectors=131072\n",
                 &dir,
                 map,
+                true,
             )
             .await;
             assert_eq!((g.devno, g.host_devno), (want, 0x0005));
@@ -977,13 +1010,13 @@ mod tests {
             "chpid 01 type=11\n0120 3390 chpids=01 image={}\n",
             image.display()
         );
-        let mut g = guest(&machine, &dir, "fe.0.0190".parse().unwrap()).await;
+        let mut g = guest(&machine, &dir, "fe.0.0190".parse().unwrap(), false).await;
         let mut c = Checks::new("vcss-bringup");
         bringup(&mut g, Expect::Dasd3390 { cylinders: 20 }, &mut c).await;
         assert_eq!((c.passed, c.failed), (13, 0), "{}", c.summary());
         g.shutdown().await.unwrap();
 
-        let mut g = guest(&machine, &dir, DevnoMapping::Host).await;
+        let mut g = guest(&machine, &dir, DevnoMapping::Host, false).await;
         let mut c = Checks::new("vcss-ipl");
         ipl(&mut g, &mut c).await;
         // Enable, four starts, then the starts, PSW, payload and SID word.
@@ -1004,7 +1037,7 @@ mod tests {
             "chpid 01 type=11\n0120 3390 chpids=01 image={}\n",
             path.display()
         );
-        let mut g = guest(&machine, &dir, DevnoMapping::Host).await;
+        let mut g = guest(&machine, &dir, DevnoMapping::Host, false).await;
         let mut c = Checks::new("vcss-ipl");
         ipl(&mut g, &mut c).await;
         assert_eq!((c.passed, c.failed), (1, 1), "{}", c.summary());
