@@ -700,7 +700,7 @@ async fn vcss_run(args: &Args, ipl: bool) -> Result<()> {
     backend.attach_memory(mem.clone())?;
     let css = css_core::Css::new(backend.clone()).map_err(|e| fail("css", e.to_string()))?;
     println!(
-        "{name} on vfio-ccw {api} ({}): host subchannel {sch} as guest 0.0.{:04x}, devno {:?}",
+        "{name} on vfio-ccw {api} ({}): host subchannel {sch} as guest 0.0.{:04x}, devno {}",
         args.uuid,
         vcss_guest::GUEST_SCH,
         args.devno
