@@ -218,7 +218,7 @@ enum Phase {
 /// ([`IplStep`]); the VMM starts each program on the IPL subchannel (through the guest's
 /// SSCH/TSCH or its own), synchronous device or passed-through alike. An ending other than
 /// channel end + device end alone, a program that breaks the rules above or a walk past
-/// [`MAX_WALK`] CCWs or [`MAX_STARTS`] starts is a typed [`IplError`].
+/// 256 CCWs in one program or 64 starts is a typed [`IplError`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrefetchIpl {
     sch_no: u16,
