@@ -107,11 +107,16 @@ elif [ "$LANE" = qemu ]; then
     run conformance-legacy /bin/vfio-guest conformance --api legacy --uuid "$UUID"
     run conformance-cdev /bin/vfio-guest conformance --api cdev --uuid "$UUID"
     run bench /bin/vfio-guest bench --uuid "$UUID"
+    run vcss-bringup-legacy /bin/vfio-guest vcss-bringup --api legacy --uuid "$UUID"
+    run vcss-bringup-cdev /bin/vfio-guest vcss-bringup --api cdev --uuid "$UUID" --devno fe.0.1234
 else
     run vfio-info /bin/vfio-guest info --uuid "$UUID"
     run conformance-legacy /bin/vfio-guest conformance --api legacy --fixture 3390 --uuid "$UUID"
     run conformance-cdev /bin/vfio-guest conformance --api cdev --fixture 3390 --uuid "$UUID"
     run bench-dasd /bin/vfio-guest bench --fixture 3390 --uuid "$UUID"
+    run vcss-bringup-legacy /bin/vfio-guest vcss-bringup --api legacy --fixture 3390 --uuid "$UUID"
+    run vcss-bringup-cdev /bin/vfio-guest vcss-bringup --api cdev --fixture 3390 --uuid "$UUID" --devno fe.0.1234
+    run vcss-ipl /bin/vfio-guest vcss-ipl --api legacy --uuid "$UUID" --devno fe.0.0190
 fi
 
 # ccwctl_check <step> <what to find in the output> <ccwctl args...>: runs ccwctl against the vfio

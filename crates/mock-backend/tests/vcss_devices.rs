@@ -3,7 +3,7 @@
 //! The simulator's device models behind vcss's virtual subchannels ([`ChannelDevice`]): what
 //! a guest sees through the I/O instructions a VMM answers with vcss, and IPL from a 3390
 //! carrying an IPL record chain, the architected way ([`Vcss::ipl`]) and QEMU's firmware way
-//! for a DASD behind vfio-ccw.
+//! for a DASD behind vfio-ccw ([`PrefetchIpl`]).
 
 use std::path::PathBuf;
 
@@ -12,7 +12,7 @@ use ccw_types::{CcwFlags, CcwFormat, CcwRepr, CommandOrb};
 use mock_backend::ChannelDevice;
 use mock_backend::dasd::{CkdImage, CreateOptions, Eckd, IplChain, Model3390};
 use mock_backend::devices::{TestDevice, VirtioBlkCcw};
-use vcss::{ConditionCode, IplError, Vcss};
+use vcss::{ConditionCode, IplError, IplStep, PrefetchIpl, Vcss};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 const ORB_AT: u64 = 0x800;
@@ -309,94 +309,76 @@ fn ipl_failures_are_typed() {
     assert_eq!(css.ipl(&m, 9), Err(IplError::NotProvided(9)));
 }
 
-/// Format-0 CCW.
-fn ccw0(cmd: u8, addr: u32, flags: u8, count: u16) -> [u8; 8] {
-    let a = addr.to_be_bytes();
-    let c = count.to_be_bytes();
-    [cmd, a[1], a[2], a[3], flags, 0, c[0], c[1]]
-}
-
-/// Starts a format-0 program at `cpa` and requires channel end + device end alone.
-fn start0(css: &mut Vcss, m: &GuestMemoryMmap, cpa: u32) {
-    let scsw = run(css, m, 2, cpa, CcwFormat::Format0);
-    assert_eq!(
-        status(&scsw),
-        (CE_DE, 0),
-        "program at {cpa:#x}: {scsw:02x?}"
-    );
-}
-
-/// QEMU's firmware method for a DASD behind vfio-ccw (docs/devel/s390-dasd-ipl.rst): every
-/// start is a program that is whole in storage before it starts (vfio-ccw prefetches), so
-/// Read IPL runs unchained, the IPL1 CCWs run behind a seek and search for IPL2, and each
-/// READ → TIC pair of IPL2 ends one start and begins the next.
+/// QEMU's firmware method for a DASD behind vfio-ccw (docs/devel/s390-dasd-ipl.rst), as
+/// vcss's [`PrefetchIpl`] drives it: every start is a program whole in storage before it
+/// starts (vfio-ccw prefetches), so Read IPL runs unchained, the IPL1 CCWs run behind a seek
+/// and search for IPL2, and each READ -> TIC pair of IPL2 ends one start and begins the next.
 #[test]
 fn qemu_vfio_dasd_ipl_method_loads_the_same_bytes() {
     let dir = Scratch::new("ipl-qemu");
     let mut css = css(ipl_image(&dir));
     let m = mem();
-    // 1-2: Read IPL without chaining or SLI.
-    put(&m, 0, &ccw0(0x02, 0, 0, 24));
-    start0(&mut css, &m, 0);
-    assert_eq!(get(&m, 0, 8), PSW);
-    // 3: IPL1 must be READ + TIC; the TIC names IPL2.
-    let ipl1 = get(&m, 8, 16);
-    assert_eq!((ipl1[0], ipl1[8]), (0x06, 0x08));
-    let ipl2 = u32::from_be_bytes([0, ipl1[9], ipl1[10], ipl1[11]]);
-    // 4: move the IPL1 CCWs to 0x20/0x28 (the READ unchained) behind a seek to 0/0 and a
-    // search for record 2 looping on itself.
-    put(&m, 0x20, &ipl1);
-    let mut read = get(&m, 0x20, 8);
-    read[4] &= !0x40;
-    put(&m, 0x20, &read);
-    put(&m, 0x08, &ccw0(0x07, 0x30, 0x40, 6));
-    put(&m, 0x10, &ccw0(0x31, 0x38, 0x40, 5));
-    put(&m, 0x18, &ccw0(0x08, 0x10, 0, 0));
-    put(&m, 0x30, &[0; 8]);
-    put(&m, 0x38, &[0, 0, 0, 0, 2, 0, 0, 0]);
-    // 5: IPL2 is read.
-    start0(&mut css, &m, 0x08);
-    assert_eq!(ipl2, IplChain::IPL2_ADDR);
-    assert_ne!(get(&m, u64::from(ipl2), 1), [0]);
-    // 7: run IPL2 dynamically: a READ with command chaining followed by a TIC ends a start
-    // (its chaining cleared); the next start begins at the TIC's target.
-    let mut start = ipl2;
-    let mut starts = 0;
-    loop {
-        let mut at = start;
-        let next = loop {
-            let c = get(&m, u64::from(at), 16);
-            let target = |i: usize| u32::from_be_bytes([0, c[i + 1], c[i + 2], c[i + 3]]);
-            if c[0] & 0x0F == 0x08 {
-                // A TIC back to the preceding CCW closes a search loop: walk on.
-                assert_eq!(target(0), at - 8, "a TIC that is not a search loop");
-                at += 8;
-                continue;
+    let mut ipl = PrefetchIpl::new(2);
+    let mut step = ipl.begin(&m).unwrap();
+    let mut starts = Vec::new();
+    let psw = loop {
+        match step {
+            IplStep::Start { cpa } => {
+                // The program is whole in storage before it starts and running it does not
+                // change its own CCWs (what vfio-ccw's prefetch requires).
+                let before = get(&m, u64::from(cpa), 24);
+                put(&m, ORB_AT, &PrefetchIpl::orb(cpa).emit().into_bytes());
+                assert_eq!(css.ssch(&m, sid(2), ORB_AT), Ok(ConditionCode::Cc0));
+                assert_eq!(css.tsch(&m, sid(2), IRB_AT), Ok(ConditionCode::Cc0));
+                let irb = get(&m, IRB_AT, 12);
+                assert_eq!(irb[8..10], [CE_DE, 0], "program at {cpa:#x}: {irb:02x?}");
+                if cpa != 0 {
+                    assert_eq!(get(&m, u64::from(cpa), 24), before, "at {cpa:#x}");
+                }
+                starts.push(cpa);
+                step = ipl
+                    .ended(&m, &ccw_types::Scsw::read_from(&irb).unwrap())
+                    .unwrap();
             }
-            let chained = c[4] & 0x40 != 0;
-            if (c[0] == 0x06 || c[0] == 0x86) && chained && c[8] & 0x0F == 0x08 {
-                put(&m, u64::from(at) + 4, &[c[4] & !0x40]);
-                break Some(target(8));
-            }
-            if !chained {
-                break None;
-            }
-            at += 8;
-        };
-        // The program of this start is whole in storage before it starts (what vfio-ccw's
-        // prefetch requires): running it does not change its own CCWs.
-        let program = get(&m, u64::from(start), (at + 8 - start) as usize);
-        start0(&mut css, &m, start);
-        assert_eq!(get(&m, u64::from(start), program.len()), program);
-        starts += 1;
-        match next {
-            Some(target) => start = target,
-            None => break,
+            IplStep::Loaded { psw } => break psw,
         }
-    }
-    assert_eq!(starts, 2, "IPL2, then the stage it read");
+    };
+    // Read IPL, IPL1's READ behind the search loop, IPL2, then the stage it read.
+    assert_eq!(starts, [0, 8, IplChain::IPL2_ADDR, IplChain::STAGE3_ADDR]);
+    assert_eq!(psw, PSW);
     assert_eq!(get(&m, u64::from(LOAD), 200), payload());
-    assert_eq!(get(&m, 0, 8), PSW);
+    // The search loop at 8 and IPL1's READ moved to 0x20, unchained.
+    assert_eq!(get(&m, 8, 8), [0x07, 0, 0, 0x30, 0x40, 0, 0, 6]);
+    assert_eq!(get(&m, 0x20, 8), [0x06, 0x00, 0x20, 0x00, 0x20, 0, 0, 0x50]);
+    // Once loaded there is nothing more to start.
+    let irb = get(&m, IRB_AT, 12);
+    assert!(matches!(
+        ipl.ended(&m, &ccw_types::Scsw::read_from(&irb).unwrap()),
+        Err(IplError::Program { sch: 2, .. })
+    ));
+}
+
+/// The firmware method refuses a volume without an IPL chain, naming why.
+#[test]
+fn qemu_vfio_dasd_ipl_method_refuses_a_volume_without_a_chain() {
+    let dir = Scratch::new("ipl-qemu-bad");
+    let mut css = css(image(&dir));
+    let m = mem();
+    let mut ipl = PrefetchIpl::new(2);
+    let IplStep::Start { cpa: 0 } = ipl.begin(&m).unwrap() else {
+        panic!("Read IPL first");
+    };
+    put(&m, ORB_AT, &PrefetchIpl::orb(0).emit().into_bytes());
+    assert_eq!(css.ssch(&m, sid(2), ORB_AT), Ok(ConditionCode::Cc0));
+    assert_eq!(css.tsch(&m, sid(2), IRB_AT), Ok(ConditionCode::Cc0));
+    let irb = get(&m, IRB_AT, 12);
+    assert_eq!(
+        ipl.ended(&m, &ccw_types::Scsw::read_from(&irb).unwrap()),
+        Err(IplError::Program {
+            sch: 2,
+            why: "IPL1's CCWs are not a READ DATA followed by a TIC"
+        })
+    );
 }
 
 #[test]

@@ -148,7 +148,7 @@ impl Vcss {
         for (i, chpid) in (first..=last).take(n).enumerate() {
             let d = &mut resp[8 + i * size..8 + (i + 1) * size];
             d[3] = chpid;
-            if let Some(&ty) = self.chpids.get(&chpid) {
+            if let Some(&Some(ty)) = self.chpids.get(&chpid) {
                 d[0] = 0x80;
                 d[2] = ty;
             }

@@ -76,8 +76,9 @@ pub struct SeiEvent {
 /// every other id is "not provided", cc 3).
 pub struct Vcss {
     pub(crate) subchannels: BTreeMap<u16, VirtualSubchannel>,
-    /// Channel paths: CHPID -> channel-path type (descriptor byte 2, 0x32 for virtual).
-    pub(crate) chpids: BTreeMap<u8, u8>,
+    /// Channel paths: CHPID -> channel-path type (descriptor byte 2, 0x32 for virtual), or
+    /// `None` for a path the host could not describe ([`Vcss::add_chpid_undescribed`]).
+    pub(crate) chpids: BTreeMap<u8, Option<u8>>,
     irqs: IrqQueues,
     crws: CrwQueue,
     pub(crate) events: VecDeque<SeiEvent>,
@@ -171,7 +172,17 @@ impl Vcss {
     /// Declares channel path `chpid` of type `ty` (0x32 for a virtual path, the host's type for
     /// a passed-through one).
     pub fn add_chpid(&mut self, chpid: u8, ty: u8) {
-        self.chpids.insert(chpid, ty);
+        self.chpids.insert(chpid, Some(ty));
+    }
+
+    /// Declares channel path `chpid` of a passed-through subchannel whose description the host
+    /// cannot give: the host's own store-channel-path-description failed, so its kernel has no
+    /// `/sys/devices/css0/chp0.xx` (Hercules 3.13 implements no CHSC 0x0002). The guest's
+    /// subchannels may use it; CHSC store channel-path description answers its descriptor not
+    /// valid (flags 0, CHPID filled), which is what the host knows, rather than a made-up type.
+    /// QEMU refuses such a device instead (it reads the type from host sysfs at realize).
+    pub fn add_chpid_undescribed(&mut self, chpid: u8) {
+        self.chpids.insert(chpid, None);
     }
 
     /// Adds subchannel 0.0.`sch_no` for device number `devno` on `chpid` (path slot 0; PIM =

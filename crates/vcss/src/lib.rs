@@ -32,7 +32,7 @@ pub struct ReadmeDoctests;
 pub use css::{Paths, SeiEvent, Vcss, VirtualSubchannel};
 pub use css_core::ConditionCode;
 pub use device::{Device, Ending, GuestIo, Outcome, SenseData};
-pub use ipl::IplError;
+pub use ipl::{IplError, IplStep, PrefetchIpl};
 pub use irq::{CrwQueue, IrqQueues, Notification, Notifier};
 
 use sch::OperandException;

@@ -62,6 +62,16 @@ pub enum DevnoMapping {
     Virtual(u16),
 }
 
+impl std::fmt::Display for DevnoMapping {
+    /// `host`, or QEMU's notation `fe.0.xxxx` (what [`DevnoMapping::from_str`] reads back).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Host => f.write_str("host"),
+            Self::Virtual(d) => write!(f, "fe.0.{d:04x}"),
+        }
+    }
+}
+
 /// A device-number mapping that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
@@ -567,6 +577,10 @@ mod tests {
         assert_eq!("fe.0.1234".parse(), Ok(DevnoMapping::Virtual(0x1234)));
         assert_eq!("FE.0.00aB".parse(), Ok(DevnoMapping::Virtual(0xAB)));
         assert_eq!("0.0.0005".parse(), Ok(DevnoMapping::Virtual(5)));
+        for m in [DevnoMapping::Host, DevnoMapping::Virtual(0x1234)] {
+            assert_eq!(m.to_string().parse(), Ok(m), "{m}");
+        }
+        assert_eq!(DevnoMapping::Virtual(5).to_string(), "fe.0.0005");
         for bad in [
             "fe.1.1234",
             "0.2.0005",

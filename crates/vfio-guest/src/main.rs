@@ -12,6 +12,8 @@
 //! vfio-guest replay --image <ckd image> --guest <answer lines>   (host side, feature `replay`)
 //! vfio-guest claim --busid <busid> [--uuid <mdev-uuid>] -- <command...>
 //! vfio-guest restored --busid <busid> [--expect <text>] [--name <name>] -- <command...>
+//! vfio-guest vcss-bringup --api legacy|cdev --uuid <mdev-uuid> [--fixture virtio-blk|3390] [--devno host|fe.0.xxxx]
+//! vfio-guest vcss-ipl --api legacy|cdev --uuid <mdev-uuid> [--devno host|fe.0.xxxx]
 //! ```
 //!
 //! `claim` and `restored` are the device lifecycle through vfio-backend's
@@ -33,6 +35,11 @@
 //! kernel-torture group (kernel findings) and the cases that meet a named defect (groups
 //! `kernel-findings` and `hercules-defects`, see `fixtures::findings`) are reported apart
 //! unless `--strict`.
+//! `vcss-bringup` passes the device through vcss (the guest-facing channel subsystem a VMM
+//! runs) with the device number kept or replaced, and plays a Linux guest's bring-up against
+//! it through vcss's instruction handlers; `vcss-ipl` loads the lane 3390's IPL record chain
+//! through it with QEMU's firmware method for vfio-ccw (see `vcss_guest`). Each prints
+//! `vcss-bringup: N passed, M failed` (or `vcss-ipl: ...`).
 //! Exit status: 0 success, 1 failure, 2 usage error.
 
 #![forbid(unsafe_code)]
@@ -43,6 +50,7 @@ mod lifecycle;
 mod measure;
 mod raw;
 mod runner;
+mod vcss_guest;
 
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -59,6 +67,8 @@ use fixtures::{
 };
 use measure::{RoundTrip, backend_round_trips, median, raw_round_trips};
 use runner::{GroupReport, run_groups};
+use vcss::passthrough::{BadDevno, DevnoMapping};
+use vcss_guest::{Checks, Expect, Guest};
 use vfio_backend::{
     ApiChoice, DEFAULT_CONTROL_IOVA, VfioBackend, VfioDevice, VfioMapper, VfioOptions, uapi,
 };
@@ -71,6 +81,8 @@ const USAGE: &str = "usage:
   vfio-guest conformance --api legacy|cdev --uuid <mdev-uuid|sysfs-path> [--fixture virtio-blk|3390] [--strict]
   vfio-guest differential --api legacy|cdev --uuid <mdev-uuid|sysfs-path>
   vfio-guest replay --image <ckd image> --guest <answer lines>   (host; feature `replay`)
+  vfio-guest vcss-bringup --api legacy|cdev --uuid <mdev-uuid|sysfs-path> [--fixture virtio-blk|3390] [--devno host|fe.0.xxxx]
+  vfio-guest vcss-ipl --api legacy|cdev --uuid <mdev-uuid|sysfs-path> [--devno host|fe.0.xxxx]
 
 conformance targets the virtio-blk-ccw device of a QEMU guest (--fixture virtio-blk, the
 default) or a Hercules 3390 (--fixture 3390): what the emulator cannot do is skipped with the
@@ -91,18 +103,30 @@ struct Args {
     fixture: Target,
     image: Option<std::path::PathBuf>,
     guest: Option<std::path::PathBuf>,
+    devno: DevnoMapping,
 }
 
 fn parse_args(argv: &[String]) -> std::result::Result<Args, String> {
     let mut it = argv.iter();
     let cmd = it.next().ok_or("missing command")?.clone();
-    if !["info", "bench", "conformance", "differential", "replay"].contains(&cmd.as_str()) {
+    const COMMANDS: [&str; 7] = [
+        "info",
+        "bench",
+        "conformance",
+        "differential",
+        "replay",
+        "vcss-bringup",
+        "vcss-ipl",
+    ];
+    if !COMMANDS.contains(&cmd.as_str()) {
         return Err(format!("unknown command `{cmd}`"));
     }
     let (mut uuid, mut api, mut iters, mut strict) = (None, ApiChoice::Auto, 200, false);
     let mut fixture = Target::VirtioBlk;
     let mut image = None;
     let mut guest = None;
+    let mut devno = DevnoMapping::Host;
+    let vcss = cmd.starts_with("vcss-");
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
@@ -116,7 +140,10 @@ fn parse_args(argv: &[String]) -> std::result::Result<Args, String> {
                     .ok_or("--iters needs a positive number")?
             }
             "--strict" if cmd == "conformance" => strict = true,
-            "--fixture" if cmd == "conformance" || cmd == "bench" => fixture = value()?.parse()?,
+            "--fixture" if cmd == "conformance" || cmd == "bench" || cmd == "vcss-bringup" => {
+                fixture = value()?.parse()?
+            }
+            "--devno" if vcss => devno = value()?.parse().map_err(|e: BadDevno| e.to_string())?,
             "--image" if cmd == "replay" => image = Some(value()?.into()),
             "--guest" if cmd == "replay" => guest = Some(value()?.into()),
             other => return Err(format!("unknown option `{other}`")),
@@ -134,7 +161,7 @@ fn parse_args(argv: &[String]) -> std::result::Result<Args, String> {
         (None, "replay") => String::new(),
         (None, _) => return Err("--uuid is required".into()),
     };
-    if (cmd == "conformance" || cmd == "differential") && api == ApiChoice::Auto {
+    if (cmd == "conformance" || cmd == "differential" || vcss) && api == ApiChoice::Auto {
         return Err(format!("{cmd} needs --api legacy or --api cdev"));
     }
     Ok(Args {
@@ -146,6 +173,7 @@ fn parse_args(argv: &[String]) -> std::result::Result<Args, String> {
         fixture,
         image,
         guest,
+        devno,
     })
 }
 
@@ -185,6 +213,8 @@ fn main() -> ExitCode {
             "bench" => bench(&args).await,
             "differential" => differential_guest(&args).await,
             "replay" => replay(&args).await,
+            "vcss-bringup" => vcss_run(&args, false).await,
+            "vcss-ipl" => vcss_run(&args, true).await,
             _ => conformance(&args).await,
         }
     });
@@ -675,6 +705,56 @@ async fn conformance(args: &Args) -> Result<()> {
     }
 }
 
+/// `vcss-bringup` / `vcss-ipl`: the device passed through vcss, then a Linux guest's bring-up
+/// or the IPL through vcss's handlers (see `vcss_guest`).
+async fn vcss_run(args: &Args, ipl: bool) -> Result<()> {
+    let name = if ipl { "vcss-ipl" } else { "vcss-bringup" };
+    let device = Arc::new(VfioDevice::open(&args.uuid, args.api)?);
+    let sch = device.subchannel();
+    let api = device.api();
+    let mem = Arc::new(
+        vm_memory::GuestMemoryMmap::<()>::from_ranges(&[(
+            vm_memory::GuestAddress(0),
+            vcss_guest::MEMORY,
+        )])
+        .map_err(|e| fail("guest memory", e.to_string()))?,
+    );
+    let backend = Arc::new(VfioBackend::from_device(device, &VfioOptions::default())?);
+    backend.attach_memory(mem.clone())?;
+    let css = css_core::Css::new(backend.clone()).map_err(|e| fail("css", e.to_string()))?;
+    println!(
+        "{name} on vfio-ccw {api} ({}): host subchannel {sch} as guest 0.0.{:04x}, devno {}",
+        args.uuid,
+        vcss_guest::GUEST_SCH,
+        args.devno
+    );
+    let mut checks = Checks::new(name);
+    match Guest::new(css, mem, sch, args.devno, &vcss_guest::sysfs_chpid_type).await {
+        Err(e) => {
+            checks.record::<()>("passthrough-attach", Err(e));
+        }
+        Ok(mut g) => {
+            if ipl {
+                vcss_guest::ipl(&mut g, &mut checks).await;
+            } else {
+                vcss_guest::bringup(&mut g, Expect::lane(args.fixture), &mut checks).await;
+            }
+            if let Err(e) = g.shutdown().await {
+                checks.record::<()>("host-close", Err(e));
+            }
+        }
+    }
+    println!("{}", checks.summary());
+    if let Ok(b) = Arc::try_unwrap(backend) {
+        b.shutdown().await;
+    }
+    if checks.failed == 0 && checks.passed > 0 {
+        Ok(())
+    } else {
+        Err(fail(name, checks.summary()))
+    }
+}
+
 /// The guest side of the DASD differential check: the programs of [`differential`] through
 /// [`VfioBackend`] on the device, one answer line each.
 async fn differential_guest(args: &Args) -> Result<()> {
@@ -790,6 +870,21 @@ mod tests {
             Target::VirtioBlk,
             "the lane's call keeps its meaning"
         );
+        let a = parse_args(&argv("vcss-bringup --api legacy --uuid U")).unwrap();
+        assert_eq!(
+            (a.devno, a.fixture),
+            (DevnoMapping::Host, Target::VirtioBlk)
+        );
+        let a = parse_args(&argv(
+            "vcss-bringup --api cdev --uuid U --fixture 3390 --devno fe.0.1234",
+        ))
+        .unwrap();
+        assert_eq!(
+            (a.devno, a.fixture),
+            (DevnoMapping::Virtual(0x1234), Target::Dasd3390)
+        );
+        let a = parse_args(&argv("vcss-ipl --api legacy --uuid U --devno fe.0.0190")).unwrap();
+        assert_eq!(a.devno, DevnoMapping::Virtual(0x190));
     }
 
     #[test]
@@ -807,6 +902,10 @@ mod tests {
             "bench --uuid U --strict",
             "conformance --api legacy --uuid U --fixture 3380",
             "info --uuid U --fixture 3390",
+            "vcss-bringup --uuid U",
+            "vcss-bringup --api cdev --uuid U --devno fe.1.0005",
+            "vcss-ipl --api cdev --uuid U --fixture virtio-blk",
+            "info --uuid U --devno host",
         ] {
             assert!(parse_args(&argv(bad)).is_err(), "{bad}");
         }

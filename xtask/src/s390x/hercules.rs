@@ -13,8 +13,9 @@
 //! initrd), the 3215 integrated console (`conmode=3215 condev=0x0009`; the SCLP consoles lose
 //! output under Hercules 3.13), and an automatic-operator rule that quits Hercules when the
 //! guest's `poweroff -f` stops its CPU. The disk is made fresh each run by `dasdinit -linux`;
-//! the host writes a known record before boot and checks the record the guest wrote after it,
-//! then `dasdls` and `cckdcdsk` must accept the image.
+//! the host writes a known record and a tiny IPL record chain (xtask/s390x/ipl_chain.rs, which
+//! the guest loads through vcss with QEMU's firmware method) before boot and checks the record
+//! the guest wrote after it, then `dasdls` and `cckdcdsk` must accept the image.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -28,6 +29,10 @@ mod records {
     include!("../../s390x/dasd_records.rs");
 }
 use records::{READ_AT, READ_SEED, RECORD_LEN, WRITE_AT, WRITE_SEED, pattern};
+
+mod ipl_chain {
+    include!("../../s390x/ipl_chain.rs");
+}
 
 /// Device number of the DASD (subchannel 0.0.0001 in the guest; the console is 0.0.0000).
 pub(crate) const DASD_DEVNO: u16 = 0x0120;
@@ -140,6 +145,50 @@ pub(crate) fn record(seed: u8) -> Vec<u8> {
     (0..RECORD_LEN).map(|i| pattern(seed, i)).collect()
 }
 
+/// Offset and length of the data of record `r` of cylinder 0 head 0, found by walking the
+/// track's count fields from its home address (track 0 has keyed records of several lengths).
+pub(crate) fn track0_record(image: &[u8], r: u8) -> util::Result<(usize, usize)> {
+    let mut at = IMAGE_HEADER as usize + 5;
+    let end = IMAGE_HEADER as usize + TRACK_LEN as usize;
+    while at + 8 <= end {
+        let count = image.get(at..at + 8).ok_or("image too short for track 0")?;
+        if count == [0xFF; 8] {
+            break;
+        }
+        if count[..4] != [0; 4] {
+            return Err(format!(
+                "track 0: count field {count:02x?} names another track (not a CKD image)"
+            ));
+        }
+        let (kl, dl) = (
+            usize::from(count[5]),
+            usize::from(u16::from_be_bytes([count[6], count[7]])),
+        );
+        if count[4] == r {
+            return Ok((at + 8 + kl, dl));
+        }
+        at += 8 + kl + dl;
+    }
+    Err(format!("track 0 has no record {r}"))
+}
+
+/// Writes the IPL record chain into track 0, each record's data in place: the chain keeps the
+/// lengths `dasdinit -linux` gave them, so the track's layout does not change.
+pub(crate) fn install_ipl_chain(image: &mut [u8]) -> util::Result {
+    for (r, data) in ipl_chain::ipl_records() {
+        let (off, len) = track0_record(image, r)?;
+        if len != data.len() {
+            return Err(format!(
+                "track 0 record {r} holds {len} data bytes, the IPL chain needs {} (not a \
+                 `dasdinit -linux` layout)",
+                data.len()
+            ));
+        }
+        image[off..off + len].copy_from_slice(&data);
+    }
+    Ok(())
+}
+
 /// Reads the record at `at` from an image, after checking its count field (so a layout other
 /// than the one `record_offset` assumes is an error, not a wrong comparison).
 pub(crate) fn read_record(image: &[u8], at: (u16, u16, u8)) -> util::Result<&[u8]> {
@@ -193,6 +242,7 @@ pub(crate) fn prepare(
     read_record(&bytes, WRITE_AT)?;
     let off = record_offset(READ_AT) as usize;
     bytes[off..off + RECORD_LEN].copy_from_slice(&record(READ_SEED));
+    install_ipl_chain(&mut bytes)?;
     std::fs::write(&image, &bytes).map_err(|e| format!("{}: {e}", image.display()))?;
     std::fs::write(dir.join(PRE_IMAGE), &bytes).map_err(|e| format!("{PRE_IMAGE}: {e}"))?;
 
@@ -457,6 +507,64 @@ mod tests {
         assert_eq!(count_field((0, 2, 1)), [0, 0, 0, 2, 1, 0, 0x10, 0]);
     }
 
+    /// Track 0 as `dasdinit -linux` lays it out (measured in a lane image): R0, keyed IPL1
+    /// (24), IPL2 (144) and VOL1 (80), then 4096-byte records.
+    fn dasdinit_track0() -> Vec<u8> {
+        let mut t = vec![0u8; IMAGE_HEADER as usize + 5];
+        let mut rec = |r: u8, key: &[u8], dl: u16| {
+            let d = dl.to_be_bytes();
+            t.extend_from_slice(&[0, 0, 0, 0, r, key.len() as u8, d[0], d[1]]);
+            t.extend_from_slice(key);
+            t.extend(std::iter::repeat_n(0xEE, usize::from(dl)));
+        };
+        rec(0, &[], 8);
+        rec(1, &[0xC9, 0xD7, 0xD3, 0xF1], 24);
+        rec(2, &[0xC9, 0xD7, 0xD3, 0xF2], 144);
+        rec(3, &[0xE5, 0xD6, 0xD3, 0xF1], 80);
+        for r in 4..=12 {
+            rec(r, &[], 4096);
+        }
+        t.extend_from_slice(&[0xFF; 8]);
+        t.resize(IMAGE_HEADER as usize + TRACK_LEN as usize, 0);
+        t
+    }
+
+    #[test]
+    fn the_ipl_chain_goes_into_track_0_in_place() {
+        let mut image = dasdinit_track0();
+        // The offsets measured in a lane image.
+        assert_eq!(track0_record(&image, 1).unwrap(), (545, 24));
+        assert_eq!(track0_record(&image, 4).unwrap(), (825, 4096));
+        assert!(
+            track0_record(&image, 13)
+                .unwrap_err()
+                .contains("no record 13")
+        );
+        let before = image.clone();
+        install_ipl_chain(&mut image).unwrap();
+        let changed: Vec<usize> = (0..image.len())
+            .filter(|&i| image[i] != before[i])
+            .collect();
+        let (first, last) = (changed[0], changed[changed.len() - 1]);
+        let (r5, _) = track0_record(&image, 5).unwrap();
+        assert!(first >= 545 && last < r5 + 4096, "{first}..{last}");
+        // R3, the volume label, untouched.
+        let (r3, _) = track0_record(&image, 3).unwrap();
+        assert_eq!(image[r3..r3 + 80], before[r3..r3 + 80]);
+        // IPL1: the PSW, READ DATA of IPL2 (CC, SLI, 144 bytes) to 0x2000, TIC to it.
+        assert_eq!(
+            image[545..569],
+            [
+                0, 8, 0, 0, 0x80, 1, 0, 0, 0x06, 0, 0x20, 0, 0x60, 0, 0, 0x90, 0x08, 0, 0x20, 0, 0,
+                0, 0, 0
+            ]
+        );
+        // A track whose records have other lengths is refused, not rewritten.
+        let mut other = dasdinit_track0();
+        other[IMAGE_HEADER as usize + 5 + 16 + 7] = 23;
+        assert!(install_ipl_chain(&mut other).is_err());
+    }
+
     #[test]
     fn reading_a_record_checks_its_count_field() {
         let mut image = vec![0u8; record_offset(READ_AT) as usize + RECORD_LEN];
@@ -558,6 +666,16 @@ mod tests {
         assert_eq!(
             read_record(&image, READ_AT).unwrap(),
             record(READ_SEED).as_slice()
+        );
+        // The IPL chain sits in track 0's records, the volume label (R3) beside it intact.
+        for (r, data) in ipl_chain::ipl_records() {
+            let (off, len) = track0_record(&image, r).unwrap();
+            assert_eq!(&image[off..off + len], data.as_slice(), "R{r}");
+        }
+        let (off, len) = track0_record(&image, 3).unwrap();
+        assert_eq!(
+            (len, &image[off - 4..off]),
+            (80, &[0xE5, 0xD6, 0xD3, 0xF1][..])
         );
 
         let checks = host_checks(&cache).unwrap();

@@ -342,7 +342,8 @@ impl GuestReport {
             let needs_results = step.name.starts_with("probe-")
                 || step.name.starts_with("conformance-")
                 || step.name == "lifecycle"
-                || step.name.starts_with("ccwctl-busid");
+                || step.name.starts_with("ccwctl-busid")
+                || step.name.starts_with("vcss-");
             if needs_results && suites.is_empty() {
                 out.push(format!(
                     "step {} printed no `N passed, M failed` line",
@@ -668,6 +669,23 @@ multi-idaw: 3 passed, 1 failed
             "{f:?}"
         );
         assert!(!f.iter().any(|x| x.contains("multi-idaw")), "{f:?}");
+    }
+
+    #[test]
+    fn vcss_steps_are_counted_and_must_print_their_line() {
+        let text = "@@ setup-ok\n@@ begin vcss-bringup-cdev\n  ok   vcss-bringup/sense-id: ff383202\n\
+                    vcss-bringup: 14 passed, 0 failed\n@@ end vcss-bringup-cdev exit=0\n\
+                    @@ begin vcss-ipl\n@@ end vcss-ipl exit=0\n@@ done";
+        let r = GuestReport::parse(Lane::Hercules, &lines(text));
+        assert!(
+            r.summary()
+                .contains("vcss-bringup-cdev / vcss-bringup: 14 passed, 0 failed"),
+            "{}",
+            r.summary()
+        );
+        let f = r.failures(&["vcss-bringup-cdev", "vcss-ipl"], false);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].contains("vcss-ipl printed no"), "{f:?}");
     }
 
     #[test]

@@ -71,6 +71,13 @@ impl Payloads {
             } else {
                 steps.extend(["differential", "bench-dasd"]);
             }
+            // vcss over the passed-through device: a Linux guest's bring-up on both APIs (the
+            // host's device number, then a remapped one), and on the 3390 the IPL of the
+            // chain the host wrote into the image.
+            steps.extend(["vcss-bringup-legacy", "vcss-bringup-cdev"]);
+            if lane == Lane::Hercules {
+                steps.push("vcss-ipl");
+            }
         }
         // This tree's ccwctl has `--vfio`: when it is in the guest, init.sh skipping its checks
         // (no `--vfio` in its help, no vfio backend) is a failure, not a pass.
@@ -443,6 +450,10 @@ mod tests {
         assert!(!p.expected_steps(Lane::Qemu).contains(&"ccwctl-dasd-rdc"));
         assert!(!h.contains(&"bench"));
         assert!(p.expected_steps(Lane::Qemu).contains(&"bench"));
+        // vcss's bring-up runs in both lanes, its IPL on the 3390 only.
+        assert!(h.contains(&"vcss-bringup-legacy") && h.contains(&"vcss-ipl"));
+        let q = p.expected_steps(Lane::Qemu);
+        assert!(q.contains(&"vcss-bringup-cdev") && !q.contains(&"vcss-ipl"));
         p.vfio_guest = false;
         // A guest that skipped them (`@@ skip ccwctl: ...`) then fails.
         let lines: Vec<String> = [

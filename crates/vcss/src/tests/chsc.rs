@@ -201,3 +201,30 @@ fn unsupported_commands_and_frame_errors() {
         Err(InstrError::Program(ProgramInterruption::Specification(_)))
     ));
 }
+
+/// A passed-through path the host cannot describe (its own SCPD failed, as under Hercules
+/// 3.13): usable by a subchannel, described as not valid, never with a made-up type.
+#[test]
+fn scpd_of_an_undescribed_host_path_is_not_valid() {
+    let mut css = Vcss::new();
+    css.add_chpid_undescribed(0x01);
+    let (dev, _) = TestDevice::boxed(Mode::Run);
+    let paths = crate::Paths {
+        pim: 0x80,
+        pam: 0x80,
+        pom: 0xFF,
+        chpids: [0x01, 0, 0, 0, 0, 0, 0, 0],
+    };
+    assert!(css.add_subchannel_paths(0, 0x0120, &paths, dev).is_ok());
+    let mem = memory();
+    let page = run(
+        &mut css,
+        &mem,
+        &req16(&[0, 0x10, 0, 0x02, 0, 0, 0, 0x01, 0, 0, 0, 0x01]),
+    )
+    .unwrap();
+    assert_eq!(
+        &page[0x10..0x20],
+        &[0, 0x10, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0x01, 0, 0, 0, 0]
+    );
+}
