@@ -8,10 +8,15 @@ use std::collections::{BTreeMap, VecDeque};
 use ccw_types::{Crw, DeviceStatus, IoInterruptionCode, Irb, Orb, OrbRepr, Schib, SubchannelId};
 use css_core::ConditionCode;
 
-use crate::device::{Device, Ending, GuestIo, Outcome};
+use crate::device::{Device, Ending, GuestIo, Outcome, VirtioNotify};
 use crate::irq::{CrwQueue, IrqQueues, Notification, Notifier};
 use crate::sch::{self, OperandException, SchState};
 use crate::{InstrError, ProgramInterruption, Unsupported};
+
+/// DIAGNOSE 0x500 subcode (GR1) of a virtio-ccw queue notification (`KVM_S390_VIRTIO_CCW_NOTIFY`).
+pub const VIRTIO_CCW_NOTIFY: u64 = 3;
+/// What [`Vcss::virtio_notify`] answers in GR2 for a notification nobody takes (`-EINVAL`).
+pub const EINVAL: i64 = -22;
 
 /// One virtual subchannel: its state and the device behind it.
 pub struct VirtualSubchannel {
@@ -325,6 +330,55 @@ impl Vcss {
         sch::unsolicited(&mut s.state, dstat);
         self.raise(sch_no);
         true
+    }
+
+    /// DIAGNOSE 0x500, the KVM hypercall (`diag r1,r3,0x500` with the subcode in GR1): what a
+    /// VMM calls when KVM hands it the instruction (no in-kernel ioeventfd took it). Subcode 3
+    /// (`KVM_S390_VIRTIO_CCW_NOTIFY`) is [`Vcss::virtio_notify`] with GR2 and GR3; its result
+    /// goes into GR2. Any other subcode is a specification exception, as QEMU answers.
+    pub fn diag500<M: GuestIo>(
+        &mut self,
+        mem: &M,
+        gr1: u64,
+        gr2: u64,
+        gr3: u64,
+    ) -> Result<i64, InstrError> {
+        if gr1 != VIRTIO_CCW_NOTIFY {
+            return Err(ProgramInterruption::Specification("DIAGNOSE 0x500 subcode").into());
+        }
+        Ok(self.virtio_notify(mem, gr2, gr3))
+    }
+
+    /// A virtio-ccw queue notification (DIAGNOSE 0x500 subcode 3): GR2 holds the
+    /// subchannel-identification word (bits 32-63, as GR1 of the I/O instructions), GR3 the
+    /// virtqueue index (bits 48-63; with VIRTIO_F_NOTIFICATION_DATA the upper bits carry the
+    /// driver's avail index, which vcss does not use). Returns the value for GR2: 0 when the
+    /// device took the notification, `-EINVAL` (-22) when the word is invalid, the subchannel
+    /// is not there, its device is not a virtio device, or the queue is not set up (QEMU's
+    /// `virtio_ccw_hcall_notify`; Linux keeps a non-negative answer as the next cookie in GR4
+    /// and treats a negative one as a failed notification).
+    ///
+    /// When the device set an indicator (classic indicators, CCW_CMD_SET_IND), the subchannel
+    /// becomes status pending with alert status and its interruption is queued with its
+    /// intparm — if it is enabled, idle and not already status pending; otherwise nothing
+    /// (QEMU's `css_conditional_io_interrupt`: a guest with status pending looks at its
+    /// indicators when it takes that interruption).
+    pub fn virtio_notify<M: GuestIo>(&mut self, mem: &M, gr2: u64, gr3: u64) -> i64 {
+        let Ok(Some(sch_no)) = sid(gr2 & 0xFFFF_FFFF) else {
+            return EINVAL;
+        };
+        let Some(s) = self.subchannels.get_mut(&sch_no) else {
+            return EINVAL;
+        };
+        match s.device.virtio_notify(mem, gr3 as u16) {
+            VirtioNotify::NotVirtio | VirtioNotify::NoQueue => EINVAL,
+            VirtioNotify::Processed { interrupt } => {
+                if interrupt {
+                    self.unsolicited(sch_no, DeviceStatus::NONE);
+                }
+                0
+            }
+        }
     }
 
     /// Queues a channel report; notifies [`Notification::ChannelReportPending`] for the first

@@ -123,6 +123,24 @@ pub enum Outcome {
     InProgress,
 }
 
+/// What a device made of a virtio notification (DIAGNOSE 0x500 subcode 3, see
+/// [`Vcss::virtio_notify`](crate::Vcss::virtio_notify)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VirtioNotify {
+    /// The device is not a virtio device (the default answer of [`Device::virtio_notify`]).
+    NotVirtio,
+    /// The device has no such queue, or the driver has not set it up.
+    NoQueue,
+    /// The device processed the queue. `interrupt`: it set the queue's bit in the guest's
+    /// indicators and asks for the subchannel's I/O interruption (classic indicators). A
+    /// broken ring is answered `Processed` too: the device sets `VIRTIO_CONFIG_S_NEEDS_RESET`
+    /// and keeps the typed error for the VMM, as the guest learns of it from the status.
+    Processed {
+        /// Make the subchannel status pending (alert status) and queue its interruption.
+        interrupt: bool,
+    },
+}
+
 /// A device behind a virtual subchannel.
 pub trait Device: Send + std::fmt::Debug {
     /// Runs the channel program `orb` starts, on path `path` (one bit of the path mask), against
@@ -135,4 +153,10 @@ pub trait Device: Send + std::fmt::Debug {
     fn halt(&mut self) -> u32;
     /// The clear signal: the device drops all state of the current function.
     fn clear(&mut self);
+    /// The guest notified virtqueue `queue` (DIAGNOSE 0x500 subcode 3). The default: not a
+    /// virtio device (a passed-through subchannel never is: vfio-ccw cannot pass one through).
+    fn virtio_notify(&mut self, mem: &dyn GuestIo, queue: u16) -> VirtioNotify {
+        let _ = (mem, queue);
+        VirtioNotify::NotVirtio
+    }
 }

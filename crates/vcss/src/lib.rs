@@ -29,9 +29,9 @@ mod tests;
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
-pub use css::{Paths, SeiEvent, Vcss, VirtualSubchannel};
+pub use css::{EINVAL, Paths, SeiEvent, VIRTIO_CCW_NOTIFY, Vcss, VirtualSubchannel};
 pub use css_core::ConditionCode;
-pub use device::{Device, Ending, GuestIo, Outcome, SenseData};
+pub use device::{Device, Ending, GuestIo, Outcome, SenseData, VirtioNotify};
 pub use ipl::{IplError, IplStep, PrefetchIpl};
 pub use irq::{CrwQueue, IrqQueues, Notification, Notifier};
 

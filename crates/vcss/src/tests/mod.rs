@@ -7,6 +7,7 @@ mod bringup;
 mod chsc;
 mod handlers;
 mod ipl;
+mod notify;
 
 use std::sync::{Arc, Mutex};
 
