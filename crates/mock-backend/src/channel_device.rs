@@ -271,4 +271,8 @@ impl vcss::Device for ChannelDevice {
     fn clear(&mut self) {
         self.reset();
     }
+
+    fn virtio_notify(&mut self, mem: &dyn GuestIo, queue: u16) -> vcss::VirtioNotify {
+        self.model.virtio_notify(mem, queue)
+    }
 }

@@ -372,4 +372,12 @@ pub trait DeviceModel: Send {
     fn name(&self) -> &'static str {
         "device"
     }
+
+    /// The guest notified virtqueue `queue` (DIAGNOSE 0x500 subcode 3, through
+    /// `vcss::Vcss::virtio_notify` and [`ChannelDevice`](crate::ChannelDevice)); the device
+    /// processes it over the guest's memory `mem`. The default: not a virtio device.
+    fn virtio_notify(&mut self, mem: &dyn vcss::GuestIo, queue: u16) -> vcss::VirtioNotify {
+        let _ = (mem, queue);
+        vcss::VirtioNotify::NotVirtio
+    }
 }

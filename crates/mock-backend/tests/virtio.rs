@@ -44,11 +44,21 @@ async fn status_byte_round_trip_and_queue_config() {
     assert_eq!(irb.scsw.dstat, 0x02);
 }
 
+/// A legacy SET_VQ (queue, align, index, num: 16 bytes big-endian) that names queue 0 is taken
+/// and recorded; one for a queue the device does not have, or a size it did not offer, or a
+/// short count without SLI, is a command reject (as QEMU's `virtio_ccw_set_vqs`).
 #[tokio::test]
-async fn set_vq_is_recorded() {
+async fn set_vq_is_checked_and_recorded() {
     let mut rig = Rig::default_enabled().await;
-    let vq: Vec<u8> = (0..16).collect();
-    let (irb, _) = run1(&mut rig, 0x13, F::NONE, &vq, 16).await;
+    let vq = |index: u16, num: u16| {
+        let mut v = 0x10_0000u64.to_be_bytes().to_vec();
+        v.extend_from_slice(&4096u32.to_be_bytes());
+        v.extend_from_slice(&index.to_be_bytes());
+        v.extend_from_slice(&num.to_be_bytes());
+        v
+    };
+    let good = vq(0, 256);
+    let (irb, _) = run1(&mut rig, 0x13, F::NONE, &good, 16).await;
     assert_eq!(irb.scsw.dstat, 0x0c);
     let seen = rig
         .backend
@@ -57,7 +67,17 @@ async fn set_vq_is_recorded() {
             v.recorded(0x13).map(<[u8]>::to_vec)
         })
         .unwrap();
-    assert_eq!(seen, Some(vq));
+    assert_eq!(seen, Some(good.clone()));
+    for (bad, count) in [
+        (vq(1, 256), 16),
+        (vq(0, 512), 16),
+        (vq(0, 100), 16),
+        (good, 12),
+    ] {
+        let (irb, _) = run1(&mut rig, 0x13, F::NONE, &bad, count).await;
+        assert_eq!(irb.scsw.dstat, 0x02, "{bad:02x?} count {count}");
+        assert_eq!(irb.concurrent_sense().map(|s| s[0]), Some(0x80));
+    }
 }
 
 #[tokio::test]
