@@ -159,6 +159,23 @@ impl Vm {
         Ok(code)
     }
 
+    /// Adds an emulated device (a device model the VMM runs itself, as QEMU emulates
+    /// virtio-ccw devices) as guest subchannel 0.0.`sch_no` with device number `devno` on the
+    /// virtual channel path `chpid`, declared with type 0x32 (not one of the host's CHPIDs).
+    pub fn add_emulated(
+        &mut self,
+        sch_no: u16,
+        devno: u16,
+        chpid: u8,
+        device: Box<dyn vcss::Device>,
+    ) -> Result<(), Error> {
+        self.css.add_chpid(chpid, 0x32);
+        self.css
+            .add_subchannel(sch_no, devno, chpid, device)
+            .map_err(|_| format!("guest subchannel {sch_no} cannot be added"))?;
+        Ok(())
+    }
+
     /// Lets the host run for `d` (e.g. after injecting a host event), applying what it says.
     pub fn settle(&mut self, d: Duration) {
         while self.pump(d) > 0 {}

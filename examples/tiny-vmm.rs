@@ -6,11 +6,12 @@
 //! cargo run -p vmm-examples --example tiny-vmm
 //! ```
 //!
-//! The host is mock-backend's simulated channel subsystem, described by a machine file: a
-//! virtio-blk-ccw disk (0.0.0005) and a 3390 on a fresh CKD image (0.0.0190, two FICON
-//! paths). Both are passed through to the guest with vcss's passthrough device (the same code
-//! passes a vfio-ccw subchannel through on s390x): the disk keeps its device number, the 3390
-//! appears as `fe.0.1234`, i.e. device 0.0.1234 in the guest.
+//! The host is mock-backend's simulated channel subsystem, described by a machine file: a 3390
+//! on a fresh CKD image (0.0.0190, two FICON paths), passed through to the guest with vcss's
+//! passthrough device (the same code passes a vfio-ccw subchannel through on s390x) as
+//! `fe.0.1234`, i.e. device 0.0.1234 in the guest. The VMM emulates a virtio-blk-ccw disk
+//! itself, as QEMU does (a virtio device cannot be passed through): mock-backend's model
+//! behind its channel (`ChannelDevice`), device 0.0.0005 on subchannel 0.0.0001.
 //!
 //! The "vCPU" issues what a Linux guest issues at boot (vcss-reference §2), each instruction a
 //! call of the vcss handler KVM's intercept would reach: CHSC store channel-subsystem
@@ -18,19 +19,22 @@
 //! CHSC store-subchannel-description and store-channel-path-description for each, STCRW on an
 //! empty queue, MSCH to enable with ISC 3 and an intparm, SSCH SENSE ID, then TSCH after the
 //! interruption (delivered at lowcore 0xB8 the way KVM does, or taken with TPI as Linux does
-//! on LPAR), and then the devices' own programs: the virtio-ccw configuration read and a
-//! record of the 3390. Every answer is checked; a wrong one ends the run with an error.
-//!
-//! Not done, and said so: the virtio-blk disk's blocks move through virtqueues in guest
-//! memory, notified by a hypercall, and the simulator runs none; the guest reads the disk's
-//! configuration (its capacity) through channel programs and reads a block of the 3390.
+//! on LPAR), and then the devices' own work: a record of the 3390; and for the virtio disk what
+//! Linux's virtio_ccw and virtio_blk do — revision, reset, status, features (VERSION_1),
+//! configuration (capacity), queue size, SET_VQ, classic indicators (SET_IND), DRIVER_OK —
+//! then a block written and read back through the split ring in guest memory: each request
+//! made available, the queue notified with DIAGNOSE 0x500 subcode 3 (the hypercall KVM hands
+//! the VMM, which calls `Vcss::diag500`), the device's interruption (alert status, the
+//! subchannel's intparm) taken, the indicator bit, the used ring and the status byte checked.
+//! Every answer is checked; a wrong one ends the run with an error.
 
 use ccw_types::{CommandOrb, Irb};
 use css_core::ConditionCode;
+use mock_backend::ChannelDevice;
 use mock_backend::dasd::{CkdImage, CreateOptions, Model3390};
+use mock_backend::devices::VirtioBlkCcw;
 use vcss::InstrError;
 use vcss::machine::Machine;
-use vcss::passthrough::DevnoMapping;
 use vm_memory::{Bytes, GuestAddress};
 use vmm_examples::{Error, Vm};
 
@@ -42,6 +46,18 @@ const IRB: u64 = 0x22000;
 const CCWS: u64 = 0x23000;
 const DATA: u64 = 0x24000;
 const CRW: u64 = 0x25000;
+// The virtqueue (256 entries) and the block requests.
+const VQ_DESC: u64 = 0x30000;
+const VQ_AVAIL: u64 = 0x31000;
+const VQ_USED: u64 = 0x32000;
+const INDICATORS: u64 = 0x33000;
+const REQ_HDR: u64 = 0x34000;
+const REQ_STATUS: u64 = 0x34100;
+const BLOCK: u64 = 0x35000;
+
+/// Guest subchannel numbers: the passed-through 3390 and the emulated virtio disk.
+const SCH_3390: u16 = 0;
+const SCH_VIRTIO: u16 = 1;
 
 /// The ISC Linux uses for I/O subchannels.
 const ISC: u8 = 3;
@@ -77,6 +93,12 @@ struct Vcpu<'a> {
     vm: &'a mut Vm,
     cr6: u64,
     verbose: bool,
+    /// I/O interruptions taken so far.
+    interruptions: usize,
+    /// The driver's next available index of the virtqueue.
+    avail_idx: u16,
+    /// The cookie the last notification returned (Linux passes it back in GR4).
+    cookie: i64,
 }
 
 impl Vcpu<'_> {
@@ -287,8 +309,15 @@ impl Vcpu<'_> {
         self.write(ORB, &orb.into_bytes()[..12])?;
         let cc = Self::cc("SSCH", self.vm.css.ssch(&*self.vm.mem, sid(n), ORB))?;
         ensure!(cc == 0, "SSCH 0.0.{n:04x}: cc {cc}");
+        self.take(n, intparm, tpi)
+    }
+
+    /// Waits for subchannel `n`'s interruption (delivered at 0xB8, or taken with TPI), checks
+    /// its code and stores the IRB with TSCH.
+    fn take(&mut self, n: u16, intparm: u32, tpi: bool) -> Result<Irb, Error> {
         // The VMM's loop: the host runs the program; its ending becomes the interruption.
         self.vm.wait_interruption(self.cr6)?;
+        self.interruptions += 1;
         let code = if tpi {
             let cc = Self::cc("TPI", self.vm.css.tpi(&*self.vm.mem, 0, self.cr6, 0))?;
             ensure!(cc == 1, "TPI: cc {cc} with an interruption pending");
@@ -334,6 +363,141 @@ impl Vcpu<'_> {
         Ok(irb)
     }
 
+    /// One virtio-ccw command on the disk: `out` written to the buffer first, `count` bytes,
+    /// no flags (as Linux's virtio_ccw issues them); returns the buffer after it.
+    fn vccw(&mut self, cmd: u8, out: &[u8], count: u16) -> Result<Vec<u8>, Error> {
+        self.write(DATA, &[0u8; 64])?;
+        self.write(DATA, out)?;
+        let intparm = 0x0F8A_1200 | u32::from(SCH_VIRTIO);
+        let irb = self.run(
+            SCH_VIRTIO,
+            intparm,
+            &[ccw(cmd, 0, count, DATA as u32)],
+            false,
+        )?;
+        Vcpu::clean(&irb, &format!("virtio command {cmd:#04x}"))?;
+        self.read(DATA, usize::from(count))
+    }
+
+    /// `virtio_ccw_probe` + `virtio_dev_probe` + `virtblk_probe` up to DRIVER_OK: returns the
+    /// capacity in sectors.
+    fn virtio_bring_up(&mut self) -> Result<u64, Error> {
+        // SET_VIRTIO_REV 2 (Linux starts at its highest revision), VDEV_RESET.
+        self.vccw(0x83, &[0, 2, 0, 0], 4)?;
+        self.vccw(0x33, &[], 0)?;
+        self.vccw(0x31, &[0x03], 1)?; // ACKNOWLEDGE | DRIVER
+        let w0 = self.vccw(0x12, &[0, 0, 0, 0, 0], 5)?;
+        let w1 = self.vccw(0x12, &[0, 0, 0, 0, 1], 5)?;
+        let word = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        ensure!(
+            word(&w1) & 1 != 0,
+            "VERSION_1 not offered: {:08x}",
+            word(&w1)
+        );
+        // Take VERSION_1 only: no optional virtio-blk feature, no EVENT_IDX.
+        self.vccw(0x11, &[0, 0, 0, 0, 0], 5)?;
+        self.vccw(0x11, &[1, 0, 0, 0, 1], 5)?;
+        self.vccw(0x31, &[0x0B], 1)?; // | FEATURES_OK
+        let st = self.vccw(0x72, &[], 1)?;
+        ensure!(st[0] == 0x0B, "status {:#04x} after FEATURES_OK", st[0]);
+        self.say(format_args!(
+            "virtio 0.0.0005: revision 2, features offered {:08x} {:08x}, VERSION_1 taken, FEATURES_OK",
+            word(&w1),
+            word(&w0)
+        ));
+        // Little-endian configuration now that VERSION_1 is negotiated.
+        let conf = self.vccw(0x22, &[], 8)?;
+        let cap = u64::from_le_bytes(conf[..8].try_into()?);
+        let vq = self.vccw(0x32, &[0, 0], 4)?;
+        let num = u16::from_be_bytes([vq[2], vq[3]]);
+        ensure!(num == 256, "queue 0 has {num} entries, not 256");
+        let mut info = Vec::new();
+        info.extend_from_slice(&VQ_DESC.to_be_bytes());
+        info.extend_from_slice(&[0; 4]);
+        info.extend_from_slice(&0u16.to_be_bytes());
+        info.extend_from_slice(&num.to_be_bytes());
+        info.extend_from_slice(&VQ_AVAIL.to_be_bytes());
+        info.extend_from_slice(&VQ_USED.to_be_bytes());
+        self.write(VQ_DESC, &[0u8; 0x3000])?;
+        self.vccw(0x13, &info, 32)?;
+        self.write(INDICATORS, &[0u8; 8])?;
+        self.vccw(0x43, &INDICATORS.to_be_bytes(), 8)?;
+        self.vccw(0x31, &[0x0F], 1)?; // | DRIVER_OK
+        self.say(format_args!(
+            "virtio 0.0.0005: capacity {cap} sectors, queue 0 of {num} at {VQ_DESC:#x}/{VQ_AVAIL:#x}/{VQ_USED:#x}, indicators at {INDICATORS:#x}, DRIVER_OK"
+        ));
+        Ok(cap)
+    }
+
+    /// One virtio-blk request through the ring: header, `len` bytes at `buf` (written by the
+    /// device for T_IN), status; made available, notified with DIAGNOSE 0x500, the interruption
+    /// taken. Returns the status byte.
+    fn blk_request(&mut self, ty: u32, sector: u64, buf: u64, len: u32) -> Result<u8, Error> {
+        let mut hdr = ty.to_le_bytes().to_vec();
+        hdr.extend_from_slice(&[0; 4]);
+        hdr.extend_from_slice(&sector.to_le_bytes());
+        self.write(REQ_HDR, &hdr)?;
+        self.write(REQ_STATUS, &[0xFF])?;
+        let write = if ty == 0 { 2u16 } else { 0 };
+        let desc = |addr: u64, len: u32, flags: u16, next: u16| {
+            let mut d = addr.to_le_bytes().to_vec();
+            d.extend_from_slice(&len.to_le_bytes());
+            d.extend_from_slice(&flags.to_le_bytes());
+            d.extend_from_slice(&next.to_le_bytes());
+            d
+        };
+        // Chain 0 -> 1 -> 2 (NEXT = 1, WRITE = 2).
+        self.write(VQ_DESC, &desc(REQ_HDR, 16, 1, 1))?;
+        self.write(VQ_DESC + 16, &desc(buf, len, 1 | write, 2))?;
+        self.write(VQ_DESC + 32, &desc(REQ_STATUS, 1, 2, 0))?;
+        let slot = u64::from(self.avail_idx % 256);
+        self.write(VQ_AVAIL + 4 + 2 * slot, &0u16.to_le_bytes())?;
+        self.avail_idx = self.avail_idx.wrapping_add(1);
+        self.write(VQ_AVAIL + 2, &self.avail_idx.to_le_bytes())?;
+        // The hypercall: GR1 = 3, GR2 = subchannel id, GR3 = queue index, GR4 = cookie.
+        let gr2 = self
+            .vm
+            .css
+            .diag500(&*self.vm.mem, 3, sid(SCH_VIRTIO), 0)
+            .map_err(|e| format!("DIAGNOSE 0x500: the vCPU got {e}"))?;
+        ensure!(gr2 >= 0, "virtio notify: GR2 = {gr2}");
+        self.cookie = gr2;
+        // `virtio_ccw_int_handler`: the interruption, then the indicator bits.
+        let intparm = 0x0F8A_1200 | u32::from(SCH_VIRTIO);
+        let irb = self.take(SCH_VIRTIO, intparm, false)?;
+        ensure!(
+            irb.scsw.ctrl.into_bits().get() & 0x1F == 0x11 && irb.scsw.dstat == 0,
+            "virtio interruption: status control {:08x}, dstat {:02x} (alert status expected)",
+            irb.scsw.ctrl.into_bits().get(),
+            irb.scsw.dstat
+        );
+        let ind = u64::from_be_bytes(self.read(INDICATORS, 8)?.try_into().map_err(|_| "ind")?);
+        ensure!(ind & 1 != 0, "queue 0's indicator not set: {ind:#x}");
+        self.write(INDICATORS, &(ind & !1).to_be_bytes())?;
+        // `vring_interrupt`: the used ring has the chain, with the bytes the device wrote.
+        let used = self.read(VQ_USED, 12)?;
+        let used_idx = u16::from_le_bytes([used[2], used[3]]);
+        ensure!(
+            used_idx == self.avail_idx,
+            "used index {used_idx}, not {}",
+            self.avail_idx
+        );
+        let slot = 4 + 8 * usize::from((used_idx.wrapping_sub(1)) % 256);
+        let e = self.read(VQ_USED + slot as u64, 8)?;
+        let (id, n) = (
+            u32::from_le_bytes(e[0..4].try_into()?),
+            u32::from_le_bytes(e[4..8].try_into()?),
+        );
+        // Bytes the device wrote: the data of a successful read, and the status byte.
+        let status = self.read(REQ_STATUS, 1)?[0];
+        let want = if ty == 0 && status == 0 { len + 1 } else { 1 };
+        ensure!(
+            id == 0 && n == want,
+            "used element ({id}, {n}), not (0, {want})"
+        );
+        Ok(status)
+    }
+
     /// Checks a clean ending: CE+DE, no subchannel status, status pending with primary and
     /// secondary status.
     fn clean(irb: &Irb, what: &str) -> Result<(), Error> {
@@ -370,8 +534,7 @@ fn run(verbose: bool) -> Result<(), Error> {
     CkdImage::create(&image, Model3390::M3, &opts)?;
     let machine = Machine::parse(
         &format!(
-            "chpid 00 type=32\nchpid 40 type=1b\nchpid 41 type=1b\n\
-             0005 virtio-blk-ccw chpids=00 sectors=131072\n\
+            "chpid 40 type=1b\nchpid 41 type=1b\n\
              0190 3390 chpids=40,41 image={}\n",
             image.display()
         ),
@@ -383,30 +546,43 @@ fn run(verbose: bool) -> Result<(), Error> {
 }
 
 fn guest(machine: &Machine, verbose: bool) -> Result<(), Error> {
-    // The disk keeps its host device number; the 3390 appears as fe.0.1234.
-    let devnos = [DevnoMapping::Host, "fe.0.1234".parse()?];
+    // The 3390 appears as fe.0.1234; the VMM's own virtio disk is 0.0.0005, 64 MiB, with a
+    // block the harness preloaded at sector 0.
+    let devnos = ["fe.0.1234".parse()?];
     let mut vm = Vm::new(machine, &devnos, 1 << 20)?;
+    let mut disk = VirtioBlkCcw::new(131_072);
+    disk.write_disk(0, &preloaded_block())?;
+    vm.add_emulated(
+        SCH_VIRTIO,
+        0x0005,
+        0x00,
+        Box::new(ChannelDevice::new(Box::new(disk))),
+    )?;
     let mut cpu = Vcpu {
         vm: &mut vm,
         cr6: ccw_types::cr6_isc_mask(ISC),
         verbose,
+        interruptions: 0,
+        avail_idx: 0,
+        cookie: 0,
     };
 
     let fcs = cpu.css_characteristics()?;
     let found = cpu.scan()?;
     ensure!(found.len() == 2, "found {} devices, not 2", found.len());
+    let (d3390, dvirtio) = (found[usize::from(SCH_3390)], found[usize::from(SCH_VIRTIO)]);
     ensure!(
-        found[0].1 == 0x0005,
-        "virtio disk is 0.0.{:04x}, not 0.0.0005 (host number kept)",
-        found[0].1
+        dvirtio.1 == 0x0005,
+        "virtio disk is 0.0.{:04x}, not 0.0.0005",
+        dvirtio.1
     );
     ensure!(
-        found[1].1 == 0x1234,
+        d3390.1 == 0x1234,
         "3390 is 0.0.{:04x}, not 0.0.1234 (fe.0.1234)",
-        found[1].1
+        d3390.1
     );
     ensure!(
-        found[1].2 == 0xC0 && found[1].3[..2] == [0x40, 0x41],
+        d3390.2 == 0xC0 && d3390.3[..2] == [0x40, 0x41],
         "3390 paths are not the host's"
     );
     for &(n, devno, pim, chpids) in &found {
@@ -426,7 +602,12 @@ fn guest(machine: &Machine, verbose: bool) -> Result<(), Error> {
         cpu.say(format_args!(
             "MSCH 0.0.{n:04x}: enabled, ISC {ISC}, intparm {intparm:#010x}; SSCH SENSE ID"
         ));
-        let irb = cpu.run(n, intparm, &[ccw(0xE4, SLI, 256, DATA as u32)], n == 1)?;
+        let irb = cpu.run(
+            n,
+            intparm,
+            &[ccw(0xE4, SLI, 256, DATA as u32)],
+            n == SCH_3390,
+        )?;
         Vcpu::clean(&irb, "SENSE ID")?;
         let id = cpu.read(DATA, 7)?;
         ensure!(
@@ -442,28 +623,60 @@ fn guest(machine: &Machine, verbose: bool) -> Result<(), Error> {
         ));
         ids.push((cu, id[3], dev));
     }
+    let (i3390, ivirtio) = (ids[usize::from(SCH_3390)], ids[usize::from(SCH_VIRTIO)]);
     ensure!(
-        ids[0].0 == 0x3832 && ids[0].1 == 2,
-        "0.0.0005 is not a virtio block device: {:04x?}",
-        ids[0]
+        ivirtio.0 == 0x3832 && ivirtio.1 == 2,
+        "0.0.0005 is not a virtio block device: {ivirtio:04x?}"
     );
     ensure!(
-        ids[1].0 == 0x3990 && ids[1].2 == 0x3390,
-        "0.0.1234 is not a 3390: {:04x?}",
-        ids[1]
+        i3390.0 == 0x3990 && i3390.2 == 0x3390,
+        "0.0.1234 is not a 3390: {i3390:04x?}"
     );
 
-    // virtio-blk-ccw: the legacy configuration space (big-endian before VERSION_1), whose
-    // first field is the capacity in 512-byte sectors.
-    let irb = cpu.run(0, 0x0F8A_1200, &[ccw(0x22, 0, 8, DATA as u32)], false)?;
-    Vcpu::clean(&irb, "virtio READ_CONF")?;
-    let cap = u64::from_be_bytes(cpu.read(DATA, 8)?.try_into().map_err(|_| "capacity")?);
+    // virtio-blk-ccw: bring-up to DRIVER_OK, then blocks through the ring.
+    let cap = cpu.virtio_bring_up()?;
     ensure!(cap == 131_072, "virtio-blk capacity {cap}, not 131072");
+    let st = cpu.blk_request(0, 0, BLOCK, 512)?; // VIRTIO_BLK_T_IN, sector 0
+    ensure!(st == 0, "read of sector 0: status {st}");
+    ensure!(
+        cpu.read(BLOCK, 512)? == preloaded_block(),
+        "sector 0 differs from the preloaded block"
+    );
     cpu.say(format_args!(
-        "virtio READ_CONF: capacity {cap} sectors (64 MiB)"
+        "virtio 0.0.0005: sector 0 read through the ring (DIAGNOSE 0x500 -> {}, interruption, indicator, used ring): the preloaded block",
+        cpu.cookie
     ));
+    let block: Vec<u8> = (0..512u32).map(|i| (i * 31 + 7) as u8).collect();
+    cpu.write(BLOCK, &block)?;
+    let st = cpu.blk_request(1, 4096, BLOCK, 512)?; // VIRTIO_BLK_T_OUT
+    ensure!(st == 0, "write of sector 4096: status {st}");
+    cpu.write(BLOCK, &[0u8; 512])?;
+    let st = cpu.blk_request(0, 4096, BLOCK, 512)?;
+    ensure!(st == 0, "read of sector 4096: status {st}");
+    ensure!(
+        cpu.read(BLOCK, 512)? == block,
+        "sector 4096 read back differs"
+    );
     cpu.say(format_args!(
-        "virtio-blk block read: skipped: blocks move through virtqueues, which the simulator does not run"
+        "virtio 0.0.0005: sector 4096 written and read back through the ring"
+    ));
+    // The passed-through 3390 is no virtio device: the hypercall answers -EINVAL in GR2.
+    let gr2 = cpu
+        .vm
+        .css
+        .diag500(&*cpu.vm.mem, 3, sid(SCH_3390), 0)
+        .map_err(|e| format!("DIAGNOSE 0x500: {e}"))?;
+    ensure!(
+        gr2 == vcss::EINVAL,
+        "notify of the 3390: GR2 = {gr2}, not -EINVAL"
+    );
+    let st = cpu.blk_request(0, cap, BLOCK, 512)?;
+    ensure!(
+        st == 1,
+        "read past the end: status {st}, not VIRTIO_BLK_S_IOERR"
+    );
+    cpu.say(format_args!(
+        "virtio 0.0.0005: sector {cap} (past the end): VIRTIO_BLK_S_IOERR"
     ));
 
     // 3390: read cylinder 0 head 0 record 3 (key "VOL1" and the 80-byte label), as dasd_eckd
@@ -478,7 +691,7 @@ fn guest(machine: &Machine, verbose: bool) -> Result<(), Error> {
         ccw(0x47, CC, 16, (DATA + 0x110) as u32),
         ccw(0x8E, 0, 84, (DATA + 0x200) as u32),
     ];
-    let irb = cpu.run(1, 0x0F8A_1201, &prog, true)?;
+    let irb = cpu.run(SCH_3390, 0x0F8A_1200 | u32::from(SCH_3390), &prog, true)?;
     Vcpu::clean(&irb, "3390 read")?;
     let rec = cpu.read(DATA + 0x200, 84)?;
     ensure!(
@@ -495,18 +708,25 @@ fn guest(machine: &Machine, verbose: bool) -> Result<(), Error> {
         "3390 0.0.1234: record 3 of cylinder 0 head 0 is VOL1, volume {volser}"
     ));
 
-    // Two SENSE IDs, the configuration read, the 3390 read: four interruptions, each
-    // notified once (the VMM's cue to inject KVM_S390_INT_IO).
-    let notified = cpu.vm.notified.len();
+    // Every I/O interruption (SENSE IDs, virtio commands, the ring's, the 3390 read) was
+    // notified once: the VMM's cue to inject KVM_S390_INT_IO.
+    let (notified, taken) = (cpu.vm.notified.len(), cpu.interruptions);
     cpu.say(format_args!(
         "vcss notified the VMM {notified} times (one per I/O interruption)"
     ));
     ensure!(
-        notified == 4,
-        "{notified} notifications for 4 I/O interruptions"
+        notified == taken,
+        "{notified} notifications for {taken} I/O interruptions"
     );
     vm.shutdown()?;
     Ok(())
+}
+
+/// The block the harness puts at sector 0 of the virtio disk before the guest runs.
+fn preloaded_block() -> Vec<u8> {
+    let mut b = b"tiny-vmm: sector 0 of the virtio-blk disk".to_vec();
+    b.resize(512, 0x5A);
+    b
 }
 
 /// EBCDIC upper-case letters and digits to ASCII (all a volume serial holds).
