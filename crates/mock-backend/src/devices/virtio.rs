@@ -384,7 +384,8 @@ impl VirtioBlkCcw {
             mem.write_at(addr, &[status])
                 .map_err(VirtqueueError::Memory)?;
         }
-        Ok((written + 1) as u32)
+        // A used length is 32 bits: a larger read (over 4 GiB) saturates.
+        Ok(u32::try_from(written + 1).unwrap_or(u32::MAX))
     }
 
     /// `len` bytes from `sector` lie within the disk and are whole sectors (QEMU's
@@ -1122,7 +1123,19 @@ mod tests {
         assert_eq!(drv.get(BUF, 200), vec![0xAB; 200]);
         assert_eq!(drv.get(BUF + 0x1000, 312), vec![0xAB; 312]);
         assert_eq!(drv.used(USED, 0), (5, 513));
+        // A table longer than the queue is a ring error.
+        drv.desc(5, table, 16 * u32::from(SIZE + 1), 4, 0);
+        drv.offer(AVAIL, 5);
+        let e = VirtqueueError::IndirectTable {
+            head: 5,
+            addr: table,
+            len: 16 * u32::from(SIZE + 1),
+        };
+        broken(&mut dev, &drv, &e);
         // A nested or odd-sized indirect table is a ring error.
+        let mut drv = Driver::new(true);
+        let mut dev = ready(64);
+        drv.desc(5, table, 64, 4, 0);
         drv.desc_in(table, 0, table, 64, 4, 0);
         drv.offer(AVAIL, 5);
         let e = VirtqueueError::IndirectTable {
@@ -1178,6 +1191,21 @@ mod tests {
         assert_eq!(drv.get(BUF, 512), vec![0x42; 512]);
         assert_eq!(drv.r16(q.used + 2), 1);
         assert_eq!(drv.used(q.used, 0), (0, 513));
+    }
+
+    #[test]
+    fn a_queue_size_not_a_power_of_two_is_an_error_not_a_panic() {
+        let drv = Driver::new(true);
+        let addrs = QueueAddrs {
+            desc: DESC,
+            avail: AVAIL,
+            used: USED,
+            size: 0,
+        };
+        let mut q = SplitQueue::new(addrs, true);
+        drv.put(AVAIL + 2, &[1, 0]);
+        assert_eq!(q.pop(&drv.mem), Err(VirtqueueError::Size(0)));
+        assert_eq!(q.push_used(&drv.mem, 0, 1), Err(VirtqueueError::Size(0)));
     }
 
     #[test]

@@ -26,6 +26,9 @@ const F_INDIRECT: u16 = 4;
 /// What is wrong with a ring the driver gave; the device then needs a reset.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VirtqueueError {
+    /// The queue size is not a power of two from 1 to 32768 (split ring, virtio 1.x 2.7).
+    #[error("virtqueue: size {0} is not a power of two from 1 to 32768")]
+    Size(u16),
     /// The ring or a buffer names guest memory that is not there.
     #[error("virtqueue: guest memory at {0:#x} is not accessible")]
     Memory(u64),
@@ -55,7 +58,8 @@ pub enum VirtqueueError {
         /// The chain's head.
         head: u16,
     },
-    /// An indirect descriptor that is not a whole, non-empty table, or is chained, or sits
+    /// An indirect descriptor that is not a whole, non-empty table no longer than the queue
+    /// (a chain is at most the queue size, virtio 1.x 2.7.5.3.1), or is chained, or sits
     /// inside an indirect table.
     #[error("virtqueue: bad indirect table at {addr:#x}, {len} bytes, in the chain of head {head}")]
     IndirectTable {
@@ -205,7 +209,7 @@ impl SplitQueue {
         &mut self,
         mem: &dyn GuestIo,
     ) -> Result<Option<(u16, Vec<Segment>)>, VirtqueueError> {
-        let size = self.addrs.size;
+        let size = self.checked_size()?;
         let avail = self.u16_at(mem, self.addrs.avail + 2)?;
         let pending = avail.wrapping_sub(self.next_avail);
         if pending == 0 {
@@ -223,6 +227,14 @@ impl SplitQueue {
         let segs = self.chain(mem, head)?;
         self.next_avail = self.next_avail.wrapping_add(1);
         Ok(Some((head, segs)))
+    }
+
+    fn checked_size(&self) -> Result<u16, VirtqueueError> {
+        let size = self.addrs.size;
+        if !size.is_power_of_two() {
+            return Err(VirtqueueError::Size(size));
+        }
+        Ok(size)
     }
 
     fn chain(&self, mem: &dyn GuestIo, head: u16) -> Result<Vec<Segment>, VirtqueueError> {
@@ -245,7 +257,8 @@ impl SplitQueue {
             }
             let d = self.desc(mem, table, index)?;
             if d.flags & F_INDIRECT != 0 {
-                if indirect || d.flags & F_NEXT != 0 || d.len == 0 || d.len % 16 != 0 {
+                let too_long = d.len / 16 > u32::from(self.addrs.size);
+                if indirect || d.flags & F_NEXT != 0 || d.len == 0 || d.len % 16 != 0 || too_long {
                     return Err(VirtqueueError::IndirectTable {
                         head,
                         addr: d.addr,
@@ -284,7 +297,7 @@ impl SplitQueue {
         head: u16,
         len: u32,
     ) -> Result<(), VirtqueueError> {
-        let slot = u64::from(self.used_idx % self.addrs.size);
+        let slot = u64::from(self.used_idx % self.checked_size()?);
         let elem = self.addrs.used + 4 + 8 * slot;
         self.put_u32(mem, elem, u32::from(head))?;
         self.put_u32(mem, elem + 4, len)?;
