@@ -394,7 +394,7 @@ impl VirtioBlkCcw {
         len % 512 == 0
             && sector
                 .checked_add(len / 512)
-                .is_some_and(|end| end <= self.capacity)
+                .is_some_and(|end| end <= self.capacity && end.checked_mul(512).is_some())
     }
 
     /// Disk bytes at `offset` into the chain's buffers; `false` on a backing-store error.
@@ -414,7 +414,7 @@ impl VirtioBlkCcw {
                 if self.backing.read(pos, &mut buf).is_err() {
                     return Ok(false);
                 }
-                mem.write_at(addr + done, &buf)
+                mem.write_at(addr.wrapping_add(done), &buf)
                     .map_err(VirtqueueError::Memory)?;
                 done += k;
                 pos += k;
@@ -438,7 +438,7 @@ impl VirtioBlkCcw {
             while done < n {
                 let k = (n - done).min(CHUNK);
                 let mut buf = vec![0u8; k as usize];
-                mem.read_at(addr + done, &mut buf)
+                mem.read_at(addr.wrapping_add(done), &mut buf)
                     .map_err(VirtqueueError::Memory)?;
                 if self.backing.write(pos, &buf).is_err() {
                     return Ok(false);
@@ -1206,6 +1206,31 @@ mod tests {
         drv.put(AVAIL + 2, &[1, 0]);
         assert_eq!(q.pop(&drv.mem), Err(VirtqueueError::Size(0)));
         assert_eq!(q.push_used(&drv.mem, 0, 1), Err(VirtqueueError::Size(0)));
+    }
+
+    #[test]
+    fn rings_and_buffers_at_the_top_of_the_address_space_are_memory_errors() {
+        let mut drv = Driver::new(true);
+        let mut dev = ready(64);
+        dev.queue = Some(QueueAddrs {
+            desc: DESC,
+            avail: u64::MAX - 3,
+            used: u64::MAX - 3,
+            size: SIZE,
+        });
+        assert_eq!(dev.virtio_notify(&drv.mem, 0), processed(true));
+        assert_eq!(dev.error(), Some(&VirtqueueError::Memory(u64::MAX - 1)));
+        // A data buffer that wraps: the device stops at the first inaccessible byte.
+        let mut dev = ready(u64::MAX);
+        drv.request(0, blk::T_IN, 0, u64::MAX - 100, 512, true);
+        assert_eq!(dev.virtio_notify(&drv.mem, 0), processed(true));
+        assert_eq!(dev.error(), Some(&VirtqueueError::Memory(u64::MAX - 100)));
+        // Sectors whose byte offset does not fit in 64 bits are out of range, not an overflow.
+        let mut dev = ready(u64::MAX);
+        let mut drv = Driver::new(true);
+        drv.request(0, blk::T_IN, u64::MAX / 512 + 1, BUF, 512, true);
+        assert_eq!(dev.virtio_notify(&drv.mem, 0), processed(true));
+        assert_eq!(drv.status_of(0), blk::S_IOERR);
     }
 
     #[test]

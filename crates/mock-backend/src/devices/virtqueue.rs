@@ -210,7 +210,7 @@ impl SplitQueue {
         mem: &dyn GuestIo,
     ) -> Result<Option<(u16, Vec<Segment>)>, VirtqueueError> {
         let size = self.checked_size()?;
-        let avail = self.u16_at(mem, self.addrs.avail + 2)?;
+        let avail = self.u16_at(mem, self.addrs.avail.wrapping_add(2))?;
         let pending = avail.wrapping_sub(self.next_avail);
         if pending == 0 {
             return Ok(None);
@@ -223,7 +223,7 @@ impl SplitQueue {
             });
         }
         let slot = u64::from(self.next_avail % size);
-        let head = self.u16_at(mem, self.addrs.avail + 4 + 2 * slot)?;
+        let head = self.u16_at(mem, self.addrs.avail.wrapping_add(4 + 2 * slot))?;
         let segs = self.chain(mem, head)?;
         self.next_avail = self.next_avail.wrapping_add(1);
         Ok(Some((head, segs)))
@@ -298,17 +298,20 @@ impl SplitQueue {
         len: u32,
     ) -> Result<(), VirtqueueError> {
         let slot = u64::from(self.used_idx % self.checked_size()?);
-        let elem = self.addrs.used + 4 + 8 * slot;
+        let elem = self.addrs.used.wrapping_add(4 + 8 * slot);
         self.put_u32(mem, elem, u32::from(head))?;
-        self.put_u32(mem, elem + 4, len)?;
+        self.put_u32(mem, elem.wrapping_add(4), len)?;
         self.used_idx = self.used_idx.wrapping_add(1);
-        self.put_u16(mem, self.addrs.used + 2, self.used_idx)
+        self.put_u16(mem, self.addrs.used.wrapping_add(2), self.used_idx)
     }
 
     /// VIRTIO_F_RING_EVENT_IDX: asks the driver to notify again once it makes the entry after
     /// the ones taken available (the `avail_event` field after the used ring).
     pub fn set_avail_event(&self, mem: &dyn GuestIo) -> Result<(), VirtqueueError> {
-        let at = self.addrs.used + 4 + 8 * u64::from(self.addrs.size);
+        let at = self
+            .addrs
+            .used
+            .wrapping_add(4 + 8 * u64::from(self.addrs.size));
         self.put_u16(mem, at, self.next_avail)
     }
 }
