@@ -272,6 +272,10 @@ impl vcss::Device for ChannelDevice {
         self.reset();
     }
 
+    fn enabled(&mut self) {
+        self.model.enabled();
+    }
+
     fn virtio_notify(&mut self, mem: &dyn GuestIo, queue: u16) -> vcss::VirtioNotify {
         self.model.virtio_notify(mem, queue)
     }

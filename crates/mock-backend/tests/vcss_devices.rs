@@ -453,3 +453,35 @@ fn suspend_and_resume_through_vcss() {
     );
     assert_eq!(get(&m, 0x4000, 4), b"ABCD");
 }
+
+/// Virtio spec 4.3.2.1.1: the revision stays negotiated until the subchannel is enabled again,
+/// and MODIFY SUBCHANNEL enabling it through vcss tells the device (as the simulator's own
+/// MSCH does).
+#[test]
+fn enabling_the_subchannel_unsets_the_virtio_revision() {
+    const SET_VIRTIO_REV: u8 = 0x83;
+    const SCHIB_AT: u64 = 0xA00;
+    let dir = Scratch::new("virtio-rev");
+    let m = mem();
+    let mut css = css(image(&dir));
+    // Revision 1, length 0: the 4 bytes the command carries.
+    put(&m, 0x3000, &[0x00, 0x01, 0x00, 0x00]);
+    let set_rev = ccw1(SET_VIRTIO_REV, CcwFlags::NONE, 4, 0x3000);
+    assert_eq!(status(&run1(&mut css, &m, 0, &[set_rev])), (CE_DE, 0));
+    // Once negotiated, a second SET_VIRTIO_REV is a command reject (unit check).
+    assert_eq!(status(&run1(&mut css, &m, 0, &[set_rev])), (0x02, 0));
+    // Disable, then enable again with MSCH.
+    for enable in [false, true] {
+        assert_eq!(css.stsch(&m, sid(0), SCHIB_AT), Ok(ConditionCode::Cc0));
+        let mut schib = get(&m, SCHIB_AT, 52);
+        // PMCW word 1 byte 1 (schib[5]), bit 8 of the word: E.
+        schib[5] = if enable {
+            schib[5] | 0x80
+        } else {
+            schib[5] & !0x80
+        };
+        put(&m, SCHIB_AT, &schib);
+        assert_eq!(css.msch(&m, sid(0), SCHIB_AT), Ok(ConditionCode::Cc0));
+    }
+    assert_eq!(status(&run1(&mut css, &m, 0, &[set_rev])), (CE_DE, 0));
+}

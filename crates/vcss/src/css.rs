@@ -459,7 +459,12 @@ impl Vcss {
         let Some(s) = self.subchannels.get_mut(&no) else {
             return Ok(ConditionCode::Cc3);
         };
-        Ok(sch::msch(&mut s.state, &new)?)
+        let was_enabled = s.state.schib.pmcw.flags.enabled();
+        let cc = sch::msch(&mut s.state, &new)?;
+        if cc == ConditionCode::Cc0 && !was_enabled && s.state.schib.pmcw.flags.enabled() {
+            s.device.enabled();
+        }
+        Ok(cc)
     }
 
     /// START SUBCHANNEL (B233): fetches the ORB at `addr` (12 bytes, 32 with X = 1); on cc 0

@@ -153,6 +153,11 @@ pub trait Device: Send + std::fmt::Debug {
     fn halt(&mut self) -> u32;
     /// The clear signal: the device drops all state of the current function.
     fn clear(&mut self);
+    /// MODIFY SUBCHANNEL enabled the device's subchannel (it was disabled): state the
+    /// architecture ties to enablement starts over here (virtio-ccw, virtio spec 4.3.2.1.1:
+    /// the revision is unset from the time the subchannel is enabled). The default does
+    /// nothing.
+    fn enabled(&mut self) {}
     /// The guest notified virtqueue `queue` (DIAGNOSE 0x500 subcode 3). The default: not a
     /// virtio device (a passed-through subchannel never is: vfio-ccw cannot pass one through).
     fn virtio_notify(&mut self, mem: &dyn GuestIo, queue: u16) -> VirtioNotify {
