@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use ccw_types::SubchannelId;
 use css_core::{BackendError, BackendErrorKind};
+use tokio::sync::Notify;
 use vm_memory::GuestMemoryMmap;
 
-use super::{Inner, MockBackend, Sch, SchInner};
+use super::{Inner, MockBackend, Sch, SchInner, Worker};
 use crate::ChannelDevice;
 use crate::channel::DEFAULT_MAX_CCWS;
 use crate::device::DeviceModel;
@@ -214,10 +215,11 @@ impl MockBuilder {
                     state: Mutex::new(SchInner {
                         st,
                         channel: ChannelDevice::new(device).with_max_ccws(self.max_ccws),
-                        worker: false,
+                        worker: Worker::None,
                         waited: false,
                         delayed_delivery: false,
                     }),
+                    wake: Notify::new(),
                 }),
             );
         }

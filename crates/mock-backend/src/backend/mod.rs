@@ -3,8 +3,8 @@
 //! [`MockBackend`]: the simulated channel subsystem behind [`css_core::Backend`].
 //!
 //! Instructions apply the pure transitions of [`crate::instr`] under the subchannel's lock and
-//! hand the asynchronous part (start, resume, halt, clear functions) to one worker task per busy
-//! subchannel. The worker executes the channel program command by command, so a halt or clear
+//! hand the asynchronous part (start, resume, halt, clear functions) to the subchannel's worker
+//! task (spawned by its first function, idle between functions). The worker executes the channel program command by command, so a halt or clear
 //! issued while a program runs is acted on between two commands. Whenever a subchannel becomes
 //! status pending (and is enabled), the backend does what the kernel's interruption handler
 //! does: TEST SUBCHANNEL, and the IRB goes out once on the event stream.
@@ -21,6 +21,7 @@ mod inspect;
 mod worker;
 
 pub use builder::MockBuilder;
+use worker::Worker;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
@@ -33,6 +34,7 @@ use ccw_types::{Orb, OrbRepr, Schib, SubchannelId};
 use css_core::{
     Backend, BackendError, BackendErrorKind, ConditionCode, EventReceiver, EventSender,
 };
+use tokio::sync::Notify;
 use tracing::debug;
 
 use crate::ChannelDevice;
@@ -83,14 +85,16 @@ struct Inner {
 struct Sch {
     id: SubchannelId,
     state: Mutex<SchInner>,
+    /// Wakes the idle worker task ([`Worker::Idle`]) for the next function.
+    wake: Notify,
 }
 
 struct SchInner {
     st: SchState,
     /// The device model with the channel program it runs.
     channel: ChannelDevice,
-    /// A worker task is running for this subchannel.
-    worker: bool,
+    /// This subchannel's worker task, and whether it is running functions.
+    worker: Worker,
     /// The worker already waited the latency for the pending start/resume.
     waited: bool,
     /// A delayed delivery is scheduled: status stays pending until it runs.
@@ -108,6 +112,15 @@ impl Inner {
                 .on(id)
                 .with_detail("no such subchannel in the simulated channel subsystem")
         })
+    }
+}
+
+impl Drop for Inner {
+    /// Ends the idle worker tasks: they hold the backend only weakly and find it gone.
+    fn drop(&mut self) {
+        for s in self.subchannels.values() {
+            s.wake.notify_one();
+        }
     }
 }
 
