@@ -210,14 +210,23 @@ impl Backend for MockBackend {
         if let Some(cc) = self.inner.start_fault(s, &mut g) {
             return Ok(cc);
         }
-        let cc = instr::ssch(&mut g.st, orb).map_err(|e| operand("start", sch, e))?;
+        // Parsed once, for the instruction and the channel.
+        let cmd = match OrbRepr::from_orb(orb) {
+            Ok(OrbRepr::Command(cmd)) => cmd,
+            Ok(_) => {
+                return Err(operand(
+                    "start",
+                    sch,
+                    OperandException::NotInstalled(
+                        "the fibre-channel extensions facility (transport mode)",
+                    ),
+                ));
+            }
+            Err(e) => return Err(operand("start", sch, OperandException::Operand(e))),
+        };
+        let cc = instr::ssch_command(&mut g.st, orb, &cmd);
         debug!(%sch, cc = cc.value(), "start subchannel");
         if cc == ConditionCode::Cc0 {
-            let OrbRepr::Command(cmd) = OrbRepr::from_orb(orb)
-                .map_err(|e| operand("start", sch, OperandException::Operand(e)))?
-            else {
-                return Err(BackendError::unsupported("start").on(sch));
-            };
             g.channel.begin(&cmd);
             g.waited = false;
             self.inner.ensure_worker(s, &mut g);
