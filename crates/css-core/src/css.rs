@@ -6,7 +6,6 @@
 //! Every method follows the same shape: apply an event under the subchannel's lock
 //! ([`crate::core`]), release the lock, call the backend, apply the result as another event.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -149,27 +148,23 @@ impl<B: Backend + ?Sized, T: Translate> Css<B, T> {
     /// `NotOper` when the device number is not valid). QDIO subchannels are skipped, as
     /// vfio-ccw's probe refuses them. Returns every usable subchannel id.
     pub async fn probe(&self) -> Result<Vec<SubchannelId>, CssError> {
-        let list = self.shared.backend.probe().await?;
-        let mut schibs: HashMap<SubchannelId, Schib> = HashMap::with_capacity(list.len());
-        let mut ids = Vec::with_capacity(list.len());
-        for (sch, schib) in list {
-            if schib.pmcw.flags.qdio() {
+        let mut list = self.shared.backend.probe().await?;
+        list.retain(|(sch, schib)| {
+            let qdio = schib.pmcw.flags.qdio();
+            if qdio {
                 tracing::info!(%sch, "QDIO subchannel skipped (not supported, as in vfio-ccw)");
-                continue;
             }
-            ids.push(sch);
-            schibs.insert(sch, schib);
-        }
+            !qdio
+        });
+        let ids = list.iter().map(|(sch, _)| *sch).collect::<Vec<_>>();
         let added = self
             .shared
             .registry
-            .insert_missing(ids.iter().copied(), |sch| {
-                schibs.remove(&sch).map(|schib| Entry {
-                    core: Core::new(sch, schib),
-                    irq: Notify::new(),
-                    translator: Mutex::new(None),
-                    mapper: Mutex::new(None),
-                })
+            .insert_missing(list, |sch, schib| Entry {
+                core: Core::new(sch, schib),
+                irq: Notify::new(),
+                translator: Mutex::new(None),
+                mapper: Mutex::new(None),
             });
         tracing::debug!(found = ids.len(), added, "probe");
         Ok(ids)

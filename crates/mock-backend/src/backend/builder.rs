@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ccw_types::SubchannelId;
-use css_core::{BackendError, BackendErrorKind};
+use css_core::{BackendError, BackendErrorKind, SubchannelTable};
 use tokio::sync::Notify;
 use vm_memory::GuestMemoryMmap;
 
@@ -179,8 +179,7 @@ impl MockBuilder {
                 BackendError::new(BackendErrorKind::Io, "build")
                     .with_detail(format!("cannot map the control arena: {e}"))
             })?;
-        let mut subchannels = HashMap::new();
-        let mut order = Vec::new();
+        let mut subchannels = SubchannelTable::new();
         for (id, (devno, device)) in self.subchannels {
             let mut st = SchState::new(devno);
             let p = &mut st.schib.pmcw;
@@ -207,7 +206,6 @@ impl MockBuilder {
             p.pam = pim;
             p.lpm = pim;
             p.chpid = chpids;
-            order.push(id);
             subchannels.insert(
                 id,
                 Arc::new(Sch {
@@ -223,13 +221,11 @@ impl MockBuilder {
                 }),
             );
         }
-        order.sort_by_key(|s| (s.cssid, s.ssid, s.sch_no));
         let (tx, rx) = css_core::event_channel(self.event_capacity);
         Ok(MockBackend {
             inner: Arc::new(Inner {
                 storage: Arc::new(storage),
                 subchannels,
-                order,
                 latency: self.latency,
                 faults_on: !self.faults.is_disabled(),
                 faults: Mutex::new(self.faults),

@@ -23,7 +23,6 @@ mod worker;
 pub use builder::MockBuilder;
 use worker::Worker;
 
-use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -33,6 +32,7 @@ use ccw_translate::Mapper;
 use ccw_types::{Orb, OrbRepr, Schib, SubchannelId};
 use css_core::{
     Backend, BackendError, BackendErrorKind, ConditionCode, EventReceiver, EventSender,
+    SubchannelTable,
 };
 use tokio::sync::Notify;
 use tracing::debug;
@@ -63,7 +63,7 @@ pub struct MockBackend {
 impl std::fmt::Debug for MockBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MockBackend")
-            .field("subchannels", &self.inner.order)
+            .field("subchannels", &self.inner.subchannels.len())
             .field("latency", &self.inner.latency)
             .finish_non_exhaustive()
     }
@@ -71,8 +71,7 @@ impl std::fmt::Debug for MockBackend {
 
 struct Inner {
     storage: Arc<HostStorage>,
-    subchannels: HashMap<SubchannelId, Arc<Sch>>,
-    order: Vec<SubchannelId>,
+    subchannels: SubchannelTable<Arc<Sch>>,
     latency: Duration,
     faults: Mutex<FaultPolicy>,
     /// Whether the policy can inject anything (else no decision takes its lock).
@@ -107,7 +106,7 @@ impl Inner {
         id: SubchannelId,
         op: &'static str,
     ) -> Result<&Arc<Sch>, BackendError> {
-        self.subchannels.get(&id).ok_or_else(|| {
+        self.subchannels.get(id).ok_or_else(|| {
             BackendError::new(BackendErrorKind::NoDevice, op)
                 .on(id)
                 .with_detail("no such subchannel in the simulated channel subsystem")
@@ -133,7 +132,7 @@ fn operand(op: &'static str, sch: SubchannelId, e: OperandException) -> BackendE
 impl MockBackend {
     /// The subchannels, in ascending order.
     pub fn subchannel_ids(&self) -> Vec<SubchannelId> {
-        self.inner.order.clone()
+        self.inner.subchannels.ids().collect()
     }
 
     /// MODIFY SUBCHANNEL with the program-modifiable fields of `schib`.
@@ -180,12 +179,9 @@ impl Backend for MockBackend {
     async fn probe(&self) -> Result<Vec<(SubchannelId, Schib)>, BackendError> {
         Ok(self
             .inner
-            .order
+            .subchannels
             .iter()
-            .filter_map(|id| {
-                let s = self.inner.subchannels.get(id)?;
-                Some((*id, instr::stsch(&lock(&s.state).st)))
-            })
+            .map(|(id, s)| (id, instr::stsch(&lock(&s.state).st)))
             .collect())
     }
 
