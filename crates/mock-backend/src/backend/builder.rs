@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use ccw_types::SubchannelId;
 use css_core::{BackendError, BackendErrorKind, SubchannelTable};
-use tokio::sync::Notify;
 use vm_memory::GuestMemoryMmap;
 
 use super::{Inner, MockBackend, Sch, SchInner, Worker};
@@ -214,10 +213,10 @@ impl MockBuilder {
                         st,
                         channel: ChannelDevice::new(device).with_max_ccws(self.max_ccws),
                         worker: Worker::None,
+                        waker: None,
                         waited: false,
                         delayed_delivery: false,
                     }),
-                    wake: Notify::new(),
                 }),
             );
         }

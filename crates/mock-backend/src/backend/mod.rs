@@ -34,7 +34,6 @@ use css_core::{
     Backend, BackendError, BackendErrorKind, ConditionCode, EventReceiver, EventSender,
     SubchannelTable,
 };
-use tokio::sync::Notify;
 use tracing::debug;
 
 use crate::ChannelDevice;
@@ -84,8 +83,6 @@ struct Inner {
 struct Sch {
     id: SubchannelId,
     state: Mutex<SchInner>,
-    /// Wakes the idle worker task ([`Worker::Idle`]) for the next function.
-    wake: Notify,
 }
 
 struct SchInner {
@@ -94,6 +91,8 @@ struct SchInner {
     channel: ChannelDevice,
     /// This subchannel's worker task, and whether it is running functions.
     worker: Worker,
+    /// The idle worker's waker.
+    waker: Option<std::task::Waker>,
     /// The worker already waited the latency for the pending start/resume.
     waited: bool,
     /// A delayed delivery is scheduled: status stays pending until it runs.
@@ -118,7 +117,9 @@ impl Drop for Inner {
     /// Ends the idle worker tasks: they hold the backend only weakly and find it gone.
     fn drop(&mut self) {
         for s in self.subchannels.values() {
-            s.wake.notify_one();
+            if let Some(w) = lock(&s.state).waker.take() {
+                w.wake();
+            }
         }
     }
 }

@@ -4,8 +4,8 @@
 //! halt, clear), executing the channel program a command at a time so that a halt or clear
 //! issued while a program runs acts between two commands.
 //!
-//! The task is spawned by the subchannel's first function and then stays, waiting on
-//! [`Sch::wake`] between functions: a START costs a wakeup, not a task spawn (an allocation,
+//! The task is spawned by the subchannel's first function and then stays, waiting between
+//! functions on the waker it leaves in the subchannel's state: a START costs a wakeup, not a task spawn (an allocation,
 //! the runtime's task list) per I/O. It holds the backend only weakly while it waits, so a
 //! dropped backend ends it (`Inner`'s `Drop` wakes it), and if its runtime shuts down first
 //! the subchannel forgets it ([`Worker::None`]) and the next function spawns a new one.
@@ -33,7 +33,7 @@ use crate::instr::{self, Ending};
 pub(super) enum Worker {
     /// No task (none was needed yet, or its runtime shut down): the next function spawns one.
     None,
-    /// The task waits on [`Sch::wake`] for the next function.
+    /// The task waits for the next function (its waker in `SchInner::waker`).
     Idle,
     /// The task runs this subchannel's functions (or was woken to).
     Busy,
@@ -68,7 +68,19 @@ async fn worker(inner: Weak<Inner>, sch: Arc<Sch>) {
             let Some(inner) = inner.upgrade() else { return };
             inner.run(sch).await;
         }
-        sch.wake.notified().await;
+        // Idle until a function is handed over (`Busy`) or the backend is gone. The waker is
+        // left under the subchannel's lock, where `ensure_worker` and `Inner`'s `Drop` look.
+        std::future::poll_fn(|cx| {
+            let mut s = lock(&sch.state);
+            if s.worker == Worker::Busy || inner.strong_count() == 0 {
+                return std::task::Poll::Ready(());
+            }
+            if !s.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                s.waker = Some(cx.waker().clone());
+            }
+            std::task::Poll::Pending
+        })
+        .await;
     }
 }
 
@@ -87,8 +99,10 @@ impl Inner {
             Worker::Busy => {}
             Worker::Idle => {
                 s.worker = Worker::Busy;
-                // Stores a permit if the task has not reached its wait yet.
-                sch.wake.notify_one();
+                // No waker yet: the task has not reached its wait, and will find `Busy`.
+                if let Some(w) = s.waker.take() {
+                    w.wake();
+                }
             }
             Worker::None => {
                 s.worker = Worker::Busy;
