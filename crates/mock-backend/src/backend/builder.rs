@@ -179,7 +179,11 @@ impl MockBuilder {
                     .with_detail(format!("cannot map the control arena: {e}"))
             })?;
         let mut subchannels = SubchannelTable::new();
-        for (id, (devno, device)) in self.subchannels {
+        // Made in ascending id order, so that neighbouring subchannels are neighbours in
+        // memory too (a walk over them, as a probe or a report storm makes, stays sequential).
+        let mut added: Vec<_> = self.subchannels.into_iter().collect();
+        added.sort_unstable_by_key(|(id, _)| *id);
+        for (id, (devno, device)) in added {
             let mut st = SchState::new(devno);
             let p = &mut st.schib.pmcw;
             p.flags.set_isc(self.isc);
