@@ -56,9 +56,16 @@ struct Entry<T: Translate> {
     /// subchannel costs one less). Waiters enable their `Notified` before issuing what they
     /// wait for, so no wakeup is lost and no stale one is kept.
     irq: Notify,
+    /// What a submit translates with, behind one lock (one per I/O).
+    io: Mutex<IoTools<T>>,
+}
+
+/// The translator and the mapper of one subchannel.
+struct IoTools<T> {
     /// Created on first use: most registered subchannels never run a program.
-    translator: Mutex<Option<Box<T>>>,
-    mapper: Mutex<Option<Arc<dyn Mapper>>>,
+    translator: Option<Box<T>>,
+    /// Set by open.
+    mapper: Option<Arc<dyn Mapper>>,
 }
 
 struct Shared<B: ?Sized, T: Translate> {
@@ -163,8 +170,10 @@ impl<B: Backend + ?Sized, T: Translate> Css<B, T> {
             .insert_missing(list, |sch, schib| Entry {
                 core: Core::new(sch, schib),
                 irq: Notify::new(),
-                translator: Mutex::new(None),
-                mapper: Mutex::new(None),
+                io: Mutex::new(IoTools {
+                    translator: None,
+                    mapper: None,
+                }),
             });
         tracing::debug!(found = ids.len(), added, "probe");
         Ok(ids)
@@ -203,7 +212,7 @@ impl<B: Backend + ?Sized, T: Translate> Css<B, T> {
                     return Err(CssError::from(e));
                 }
             };
-            *lock(&entry.mapper) = Some(mapper);
+            lock(&entry.io).mapper = Some(mapper);
             match self.shared.backend.enable(sch, sch.to_word()).await {
                 Ok(cc) => entry.core.opened(Some(cc))?,
                 Err(e) => {
@@ -697,13 +706,14 @@ impl<B: Backend + ?Sized, T: Translate> Subchannel<B, T> {
             core.translate_failed(ticket, Errno::NotSupported);
             return Err(CssError::TransportMode(sch));
         }
-        let Some(mapper) = lock(&self.entry.mapper).clone() else {
-            core.translate_failed(ticket, Errno::Io);
-            return Err(CssError::NotOpen(sch));
-        };
         let translated = {
-            let mut slot = lock(&self.entry.translator);
-            let tr = slot.get_or_insert_with(|| Box::new(T::create()));
+            let mut io = lock(&self.entry.io);
+            let Some(mapper) = io.mapper.clone() else {
+                drop(io);
+                core.translate_failed(ticket, Errno::Io);
+                return Err(CssError::NotOpen(sch));
+            };
+            let tr = io.translator.get_or_insert_with(|| Box::new(T::create()));
             tr.translate(orb, mem, mapper, ticket.lpm)
         };
         let program = match translated {
