@@ -10,14 +10,14 @@
 //! dropped backend ends it (`Inner`'s `Drop` wakes it), and if its runtime shuts down first
 //! the subchannel forgets it ([`Worker::None`]) and the next function spawns a new one.
 //!
-//! Between the steps of one function the worker yields to the runtime where another task
-//! may need to act: after accepting a start (before its first command, so that a halt or
-//! clear issued right after START finds the start function pending, as a channel that has
-//! not fetched the first CCW yet; the vcss passthrough's halt test relies on it), between
-//! two commands of a program, after status that does not end the function (intermediate
-//! status, PCI), and after a halt or clear. It goes straight from the status that ends a
-//! function to its idle state: each yield is a trip through the runtime's driver (a park
-//! with `epoll_wait` and the timer wheel's clock reads, issue 14).
+//! Between the steps of one function the worker yields to the runtime only where another
+//! task may need to act: between two commands of a program (a halt or clear), after
+//! status that does not end the function (intermediate status, PCI), and after a halt or
+//! clear. It goes straight from accepting a start to its first command, and from the
+//! status that ends a function to its idle state: each yield is a trip through the
+//! runtime's driver (a park with `epoll_wait` and the timer wheel's clock reads, issue 14).
+//! So a short program can end before a halt another task issues right after START is
+//! acted on (the halt then finds the subchannel idle), as on a channel that is fast.
 
 use std::sync::{Arc, Weak};
 
@@ -201,8 +201,8 @@ impl Inner {
             self.deliver(sch, s);
             return Next::Yield;
         }
-        // A halt or clear issued right after START finds the start function pending.
-        Next::Yield
+        // Straight on to the first command.
+        Next::Again
     }
 
     fn execute(self: &Arc<Self>, sch: &Arc<Sch>, s: &mut SchInner) -> Next {
