@@ -251,6 +251,33 @@ fn halt_ends_the_guest_function_at_once_and_the_next_start_runs_cleanly() {
 }
 
 #[test]
+fn a_guest_halt_that_reaches_the_host_after_its_program_ended_stays_invisible() {
+    let mut s = setup("halt-late", &[]);
+    enable(&mut s.vm, 1, 3, 0x46);
+    assert_eq!(ssch(&mut s.vm, 1, 0x46, &[SENSE_ID]), 0);
+    // The host runs the program to its end, but the VMM has not applied the ending yet: for
+    // the guest the start function is still active.
+    s.vm.block_on(async { tokio::time::sleep(std::time::Duration::from_millis(50)).await });
+    assert!(!s.vm.css.interruption_pending(cr6()));
+    // The guest's halt ends its function at once; the host halts an idle subchannel.
+    assert_eq!(s.vm.css.hsch(sid(1)).unwrap().value(), 0);
+    s.vm.deliver(cr6()).unwrap();
+    let (cc, irb) = tsch(&mut s.vm, 1);
+    assert_eq!(cc, 0);
+    assert_eq!(
+        irb.scsw.ctrl.into_bits().get() & 0x0000_4000,
+        0x4000,
+        "FC halt"
+    );
+    // Neither the host's ending of the program nor the status of its own halt reaches the
+    // guest.
+    s.vm.settle(std::time::Duration::from_millis(200));
+    assert!(!s.vm.css.interruption_pending(cr6()));
+    let irb = sense_id(&mut s.vm, 1, 0x47);
+    assert_eq!((irb.scsw.dstat, irb.scsw.cstat), (0x0C, 0));
+}
+
+#[test]
 fn a_program_the_host_refuses_ends_with_its_program_check() {
     let mut s = setup("refused", &[]);
     enable(&mut s.vm, 0, 3, 0x55);

@@ -85,7 +85,6 @@ pub fn event_channel(capacity: usize) -> (EventSender, EventReceiver) {
 #[derive(Debug, Default)]
 struct Overflow {
     state: std::sync::Mutex<OverflowState>,
-    notify: tokio::sync::Notify,
 }
 
 #[derive(Debug, Default)]
@@ -94,11 +93,23 @@ struct OverflowState {
     pending: Option<Crw>,
     /// Reports lost so far.
     lost: u64,
+    /// The receiver waiting on an empty queue: woken when a report is held back. (The queue
+    /// can be full while empty: slots reserved and not yet used count against it.)
+    waiter: Option<std::task::Waker>,
 }
 
 impl Overflow {
     fn lock(&self) -> std::sync::MutexGuard<'_, OverflowState> {
         ccw_translate::sync::lock(&self.state)
+    }
+}
+
+impl OverflowState {
+    /// Holds `crw` back and hands out the waiting receiver's waker, to wake once the lock is
+    /// released.
+    fn hold(&mut self, crw: Crw) -> Option<std::task::Waker> {
+        self.pending = Some(crw);
+        self.waiter.take()
     }
 }
 
@@ -153,9 +164,11 @@ impl EventSender {
                     tracing::warn!(lost = %held, lost_total = st.lost, "event queue full: channel report lost");
                     let mut crw = crw;
                     crw.set_overflow(true);
-                    st.pending = Some(crw);
+                    let waiter = st.hold(crw);
                     drop(st);
-                    self.overflow.notify.notify_one();
+                    if let Some(w) = waiter {
+                        w.wake();
+                    }
                     return;
                 }
             }
@@ -164,9 +177,11 @@ impl EventSender {
             Ok(()) | Err(TrySendError::Closed(_)) => {}
             Err(TrySendError::Full(_)) => {
                 tracing::debug!(%crw, "event queue full: channel report held back");
-                st.pending = Some(crw);
+                let waiter = st.hold(crw);
                 drop(st);
-                self.overflow.notify.notify_one();
+                if let Some(w) = waiter {
+                    w.wake();
+                }
             }
         }
     }
@@ -187,20 +202,33 @@ pub struct EventReceiver {
 impl EventReceiver {
     /// The next event; `None` once the backend is gone and everything was received.
     pub async fn recv(&mut self) -> Option<BackendEvent> {
-        loop {
-            match self.try_recv() {
-                Ok(ev) => return Some(ev),
-                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => return None,
-                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {}
-            }
-            tokio::select! {
-                ev = self.rx.recv() => match ev {
-                    Some(ev) => return Some(ev),
-                    None => return self.held().map(BackendEvent::ChannelReport),
-                },
-                () = self.overflow.notify.notified() => {}
-            }
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// [`EventReceiver::recv`] as a poll function: the queue first, then (once it is empty)
+    /// a held-back report; with neither, `cx` is woken by the next event or held-back report.
+    fn poll_recv(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<BackendEvent>> {
+        use std::task::Poll;
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(ev)) => return Poll::Ready(Some(ev)),
+            Poll::Ready(None) => return Poll::Ready(self.held().map(BackendEvent::ChannelReport)),
+            // Out of the task's cooperative budget with events queued: it is woken again.
+            Poll::Pending if !self.rx.is_empty() => return Poll::Pending,
+            Poll::Pending => {}
         }
+        // Under the lock a report is held back with: either it is here now, or the sender
+        // that holds one back finds this waker.
+        let mut st = self.overflow.lock();
+        if let Some(crw) = st.pending.take() {
+            return Poll::Ready(Some(BackendEvent::ChannelReport(crw)));
+        }
+        if !st.waiter.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            st.waiter = Some(cx.waker().clone());
+        }
+        Poll::Pending
     }
 
     /// The next event if one is ready (a held-back channel report once the queue is empty).

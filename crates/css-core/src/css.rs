@@ -6,7 +6,6 @@
 //! Every method follows the same shape: apply an event under the subchannel's lock
 //! ([`crate::core`]), release the lock, call the backend, apply the result as another event.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -57,9 +56,16 @@ struct Entry<T: Translate> {
     /// subchannel costs one less). Waiters enable their `Notified` before issuing what they
     /// wait for, so no wakeup is lost and no stale one is kept.
     irq: Notify,
+    /// What a submit translates with, behind one lock (one per I/O).
+    io: Mutex<IoTools<T>>,
+}
+
+/// The translator and the mapper of one subchannel.
+struct IoTools<T> {
     /// Created on first use: most registered subchannels never run a program.
-    translator: Mutex<Option<Box<T>>>,
-    mapper: Mutex<Option<Arc<dyn Mapper>>>,
+    translator: Option<Box<T>>,
+    /// Set by open.
+    mapper: Option<Arc<dyn Mapper>>,
 }
 
 struct Shared<B: ?Sized, T: Translate> {
@@ -149,27 +155,25 @@ impl<B: Backend + ?Sized, T: Translate> Css<B, T> {
     /// `NotOper` when the device number is not valid). QDIO subchannels are skipped, as
     /// vfio-ccw's probe refuses them. Returns every usable subchannel id.
     pub async fn probe(&self) -> Result<Vec<SubchannelId>, CssError> {
-        let list = self.shared.backend.probe().await?;
-        let mut schibs: HashMap<SubchannelId, Schib> = HashMap::with_capacity(list.len());
-        let mut ids = Vec::with_capacity(list.len());
-        for (sch, schib) in list {
-            if schib.pmcw.flags.qdio() {
+        let mut list = self.shared.backend.probe().await?;
+        list.retain(|(sch, schib)| {
+            let qdio = schib.pmcw.flags.qdio();
+            if qdio {
                 tracing::info!(%sch, "QDIO subchannel skipped (not supported, as in vfio-ccw)");
-                continue;
             }
-            ids.push(sch);
-            schibs.insert(sch, schib);
-        }
+            !qdio
+        });
+        let ids = list.iter().map(|(sch, _)| *sch).collect::<Vec<_>>();
         let added = self
             .shared
             .registry
-            .insert_missing(ids.iter().copied(), |sch| {
-                schibs.remove(&sch).map(|schib| Entry {
-                    core: Core::new(sch, schib),
-                    irq: Notify::new(),
-                    translator: Mutex::new(None),
-                    mapper: Mutex::new(None),
-                })
+            .insert_missing(list, |sch, schib| Entry {
+                core: Core::new(sch, schib),
+                irq: Notify::new(),
+                io: Mutex::new(IoTools {
+                    translator: None,
+                    mapper: None,
+                }),
             });
         tracing::debug!(found = ids.len(), added, "probe");
         Ok(ids)
@@ -208,7 +212,7 @@ impl<B: Backend + ?Sized, T: Translate> Css<B, T> {
                     return Err(CssError::from(e));
                 }
             };
-            *lock(&entry.mapper) = Some(mapper);
+            lock(&entry.io).mapper = Some(mapper);
             match self.shared.backend.enable(sch, sch.to_word()).await {
                 Ok(cc) => entry.core.opened(Some(cc))?,
                 Err(e) => {
@@ -702,13 +706,14 @@ impl<B: Backend + ?Sized, T: Translate> Subchannel<B, T> {
             core.translate_failed(ticket, Errno::NotSupported);
             return Err(CssError::TransportMode(sch));
         }
-        let Some(mapper) = lock(&self.entry.mapper).clone() else {
-            core.translate_failed(ticket, Errno::Io);
-            return Err(CssError::NotOpen(sch));
-        };
         let translated = {
-            let mut slot = lock(&self.entry.translator);
-            let tr = slot.get_or_insert_with(|| Box::new(T::create()));
+            let mut io = lock(&self.entry.io);
+            let Some(mapper) = io.mapper.clone() else {
+                drop(io);
+                core.translate_failed(ticket, Errno::Io);
+                return Err(CssError::NotOpen(sch));
+            };
+            let tr = io.translator.get_or_insert_with(|| Box::new(T::create()));
             tr.translate(orb, mem, mapper, ticket.lpm)
         };
         let program = match translated {

@@ -66,6 +66,7 @@ pub mod fsm;
 mod paths;
 mod program;
 mod registry;
+mod schtable;
 mod sync;
 
 #[cfg(all(test, loom))]
@@ -87,3 +88,4 @@ pub use error::{CssError, CssErrorKind};
 pub use fsm::{Errno, State};
 pub use paths::PathEvent;
 pub use program::{HostProgram, Translate, TranslateFailure};
+pub use schtable::SubchannelTable;

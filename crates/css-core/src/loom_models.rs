@@ -159,7 +159,7 @@ fn report_vs_remove() {
     loom::model(|| {
         let registry = Arc::new(Registry::new());
         let released = Arc::new(AtomicUsize::new(0));
-        registry.insert_missing([SCH], |_| Some(open_core()));
+        registry.insert_missing([(SCH, ())], |_, ()| open_core());
         let entry = registry.get(SCH).expect("registered");
         let mut events = entry.subscribe();
         // An I/O is in flight.

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0 OR MIT
 
-//! The subchannel registry: O(1) lookup by subchannel id behind a read-mostly lock.
+//! The subchannel registry: lookup by indexing ([`SubchannelTable`]) behind a read-mostly lock.
 //!
 //! Lookups clone the entry's `Arc` and drop the registry lock at once, so no caller ever holds
 //! the registry lock while it takes a subchannel's lock or talks to the backend. An entry that
@@ -8,43 +8,41 @@
 //! subchannel's own `removed` flag, set under its lock before the entry leaves the registry,
 //! decides whether a late event is delivered or dropped.
 
-use std::collections::HashMap;
-
 use ccw_types::SubchannelId;
 
+use crate::schtable::SubchannelTable;
 use crate::sync::{Arc, RwLock, read, write};
 
 pub(crate) struct Registry<E> {
-    map: RwLock<HashMap<SubchannelId, Arc<E>>>,
+    map: RwLock<SubchannelTable<Arc<E>>>,
 }
 
 impl<E> Registry<E> {
     pub(crate) fn new() -> Self {
         Self {
-            map: RwLock::new(HashMap::new()),
+            map: RwLock::new(SubchannelTable::new()),
         }
     }
 
     pub(crate) fn get(&self, sch: SubchannelId) -> Option<Arc<E>> {
-        read(&self.map).get(&sch).cloned()
+        read(&self.map).get(sch).cloned()
     }
 
-    /// Inserts every entry `make` creates for ids not yet present; returns how many were new.
-    pub(crate) fn insert_missing(
+    /// Inserts the entry `make` creates from each id's `item`, for ids not yet present;
+    /// returns how many were new.
+    pub(crate) fn insert_missing<I>(
         &self,
-        ids: impl IntoIterator<Item = SubchannelId>,
-        mut make: impl FnMut(SubchannelId) -> Option<E>,
+        items: impl IntoIterator<Item = (SubchannelId, I)>,
+        mut make: impl FnMut(SubchannelId, I) -> E,
     ) -> usize {
         let mut map = write(&self.map);
         let mut n = 0;
-        for sch in ids {
-            if map.contains_key(&sch) {
+        for (sch, item) in items {
+            if map.contains(sch) {
                 continue;
             }
-            if let Some(e) = make(sch) {
-                map.insert(sch, Arc::new(e));
-                n += 1;
-            }
+            map.insert(sch, Arc::new(make(sch, item)));
+            n += 1;
         }
         n
     }
@@ -52,9 +50,9 @@ impl<E> Registry<E> {
     /// Removes `sch` if it is still `entry` (a re-probe may have replaced it).
     pub(crate) fn remove_if(&self, sch: SubchannelId, entry: &Arc<E>) -> bool {
         let mut map = write(&self.map);
-        match map.get(&sch) {
+        match map.get(sch) {
             Some(e) if Arc::ptr_eq(e, entry) => {
-                map.remove(&sch);
+                map.remove(sch);
                 true
             }
             _ => false,

@@ -106,3 +106,25 @@ async fn a_held_report_wakes_a_waiting_receiver() {
     let (ev, _rx) = recv.await.unwrap();
     assert_eq!(crw_of(ev).rsid(), 5);
 }
+
+#[tokio::test]
+async fn a_report_held_back_by_a_reserved_slot_wakes_the_receiver_of_the_empty_queue() {
+    // The queue is empty but full: its one slot is reserved and not used yet. A receiver
+    // waiting on it must still get the report that is held back meanwhile.
+    let (tx, mut rx) = event_channel(1);
+    let slot = tx.try_reserve().unwrap();
+    let recv = tokio::spawn(async move { (rx.recv().await, rx) });
+    tokio::task::yield_now().await;
+    assert!(!recv.is_finished());
+    tx.report(report(7)); // held: no room
+    let (ev, mut rx) = tokio::time::timeout(std::time::Duration::from_secs(5), recv)
+        .await
+        .expect("the held report wakes the receiver")
+        .unwrap();
+    assert_eq!(crw_of(ev).rsid(), 7);
+    slot.send(interrupt());
+    assert!(matches!(
+        rx.recv().await,
+        Some(BackendEvent::Interrupt { .. })
+    ));
+}

@@ -498,7 +498,7 @@ impl Vcss {
         let Some(s) = self.subchannels.get_mut(&no) else {
             return Ok(ConditionCode::Cc3);
         };
-        let cc = sch::ssch(&mut s.state, &orb)?;
+        let cc = sch::ssch_command(&mut s.state, &orb, &command);
         if cc != ConditionCode::Cc0 {
             return Ok(cc);
         }

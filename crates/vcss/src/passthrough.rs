@@ -32,7 +32,8 @@
 //!
 //! Limits (each a typed answer, never a made-up status): HALT and CLEAR complete in vcss at
 //! once, as for a device model, and are sent to the host after (the halted program's final
-//! status from the host is dropped; the SCSW's CCW address is 0); RESUME is refused with
+//! status from the host is dropped, and so is the status of the host's halt or clear itself
+//! when the program had already ended there; the SCSW's CCW address is 0); RESUME is refused with
 //! program check, because the start never suspends (ccw-translate rejects suspend flags, as
 //! vfio-ccw does); intermediate status (PCI) of a running program is not presented.
 
@@ -41,7 +42,9 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use ccw_types::{CommandOrb, Crw, DeviceStatus, SubchannelId, SubchannelStatus, crw};
+use ccw_types::{
+    CommandOrb, Crw, DeviceStatus, FunctionControl, SubchannelId, SubchannelStatus, crw,
+};
 use css_core::{Backend, ConditionCode, Css, CssError, IoCompletion, Subchannel, SubchannelEvent};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
@@ -342,6 +345,19 @@ async fn host_events<B: Backend + 'static>(
 ) {
     while let Some(ev) = events.recv().await {
         let out = match ev {
+            // The status of a halt or clear: only this device issues those on its host
+            // subchannel, for a guest halt or clear that vcss ended at once, so it is never
+            // the guest's. It comes as an event when the halt or clear found no program
+            // running on the host (it had ended before the halt arrived there).
+            SubchannelEvent::Status(irb)
+                if irb
+                    .scsw
+                    .ctrl
+                    .fc()
+                    .intersects(FunctionControl::HALT | FunctionControl::CLEAR) =>
+            {
+                continue;
+            }
             SubchannelEvent::Status(irb) => HostEvent::Unsolicited {
                 sch_no,
                 dstat: irb.scsw.device_status(),

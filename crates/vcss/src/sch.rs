@@ -24,8 +24,8 @@
 //! ```
 
 use ccw_types::{
-    ActivityControl as Ac, DecodeError, DeviceStatus, Erw, Esw, FunctionControl as Fc, Irb, Orb,
-    OrbControl, OrbRepr, Schib, Scsw, ScswControl, StatusControl as Sc, SubchannelStatus,
+    ActivityControl as Ac, CommandOrb, DecodeError, DeviceStatus, Erw, Esw, FunctionControl as Fc,
+    Irb, Orb, OrbControl, OrbRepr, Schib, Scsw, ScswControl, StatusControl as Sc, SubchannelStatus,
 };
 use css_core::ConditionCode;
 use zerocopy::big_endian::{U16, U32};
@@ -128,17 +128,23 @@ pub fn ssch(s: &mut SchState, orb: &Orb) -> Result<ConditionCode, OperandExcepti
             "the fibre-channel extensions facility (transport mode)",
         ));
     };
+    Ok(ssch_command(s, orb, &o))
+}
+
+/// [`ssch`] of an ORB its caller already validated: `o` is `orb`'s command-mode form
+/// ([`OrbRepr::from_orb`]), so a caller that needs the parsed ORB too parses it once.
+pub fn ssch_command(s: &mut SchState, orb: &Orb, o: &CommandOrb) -> ConditionCode {
     if !s.operational() {
-        return Ok(ConditionCode::Cc3);
+        return ConditionCode::Cc3;
     }
     if s.status_pending() {
-        return Ok(ConditionCode::Cc1);
+        return ConditionCode::Cc1;
     }
     if !s.fc().is_empty() {
-        return Ok(ConditionCode::Cc2);
+        return ConditionCode::Cc2;
     }
     if o.lpm & s.schib.pmcw.pam == 0 {
-        return Ok(ConditionCode::Cc3);
+        return ConditionCode::Cc3;
     }
     // Only F is reflected, as QEMU does (s390x-guest.md: `00 80 40 07` for an ORB with F + P);
     // Hercules also copies key, S, P, I, A, U (reference §3.3).
@@ -157,7 +163,7 @@ pub fn ssch(s: &mut SchState, orb: &Orb) -> Result<ConditionCode, OperandExcepti
     p.intparm = U32::new(o.intparm);
     p.lpm = o.lpm;
     p.pnom = 0;
-    Ok(ConditionCode::Cc0)
+    ConditionCode::Cc0
 }
 
 /// HALT SUBCHANNEL (reference §10.7). The start function bit is kept (reference §14 #12).

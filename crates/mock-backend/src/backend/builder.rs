@@ -10,10 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ccw_types::SubchannelId;
-use css_core::{BackendError, BackendErrorKind};
+use css_core::{BackendError, BackendErrorKind, SubchannelTable};
 use vm_memory::GuestMemoryMmap;
 
-use super::{Inner, MockBackend, Sch, SchInner};
+use super::{Inner, MockBackend, Sch, SchInner, Worker};
 use crate::ChannelDevice;
 use crate::channel::DEFAULT_MAX_CCWS;
 use crate::device::DeviceModel;
@@ -178,9 +178,12 @@ impl MockBuilder {
                 BackendError::new(BackendErrorKind::Io, "build")
                     .with_detail(format!("cannot map the control arena: {e}"))
             })?;
-        let mut subchannels = HashMap::new();
-        let mut order = Vec::new();
-        for (id, (devno, device)) in self.subchannels {
+        let mut subchannels = SubchannelTable::new();
+        // Made in ascending id order, so that neighbouring subchannels are neighbours in
+        // memory too (a walk over them, as a probe or a report storm makes, stays sequential).
+        let mut added: Vec<_> = self.subchannels.into_iter().collect();
+        added.sort_unstable_by_key(|(id, _)| *id);
+        for (id, (devno, device)) in added {
             let mut st = SchState::new(devno);
             let p = &mut st.schib.pmcw;
             p.flags.set_isc(self.isc);
@@ -206,7 +209,6 @@ impl MockBuilder {
             p.pam = pim;
             p.lpm = pim;
             p.chpid = chpids;
-            order.push(id);
             subchannels.insert(
                 id,
                 Arc::new(Sch {
@@ -214,20 +216,19 @@ impl MockBuilder {
                     state: Mutex::new(SchInner {
                         st,
                         channel: ChannelDevice::new(device).with_max_ccws(self.max_ccws),
-                        worker: false,
+                        worker: Worker::None,
+                        waker: None,
                         waited: false,
                         delayed_delivery: false,
                     }),
                 }),
             );
         }
-        order.sort_by_key(|s| (s.cssid, s.ssid, s.sch_no));
         let (tx, rx) = css_core::event_channel(self.event_capacity);
         Ok(MockBackend {
             inner: Arc::new(Inner {
                 storage: Arc::new(storage),
                 subchannels,
-                order,
                 latency: self.latency,
                 faults_on: !self.faults.is_disabled(),
                 faults: Mutex::new(self.faults),

@@ -3,8 +3,8 @@
 //! [`MockBackend`]: the simulated channel subsystem behind [`css_core::Backend`].
 //!
 //! Instructions apply the pure transitions of [`crate::instr`] under the subchannel's lock and
-//! hand the asynchronous part (start, resume, halt, clear functions) to one worker task per busy
-//! subchannel. The worker executes the channel program command by command, so a halt or clear
+//! hand the asynchronous part (start, resume, halt, clear functions) to the subchannel's worker
+//! task (spawned by its first function, idle between functions). The worker executes the channel program command by command, so a halt or clear
 //! issued while a program runs is acted on between two commands. Whenever a subchannel becomes
 //! status pending (and is enabled), the backend does what the kernel's interruption handler
 //! does: TEST SUBCHANNEL, and the IRB goes out once on the event stream.
@@ -21,8 +21,8 @@ mod inspect;
 mod worker;
 
 pub use builder::MockBuilder;
+use worker::Worker;
 
-use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -32,6 +32,7 @@ use ccw_translate::Mapper;
 use ccw_types::{Orb, OrbRepr, Schib, SubchannelId};
 use css_core::{
     Backend, BackendError, BackendErrorKind, ConditionCode, EventReceiver, EventSender,
+    SubchannelTable,
 };
 use tracing::debug;
 
@@ -61,7 +62,7 @@ pub struct MockBackend {
 impl std::fmt::Debug for MockBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MockBackend")
-            .field("subchannels", &self.inner.order)
+            .field("subchannels", &self.inner.subchannels.len())
             .field("latency", &self.inner.latency)
             .finish_non_exhaustive()
     }
@@ -69,8 +70,7 @@ impl std::fmt::Debug for MockBackend {
 
 struct Inner {
     storage: Arc<HostStorage>,
-    subchannels: HashMap<SubchannelId, Arc<Sch>>,
-    order: Vec<SubchannelId>,
+    subchannels: SubchannelTable<Arc<Sch>>,
     latency: Duration,
     faults: Mutex<FaultPolicy>,
     /// Whether the policy can inject anything (else no decision takes its lock).
@@ -89,8 +89,10 @@ struct SchInner {
     st: SchState,
     /// The device model with the channel program it runs.
     channel: ChannelDevice,
-    /// A worker task is running for this subchannel.
-    worker: bool,
+    /// This subchannel's worker task, and whether it is running functions.
+    worker: Worker,
+    /// The idle worker's waker.
+    waker: Option<std::task::Waker>,
     /// The worker already waited the latency for the pending start/resume.
     waited: bool,
     /// A delayed delivery is scheduled: status stays pending until it runs.
@@ -103,11 +105,22 @@ impl Inner {
         id: SubchannelId,
         op: &'static str,
     ) -> Result<&Arc<Sch>, BackendError> {
-        self.subchannels.get(&id).ok_or_else(|| {
+        self.subchannels.get(id).ok_or_else(|| {
             BackendError::new(BackendErrorKind::NoDevice, op)
                 .on(id)
                 .with_detail("no such subchannel in the simulated channel subsystem")
         })
+    }
+}
+
+impl Drop for Inner {
+    /// Ends the idle worker tasks: they hold the backend only weakly and find it gone.
+    fn drop(&mut self) {
+        for s in self.subchannels.values() {
+            if let Some(w) = lock(&s.state).waker.take() {
+                w.wake();
+            }
+        }
     }
 }
 
@@ -120,7 +133,7 @@ fn operand(op: &'static str, sch: SubchannelId, e: OperandException) -> BackendE
 impl MockBackend {
     /// The subchannels, in ascending order.
     pub fn subchannel_ids(&self) -> Vec<SubchannelId> {
-        self.inner.order.clone()
+        self.inner.subchannels.ids().collect()
     }
 
     /// MODIFY SUBCHANNEL with the program-modifiable fields of `schib`.
@@ -167,12 +180,9 @@ impl Backend for MockBackend {
     async fn probe(&self) -> Result<Vec<(SubchannelId, Schib)>, BackendError> {
         Ok(self
             .inner
-            .order
+            .subchannels
             .iter()
-            .filter_map(|id| {
-                let s = self.inner.subchannels.get(id)?;
-                Some((*id, instr::stsch(&lock(&s.state).st)))
-            })
+            .map(|(id, s)| (id, instr::stsch(&lock(&s.state).st)))
             .collect())
     }
 
@@ -197,14 +207,23 @@ impl Backend for MockBackend {
         if let Some(cc) = self.inner.start_fault(s, &mut g) {
             return Ok(cc);
         }
-        let cc = instr::ssch(&mut g.st, orb).map_err(|e| operand("start", sch, e))?;
+        // Parsed once, for the instruction and the channel.
+        let cmd = match OrbRepr::from_orb(orb) {
+            Ok(OrbRepr::Command(cmd)) => cmd,
+            Ok(_) => {
+                return Err(operand(
+                    "start",
+                    sch,
+                    OperandException::NotInstalled(
+                        "the fibre-channel extensions facility (transport mode)",
+                    ),
+                ));
+            }
+            Err(e) => return Err(operand("start", sch, OperandException::Operand(e))),
+        };
+        let cc = instr::ssch_command(&mut g.st, orb, &cmd);
         debug!(%sch, cc = cc.value(), "start subchannel");
         if cc == ConditionCode::Cc0 {
-            let OrbRepr::Command(cmd) = OrbRepr::from_orb(orb)
-                .map_err(|e| operand("start", sch, OperandException::Operand(e)))?
-            else {
-                return Err(BackendError::unsupported("start").on(sch));
-            };
             g.channel.begin(&cmd);
             g.waited = false;
             self.inner.ensure_worker(s, &mut g);
