@@ -6,6 +6,7 @@
 //!    Rust for s390x, a busybox initramfs), cached under `$CCW_RS_CACHE` (default
 //!    `/var/cache/ccw-rs`) with stamp files so a second run skips finished steps;
 //! 2. runs the workspace's unit tests for `s390x-unknown-linux-gnu` under qemu-user (big-endian);
+//!    (not with `--lane`, which runs that lane alone, unless `--unit` is given);
 //! 3. boots the guest in one or both lanes (`--lane qemu|hercules`, default both, QEMU first):
 //!    - QEMU: a virtio-blk-ccw subchannel bound to vfio_ccw (the ABI on a synchronous emulated
 //!      channel subsystem);
@@ -50,8 +51,10 @@ struct Options {
     timeout: Duration,
 }
 
-const USAGE: &str = "usage: cargo xtask s390x [--lane qemu|hercules] [--no-unit] [--no-guest] [--timeout SECS] [--cache DIR]
-  --lane L       boot the guest under this emulator only (default: both, QEMU then Hercules)
+const USAGE: &str = "usage: cargo xtask s390x [--lane qemu|hercules] [--unit|--no-unit] [--no-guest] [--timeout SECS] [--cache DIR]
+  --lane L       run this lane only (default: the unit tests, then both lanes, QEMU first);
+                 the unit tests under qemu-user belong to no lane: add --unit to run them too
+  --unit         run the unit tests under qemu-user (the default without --lane)
   --no-unit      skip the unit tests under qemu-user
   --no-guest     skip booting the emulated guest
   --timeout SECS guard for each guest run (default 600)
@@ -66,12 +69,18 @@ impl Options {
             lanes: vec![report::Lane::Qemu, report::Lane::Hercules],
             timeout: Duration::from_secs(600),
         };
+        // `--unit` / `--no-unit` as given; without either, the unit tests run unless one lane
+        // was picked (they are lane-independent: `--lane L` is that lane's run alone).
+        let mut unit: Option<bool> = None;
+        let mut one_lane = false;
         let mut it = args.iter();
         while let Some(arg) = it.next() {
             match arg.as_str() {
-                "--no-unit" => opts.unit = false,
+                "--unit" => unit = Some(true),
+                "--no-unit" => unit = Some(false),
                 "--no-guest" => opts.guest = false,
                 "--lane" => {
+                    one_lane = true;
                     opts.lanes = vec![match it.next().map(String::as_str) {
                         Some("qemu") => report::Lane::Qemu,
                         Some("hercules") => report::Lane::Hercules,
@@ -97,6 +106,7 @@ impl Options {
                 other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
             }
         }
+        opts.unit = unit.unwrap_or(!one_lane);
         // Both off would run nothing and still report "all passed".
         if !opts.unit && !opts.guest {
             return Err(format!(
@@ -315,8 +325,13 @@ mod tests {
     fn lanes_default_to_both_and_can_be_picked() {
         let both = Options::parse(&[]).unwrap();
         assert_eq!(both.lanes, [report::Lane::Qemu, report::Lane::Hercules]);
+        assert!(both.unit, "without --lane the unit tests run");
         let h = Options::parse(&args(&["--lane", "hercules"])).unwrap();
         assert_eq!(h.lanes, [report::Lane::Hercules]);
+        assert!(!h.unit, "one lane is that lane's run alone");
+        let hu = Options::parse(&args(&["--lane", "hercules", "--unit"])).unwrap();
+        assert!(hu.unit && hu.guest);
+        assert!(!Options::parse(&args(&["--no-unit"])).unwrap().unit);
         let q = Options::parse(&args(&["--lane", "qemu", "--no-unit"])).unwrap();
         assert_eq!(q.lanes, [report::Lane::Qemu]);
         assert!(Options::parse(&args(&["--lane"])).is_err());
