@@ -135,6 +135,7 @@ impl Snapshot {
 
     /// Copies the `out.len()` (at most 272) guest bytes at `addr` into `out`; `false` if
     /// guest memory does not back them.
+    #[inline]
     fn fetch<M: GuestMemory + ?Sized>(
         &mut self,
         mem: &M,
@@ -144,32 +145,40 @@ impl Snapshot {
     ) -> bool {
         let n = out.len();
         let have = addr >= self.addr && addr - self.addr + n as u64 <= self.len as u64;
-        if !have {
-            let to_page = 4096 - addr % 4096;
-            let want = (self.next as u64)
-                .min(to_page)
-                .min(end.saturating_sub(addr));
-            let want = (want as usize).max(n);
-            self.next = (self.next * 2).min(SNAPSHOT_MAX);
-            self.addr = addr;
-            self.len = if mem
-                .read_slice(&mut self.buf[..want], GuestAddress(addr))
-                .is_ok()
-            {
-                want
-            } else if want > n
-                && mem
-                    .read_slice(&mut self.buf[..n], GuestAddress(addr))
-                    .is_ok()
-            {
-                n
-            } else {
-                self.len = 0;
-                return false;
-            };
+        if !have && !self.refill(mem, addr, n, end) {
+            return false;
         }
         let off = (addr - self.addr) as usize;
         out.copy_from_slice(&self.buf[off..off + n]);
+        true
+    }
+
+    /// Reads guest bytes at `addr` into the buffer: the doubling read-ahead (within the
+    /// page and `end`), else exactly `n` bytes; `false` when not even those are backed.
+    #[inline(never)]
+    fn refill<M: GuestMemory + ?Sized>(&mut self, mem: &M, addr: u64, n: usize, end: u64) -> bool {
+        let to_page = 4096 - addr % 4096;
+        let want = (self.next as u64)
+            .min(to_page)
+            .min(end.saturating_sub(addr));
+        let want = (want as usize).max(n);
+        self.next = (self.next * 2).min(SNAPSHOT_MAX);
+        self.addr = addr;
+        self.len = if mem
+            .read_slice(&mut self.buf[..want], GuestAddress(addr))
+            .is_ok()
+        {
+            want
+        } else if want > n
+            && mem
+                .read_slice(&mut self.buf[..n], GuestAddress(addr))
+                .is_ok()
+        {
+            n
+        } else {
+            self.len = 0;
+            return false;
+        };
         true
     }
 }
@@ -710,6 +719,9 @@ impl Translator {
     ) -> Result<(), TranslateError> {
         let (ccw_fmt, idaw_fmt) = (guest.format, guest.idaw_format());
         let bs = idaw_fmt.block_size();
+        // A power of two (2 or 4 KiB): offsets in a block by mask, never by a division.
+        debug_assert!(bs.is_power_of_two());
+        let mask = bs - 1;
         let (access, perm) = if e.exec.class.is_input() {
             (DmaAccess::Write, Permissions::Write)
         } else {
@@ -720,9 +732,9 @@ impl Translator {
         let backward = e.exec.class == CommandClass::ReadBackward;
         let piece = |addr: u64, left: u64| {
             if backward {
-                left.min(addr % bs + 1)
+                left.min((addr & mask) + 1)
             } else {
-                left.min(bs - addr % bs)
+                left.min(bs - (addr & mask))
             }
         };
         let count = e.count as u64;
@@ -764,7 +776,7 @@ impl Translator {
             };
             // The host IDAW must designate the same bytes: same offset inside its block.
             match idaw {
-                Some(idaw) if idaw % bs == addr % bs => {
+                Some(idaw) if idaw & mask == addr & mask => {
                     idaws.push(idaw);
                     Ok(())
                 }
@@ -835,7 +847,7 @@ impl Translator {
         }
         let a0 = decode_idaw(&buf[..sz], idaw_fmt)?;
         let first_len = piece(a0, count);
-        let n = 1 + (count - first_len).div_ceil(bs) as usize;
+        let n = 1 + ((count - first_len + mask) >> bs.trailing_zeros()) as usize;
         if n > 1 {
             let rest = idal + size;
             if !snap.fetch(mem, rest, &mut buf[sz..n * sz], u64::MAX) {
@@ -850,9 +862,9 @@ impl Translator {
                 let a = decode_idaw(&buf[k * sz..(k + 1) * sz], idaw_fmt)?;
                 // Later IDAWs designate the first (backward: last) byte of a block.
                 let aligned = if backward {
-                    a % bs == bs - 1
+                    a & mask == mask
                 } else {
-                    a % bs == 0
+                    a & mask == 0
                 };
                 if !aligned {
                     return Err(K::Misaligned {
@@ -999,6 +1011,7 @@ fn decode_idaw(bytes: &[u8], fmt: IdawFormat) -> Result<u64, TranslateError> {
 /// `chained` is the command whose data chain reaches this CCW, `None` for a new command.
 /// A data-chained CCW's own command code is ignored by the channel unless it is a TIC, so
 /// it is neither validated nor used to classify the CCW.
+#[inline]
 fn parse_ccw(
     raw: [u8; 8],
     addr: u64,
