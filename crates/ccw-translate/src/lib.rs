@@ -39,7 +39,7 @@ pub mod testing;
 mod translator;
 
 pub use error::{Block, MapOp, TranslateError, TranslateReason, Unsupported};
-pub use mapper::{ControlArea, DeviceAddr, DmaAccess, GuestRange, MapError, Mapper};
+pub use mapper::{ControlArea, DeviceAddr, DmaAccess, GuestRange, MapError, Mapper, Premapped};
 pub use program::ChannelProgram;
 pub use translator::{Limits, Translator};
 

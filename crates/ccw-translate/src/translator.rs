@@ -25,8 +25,8 @@ use vm_memory::{Bytes, GuestAddress, GuestMemory, Permissions};
 use zerocopy::big_endian::{U16, U32};
 
 use crate::error::{Block, MapOp, TranslateError, TranslateReason as K, Unsupported};
-use crate::mapper::{ControlArea, DmaAccess, GuestRange, Mapper};
-use crate::program::{Buffers, ChannelProgram, Pool, Segment, pool_put, pool_take};
+use crate::mapper::{ControlArea, DmaAccess, GuestRange, Mapper, Premapped};
+use crate::program::{Buffers, ChannelProgram, Pool, Segment, pool_put, pool_take, unpin_all};
 
 /// Highest format-1 (31-bit) address.
 const MAX_31: u64 = 0x7FFF_FFFF;
@@ -322,6 +322,40 @@ impl Entry {
     }
 }
 
+/// One block piece of a CCW's data, checked against guest memory, for a pin sink.
+#[derive(Debug, Clone, Copy)]
+struct Piece {
+    /// The guest address the IDAW designates (backward: the piece's highest byte).
+    addr: u64,
+    /// The guest bytes of the piece (never crossing a block).
+    range: GuestRange,
+    backward: bool,
+    access: DmaAccess,
+    /// Block size - 1.
+    mask: u64,
+}
+
+impl Piece {
+    /// The host IDAW for the piece pinned at device address `dev`: it must designate the
+    /// same bytes, at the same offset inside its block.
+    #[inline]
+    fn host_idaw(&self, dev: u64) -> Result<u64, TranslateError> {
+        let len = self.range.len;
+        let idaw = if self.backward {
+            dev.checked_add(len - 1)
+        } else {
+            dev.checked_add(len).map(|_| dev)
+        };
+        match idaw {
+            Some(idaw) if idaw & self.mask == self.addr & self.mask => Ok(idaw),
+            _ => Err(K::MapperContract(
+                "pin returned a device address whose offset in the IDAW block differs from the guest's",
+            )
+            .into()),
+        }
+    }
+}
+
 /// Translates guest channel programs; keeps scratch buffers between translations so a warm
 /// translator does not allocate.
 ///
@@ -409,7 +443,9 @@ impl Translator {
         self.heads.clear();
         self.idaws.clear();
         let mut snap = self.snap.take().unwrap_or_else(Snapshot::boxed);
-        let result = self.build(&guest, mem, &*mapper, &mut bufs, &mut snap);
+        // Asked once: the answer holds for the mapper's life (the `Mapper` contract).
+        let pre = mapper.premapped();
+        let result = self.build(&guest, mem, &*mapper, pre, &mut bufs, &mut snap);
         self.snap = Some(snap);
         match result {
             Ok(area) => {
@@ -434,13 +470,12 @@ impl Translator {
                     area: Some(area),
                     bufs,
                     pool: Arc::clone(&self.pool),
+                    premapped: pre,
                     mapper,
                 })
             }
             Err(e) => {
-                for range in bufs.pins.drain(..) {
-                    mapper.unpin(range);
-                }
+                unpin_all(&*mapper, pre, &bufs.pins, bufs.mapper_pins);
                 pool_put(&self.pool, bufs);
                 Err(e)
             }
@@ -452,6 +487,7 @@ impl Translator {
         guest: &CommandOrb,
         mem: &M,
         mapper: &dyn Mapper,
+        pre: Option<Premapped>,
         bufs: &mut Buffers,
         snap: &mut Snapshot,
     ) -> Result<ControlArea, TranslateError> {
@@ -459,7 +495,7 @@ impl Translator {
         self.discover(guest, mem, &mut bufs.segments, snap)?;
         self.check_tic_targets(&bufs.segments)?;
         snap.reset();
-        self.data(guest, mem, mapper, &mut bufs.pins, snap)?;
+        self.data(guest, mem, mapper, pre, bufs, snap)?;
         self.emit(mapper, &mut bufs.segments)
     }
 
@@ -666,7 +702,8 @@ impl Translator {
         guest: &CommandOrb,
         mem: &M,
         mapper: &dyn Mapper,
-        pins: &mut Vec<GuestRange>,
+        pre: Option<Premapped>,
+        bufs: &mut Buffers,
         snap: &mut Snapshot,
     ) -> Result<(), TranslateError> {
         for index in 0..self.entries.len() {
@@ -685,16 +722,45 @@ impl Translator {
                 continue;
             }
             let first = self.idaws.len();
-            let pinned = pins.len();
-            match self.ccw_data(&e, guest, mem, snap, mapper, pins, skip) {
+            let (pinned, mapper_pins) = (bufs.pins.len(), bufs.mapper_pins);
+            // Pins each piece at once and records its host IDAW.
+            let sink = |p: &Piece, idaws: &mut Vec<u64>| -> Result<(), TranslateError> {
+                let dev = match pre.and_then(|pre| pre.device_addr(p.range)) {
+                    Some(dev) => dev,
+                    None => {
+                        let dev = mapper.pin(p.range, p.access).map_err(|error| K::Map {
+                            op: MapOp::Pin,
+                            error,
+                        })?;
+                        bufs.mapper_pins += 1;
+                        dev
+                    }
+                };
+                bufs.pins.push(p.range);
+                idaws.push(p.host_idaw(dev)?);
+                Ok(())
+            };
+            let result = Self::ccw_data(
+                self.limits.max_idaws,
+                &mut self.idal,
+                &e,
+                guest,
+                mem,
+                snap,
+                skip,
+                &mut self.idaws,
+                sink,
+            );
+            match result {
                 Ok(()) if skip => {}
                 Ok(()) => self.entries[index].host = HostCda::Idal(first),
                 Err(err) if e.spec && err.program_check().is_some() => {
                     // A speculative CCW whose data a real CSS would refuse: undo its pins
                     // and let the channel program-check if it ever gets there.
-                    for range in pins.drain(pinned..) {
-                        mapper.unpin(range);
-                    }
+                    let undo = bufs.mapper_pins - mapper_pins;
+                    unpin_all(mapper, pre, &bufs.pins[pinned..], undo);
+                    bufs.pins.truncate(pinned);
+                    bufs.mapper_pins = mapper_pins;
                     self.idaws.truncate(first);
                     self.entries[index] = Entry::poison(e.guest_addr);
                 }
@@ -704,19 +770,27 @@ impl Translator {
         Ok(())
     }
 
-    /// Pins the data of one CCW and records its host IDAWs. `skip`: SKIP with IDA, where the
-    /// IDAL is read and checked as the channel fetches it, and no data is pinned.
+    /// Walks the data of one CCW: checks its IDAL (or fabricates one for a direct address),
+    /// checks each block piece against the IDAW limit and guest memory, and hands it to
+    /// `sink`, which pins it (or records it) and pushes its host IDAW. `skip`: SKIP with
+    /// IDA, where the IDAL is read and checked as the channel fetches it, and no data is
+    /// pinned. Shared by the general path and the fast path, so both check alike.
     #[allow(clippy::too_many_arguments)]
-    fn ccw_data<M: GuestMemory + ?Sized>(
-        &mut self,
+    #[inline(always)]
+    fn ccw_data<M: GuestMemory + ?Sized, F>(
+        max_idaws: usize,
+        idal_buf: &mut [u8; MAX_IDAWS_PER_CCW * 8],
         e: &Entry,
         guest: &CommandOrb,
         mem: &M,
         snap: &mut Snapshot,
-        mapper: &dyn Mapper,
-        pins: &mut Vec<GuestRange>,
         skip: bool,
-    ) -> Result<(), TranslateError> {
+        idaws: &mut Vec<u64>,
+        mut sink: F,
+    ) -> Result<(), TranslateError>
+    where
+        F: FnMut(&Piece, &mut Vec<u64>) -> Result<(), TranslateError>,
+    {
         let (ccw_fmt, idaw_fmt) = (guest.format, guest.idaw_format());
         let bs = idaw_fmt.block_size();
         // A power of two (2 or 4 KiB): offsets in a block by mask, never by a division.
@@ -738,8 +812,7 @@ impl Translator {
             }
         };
         let count = e.count as u64;
-        let max_idaws = self.limits.max_idaws;
-        // Pins the piece of `len` bytes designated by `addr` and records its host IDAW.
+        // Checks the piece of `len` bytes designated by `addr` and hands it to the sink.
         let mut pin = |snap: &mut Snapshot,
                        idaws: &mut Vec<u64>,
                        addr: u64,
@@ -764,27 +837,16 @@ impl Translator {
                 }
                 .into());
             }
-            let dev = mapper.pin(range, access).map_err(|error| K::Map {
-                op: MapOp::Pin,
-                error,
-            })?;
-            pins.push(range);
-            let idaw = if backward {
-                dev.checked_add(len - 1)
-            } else {
-                dev.checked_add(len).map(|_| dev)
-            };
-            // The host IDAW must designate the same bytes: same offset inside its block.
-            match idaw {
-                Some(idaw) if idaw & mask == addr & mask => {
-                    idaws.push(idaw);
-                    Ok(())
-                }
-                _ => Err(K::MapperContract(
-                    "pin returned a device address whose offset in the IDAW block differs from the guest's",
-                )
-                .into()),
-            }
+            sink(
+                &Piece {
+                    addr,
+                    range,
+                    backward,
+                    access,
+                    mask,
+                },
+                idaws,
+            )
         };
         if !e.flags.contains(CcwFlags::IDA) {
             debug_assert!(!skip, "SKIP on a direct address reads nothing");
@@ -813,7 +875,7 @@ impl Translator {
             let (mut addr, mut left) = (e.cda, count);
             while left > 0 {
                 let len = piece(addr, left);
-                pin(&mut *snap, &mut self.idaws, addr, len)?;
+                pin(&mut *snap, idaws, addr, len)?;
                 left -= len;
                 if left == 0 {
                     break;
@@ -835,7 +897,7 @@ impl Translator {
             }
             .into());
         }
-        let buf = &mut self.idal;
+        let buf = idal_buf;
         let fault = |addr: u64, len: usize| K::GuestFault {
             what: Block::Idal,
             addr,
@@ -896,7 +958,7 @@ impl Translator {
                 }
                 .into());
             }
-            pin(&mut *snap, &mut self.idaws, addr, len)?;
+            pin(&mut *snap, idaws, addr, len)?;
         }
         debug_assert_eq!(left, 0);
         Ok(())
