@@ -22,7 +22,7 @@
 use std::sync::{Mutex, MutexGuard};
 
 use crate::ledger::{ControlLedger, PinLedger, check_pin};
-use crate::mapper::{ControlArea, DeviceAddr, DmaAccess, GuestRange, MapError, Mapper};
+use crate::mapper::{ControlArea, DeviceAddr, DmaAccess, GuestRange, MapError, Mapper, Premapped};
 
 /// One mapper call, as logged with [`RecordingMapper::recording`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +73,7 @@ struct State {
     fail_alloc: bool,
     fail_write: bool,
     guest_limit: Option<u64>,
+    premapped: Option<(u64, u64)>,
 }
 
 /// An in-memory [`Mapper`] for tests: identity or offset device addresses, control memory in
@@ -109,6 +110,7 @@ impl RecordingMapper {
                 fail_alloc: false,
                 fail_write: false,
                 guest_limit: None,
+                premapped: None,
             }),
         }
     }
@@ -144,6 +146,14 @@ impl RecordingMapper {
     /// Guest memory ends at `limit`: pins at or beyond it fail with [`MapError::NotMapped`].
     pub fn with_guest_limit(self, limit: u64) -> Self {
         self.lock().guest_limit = Some(limit);
+        self
+    }
+
+    /// Declares guest `[start, end)` premapped ([`Mapper::premapped`], at the mapper's
+    /// offset): the translator must neither pin nor unpin inside it, and a pin or unpin
+    /// there is recorded as a violation.
+    pub fn with_premapped(self, start: u64, end: u64) -> Self {
+        self.lock().premapped = Some((start, end));
         self
     }
 
@@ -219,9 +229,35 @@ impl RecordingMapper {
     }
 }
 
+impl State {
+    fn premapped(&self) -> Option<Premapped> {
+        self.premapped.map(|(start, end)| Premapped {
+            start,
+            end,
+            offset: self.offset,
+        })
+    }
+
+    fn check_not_premapped(&mut self, what: &str, range: GuestRange) {
+        if self
+            .premapped()
+            .and_then(|p| p.device_addr(range))
+            .is_some()
+        {
+            self.violations
+                .push(format!("{what} of premapped range {range}"));
+        }
+    }
+}
+
 impl Mapper for RecordingMapper {
+    fn premapped(&self) -> Option<Premapped> {
+        self.lock().premapped()
+    }
+
     fn pin(&self, range: GuestRange, access: DmaAccess) -> Result<DeviceAddr, MapError> {
         let mut s = self.lock();
+        s.check_not_premapped("pin", range);
         if let Err(e) = check_pin(range) {
             s.violations
                 .push(format!("pin of {range} crosses 4 KiB or is empty"));
@@ -247,6 +283,7 @@ impl Mapper for RecordingMapper {
 
     fn unpin(&self, range: GuestRange) {
         let mut s = self.lock();
+        s.check_not_premapped("unpin", range);
         if !s.pins.unpin(range) {
             s.violations
                 .push(format!("unpin of {range} that is not pinned"));

@@ -73,16 +73,22 @@ impl std::fmt::Debug for Snapshot {
 }
 
 impl Snapshot {
-    /// Boxed once per translator: the buffer is zeroed here only, not per translation.
-    fn boxed() -> Box<Self> {
-        Box::new(Self {
+    /// Boxed once per translator: the buffers are zeroed here only, not per translation.
+    /// The first serves CCWs, the second IDALs and the guest-memory checks of data, so the
+    /// fast path, which reads both in one pass, does not make them evict each other.
+    fn boxed_pair() -> Box<[Self; 2]> {
+        Box::new([Self::new(), Self::new()])
+    }
+
+    fn new() -> Self {
+        Self {
             buf: [0; SNAPSHOT_MAX],
             addr: 0,
             len: 0,
             next: SNAPSHOT_MIN,
             ok_read: (0, 0),
             ok_write: (0, 0),
-        })
+        }
     }
 
     /// Forgets every byte held: a pass starts from guest memory, never from bytes copied by
@@ -335,6 +341,36 @@ struct Piece {
     mask: u64,
 }
 
+/// How the fast path ended.
+#[derive(Debug)]
+enum Fast {
+    /// The program is translated.
+    Done(ControlArea),
+    /// The general path takes over (see [`Translator::fast`]).
+    Resume(Resume),
+}
+
+/// Where the general path takes over from the fast path.
+#[derive(Debug)]
+struct Resume {
+    /// CCWs of the ORB's segment the fast path copied, parsed and checked the data of.
+    at: usize,
+    /// The data chaining into CCW `at`.
+    incoming: Option<Exec>,
+    /// The data error of CCW `at`, reported once discovery has found no earlier error.
+    data_err: Option<TranslateError>,
+}
+
+/// A fast-path piece outside the premapped span: pinned after the pass.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    /// Index of the piece in the program's pins and host IDAWs.
+    at: usize,
+    /// Index of its CCW.
+    ccw: usize,
+    piece: Piece,
+}
+
 impl Piece {
     /// The host IDAW for the piece pinned at device address `dev`: it must designate the
     /// same bytes, at the same offset inside its block.
@@ -389,11 +425,15 @@ pub struct Translator {
     image: Vec<u8>,
     /// Scratch for guest control bytes, reset at the start of every pass; `None` only while
     /// a translation holds it.
-    snap: Option<Box<Snapshot>>,
+    snap: Option<Box<[Snapshot; 2]>>,
     /// The IDAL of the CCW being translated, copied out of the snapshot; only the bytes
     /// copied for that CCW are ever read (kept here so it is not zeroed per CCW).
     idal: [u8; MAX_IDAWS_PER_CCW * 8],
     pool: Pool,
+    /// Fast-path data pieces outside the premapped span, pinned after the pass.
+    pending: Vec<Pending>,
+    /// Whether the fast path is tried (always, but for tests that compare the two paths).
+    fast: bool,
 }
 
 impl Translator {
@@ -405,10 +445,20 @@ impl Translator {
             heads: Vec::new(),
             idaws: Vec::new(),
             image: Vec::new(),
-            snap: Some(Snapshot::boxed()),
+            snap: Some(Snapshot::boxed_pair()),
             idal: [0; MAX_IDAWS_PER_CCW * 8],
             pool: Arc::new(Mutex::new(Vec::new())),
+            pending: Vec::new(),
+            fast: true,
         }
+    }
+
+    /// This translator without the fast path: every program takes the general three
+    /// passes. For tests that check the two paths agree (feature `test-utils`).
+    #[cfg(any(test, feature = "test-utils"))]
+    pub fn general_only(mut self) -> Self {
+        self.fast = false;
+        self
     }
 
     /// The limits this translator enforces.
@@ -442,7 +492,7 @@ impl Translator {
         self.entries.clear();
         self.heads.clear();
         self.idaws.clear();
-        let mut snap = self.snap.take().unwrap_or_else(Snapshot::boxed);
+        let mut snap = self.snap.take().unwrap_or_else(Snapshot::boxed_pair);
         // Asked once: the answer holds for the mapper's life (the `Mapper` contract).
         let pre = mapper.premapped();
         let result = self.build(&guest, mem, &*mapper, pre, &mut bufs, &mut snap);
@@ -489,23 +539,235 @@ impl Translator {
         mapper: &dyn Mapper,
         pre: Option<Premapped>,
         bufs: &mut Buffers,
-        snap: &mut Snapshot,
+        snaps: &mut [Snapshot; 2],
     ) -> Result<ControlArea, TranslateError> {
+        let [snap, data_snap] = snaps;
         snap.reset();
-        self.discover(guest, mem, &mut bufs.segments, snap)?;
+        let resume = if self.fast {
+            match self.fast(guest, mem, mapper, pre, bufs, snap, data_snap)? {
+                Fast::Done(area) => return Ok(area),
+                Fast::Resume(r) => Some(r),
+            }
+        } else {
+            None
+        };
+        self.discover(guest, mem, &mut bufs.segments, snap, resume.as_ref())?;
         self.check_tic_targets(&bufs.segments)?;
         snap.reset();
-        self.data(guest, mem, mapper, pre, bufs, snap)?;
+        self.data(guest, mem, mapper, pre, bufs, snap, resume)?;
         self.emit(mapper, &mut bufs.segments)
     }
 
-    /// Pass 1: copy every CCW of every segment, once.
+    /// The fast path: one pass over the ORB's chain segment that copies each CCW once,
+    /// parses it (`parse_ccw`), checks and records its data pieces (`ccw_data`) and appends
+    /// its host CCW; at the end of a segment without TICs, it pins the pieces outside the
+    /// mapper's premapped span, in order, and allocates and writes the control area once.
+    ///
+    /// The mapper is not called until the whole program is known. When the pass meets
+    /// what only the general path handles, a TIC or a data error (after which the general
+    /// path goes on discovering), it hands over ([`Fast::Resume`]): the CCWs so far stay
+    /// in `entries` with their data recorded, the CCW it stopped at stays in `snap`, so
+    /// the general path reads no control block a second time. An error the general path
+    /// would report before pinning anything (a CCW it cannot fetch or parse, a segment too
+    /// long) is returned as it would report it.
+    #[allow(clippy::too_many_arguments)]
+    fn fast<M: GuestMemory + ?Sized>(
+        &mut self,
+        guest: &CommandOrb,
+        mem: &M,
+        mapper: &dyn Mapper,
+        pre: Option<Premapped>,
+        bufs: &mut Buffers,
+        snap: &mut Snapshot,
+        data_snap: &mut Snapshot,
+    ) -> Result<Fast, TranslateError> {
+        let cpa = guest.cpa as u64;
+        let max_addr = match guest.format {
+            CcwFormat::Format0 => MAX_24,
+            CcwFormat::Format1 => MAX_31,
+        };
+        let max_len = self.limits.max_segment_len();
+        self.pending.clear();
+        let (mut addr, mut incoming) = (cpa, None);
+        let resume = |at: usize, incoming, data_err| {
+            Ok(Fast::Resume(Resume {
+                at,
+                incoming,
+                data_err,
+            }))
+        };
+        if cpa % 8 != 0 || cpa > max_addr || self.limits.max_segments == 0 {
+            return resume(0, None, None);
+        }
+        data_snap.reset();
+        self.image.clear();
+        let window_end = cpa.saturating_add(8 * max_len as u64);
+        loop {
+            let n = self.entries.len();
+            // As `discover` checks and reports for a CCW of the ORB's segment before any TIC.
+            let at = |e: TranslateError| Err(e.at(n, addr));
+            if n >= max_len {
+                return at(K::SegmentTooLong { limit: max_len }.into());
+            }
+            if addr + 8 > max_addr + 1 {
+                return at(K::AddressRange {
+                    what: Block::Ccw,
+                    addr,
+                    len: 8,
+                    max: max_addr,
+                }
+                .into());
+            }
+            let mut raw = [0u8; 8];
+            if !snap.fetch(mem, addr, &mut raw, window_end) {
+                return at(K::GuestFault {
+                    what: Block::Ccw,
+                    addr,
+                    len: 8,
+                }
+                .into());
+            }
+            let mut e = match parse_ccw(raw, addr, guest, incoming) {
+                Ok(e) if matches!(e.host, HostCda::Tic(_)) => return resume(n, incoming, None),
+                Ok(e) => e,
+                Err(e) => return at(e),
+            };
+            // Which CCWs move data: as in `data`.
+            let skip = e.flags.contains(CcwFlags::SKIP) && e.exec.class.honours_skip();
+            let no_data = e.count == 0 || e.exec.nop || (skip && !e.flags.contains(CcwFlags::IDA));
+            let (flags, idal) = if no_data {
+                (e.flags.difference(CcwFlags::IDA), 0)
+            } else {
+                let first = self.idaws.len();
+                let (pins, pending) = (&mut bufs.pins, &mut self.pending);
+                let sink = |p: &Piece, idaws: &mut Vec<u64>| -> Result<(), TranslateError> {
+                    match pre.and_then(|pre| pre.device_addr(p.range)) {
+                        Some(dev) => idaws.push(p.host_idaw(dev)?),
+                        None => {
+                            pending.push(Pending {
+                                at: idaws.len(),
+                                ccw: n,
+                                piece: *p,
+                            });
+                            idaws.push(0);
+                        }
+                    }
+                    pins.push(p.range);
+                    Ok(())
+                };
+                let checked = Self::ccw_data(
+                    self.limits.max_idaws,
+                    &mut self.idal,
+                    &e,
+                    guest,
+                    mem,
+                    data_snap,
+                    skip,
+                    &mut self.idaws,
+                    sink,
+                );
+                if let Err(err) = checked {
+                    // The general path reports it once it has discovered the rest.
+                    return resume(n, incoming, Some(err));
+                }
+                if skip {
+                    (e.flags.difference(CcwFlags::IDA), 0)
+                } else {
+                    e.host = HostCda::Idal(first);
+                    // The IDAL's offset inside the area, completed once it is known.
+                    (e.flags | CcwFlags::IDA, 8 * first as u32)
+                }
+            };
+            self.entries.push(e);
+            let ccw = Ccw1 {
+                cmd: e.cmd,
+                flags: flags.bits(),
+                count: U16::new(e.count),
+                cda: U32::new(idal),
+            };
+            self.image.extend_from_slice(&ccw.into_bytes());
+            if !e.flags.intersects(CcwFlags::CC | CcwFlags::CD) {
+                break;
+            }
+            incoming = e.passes();
+            addr += 8;
+        }
+        // One segment without TICs, every check passed.
+        self.pin_pending(mapper, bufs, cpa)?;
+        let n = self.entries.len();
+        bufs.segments.push(Segment {
+            guest: cpa,
+            len: n,
+            host_off: 0,
+        });
+        // The layout of `emit` for one segment: CCWs, a zero doubleword, the IDAL.
+        self.image.extend_from_slice(&[0; 8]);
+        let idal_off = self.image.len();
+        let total = idal_off + 8 * self.idaws.len();
+        let area = alloc_area(mapper, total)?;
+        let idal_base = (area.addr + idal_off as u64) as u32;
+        for ccw in self.image[..8 * n].chunks_exact_mut(8) {
+            if ccw[1] & CcwFlags::IDA.bits() != 0 {
+                let rel = u32::from_be_bytes([ccw[4], ccw[5], ccw[6], ccw[7]]);
+                // Below 2 GiB: checked by `alloc_area`.
+                ccw[4..].copy_from_slice(&(idal_base + rel).to_be_bytes());
+            }
+        }
+        for idaw in &self.idaws {
+            self.image.extend_from_slice(&idaw.to_be_bytes());
+        }
+        debug_assert_eq!(self.image.len(), total);
+        write_area(mapper, area, &self.image).map(Fast::Done)
+    }
+
+    /// Pins the fast path's pieces outside the premapped span, in order, with the general
+    /// path's check of each device address; on failure only the pieces before the failing
+    /// one stay in `bufs.pins` (the ones the caller unpins).
+    fn pin_pending(
+        &mut self,
+        mapper: &dyn Mapper,
+        bufs: &mut Buffers,
+        cpa: u64,
+    ) -> Result<(), TranslateError> {
+        for k in 0..self.pending.len() {
+            let p = self.pending[k];
+            let at_ccw = |e: TranslateError| e.at(p.ccw, cpa + 8 * p.ccw as u64);
+            let dev = match mapper.pin(p.piece.range, p.piece.access) {
+                Ok(dev) => dev,
+                Err(error) => {
+                    bufs.pins.truncate(p.at);
+                    return Err(at_ccw(
+                        K::Map {
+                            op: MapOp::Pin,
+                            error,
+                        }
+                        .into(),
+                    ));
+                }
+            };
+            bufs.mapper_pins += 1;
+            match p.piece.host_idaw(dev) {
+                Ok(idaw) => self.idaws[p.at] = idaw,
+                Err(e) => {
+                    bufs.pins.truncate(p.at + 1);
+                    return Err(at_ccw(e));
+                }
+            }
+        }
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Pass 1: copy every CCW of every segment, once. With `resume`, the fast path has
+    /// copied and parsed the first `resume.at` CCWs of the ORB's segment (in `entries`),
+    /// and the CCW after them is still in `snap`.
     fn discover<M: GuestMemory + ?Sized>(
         &mut self,
         guest: &CommandOrb,
         mem: &M,
         segments: &mut Vec<Segment>,
         snap: &mut Snapshot,
+        resume: Option<&Resume>,
     ) -> Result<(), TranslateError> {
         let fmt = guest.format;
         let cpa = guest.cpa as u64;
@@ -546,12 +808,18 @@ impl Translator {
         let mut s = 0;
         while s < segments.len() {
             let head = segments[s].guest;
-            let first = self.entries.len();
+            let mut first = self.entries.len();
             let mut addr = head;
             let Head {
                 chained: mut incoming,
                 mut spec,
             } = self.heads[s];
+            if let (0, Some(r)) = (s, resume) {
+                debug_assert_eq!(first, r.at);
+                first = 0;
+                addr = head + 8 * r.at as u64;
+                incoming = r.incoming;
+            }
             // Never read past the segment window (the kernel's CCW 257).
             let window_end = head.saturating_add(8 * max_len as u64);
             loop {
@@ -705,8 +973,20 @@ impl Translator {
         pre: Option<Premapped>,
         bufs: &mut Buffers,
         snap: &mut Snapshot,
+        resume: Option<Resume>,
     ) -> Result<(), TranslateError> {
-        for index in 0..self.entries.len() {
+        let mut start = 0;
+        if let Some(r) = resume {
+            // The fast path checked the data of the CCWs before `at` (and of CCW `at` up to
+            // its error): pinned now, in the order this pass pins.
+            self.pin_pending(mapper, bufs, guest.cpa as u64)?;
+            if let Some(err) = r.data_err {
+                let at = guest.cpa as u64 + 8 * r.at as u64;
+                return Err(err.at(r.at, at));
+            }
+            start = r.at;
+        }
+        for index in start..self.entries.len() {
             let e = self.entries[index];
             if matches!(e.host, HostCda::Tic(_) | HostCda::Poison) {
                 continue;
@@ -979,17 +1259,7 @@ impl Translator {
         }
         let idal_off = off;
         let total = idal_off + 8 * self.idaws.len();
-        let area = mapper.alloc_control(total).map_err(|error| K::Map {
-            op: MapOp::AllocControl,
-            error,
-        })?;
-        let end = area.addr.checked_add(total as u64);
-        if area.len < total || area.addr % 8 != 0 || end.is_none_or(|end| end > MAX_31 + 1) {
-            mapper.free_control(area);
-            return Err(
-                K::MapperContract("control area too short, misaligned or not below 2 GiB").into(),
-            );
-        }
+        let area = alloc_area(mapper, total)?;
         let base = area.addr;
         // Appended in layout order (segments by `host_off`, each followed by its zero
         // doubleword, then the IDAL): every byte written once, none zeroed first.
@@ -1029,16 +1299,41 @@ impl Translator {
             self.image.extend_from_slice(&idaw.to_be_bytes());
         }
         debug_assert_eq!(self.image.len(), total);
-        if let Err(error) = mapper.write_control(&area, 0, &self.image) {
-            mapper.free_control(area);
-            return Err(K::Map {
-                op: MapOp::WriteControl,
-                error,
-            }
-            .into());
-        }
-        Ok(area)
+        write_area(mapper, area, &self.image)
     }
+}
+
+/// Allocates `total` bytes of control memory and checks what the mapper returned.
+fn alloc_area(mapper: &dyn Mapper, total: usize) -> Result<ControlArea, TranslateError> {
+    let area = mapper.alloc_control(total).map_err(|error| K::Map {
+        op: MapOp::AllocControl,
+        error,
+    })?;
+    let end = area.addr.checked_add(total as u64);
+    if area.len < total || area.addr % 8 != 0 || end.is_none_or(|end| end > MAX_31 + 1) {
+        mapper.free_control(area);
+        return Err(
+            K::MapperContract("control area too short, misaligned or not below 2 GiB").into(),
+        );
+    }
+    Ok(area)
+}
+
+/// Writes the host program into `area` with one call; frees the area when that fails.
+fn write_area(
+    mapper: &dyn Mapper,
+    area: ControlArea,
+    image: &[u8],
+) -> Result<ControlArea, TranslateError> {
+    if let Err(error) = mapper.write_control(&area, 0, image) {
+        mapper.free_control(area);
+        return Err(K::Map {
+            op: MapOp::WriteControl,
+            error,
+        }
+        .into());
+    }
+    Ok(area)
 }
 
 /// The host address of guest CCW address `t` (the first segment holding it).
@@ -1233,7 +1528,7 @@ mod tests {
         let r = Permissions::Read;
         // 64 KiB: no 1 MiB window is backed, so each miss checks exactly the range.
         let small = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 0x1_0000)]).unwrap();
-        let mut snap = Snapshot::boxed();
+        let mut snap = Snapshot::new();
         assert!(snap.verify(&small, 0x1000, 0x1000, r));
         assert_eq!(snap.ok_read, (0x1000, 0x2000));
         assert!(!snap.verify(&small, 0xF000, 0x1001, r), "crosses the end");
