@@ -149,6 +149,8 @@ impl Premapped {
 /// Contract:
 /// - `pin` is called with ranges that never cross a 4 KiB boundary; every successful `pin` is
 ///   matched by exactly one `unpin` of the same range, on success and on every error path.
+///   [`Mapper::pin_many`] and [`Mapper::unpin_many`] are the same calls, batched: a range
+///   pinned by one may be unpinned by the other.
 /// - Ranges inside the [`Mapper::premapped`] span are neither pinned nor unpinned: their
 ///   device address is the span's. A mapper that answers `Some` gives the same answer for as
 ///   long as it lives (programs hold their mapper and rely on it until they are dropped).
@@ -161,6 +163,32 @@ pub trait Mapper: Send + Sync {
 
     /// Releases a pin made by [`Mapper::pin`] for the same range.
     fn unpin(&self, range: GuestRange);
+
+    /// Pins `ranges` in order as [`Mapper::pin`] does, writing the device address of each
+    /// to `out` (as long as `ranges`). It stops at the first failure: `Err((i, error))`
+    /// with `ranges[..i]` pinned (the caller unpins them) and the others not.
+    ///
+    /// The default calls `pin` for each range; a mapper that locks or counts overrides it
+    /// to do so once per batch (the translator pins a program's data with one call).
+    fn pin_many(
+        &self,
+        ranges: &[(GuestRange, DmaAccess)],
+        out: &mut [DeviceAddr],
+    ) -> Result<(), (usize, MapError)> {
+        debug_assert_eq!(ranges.len(), out.len());
+        for (i, (&(range, access), dev)) in ranges.iter().zip(out.iter_mut()).enumerate() {
+            *dev = self.pin(range, access).map_err(|e| (i, e))?;
+        }
+        Ok(())
+    }
+
+    /// Unpins `ranges` in order as [`Mapper::unpin`] does (a program's release is one
+    /// call). The default calls `unpin` for each range.
+    fn unpin_many(&self, ranges: &[GuestRange]) {
+        for &range in ranges {
+            self.unpin(range);
+        }
+    }
 
     /// Guest memory that stays mapped for the device for the mapper's whole life, if any:
     /// the translator asks once per translation, and for a data range inside the span it

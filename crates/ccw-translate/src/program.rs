@@ -52,6 +52,11 @@ pub(crate) fn unpin_all(
     if mapper_pins == 0 {
         return;
     }
+    if mapper_pins == ranges.len() {
+        // Nothing premapped among them: one call.
+        mapper.unpin_many(ranges);
+        return;
+    }
     for &range in ranges {
         if pre.and_then(|p| p.device_addr(range)).is_none() {
             mapper.unpin(range);

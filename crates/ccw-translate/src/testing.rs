@@ -238,6 +238,43 @@ impl State {
         })
     }
 
+    fn pin(&mut self, range: GuestRange, access: DmaAccess) -> Result<DeviceAddr, MapError> {
+        self.check_not_premapped("pin", range);
+        if let Err(e) = check_pin(range) {
+            self.violations
+                .push(format!("pin of {range} crosses 4 KiB or is empty"));
+            return Err(e);
+        }
+        if self.fail_pin_at == Some(self.stats.pins) {
+            self.fail_pin_at = None;
+            return Err(MapError::Exhausted("injected pin failure"));
+        }
+        if let Some(limit) = self.guest_limit {
+            if range.gpa + range.len > limit {
+                return Err(MapError::NotMapped(range));
+            }
+        }
+        let dev = range.gpa.wrapping_add(self.offset);
+        self.pins.pin(range)?;
+        self.stats.pins += 1;
+        if let Some(log) = self.log.as_mut() {
+            log.push(Event::Pin(range, access, dev));
+        }
+        Ok(dev)
+    }
+
+    fn unpin(&mut self, range: GuestRange) {
+        self.check_not_premapped("unpin", range);
+        if !self.pins.unpin(range) {
+            self.violations
+                .push(format!("unpin of {range} that is not pinned"));
+        }
+        self.stats.unpins += 1;
+        if let Some(log) = self.log.as_mut() {
+            log.push(Event::Unpin(range));
+        }
+    }
+
     fn check_not_premapped(&mut self, what: &str, range: GuestRange) {
         if self
             .premapped()
@@ -256,41 +293,31 @@ impl Mapper for RecordingMapper {
     }
 
     fn pin(&self, range: GuestRange, access: DmaAccess) -> Result<DeviceAddr, MapError> {
-        let mut s = self.lock();
-        s.check_not_premapped("pin", range);
-        if let Err(e) = check_pin(range) {
-            s.violations
-                .push(format!("pin of {range} crosses 4 KiB or is empty"));
-            return Err(e);
-        }
-        if s.fail_pin_at == Some(s.stats.pins) {
-            s.fail_pin_at = None;
-            return Err(MapError::Exhausted("injected pin failure"));
-        }
-        if let Some(limit) = s.guest_limit {
-            if range.gpa + range.len > limit {
-                return Err(MapError::NotMapped(range));
-            }
-        }
-        let dev = range.gpa.wrapping_add(s.offset);
-        s.pins.pin(range)?;
-        s.stats.pins += 1;
-        if let Some(log) = s.log.as_mut() {
-            log.push(Event::Pin(range, access, dev));
-        }
-        Ok(dev)
+        self.lock().pin(range, access)
     }
 
     fn unpin(&self, range: GuestRange) {
+        self.lock().unpin(range);
+    }
+
+    /// One lock for the batch; each range is checked, counted and logged as by `pin`.
+    fn pin_many(
+        &self,
+        ranges: &[(GuestRange, DmaAccess)],
+        out: &mut [DeviceAddr],
+    ) -> Result<(), (usize, MapError)> {
         let mut s = self.lock();
-        s.check_not_premapped("unpin", range);
-        if !s.pins.unpin(range) {
-            s.violations
-                .push(format!("unpin of {range} that is not pinned"));
+        for (i, (&(range, access), dev)) in ranges.iter().zip(out.iter_mut()).enumerate() {
+            *dev = s.pin(range, access).map_err(|e| (i, e))?;
         }
-        s.stats.unpins += 1;
-        if let Some(log) = s.log.as_mut() {
-            log.push(Event::Unpin(range));
+        Ok(())
+    }
+
+    /// One lock for the batch.
+    fn unpin_many(&self, ranges: &[GuestRange]) {
+        let mut s = self.lock();
+        for &range in ranges {
+            s.unpin(range);
         }
     }
 

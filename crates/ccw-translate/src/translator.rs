@@ -432,6 +432,9 @@ pub struct Translator {
     pool: Pool,
     /// Fast-path data pieces outside the premapped span, pinned after the pass.
     pending: Vec<Pending>,
+    /// The same pieces as `pin_many` takes them, and the device addresses it returns.
+    pin_req: Vec<(GuestRange, DmaAccess)>,
+    pin_dev: Vec<u64>,
     /// Whether the fast path is tried (always, but for tests that compare the two paths).
     fast: bool,
 }
@@ -449,6 +452,8 @@ impl Translator {
             idal: [0; MAX_IDAWS_PER_CCW * 8],
             pool: Arc::new(Mutex::new(Vec::new())),
             pending: Vec::new(),
+            pin_req: Vec::new(),
+            pin_dev: Vec::new(),
             fast: true,
         }
     }
@@ -588,6 +593,7 @@ impl Translator {
         };
         let max_len = self.limits.max_segment_len();
         self.pending.clear();
+        self.pin_req.clear();
         let (mut addr, mut incoming) = (cpa, None);
         let resume = |at: usize, incoming, data_err| {
             Ok(Fast::Resume(Resume {
@@ -639,7 +645,8 @@ impl Translator {
                 (e.flags.difference(CcwFlags::IDA), 0)
             } else {
                 let first = self.idaws.len();
-                let (pins, pending) = (&mut bufs.pins, &mut self.pending);
+                let (pins, pending, pin_req) =
+                    (&mut bufs.pins, &mut self.pending, &mut self.pin_req);
                 let sink = |p: &Piece, idaws: &mut Vec<u64>| -> Result<(), TranslateError> {
                     match pre.and_then(|pre| pre.device_addr(p.range)) {
                         Some(dev) => idaws.push(p.host_idaw(dev)?),
@@ -649,6 +656,7 @@ impl Translator {
                                 ccw: n,
                                 piece: *p,
                             });
+                            pin_req.push((p.range, p.access));
                             idaws.push(0);
                         }
                     }
@@ -720,41 +728,62 @@ impl Translator {
         write_area(mapper, area, &self.image).map(Fast::Done)
     }
 
-    /// Pins the fast path's pieces outside the premapped span, in order, with the general
-    /// path's check of each device address; on failure only the pieces before the failing
-    /// one stay in `bufs.pins` (the ones the caller unpins).
+    /// Pins the fast path's pieces outside the premapped span with one
+    /// [`Mapper::pin_many`], in the general path's order, with its check of each device
+    /// address; on failure `bufs.pins` ends after the last piece that holds a mapper pin
+    /// (the caller unpins those). A device address that fails the check is reported at its
+    /// piece once the batch is done (the general path stops pinning there; the mapper
+    /// broke its contract either way, and nothing stays pinned).
     fn pin_pending(
         &mut self,
         mapper: &dyn Mapper,
         bufs: &mut Buffers,
         cpa: u64,
     ) -> Result<(), TranslateError> {
-        for k in 0..self.pending.len() {
-            let p = self.pending[k];
-            let at_ccw = |e: TranslateError| e.at(p.ccw, cpa + 8 * p.ccw as u64);
-            let dev = match mapper.pin(p.piece.range, p.piece.access) {
-                Ok(dev) => dev,
-                Err(error) => {
-                    bufs.pins.truncate(p.at);
-                    return Err(at_ccw(
-                        K::Map {
-                            op: MapOp::Pin,
-                            error,
-                        }
-                        .into(),
-                    ));
-                }
-            };
-            bufs.mapper_pins += 1;
+        let total = self.pending.len();
+        if total == 0 {
+            return Ok(());
+        }
+        self.pin_dev.clear();
+        self.pin_dev.resize(total, 0);
+        let failed = mapper.pin_many(&self.pin_req, &mut self.pin_dev).err();
+        let pinned = failed.as_ref().map_or(total, |&(i, _)| i.min(total));
+        bufs.mapper_pins += pinned;
+        let at_ccw = |p: &Pending, e: TranslateError| e.at(p.ccw, cpa + 8 * p.ccw as u64);
+        let mut contract = None;
+        for (p, &dev) in self.pending[..pinned].iter().zip(&self.pin_dev) {
             match p.piece.host_idaw(dev) {
                 Ok(idaw) => self.idaws[p.at] = idaw,
                 Err(e) => {
-                    bufs.pins.truncate(p.at + 1);
-                    return Err(at_ccw(e));
+                    contract = Some(at_ccw(p, e));
+                    break;
                 }
             }
         }
+        if contract.is_some() || failed.is_some() {
+            // Keep the pieces up to the last one pinned.
+            let keep = match pinned {
+                0 => self.pending[0].at,
+                k => self.pending[k - 1].at + 1,
+            };
+            bufs.pins.truncate(keep);
+        }
+        if let Some(e) = contract {
+            return Err(e);
+        }
+        if let Some((i, error)) = failed {
+            let p = &self.pending[pinned.min(i).min(total - 1)];
+            return Err(at_ccw(
+                p,
+                K::Map {
+                    op: MapOp::Pin,
+                    error,
+                }
+                .into(),
+            ));
+        }
         self.pending.clear();
+        self.pin_req.clear();
         Ok(())
     }
 
