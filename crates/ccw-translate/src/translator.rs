@@ -106,7 +106,28 @@ impl Snapshot {
     /// [`VERIFY_WINDOW`] around the range in one `check_range` (kept when it holds), else
     /// exactly the range. Every answer comes from `check_range` of a span containing the
     /// range, within one pass over one `&M`, which cannot change under it.
+    #[inline]
     fn verify<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &M,
+        gpa: u64,
+        len: u64,
+        perm: Permissions,
+    ) -> bool {
+        let span = if perm == Permissions::Write {
+            &self.ok_write
+        } else {
+            &self.ok_read
+        };
+        match gpa.checked_add(len) {
+            Some(end) if gpa >= span.0 && end <= span.1 => true,
+            _ => self.verify_miss(mem, gpa, len, perm),
+        }
+    }
+
+    /// [`Self::verify`] outside the span verified last.
+    #[inline(never)]
+    fn verify_miss<M: GuestMemory + ?Sized>(
         &mut self,
         mem: &M,
         gpa: u64,
@@ -121,9 +142,6 @@ impl Snapshot {
         let Some(end) = gpa.checked_add(len) else {
             return false;
         };
-        if gpa >= span.0 && end <= span.1 {
-            return true;
-        }
         let lo = gpa & !(VERIFY_WINDOW - 1);
         // No let chains: the workspace's MSRV (1.85, the s390x lane's rustc) lacks them.
         if let Some(hi) = lo.checked_add(VERIFY_WINDOW) {
@@ -157,6 +175,22 @@ impl Snapshot {
         let off = (addr - self.addr) as usize;
         out.copy_from_slice(&self.buf[off..off + n]);
         true
+    }
+
+    /// [`Self::fetch`] of a fixed-size block (a CCW, an IDAW): the copy is one load.
+    #[inline]
+    fn fetch_n<M: GuestMemory + ?Sized, const N: usize>(
+        &mut self,
+        mem: &M,
+        addr: u64,
+        end: u64,
+    ) -> Option<[u8; N]> {
+        let have = addr >= self.addr && addr - self.addr + N as u64 <= self.len as u64;
+        if !have && !self.refill(mem, addr, N, end) {
+            return None;
+        }
+        let off = (addr - self.addr) as usize;
+        self.buf[off..off + N].try_into().ok()
     }
 
     /// Reads guest bytes at `addr` into the buffer: the doubling read-ahead (within the
@@ -339,6 +373,70 @@ struct Piece {
     access: DmaAccess,
     /// Block size - 1.
     mask: u64,
+}
+
+/// Where `Translator::ccw_data` hands each checked piece: it pins or records the piece and
+/// pushes its host IDAW (or a placeholder). A trait, not a closure, so that it is inlined.
+trait Sink {
+    fn piece(&mut self, p: &Piece, idaws: &mut Vec<u64>) -> Result<(), TranslateError>;
+}
+
+/// The general path's sink: pins each piece at once.
+struct PinNow<'a> {
+    mapper: &'a dyn Mapper,
+    pre: Option<Premapped>,
+    bufs: &'a mut Buffers,
+}
+
+impl Sink for PinNow<'_> {
+    #[inline(always)]
+    fn piece(&mut self, p: &Piece, idaws: &mut Vec<u64>) -> Result<(), TranslateError> {
+        let dev = match self.pre.and_then(|pre| pre.device_addr(p.range)) {
+            Some(dev) => dev,
+            None => {
+                let dev = self.mapper.pin(p.range, p.access).map_err(|error| K::Map {
+                    op: MapOp::Pin,
+                    error,
+                })?;
+                self.bufs.mapper_pins += 1;
+                dev
+            }
+        };
+        self.bufs.pins.push(p.range);
+        idaws.push(p.host_idaw(dev)?);
+        Ok(())
+    }
+}
+
+/// The fast path's sink: a premapped piece gets its host IDAW at once, any other is
+/// recorded for `Translator::pin_pending` with a placeholder IDAW.
+struct Record<'a> {
+    pre: Option<Premapped>,
+    pins: &'a mut Vec<GuestRange>,
+    pending: &'a mut Vec<Pending>,
+    pin_req: &'a mut Vec<(GuestRange, DmaAccess)>,
+    /// Index of the CCW the pieces belong to.
+    ccw: usize,
+}
+
+impl Sink for Record<'_> {
+    #[inline(always)]
+    fn piece(&mut self, p: &Piece, idaws: &mut Vec<u64>) -> Result<(), TranslateError> {
+        match self.pre.and_then(|pre| pre.device_addr(p.range)) {
+            Some(dev) => idaws.push(p.host_idaw(dev)?),
+            None => {
+                self.pending.push(Pending {
+                    at: idaws.len(),
+                    ccw: self.ccw,
+                    piece: *p,
+                });
+                self.pin_req.push((p.range, p.access));
+                idaws.push(0);
+            }
+        }
+        self.pins.push(p.range);
+        Ok(())
+    }
 }
 
 /// How the fast path ended.
@@ -624,15 +722,14 @@ impl Translator {
                 }
                 .into());
             }
-            let mut raw = [0u8; 8];
-            if !snap.fetch(mem, addr, &mut raw, window_end) {
+            let Some(raw) = snap.fetch_n::<_, 8>(mem, addr, window_end) else {
                 return at(K::GuestFault {
                     what: Block::Ccw,
                     addr,
                     len: 8,
                 }
                 .into());
-            }
+            };
             let mut e = match parse_ccw(raw, addr, guest, incoming) {
                 Ok(e) if matches!(e.host, HostCda::Tic(_)) => return resume(n, incoming, None),
                 Ok(e) => e,
@@ -645,23 +742,12 @@ impl Translator {
                 (e.flags.difference(CcwFlags::IDA), 0)
             } else {
                 let first = self.idaws.len();
-                let (pins, pending, pin_req) =
-                    (&mut bufs.pins, &mut self.pending, &mut self.pin_req);
-                let sink = |p: &Piece, idaws: &mut Vec<u64>| -> Result<(), TranslateError> {
-                    match pre.and_then(|pre| pre.device_addr(p.range)) {
-                        Some(dev) => idaws.push(p.host_idaw(dev)?),
-                        None => {
-                            pending.push(Pending {
-                                at: idaws.len(),
-                                ccw: n,
-                                piece: *p,
-                            });
-                            pin_req.push((p.range, p.access));
-                            idaws.push(0);
-                        }
-                    }
-                    pins.push(p.range);
-                    Ok(())
+                let sink = Record {
+                    pre,
+                    pins: &mut bufs.pins,
+                    pending: &mut self.pending,
+                    pin_req: &mut self.pin_req,
+                    ccw: n,
                 };
                 let checked = Self::ccw_data(
                     self.limits.max_idaws,
@@ -1032,22 +1118,10 @@ impl Translator {
             }
             let first = self.idaws.len();
             let (pinned, mapper_pins) = (bufs.pins.len(), bufs.mapper_pins);
-            // Pins each piece at once and records its host IDAW.
-            let sink = |p: &Piece, idaws: &mut Vec<u64>| -> Result<(), TranslateError> {
-                let dev = match pre.and_then(|pre| pre.device_addr(p.range)) {
-                    Some(dev) => dev,
-                    None => {
-                        let dev = mapper.pin(p.range, p.access).map_err(|error| K::Map {
-                            op: MapOp::Pin,
-                            error,
-                        })?;
-                        bufs.mapper_pins += 1;
-                        dev
-                    }
-                };
-                bufs.pins.push(p.range);
-                idaws.push(p.host_idaw(dev)?);
-                Ok(())
+            let sink = PinNow {
+                mapper,
+                pre,
+                bufs: &mut *bufs,
             };
             let result = Self::ccw_data(
                 self.limits.max_idaws,
@@ -1086,7 +1160,7 @@ impl Translator {
     /// pinned. Shared by the general path and the fast path, so both check alike.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn ccw_data<M: GuestMemory + ?Sized, F>(
+    fn ccw_data<M: GuestMemory + ?Sized, F: Sink>(
         max_idaws: usize,
         idal_buf: &mut [u8; MAX_IDAWS_PER_CCW * 8],
         e: &Entry,
@@ -1096,10 +1170,7 @@ impl Translator {
         skip: bool,
         idaws: &mut Vec<u64>,
         mut sink: F,
-    ) -> Result<(), TranslateError>
-    where
-        F: FnMut(&Piece, &mut Vec<u64>) -> Result<(), TranslateError>,
-    {
+    ) -> Result<(), TranslateError> {
         let (ccw_fmt, idaw_fmt) = (guest.format, guest.idaw_format());
         let bs = idaw_fmt.block_size();
         // A power of two (2 or 4 KiB): offsets in a block by mask, never by a division.
@@ -1122,41 +1193,39 @@ impl Translator {
         };
         let count = e.count as u64;
         // Checks the piece of `len` bytes designated by `addr` and hands it to the sink.
-        let mut pin = |snap: &mut Snapshot,
-                       idaws: &mut Vec<u64>,
-                       addr: u64,
-                       len: u64|
-         -> Result<(), TranslateError> {
-            if idaws.len() >= max_idaws {
-                return Err(K::TooManyIdaws { limit: max_idaws }.into());
-            }
-            let range = if backward {
-                GuestRange::new(addr - (len - 1), len)
-            } else {
-                GuestRange::new(addr, len)
-            };
-            // The data must be guest memory: checked here, not left to the mapper (an
-            // identity mapper over all of the host's IOVA space would accept anything).
-            let in_guest = snap.verify(mem, range.gpa, len, perm);
-            if !in_guest {
-                return Err(K::GuestFault {
-                    what: Block::Data,
-                    addr: range.gpa,
-                    len: len as usize,
+        // Checks the piece of `len` bytes designated by `addr` and hands it to the sink (a
+        // macro, not a closure: expanded at both call sites, so it is never a call).
+        macro_rules! pin {
+            ($addr:expr, $len:expr) => {{
+                let (addr, len): (u64, u64) = ($addr, $len);
+                if idaws.len() >= max_idaws {
+                    return Err(K::TooManyIdaws { limit: max_idaws }.into());
                 }
-                .into());
-            }
-            sink(
-                &Piece {
+                let range = if backward {
+                    GuestRange::new(addr - (len - 1), len)
+                } else {
+                    GuestRange::new(addr, len)
+                };
+                // The data must be guest memory: checked here, not left to the mapper (an
+                // identity mapper over all of the host's IOVA space would accept anything).
+                if !snap.verify(mem, range.gpa, len, perm) {
+                    return Err(K::GuestFault {
+                        what: Block::Data,
+                        addr: range.gpa,
+                        len: len as usize,
+                    }
+                    .into());
+                }
+                let piece = Piece {
                     addr,
                     range,
                     backward,
                     access,
                     mask,
-                },
-                idaws,
-            )
-        };
+                };
+                sink.piece(&piece, idaws)?;
+            }};
+        }
         if !e.flags.contains(CcwFlags::IDA) {
             debug_assert!(!skip, "SKIP on a direct address reads nothing");
             // Direct addressing: fabricate an IDAL in blocks of the ORB's IDAW size.
@@ -1184,7 +1253,7 @@ impl Translator {
             let (mut addr, mut left) = (e.cda, count);
             while left > 0 {
                 let len = piece(addr, left);
-                pin(&mut *snap, idaws, addr, len)?;
+                pin!(addr, len);
                 left -= len;
                 if left == 0 {
                     break;
@@ -1213,10 +1282,20 @@ impl Translator {
             len,
         };
         let sz = size as usize;
-        if !snap.fetch(mem, idal, &mut buf[..sz], u64::MAX) {
+        // Constant lengths, so the copy out of the snapshot is inline.
+        let first = if sz == 8 {
+            snap.fetch_n::<_, 8>(mem, idal, u64::MAX)
+        } else {
+            snap.fetch_n::<_, 4>(mem, idal, u64::MAX).map(|b| {
+                let mut w = [0; 8];
+                w[..4].copy_from_slice(&b);
+                w
+            })
+        };
+        let Some(first) = first else {
             return Err(fault(idal, sz).into());
-        }
-        let a0 = decode_idaw(&buf[..sz], idaw_fmt)?;
+        };
+        let a0 = decode_idaw(&first[..sz], idaw_fmt)?;
         let first_len = piece(a0, count);
         let n = 1 + ((count - first_len + mask) >> bs.trailing_zeros()) as usize;
         if n > 1 {
@@ -1267,7 +1346,7 @@ impl Translator {
                 }
                 .into());
             }
-            pin(&mut *snap, idaws, addr, len)?;
+            pin!(addr, len);
         }
         debug_assert_eq!(left, 0);
         Ok(())
@@ -1374,6 +1453,7 @@ fn host_of(segments: &[Segment], base: u64, t: u64) -> Option<u64> {
     })
 }
 
+#[inline]
 fn decode_idaw(bytes: &[u8], fmt: IdawFormat) -> Result<u64, TranslateError> {
     match fmt {
         IdawFormat::Format1 => {
