@@ -530,6 +530,8 @@ pub struct Translator {
     pool: Pool,
     /// Fast-path data pieces outside the premapped span, pinned after the pass.
     pending: Vec<Pending>,
+    /// The fast path's copies of the CCWs it did.
+    raw: Vec<[u8; 8]>,
     /// The same pieces as `pin_many` takes them, and the device addresses it returns.
     pin_req: Vec<(GuestRange, DmaAccess)>,
     pin_dev: Vec<u64>,
@@ -550,6 +552,7 @@ impl Translator {
             idal: [0; MAX_IDAWS_PER_CCW * 8],
             pool: Arc::new(Mutex::new(Vec::new())),
             pending: Vec::new(),
+            raw: Vec::new(),
             pin_req: Vec::new(),
             pin_dev: Vec::new(),
             fast: true,
@@ -706,8 +709,9 @@ impl Translator {
         data_snap.reset();
         self.image.clear();
         let window_end = cpa.saturating_add(8 * max_len as u64);
+        self.raw.clear();
         loop {
-            let n = self.entries.len();
+            let n = self.raw.len();
             // As `discover` checks and reports for a CCW of the ORB's segment before any TIC.
             let at = |e: TranslateError| Err(e.at(n, addr));
             if n >= max_len {
@@ -730,8 +734,11 @@ impl Translator {
                 }
                 .into());
             };
-            let mut e = match parse_ccw(raw, addr, guest, incoming) {
-                Ok(e) if matches!(e.host, HostCda::Tic(_)) => return resume(n, incoming, None),
+            let e = match parse_ccw(raw, addr, guest, incoming) {
+                Ok(e) if matches!(e.host, HostCda::Tic(_)) => {
+                    self.rebuild_entries(guest)?;
+                    return resume(n, incoming, None);
+                }
                 Ok(e) => e,
                 Err(e) => return at(e),
             };
@@ -762,17 +769,17 @@ impl Translator {
                 );
                 if let Err(err) = checked {
                     // The general path reports it once it has discovered the rest.
+                    self.rebuild_entries(guest)?;
                     return resume(n, incoming, Some(err));
                 }
                 if skip {
                     (e.flags.difference(CcwFlags::IDA), 0)
                 } else {
-                    e.host = HostCda::Idal(first);
                     // The IDAL's offset inside the area, completed once it is known.
                     (e.flags | CcwFlags::IDA, 8 * first as u32)
                 }
             };
-            self.entries.push(e);
+            self.raw.push(raw);
             let ccw = Ccw1 {
                 cmd: e.cmd,
                 flags: flags.bits(),
@@ -788,7 +795,7 @@ impl Translator {
         }
         // One segment without TICs, every check passed.
         self.pin_pending(mapper, bufs, cpa)?;
-        let n = self.entries.len();
+        let n = self.raw.len();
         bufs.segments.push(Segment {
             guest: cpa,
             len: n,
@@ -812,6 +819,24 @@ impl Translator {
         }
         debug_assert_eq!(self.image.len(), total);
         write_area(mapper, area, &self.image).map(Fast::Done)
+    }
+
+    /// The general path's entries for the CCWs the fast path did, from the fast path's own
+    /// copies (`raw`, parsed again: the same bytes give the same entry) and its host CCWs
+    /// (which tell where each IDAL starts); the general path goes on from them.
+    fn rebuild_entries(&mut self, guest: &CommandOrb) -> Result<(), TranslateError> {
+        let mut incoming = None;
+        for (i, (raw, host)) in self.raw.iter().zip(self.image.chunks_exact(8)).enumerate() {
+            let addr = guest.cpa as u64 + 8 * i as u64;
+            let mut e = parse_ccw(*raw, addr, guest, incoming).map_err(|e| e.at(i, addr))?;
+            if host[1] & CcwFlags::IDA.bits() != 0 {
+                let rel = u32::from_be_bytes([host[4], host[5], host[6], host[7]]);
+                e.host = HostCda::Idal(rel as usize / 8);
+            }
+            incoming = e.passes();
+            self.entries.push(e);
+        }
+        Ok(())
     }
 
     /// Pins the fast path's pieces outside the premapped span with one
