@@ -9,8 +9,9 @@
 //! Three mappers: `bare` (identity device addresses, all guest memory premapped as a VMM
 //! maps guest RAM once with IOVA = GPA, no bookkeeping: the translator's own cost),
 //! `bare_pin` (the same without the premapped span: one `pin` and one `unpin` call per data
-//! piece, which do nothing) and `recording` (the `test-utils` RecordingMapper with its mutex
-//! and pin ledger).
+//! piece, which do nothing), `recording` (the `test-utils` RecordingMapper with its mutex
+//! and pin ledger) and `mock` (the mock backend's own mapper of its simulated storage,
+//! which checks guest memory and counts pins per page for its channel).
 
 use std::hint::black_box;
 use std::sync::{Arc, Mutex};
@@ -22,6 +23,7 @@ use ccw_translate::{
 };
 use ccw_types::{CommandOrb, IdawFormat, Orb};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use mock_backend::MockBackend;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 /// Identity device addresses, one fixed control area: measures the translator alone.
@@ -201,6 +203,20 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 drop(
                     t.translate(black_box(&case.orb), &case.mem, bare_pin.clone(), 0x80)
+                        .unwrap(),
+                );
+            })
+        });
+        // The mock's mapper over this case's guest memory (no subchannels needed).
+        let backend = MockBackend::builder()
+            .guest_memory(&case.mem)
+            .build()
+            .expect("mock backend");
+        let mock = backend.storage_mapper();
+        g.bench_function(format!("{}/mock", case.name), |b| {
+            b.iter(|| {
+                drop(
+                    t.translate(black_box(&case.orb), &case.mem, mock.clone(), 0x80)
                         .unwrap(),
                 );
             })

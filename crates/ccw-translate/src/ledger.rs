@@ -44,6 +44,7 @@ pub const PIN_PAGE: u64 = 4096;
 
 /// Checks a range against the [`Mapper`](crate::Mapper) contract for `pin` (non-empty, not
 /// wrapping, inside one 4 KiB page) and returns its end.
+#[inline]
 pub fn check_pin(range: GuestRange) -> Result<u64, MapError> {
     if range.len == 0 {
         return Err(MapError::Invalid("zero-length pin"));
@@ -126,12 +127,14 @@ impl PinLedger {
         Some(i)
     }
 
+    #[inline]
     fn slot(&self, page: u64) -> Option<&Slot> {
         let i = self.chunk(page / CHUNK_PAGES)?;
         Some(&self.chunks[i][(page % CHUNK_PAGES) as usize])
     }
 
     /// Checks `range` ([`check_pin`]) and counts the pin.
+    #[inline]
     pub fn pin(&mut self, range: GuestRange) -> Result<(), MapError> {
         check_pin(range)?;
         let page = range.gpa / PIN_PAGE;
@@ -166,6 +169,7 @@ impl PinLedger {
 
     /// Drops one pin of `range`; `false` (and one more [`Self::unbalanced`]) when `range` is
     /// not pinned: a caller bug the mapper should report.
+    #[inline]
     pub fn unpin(&mut self, range: GuestRange) -> bool {
         let page = range.gpa / PIN_PAGE;
         let key = ((range.gpa % PIN_PAGE) as u16, range.len as u16);
@@ -214,6 +218,7 @@ impl PinLedger {
     }
 
     /// Whether the 4 KiB page with number `page` (address / 4096) holds a pin.
+    #[inline]
     pub fn is_page_pinned(&self, page: u64) -> bool {
         self.slot(page).is_some_and(|s| s.pins > 0)
     }

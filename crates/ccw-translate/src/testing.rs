@@ -238,6 +238,7 @@ impl State {
         })
     }
 
+    #[inline]
     fn pin(&mut self, range: GuestRange, access: DmaAccess) -> Result<DeviceAddr, MapError> {
         self.check_not_premapped("pin", range);
         if let Err(e) = check_pin(range) {
@@ -263,6 +264,7 @@ impl State {
         Ok(dev)
     }
 
+    #[inline]
     fn unpin(&mut self, range: GuestRange) {
         self.check_not_premapped("unpin", range);
         if !self.pins.unpin(range) {
@@ -275,12 +277,14 @@ impl State {
         }
     }
 
+    #[inline]
     fn check_not_premapped(&mut self, what: &str, range: GuestRange) {
-        if self
-            .premapped()
-            .and_then(|p| p.device_addr(range))
-            .is_some()
-        {
+        let inside = self.premapped.is_some()
+            && self
+                .premapped()
+                .and_then(|p| p.device_addr(range))
+                .is_some();
+        if inside {
             self.violations
                 .push(format!("{what} of premapped range {range}"));
         }
