@@ -15,6 +15,15 @@
 //!    `write_control`.
 //!
 //! Any error undoes what was done (pins, control memory) before it is returned.
+//!
+//! **Fast path** (`Translator::fast`), tried first: one pass over the ORB's segment that
+//! copies, parses (`parse_ccw`) and checks the data (`Translator::ccw_data`) of each CCW with
+//! the same functions, appends its host CCW, and at the end of a segment without TICs pins
+//! what is not premapped ([`Mapper::pin_many`], in the general path's order) and writes the
+//! control area once. It calls the mapper only once the whole program is known; at a TIC or
+//! a data error the general passes take over from the CCWs it did (their copies and host
+//! IDAWs are reused, nothing is read from the guest twice), so every decision, error and
+//! mapper call is theirs. Proptests compare the two paths call for call.
 
 use std::sync::{Arc, Mutex};
 
