@@ -134,7 +134,8 @@ impl PinLedger {
     }
 
     /// Checks `range` ([`check_pin`]) and counts the pin.
-    #[inline]
+    // Inlined into the batch loops of the mappers (pin_many / unpin_many).
+    #[inline(always)]
     pub fn pin(&mut self, range: GuestRange) -> Result<(), MapError> {
         check_pin(range)?;
         let page = range.gpa / PIN_PAGE;
@@ -169,7 +170,8 @@ impl PinLedger {
 
     /// Drops one pin of `range`; `false` (and one more [`Self::unbalanced`]) when `range` is
     /// not pinned: a caller bug the mapper should report.
-    #[inline]
+    // Inlined into the batch loops of the mappers (pin_many / unpin_many).
+    #[inline(always)]
     pub fn unpin(&mut self, range: GuestRange) -> bool {
         let page = range.gpa / PIN_PAGE;
         let key = ((range.gpa % PIN_PAGE) as u16, range.len as u16);

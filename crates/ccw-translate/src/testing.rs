@@ -238,7 +238,7 @@ impl State {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     fn pin(&mut self, range: GuestRange, access: DmaAccess) -> Result<DeviceAddr, MapError> {
         self.check_not_premapped("pin", range);
         if let Err(e) = check_pin(range) {
@@ -264,7 +264,7 @@ impl State {
         Ok(dev)
     }
 
-    #[inline]
+    #[inline(always)]
     fn unpin(&mut self, range: GuestRange) {
         self.check_not_premapped("unpin", range);
         if !self.pins.unpin(range) {
