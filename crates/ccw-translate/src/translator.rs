@@ -1114,6 +1114,7 @@ impl Translator {
     }
 
     /// Pass 2: copy IDALs, pin data, collect host IDAWs.
+    #[allow(clippy::too_many_arguments)]
     fn data<M: GuestMemory + ?Sized>(
         &mut self,
         guest: &CommandOrb,

@@ -260,18 +260,18 @@ proptest! {
     }
 }
 
+/// A translated program as the tests compare it: host ORB, pins, segments, control bytes.
+type Translated = (
+    ccw_types::Orb,
+    Vec<ccw_translate::GuestRange>,
+    Vec<(u64, u64, usize)>,
+    Vec<u8>,
+);
+
 /// What one translation + release did: the result, the host program, every mapper call.
 #[derive(Debug, PartialEq)]
 struct Outcome {
-    result: Result<
-        (
-            ccw_types::Orb,
-            Vec<ccw_translate::GuestRange>,
-            Vec<(u64, u64, usize)>,
-            Vec<u8>,
-        ),
-        ccw_translate::TranslateError,
-    >,
+    result: Result<Translated, ccw_translate::TranslateError>,
     events: Vec<ccw_translate::testing::Event>,
     violations: Vec<String>,
 }
