@@ -6,8 +6,12 @@
 //! - `guest_copy`: every control block read out of guest memory through vm-memory, one read
 //!   per CCW and one per IDAL (what a TOCTOU-safe copy costs before any translation).
 //!
-//! Two mappers: `bare` (identity device addresses, no bookkeeping: the translator's own
-//! cost) and `recording` (the `test-utils` RecordingMapper with its mutex and pin list).
+//! Three mappers: `bare` (identity device addresses, all guest memory premapped as a VMM
+//! maps guest RAM once with IOVA = GPA, no bookkeeping: the translator's own cost),
+//! `bare_pin` (the same without the premapped span: one `pin` and one `unpin` call per data
+//! piece, which do nothing), `recording` (the `test-utils` RecordingMapper with its mutex
+//! and pin ledger) and `mock` (the mock backend's own mapper of its simulated storage,
+//! which checks guest memory and counts pins per page for its channel).
 
 use std::hint::black_box;
 use std::sync::{Arc, Mutex};
@@ -15,15 +19,18 @@ use std::time::Duration;
 
 use ccw_translate::testing::RecordingMapper;
 use ccw_translate::{
-    ControlArea, DeviceAddr, DmaAccess, GuestRange, Limits, MapError, Mapper, Translator,
+    ControlArea, DeviceAddr, DmaAccess, GuestRange, Limits, MapError, Mapper, Premapped, Translator,
 };
 use ccw_types::{CommandOrb, IdawFormat, Orb};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use mock_backend::MockBackend;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 /// Identity device addresses, one fixed control area: measures the translator alone.
 struct BareMapper {
     control: Mutex<Vec<u8>>,
+    /// Declares all guest memory premapped (no pin / unpin calls).
+    premapped: bool,
 }
 
 impl Mapper for BareMapper {
@@ -31,6 +38,9 @@ impl Mapper for BareMapper {
         Ok(range.gpa)
     }
     fn unpin(&self, _: GuestRange) {}
+    fn premapped(&self) -> Option<Premapped> {
+        self.premapped.then_some(Premapped::IDENTITY)
+    }
     fn alloc_control(&self, len: usize) -> Result<ControlArea, MapError> {
         if len > 1 << 20 {
             return Err(MapError::Exhausted("control"));
@@ -155,6 +165,11 @@ fn bench(c: &mut Criterion) {
     // Each program holds its mapper and releases into it when dropped.
     let bare: Arc<dyn Mapper> = Arc::new(BareMapper {
         control: Mutex::new(vec![0; 1 << 20]),
+        premapped: true,
+    });
+    let bare_pin: Arc<dyn Mapper> = Arc::new(BareMapper {
+        control: Mutex::new(vec![0; 1 << 20]),
+        premapped: false,
     });
     let rec: Arc<dyn Mapper> = Arc::new(RecordingMapper::new());
     let mut t = Translator::new(Limits::default());
@@ -180,6 +195,28 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 drop(
                     t.translate(black_box(&case.orb), &case.mem, bare.clone(), 0x80)
+                        .unwrap(),
+                );
+            })
+        });
+        g.bench_function(format!("{}/bare_pin", case.name), |b| {
+            b.iter(|| {
+                drop(
+                    t.translate(black_box(&case.orb), &case.mem, bare_pin.clone(), 0x80)
+                        .unwrap(),
+                );
+            })
+        });
+        // The mock's mapper over this case's guest memory (no subchannels needed).
+        let backend = MockBackend::builder()
+            .guest_memory(&case.mem)
+            .build()
+            .expect("mock backend");
+        let mock = backend.storage_mapper();
+        g.bench_function(format!("{}/mock", case.name), |b| {
+            b.iter(|| {
+                drop(
+                    t.translate(black_box(&case.orb), &case.mem, mock.clone(), 0x80)
                         .unwrap(),
                 );
             })

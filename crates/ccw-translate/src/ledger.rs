@@ -33,6 +33,7 @@
 //! # Ok::<(), ccw_translate::MapError>(())
 //! ```
 
+use std::cell::Cell;
 use std::collections::HashMap;
 
 use crate::control::ControlAllocator;
@@ -43,6 +44,7 @@ pub const PIN_PAGE: u64 = 4096;
 
 /// Checks a range against the [`Mapper`](crate::Mapper) contract for `pin` (non-empty, not
 /// wrapping, inside one 4 KiB page) and returns its end.
+#[inline]
 pub fn check_pin(range: GuestRange) -> Result<u64, MapError> {
     if range.len == 0 {
         return Err(MapError::Invalid("zero-length pin"));
@@ -56,17 +58,55 @@ pub fn check_pin(range: GuestRange) -> Result<u64, MapError> {
     Ok(end)
 }
 
+/// 4 KiB pages per chunk of the [`PinLedger`]'s page table (2 MiB of guest memory).
+const CHUNK_PAGES: u64 = 512;
+
+/// What the [`PinLedger`] knows of one 4 KiB page.
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    /// Pins of any range on the page.
+    pins: u32,
+    /// Pins of the page's own range (`off`, `len`); a page's other ranges are in `extra`.
+    n: u32,
+    off: u16,
+    len: u16,
+}
+
 /// The pinned guest ranges of a mapper: a multiset of ranges (an unpin must match a pin of
 /// the same range) with a count per 4 KiB page (what a device may access).
 ///
-/// Allocates only when it sees a range or page it has never held before, so a warm ledger
-/// pins and unpins without allocating.
-#[derive(Debug, Clone, Default)]
+/// A page table of 2 MiB chunks: a pin or unpin of a page's usual range (one range per
+/// page, as the translator pins) updates the page's slot, found without hashing when the
+/// chunk is the one used last, so a batch of pins costs a few instructions each. Further
+/// distinct ranges on the same page go to a hash map. Chunks stay once made (bounded by
+/// the guest memory ever pinned, 6 KiB per 2 MiB), so a warm ledger pins and unpins
+/// without allocating.
+#[derive(Debug, Clone)]
 pub struct PinLedger {
-    by_range: HashMap<GuestRange, usize>,
-    by_page: HashMap<u64, usize>,
+    /// Chunk number (page / [`CHUNK_PAGES`]) -> index in `chunks`.
+    index: HashMap<u64, usize>,
+    chunks: Vec<Box<[Slot; CHUNK_PAGES as usize]>>,
+    /// The chunk looked up last: (chunk number, index); `u64::MAX` matches no chunk.
+    last: Cell<(u64, usize)>,
+    /// Pins of ranges that are not their page's own.
+    extra: HashMap<GuestRange, usize>,
     outstanding: usize,
+    pages: usize,
     unbalanced: usize,
+}
+
+impl Default for PinLedger {
+    fn default() -> Self {
+        Self {
+            index: HashMap::new(),
+            chunks: Vec::new(),
+            last: Cell::new((u64::MAX, 0)),
+            extra: HashMap::new(),
+            outstanding: 0,
+            pages: 0,
+            unbalanced: 0,
+        }
+    }
 }
 
 impl PinLedger {
@@ -75,32 +115,95 @@ impl PinLedger {
         Self::default()
     }
 
+    /// The index of chunk `chunk` in `chunks`, if it was ever made.
+    #[inline]
+    fn chunk(&self, chunk: u64) -> Option<usize> {
+        let (c, i) = self.last.get();
+        if c == chunk {
+            return Some(i);
+        }
+        let i = *self.index.get(&chunk)?;
+        self.last.set((chunk, i));
+        Some(i)
+    }
+
+    #[inline]
+    fn slot(&self, page: u64) -> Option<&Slot> {
+        let i = self.chunk(page / CHUNK_PAGES)?;
+        Some(&self.chunks[i][(page % CHUNK_PAGES) as usize])
+    }
+
     /// Checks `range` ([`check_pin`]) and counts the pin.
+    // Inlined into the batch loops of the mappers (pin_many / unpin_many).
+    #[inline(always)]
     pub fn pin(&mut self, range: GuestRange) -> Result<(), MapError> {
         check_pin(range)?;
-        *self.by_range.entry(range).or_insert(0) += 1;
-        *self.by_page.entry(range.gpa / PIN_PAGE).or_insert(0) += 1;
+        let page = range.gpa / PIN_PAGE;
+        // Inside one page: both fit 16 bits.
+        let (off, len) = ((range.gpa % PIN_PAGE) as u16, range.len as u16);
+        let chunk = page / CHUNK_PAGES;
+        let i = match self.chunk(chunk) {
+            Some(i) => i,
+            None => {
+                let i = self.chunks.len();
+                self.index.insert(chunk, i);
+                self.chunks
+                    .push(Box::new([Slot::default(); CHUNK_PAGES as usize]));
+                i
+            }
+        };
+        let slot = &mut self.chunks[i][(page % CHUNK_PAGES) as usize];
+        if slot.pins == 0 {
+            self.pages += 1;
+        }
+        slot.pins += 1;
+        if slot.n == 0 {
+            (slot.off, slot.len, slot.n) = (off, len, 1);
+        } else if (slot.off, slot.len) == (off, len) {
+            slot.n += 1;
+        } else {
+            *self.extra.entry(range).or_insert(0) += 1;
+        }
         self.outstanding += 1;
         Ok(())
     }
 
     /// Drops one pin of `range`; `false` (and one more [`Self::unbalanced`]) when `range` is
     /// not pinned: a caller bug the mapper should report.
+    // Inlined into the batch loops of the mappers (pin_many / unpin_many).
+    #[inline(always)]
     pub fn unpin(&mut self, range: GuestRange) -> bool {
-        let Some(n) = self.by_range.get_mut(&range) else {
-            self.unbalanced += 1;
+        let page = range.gpa / PIN_PAGE;
+        let key = ((range.gpa % PIN_PAGE) as u16, range.len as u16);
+        let own = check_pin(range).is_ok()
+            && self
+                .slot(page)
+                .is_some_and(|s| s.n > 0 && (s.off, s.len) == key);
+        if !own {
+            match self.extra.get_mut(&range) {
+                Some(n) => {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.extra.remove(&range);
+                    }
+                }
+                None => {
+                    self.unbalanced += 1;
+                    return false;
+                }
+            }
+        }
+        // A pinned range has a slot.
+        let Some(i) = self.chunk(page / CHUNK_PAGES) else {
             return false;
         };
-        *n -= 1;
-        if *n == 0 {
-            self.by_range.remove(&range);
+        let slot = &mut self.chunks[i][(page % CHUNK_PAGES) as usize];
+        if own {
+            slot.n -= 1;
         }
-        let page = range.gpa / PIN_PAGE;
-        if let Some(p) = self.by_page.get_mut(&page) {
-            *p -= 1;
-            if *p == 0 {
-                self.by_page.remove(&page);
-            }
+        slot.pins -= 1;
+        if slot.pins == 0 {
+            self.pages -= 1;
         }
         self.outstanding -= 1;
         true
@@ -113,12 +216,13 @@ impl PinLedger {
 
     /// Distinct 4 KiB pages with at least one pin.
     pub fn pinned_pages(&self) -> usize {
-        self.by_page.len()
+        self.pages
     }
 
     /// Whether the 4 KiB page with number `page` (address / 4096) holds a pin.
+    #[inline]
     pub fn is_page_pinned(&self, page: u64) -> bool {
-        self.by_page.contains_key(&page)
+        self.slot(page).is_some_and(|s| s.pins > 0)
     }
 
     /// Unpins that matched no pin.
@@ -129,10 +233,17 @@ impl PinLedger {
     /// Every pinned range, once per outstanding pin, sorted by address.
     pub fn ranges(&self) -> Vec<GuestRange> {
         let mut v: Vec<GuestRange> = self
-            .by_range
+            .extra
             .iter()
             .flat_map(|(&r, &n)| std::iter::repeat_n(r, n))
             .collect();
+        for (&chunk, &i) in &self.index {
+            for (k, s) in self.chunks[i].iter().enumerate() {
+                let gpa = (chunk * CHUNK_PAGES + k as u64) * PIN_PAGE + s.off as u64;
+                let r = GuestRange::new(gpa, s.len as u64);
+                v.extend(std::iter::repeat_n(r, s.n as usize));
+            }
+        }
         v.sort();
         v
     }
@@ -247,6 +358,60 @@ mod tests {
             (p.outstanding(), p.pinned_pages(), p.unbalanced()),
             (0, 0, 1)
         );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(ccw_testkit::proptest_config(256))]
+
+        /// The page table answers as a plain multiset of ranges would: pins on a few pages
+        /// of two chunks, several distinct ranges per page, unpins matched or not.
+        #[test]
+        fn pin_ledger_is_a_multiset_of_ranges(
+            ops in proptest::collection::vec(
+                (
+                    proptest::prelude::any::<bool>(),
+                    proptest::sample::select(vec![0u64, 1, 2, 511, 512, 513, 1 << 20]),
+                    proptest::sample::select(vec![(0u64, 4096u64), (0, 16), (16, 16), (4088, 8), (100, 0), (4090, 8)]),
+                ),
+                0..200,
+            )
+        ) {
+            use std::collections::BTreeMap;
+            let mut ledger = PinLedger::new();
+            let mut model: BTreeMap<GuestRange, usize> = BTreeMap::new();
+            let mut unbalanced = 0;
+            for (pin, page, (off, len)) in ops {
+                let r = GuestRange::new(page * PIN_PAGE + off, len);
+                let valid = check_pin(r).is_ok();
+                if pin {
+                    proptest::prop_assert_eq!(ledger.pin(r).is_ok(), valid);
+                    if valid {
+                        *model.entry(r).or_insert(0) += 1;
+                    }
+                } else {
+                    let held = model.get(&r).copied().unwrap_or(0);
+                    proptest::prop_assert_eq!(ledger.unpin(r), held > 0);
+                    match held {
+                        0 => unbalanced += 1,
+                        1 => { model.remove(&r); }
+                        _ => { model.insert(r, held - 1); }
+                    }
+                }
+                let ranges: Vec<GuestRange> = model
+                    .iter()
+                    .flat_map(|(&r, &n)| std::iter::repeat_n(r, n))
+                    .collect();
+                proptest::prop_assert_eq!(ledger.outstanding(), ranges.len());
+                proptest::prop_assert_eq!(ledger.unbalanced(), unbalanced);
+                proptest::prop_assert_eq!(&ledger.ranges(), &ranges);
+                let pages: std::collections::BTreeSet<u64> =
+                    ranges.iter().map(|r| r.gpa / PIN_PAGE).collect();
+                proptest::prop_assert_eq!(ledger.pinned_pages(), pages.len());
+                for p in [0u64, 1, 2, 511, 512, 513, 1 << 20, 3] {
+                    proptest::prop_assert_eq!(ledger.is_page_pinned(p), pages.contains(&p));
+                }
+            }
+        }
     }
 
     #[test]

@@ -9,7 +9,10 @@
 //!   exactly once before parsing it, converts format-0 CCWs to format 1, follows command and
 //!   data chaining and TICs (bounded by [`Limits`]), pins every data piece through the
 //!   backend's [`Mapper`] and writes host CCWs with format-2 IDALs into the backend's control
-//!   memory. Data is never copied: host IDAWs point at the guest's own pages.
+//!   memory. Data is never copied: host IDAWs point at the guest's own pages. The common
+//!   program (one segment, no TIC) takes a one-pass fast path with one batched
+//!   [`Mapper::pin_many`]; a mapper whose guest memory is mapped once
+//!   ([`Mapper::premapped`], IOVA = GPA) is not called per data range at all.
 //! - [`ChannelProgram`] holds the result: [`ChannelProgram::host_orb`] to start it,
 //!   [`ChannelProgram::update_scsw`] to map the SCSW's CCW address back to the guest,
 //!   [`ChannelProgram::is_pinned`] for DMA-unmap notifications. It holds its [`Mapper`] and
@@ -39,7 +42,7 @@ pub mod testing;
 mod translator;
 
 pub use error::{Block, MapOp, TranslateError, TranslateReason, Unsupported};
-pub use mapper::{ControlArea, DeviceAddr, DmaAccess, GuestRange, MapError, Mapper};
+pub use mapper::{ControlArea, DeviceAddr, DmaAccess, GuestRange, MapError, Mapper, Premapped};
 pub use program::ChannelProgram;
 pub use translator::{Limits, Translator};
 

@@ -97,11 +97,63 @@ pub enum MapError {
     },
 }
 
+/// Guest memory that a mapper keeps mapped for the device for as long as it lives, at a
+/// fixed offset: what a VMM has when it maps all guest RAM into the device's address space
+/// once at start-up (IOVA = guest physical address, as QEMU maps guest RAM into a VFIO
+/// container). See [`Mapper::premapped`].
+///
+/// ```
+/// use ccw_translate::{GuestRange, Premapped};
+/// let p = Premapped { start: 0x1000, end: 0x10_0000, offset: 0 };
+/// assert_eq!(p.device_addr(GuestRange::new(0x2000, 0x1000)), Some(0x2000));
+/// assert_eq!(p.device_addr(GuestRange::new(0xF_F000, 0x1001)), None); // past the end
+/// assert_eq!(p.device_addr(GuestRange::new(0, 8)), None);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Premapped {
+    /// First guest address of the span.
+    pub start: u64,
+    /// One past the last guest address of the span.
+    pub end: u64,
+    /// Device address = guest address + `offset`.
+    pub offset: u64,
+}
+
+impl Premapped {
+    /// Every guest address below `u64::MAX`, at device address = guest address.
+    pub const IDENTITY: Premapped = Premapped {
+        start: 0,
+        end: u64::MAX,
+        offset: 0,
+    };
+
+    /// The device address of `range.gpa` when the whole (non-empty) range lies inside the
+    /// span and its device addresses do not wrap; `None` otherwise (the range must be pinned).
+    #[inline]
+    pub const fn device_addr(&self, range: GuestRange) -> Option<DeviceAddr> {
+        let Some(end) = range.end() else {
+            return None;
+        };
+        if range.len == 0 || range.gpa < self.start || end > self.end {
+            return None;
+        }
+        match end.checked_add(self.offset) {
+            Some(_) => Some(range.gpa + self.offset),
+            None => None,
+        }
+    }
+}
+
 /// A backend's device address space as the translator sees it.
 ///
 /// Contract:
 /// - `pin` is called with ranges that never cross a 4 KiB boundary; every successful `pin` is
 ///   matched by exactly one `unpin` of the same range, on success and on every error path.
+///   [`Mapper::pin_many`] and [`Mapper::unpin_many`] are the same calls, batched: a range
+///   pinned by one may be unpinned by the other.
+/// - Ranges inside the [`Mapper::premapped`] span are neither pinned nor unpinned: their
+///   device address is the span's. A mapper that answers `Some` gives the same answer for as
+///   long as it lives (programs hold their mapper and rely on it until they are dropped).
 /// - `alloc_control` areas are 8-byte aligned and below 2 GiB; every one is freed exactly once.
 /// - Implementations are thread safe: one mapper may serve several subchannels at once.
 pub trait Mapper: Send + Sync {
@@ -111,6 +163,45 @@ pub trait Mapper: Send + Sync {
 
     /// Releases a pin made by [`Mapper::pin`] for the same range.
     fn unpin(&self, range: GuestRange);
+
+    /// Pins `ranges` in order as [`Mapper::pin`] does, writing the device address of each
+    /// to `out` (as long as `ranges`). It stops at the first failure: `Err((i, error))`
+    /// with `ranges[..i]` pinned (the caller unpins them) and the others not.
+    ///
+    /// The default calls `pin` for each range; a mapper that locks or counts overrides it
+    /// to do so once per batch (the translator pins a program's data with one call).
+    fn pin_many(
+        &self,
+        ranges: &[(GuestRange, DmaAccess)],
+        out: &mut [DeviceAddr],
+    ) -> Result<(), (usize, MapError)> {
+        debug_assert_eq!(ranges.len(), out.len());
+        for (i, (&(range, access), dev)) in ranges.iter().zip(out.iter_mut()).enumerate() {
+            *dev = self.pin(range, access).map_err(|e| (i, e))?;
+        }
+        Ok(())
+    }
+
+    /// Unpins `ranges` in order as [`Mapper::unpin`] does (a program's release is one
+    /// call). The default calls `unpin` for each range.
+    fn unpin_many(&self, ranges: &[GuestRange]) {
+        for &range in ranges {
+            self.unpin(range);
+        }
+    }
+
+    /// Guest memory that stays mapped for the device for the mapper's whole life, if any:
+    /// the translator asks once per translation, and for a data range inside the span it
+    /// calls neither [`Mapper::pin`] nor [`Mapper::unpin`] and uses the span's device
+    /// address (the range still appears in [`ChannelProgram::pins`](crate::ChannelProgram::pins)
+    /// and [`ChannelProgram::is_pinned`](crate::ChannelProgram::is_pinned)). The guest
+    /// memory check before any data is accepted is the translator's and stays.
+    ///
+    /// The default, `None`, pins every range: right for a mapper that counts pins or gates
+    /// device access on them (the simulator, the test mapper).
+    fn premapped(&self) -> Option<Premapped> {
+        None
+    }
 
     /// Allocates `len` bytes of control memory (host CCWs and IDALs).
     fn alloc_control(&self, len: usize) -> Result<ControlArea, MapError>;

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use ccw_types::{CommandOrb, Orb, Scsw};
 use zerocopy::big_endian::U32;
 
-use crate::mapper::{ControlArea, GuestRange, Mapper};
+use crate::mapper::{ControlArea, GuestRange, Mapper, Premapped};
 use crate::sync::lock;
 
 /// One chain segment: a run of CCWs at consecutive guest addresses, entered at its head
@@ -27,13 +27,40 @@ pub(crate) struct Segment {
 #[derive(Debug, Default)]
 pub(crate) struct Buffers {
     pub(crate) segments: Vec<Segment>,
+    /// Every data range, premapped or pinned through the mapper.
     pub(crate) pins: Vec<GuestRange>,
+    /// How many of `pins` went through [`Mapper::pin`] (those outside the premapped span).
+    pub(crate) mapper_pins: usize,
 }
 
 impl Buffers {
     pub(crate) fn clear(&mut self) {
         self.segments.clear();
         self.pins.clear();
+        self.mapper_pins = 0;
+    }
+}
+
+/// Unpins through `mapper` the ranges of `ranges` that it pinned (those outside `pre`):
+/// `mapper_pins` of them, so nothing is looked at when that is 0.
+pub(crate) fn unpin_all(
+    mapper: &dyn Mapper,
+    pre: Option<Premapped>,
+    ranges: &[GuestRange],
+    mapper_pins: usize,
+) {
+    if mapper_pins == 0 {
+        return;
+    }
+    if mapper_pins == ranges.len() {
+        // Nothing premapped among them: one call.
+        mapper.unpin_many(ranges);
+        return;
+    }
+    for &range in ranges {
+        if pre.and_then(|p| p.device_addr(range)).is_none() {
+            mapper.unpin(range);
+        }
     }
 }
 
@@ -99,6 +126,8 @@ pub struct ChannelProgram {
     pub(crate) area: Option<ControlArea>,
     pub(crate) bufs: Buffers,
     pub(crate) pool: Pool,
+    /// The mapper's premapped span at translation: ranges inside it were not pinned.
+    pub(crate) premapped: Option<Premapped>,
     /// Where the pins and the control area go back to.
     pub(crate) mapper: Arc<dyn Mapper>,
 }
@@ -173,7 +202,9 @@ impl ChannelProgram {
         self.bufs.pins.iter().any(|p| p.overlaps(&range))
     }
 
-    /// Every pinned guest range, in pin order (one per host IDAW; never crossing 4 KiB).
+    /// Every pinned guest range, in pin order (one per host IDAW; never crossing 4 KiB),
+    /// including those inside the mapper's [`Mapper::premapped`] span, which the mapper was
+    /// not asked to pin.
     pub fn pins(&self) -> &[GuestRange] {
         &self.bufs.pins
     }
@@ -197,9 +228,12 @@ impl ChannelProgram {
 /// runs once); the program's buffers go back to the translator that built it.
 impl Drop for ChannelProgram {
     fn drop(&mut self) {
-        for &range in &self.bufs.pins {
-            self.mapper.unpin(range);
-        }
+        unpin_all(
+            &*self.mapper,
+            self.premapped,
+            &self.bufs.pins,
+            self.bufs.mapper_pins,
+        );
         if let Some(area) = self.area.take() {
             self.mapper.free_control(area);
         }

@@ -22,7 +22,7 @@
 use std::sync::{Mutex, MutexGuard};
 
 use crate::ledger::{ControlLedger, PinLedger, check_pin};
-use crate::mapper::{ControlArea, DeviceAddr, DmaAccess, GuestRange, MapError, Mapper};
+use crate::mapper::{ControlArea, DeviceAddr, DmaAccess, GuestRange, MapError, Mapper, Premapped};
 
 /// One mapper call, as logged with [`RecordingMapper::recording`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +73,7 @@ struct State {
     fail_alloc: bool,
     fail_write: bool,
     guest_limit: Option<u64>,
+    premapped: Option<(u64, u64)>,
 }
 
 /// An in-memory [`Mapper`] for tests: identity or offset device addresses, control memory in
@@ -109,6 +110,7 @@ impl RecordingMapper {
                 fail_alloc: false,
                 fail_write: false,
                 guest_limit: None,
+                premapped: None,
             }),
         }
     }
@@ -144,6 +146,14 @@ impl RecordingMapper {
     /// Guest memory ends at `limit`: pins at or beyond it fail with [`MapError::NotMapped`].
     pub fn with_guest_limit(self, limit: u64) -> Self {
         self.lock().guest_limit = Some(limit);
+        self
+    }
+
+    /// Declares guest `[start, end)` premapped ([`Mapper::premapped`], at the mapper's
+    /// offset): the translator must neither pin nor unpin inside it, and a pin or unpin
+    /// there is recorded as a violation.
+    pub fn with_premapped(self, start: u64, end: u64) -> Self {
+        self.lock().premapped = Some((start, end));
         self
     }
 
@@ -219,41 +229,99 @@ impl RecordingMapper {
     }
 }
 
-impl Mapper for RecordingMapper {
-    fn pin(&self, range: GuestRange, access: DmaAccess) -> Result<DeviceAddr, MapError> {
-        let mut s = self.lock();
+impl State {
+    fn premapped(&self) -> Option<Premapped> {
+        self.premapped.map(|(start, end)| Premapped {
+            start,
+            end,
+            offset: self.offset,
+        })
+    }
+
+    #[inline(always)]
+    fn pin(&mut self, range: GuestRange, access: DmaAccess) -> Result<DeviceAddr, MapError> {
+        self.check_not_premapped("pin", range);
         if let Err(e) = check_pin(range) {
-            s.violations
+            self.violations
                 .push(format!("pin of {range} crosses 4 KiB or is empty"));
             return Err(e);
         }
-        if s.fail_pin_at == Some(s.stats.pins) {
-            s.fail_pin_at = None;
+        if self.fail_pin_at == Some(self.stats.pins) {
+            self.fail_pin_at = None;
             return Err(MapError::Exhausted("injected pin failure"));
         }
-        if let Some(limit) = s.guest_limit {
+        if let Some(limit) = self.guest_limit {
             if range.gpa + range.len > limit {
                 return Err(MapError::NotMapped(range));
             }
         }
-        let dev = range.gpa.wrapping_add(s.offset);
-        s.pins.pin(range)?;
-        s.stats.pins += 1;
-        if let Some(log) = s.log.as_mut() {
+        let dev = range.gpa.wrapping_add(self.offset);
+        self.pins.pin(range)?;
+        self.stats.pins += 1;
+        if let Some(log) = self.log.as_mut() {
             log.push(Event::Pin(range, access, dev));
         }
         Ok(dev)
     }
 
-    fn unpin(&self, range: GuestRange) {
-        let mut s = self.lock();
-        if !s.pins.unpin(range) {
-            s.violations
+    #[inline(always)]
+    fn unpin(&mut self, range: GuestRange) {
+        self.check_not_premapped("unpin", range);
+        if !self.pins.unpin(range) {
+            self.violations
                 .push(format!("unpin of {range} that is not pinned"));
         }
-        s.stats.unpins += 1;
-        if let Some(log) = s.log.as_mut() {
+        self.stats.unpins += 1;
+        if let Some(log) = self.log.as_mut() {
             log.push(Event::Unpin(range));
+        }
+    }
+
+    #[inline]
+    fn check_not_premapped(&mut self, what: &str, range: GuestRange) {
+        let inside = self.premapped.is_some()
+            && self
+                .premapped()
+                .and_then(|p| p.device_addr(range))
+                .is_some();
+        if inside {
+            self.violations
+                .push(format!("{what} of premapped range {range}"));
+        }
+    }
+}
+
+impl Mapper for RecordingMapper {
+    fn premapped(&self) -> Option<Premapped> {
+        self.lock().premapped()
+    }
+
+    fn pin(&self, range: GuestRange, access: DmaAccess) -> Result<DeviceAddr, MapError> {
+        self.lock().pin(range, access)
+    }
+
+    fn unpin(&self, range: GuestRange) {
+        self.lock().unpin(range);
+    }
+
+    /// One lock for the batch; each range is checked, counted and logged as by `pin`.
+    fn pin_many(
+        &self,
+        ranges: &[(GuestRange, DmaAccess)],
+        out: &mut [DeviceAddr],
+    ) -> Result<(), (usize, MapError)> {
+        let mut s = self.lock();
+        for (i, (&(range, access), dev)) in ranges.iter().zip(out.iter_mut()).enumerate() {
+            *dev = s.pin(range, access).map_err(|e| (i, e))?;
+        }
+        Ok(())
+    }
+
+    /// One lock for the batch.
+    fn unpin_many(&self, ranges: &[GuestRange]) {
+        let mut s = self.lock();
+        for &range in ranges {
+            s.unpin(range);
         }
     }
 

@@ -15,6 +15,15 @@
 //!    `write_control`.
 //!
 //! Any error undoes what was done (pins, control memory) before it is returned.
+//!
+//! **Fast path** (`Translator::fast`), tried first: one pass over the ORB's segment that
+//! copies, parses (`parse_ccw`) and checks the data (`Translator::ccw_data`) of each CCW with
+//! the same functions, appends its host CCW, and at the end of a segment without TICs pins
+//! what is not premapped ([`Mapper::pin_many`], in the general path's order) and writes the
+//! control area once. It calls the mapper only once the whole program is known; at a TIC or
+//! a data error the general passes take over from the CCWs it did (their copies and host
+//! IDAWs are reused, nothing is read from the guest twice), so every decision, error and
+//! mapper call is theirs. Proptests compare the two paths call for call.
 
 use std::sync::{Arc, Mutex};
 
@@ -25,8 +34,8 @@ use vm_memory::{Bytes, GuestAddress, GuestMemory, Permissions};
 use zerocopy::big_endian::{U16, U32};
 
 use crate::error::{Block, MapOp, TranslateError, TranslateReason as K, Unsupported};
-use crate::mapper::{ControlArea, DmaAccess, GuestRange, Mapper};
-use crate::program::{Buffers, ChannelProgram, Pool, Segment, pool_put, pool_take};
+use crate::mapper::{ControlArea, DmaAccess, GuestRange, Mapper, Premapped};
+use crate::program::{Buffers, ChannelProgram, Pool, Segment, pool_put, pool_take, unpin_all};
 
 /// Highest format-1 (31-bit) address.
 const MAX_31: u64 = 0x7FFF_FFFF;
@@ -73,16 +82,22 @@ impl std::fmt::Debug for Snapshot {
 }
 
 impl Snapshot {
-    /// Boxed once per translator: the buffer is zeroed here only, not per translation.
-    fn boxed() -> Box<Self> {
-        Box::new(Self {
+    /// Boxed once per translator: the buffers are zeroed here only, not per translation.
+    /// The first serves CCWs, the second IDALs and the guest-memory checks of data, so the
+    /// fast path, which reads both in one pass, does not make them evict each other.
+    fn boxed_pair() -> Box<[Self; 2]> {
+        Box::new([Self::new(), Self::new()])
+    }
+
+    fn new() -> Self {
+        Self {
             buf: [0; SNAPSHOT_MAX],
             addr: 0,
             len: 0,
             next: SNAPSHOT_MIN,
             ok_read: (0, 0),
             ok_write: (0, 0),
-        })
+        }
     }
 
     /// Forgets every byte held: a pass starts from guest memory, never from bytes copied by
@@ -100,7 +115,28 @@ impl Snapshot {
     /// [`VERIFY_WINDOW`] around the range in one `check_range` (kept when it holds), else
     /// exactly the range. Every answer comes from `check_range` of a span containing the
     /// range, within one pass over one `&M`, which cannot change under it.
+    #[inline]
     fn verify<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &M,
+        gpa: u64,
+        len: u64,
+        perm: Permissions,
+    ) -> bool {
+        let span = if perm == Permissions::Write {
+            &self.ok_write
+        } else {
+            &self.ok_read
+        };
+        match gpa.checked_add(len) {
+            Some(end) if gpa >= span.0 && end <= span.1 => true,
+            _ => self.verify_miss(mem, gpa, len, perm),
+        }
+    }
+
+    /// [`Self::verify`] outside the span verified last.
+    #[inline(never)]
+    fn verify_miss<M: GuestMemory + ?Sized>(
         &mut self,
         mem: &M,
         gpa: u64,
@@ -115,9 +151,6 @@ impl Snapshot {
         let Some(end) = gpa.checked_add(len) else {
             return false;
         };
-        if gpa >= span.0 && end <= span.1 {
-            return true;
-        }
         let lo = gpa & !(VERIFY_WINDOW - 1);
         // No let chains: the workspace's MSRV (1.85, the s390x lane's rustc) lacks them.
         if let Some(hi) = lo.checked_add(VERIFY_WINDOW) {
@@ -135,6 +168,7 @@ impl Snapshot {
 
     /// Copies the `out.len()` (at most 272) guest bytes at `addr` into `out`; `false` if
     /// guest memory does not back them.
+    #[inline]
     fn fetch<M: GuestMemory + ?Sized>(
         &mut self,
         mem: &M,
@@ -144,32 +178,56 @@ impl Snapshot {
     ) -> bool {
         let n = out.len();
         let have = addr >= self.addr && addr - self.addr + n as u64 <= self.len as u64;
-        if !have {
-            let to_page = 4096 - addr % 4096;
-            let want = (self.next as u64)
-                .min(to_page)
-                .min(end.saturating_sub(addr));
-            let want = (want as usize).max(n);
-            self.next = (self.next * 2).min(SNAPSHOT_MAX);
-            self.addr = addr;
-            self.len = if mem
-                .read_slice(&mut self.buf[..want], GuestAddress(addr))
-                .is_ok()
-            {
-                want
-            } else if want > n
-                && mem
-                    .read_slice(&mut self.buf[..n], GuestAddress(addr))
-                    .is_ok()
-            {
-                n
-            } else {
-                self.len = 0;
-                return false;
-            };
+        if !have && !self.refill(mem, addr, n, end) {
+            return false;
         }
         let off = (addr - self.addr) as usize;
         out.copy_from_slice(&self.buf[off..off + n]);
+        true
+    }
+
+    /// [`Self::fetch`] of a fixed-size block (a CCW, an IDAW): the copy is one load.
+    #[inline]
+    fn fetch_n<M: GuestMemory + ?Sized, const N: usize>(
+        &mut self,
+        mem: &M,
+        addr: u64,
+        end: u64,
+    ) -> Option<[u8; N]> {
+        let have = addr >= self.addr && addr - self.addr + N as u64 <= self.len as u64;
+        if !have && !self.refill(mem, addr, N, end) {
+            return None;
+        }
+        let off = (addr - self.addr) as usize;
+        self.buf[off..off + N].try_into().ok()
+    }
+
+    /// Reads guest bytes at `addr` into the buffer: the doubling read-ahead (within the
+    /// page and `end`), else exactly `n` bytes; `false` when not even those are backed.
+    #[inline(never)]
+    fn refill<M: GuestMemory + ?Sized>(&mut self, mem: &M, addr: u64, n: usize, end: u64) -> bool {
+        let to_page = 4096 - addr % 4096;
+        let want = (self.next as u64)
+            .min(to_page)
+            .min(end.saturating_sub(addr));
+        let want = (want as usize).max(n);
+        self.next = (self.next * 2).min(SNAPSHOT_MAX);
+        self.addr = addr;
+        self.len = if mem
+            .read_slice(&mut self.buf[..want], GuestAddress(addr))
+            .is_ok()
+        {
+            want
+        } else if want > n
+            && mem
+                .read_slice(&mut self.buf[..n], GuestAddress(addr))
+                .is_ok()
+        {
+            n
+        } else {
+            self.len = 0;
+            return false;
+        };
         true
     }
 }
@@ -313,6 +371,134 @@ impl Entry {
     }
 }
 
+/// One block piece of a CCW's data, checked against guest memory, for a pin sink.
+#[derive(Debug, Clone, Copy)]
+struct Piece {
+    /// The guest address the IDAW designates (backward: the piece's highest byte).
+    addr: u64,
+    /// The guest bytes of the piece (never crossing a block).
+    range: GuestRange,
+    backward: bool,
+    access: DmaAccess,
+    /// Block size - 1.
+    mask: u64,
+}
+
+/// Where `Translator::ccw_data` hands each checked piece: it pins or records the piece and
+/// pushes its host IDAW (or a placeholder). A trait, not a closure, so that it is inlined.
+trait Sink {
+    fn piece(&mut self, p: &Piece, idaws: &mut Vec<u64>) -> Result<(), TranslateError>;
+}
+
+/// The general path's sink: pins each piece at once.
+struct PinNow<'a> {
+    mapper: &'a dyn Mapper,
+    pre: Option<Premapped>,
+    bufs: &'a mut Buffers,
+}
+
+impl Sink for PinNow<'_> {
+    #[inline(always)]
+    fn piece(&mut self, p: &Piece, idaws: &mut Vec<u64>) -> Result<(), TranslateError> {
+        let dev = match self.pre.and_then(|pre| pre.device_addr(p.range)) {
+            Some(dev) => dev,
+            None => {
+                let dev = self.mapper.pin(p.range, p.access).map_err(|error| K::Map {
+                    op: MapOp::Pin,
+                    error,
+                })?;
+                self.bufs.mapper_pins += 1;
+                dev
+            }
+        };
+        self.bufs.pins.push(p.range);
+        idaws.push(p.host_idaw(dev)?);
+        Ok(())
+    }
+}
+
+/// The fast path's sink: a premapped piece gets its host IDAW at once, any other is
+/// recorded for `Translator::pin_pending` with a placeholder IDAW.
+struct Record<'a> {
+    pre: Option<Premapped>,
+    pins: &'a mut Vec<GuestRange>,
+    pending: &'a mut Vec<Pending>,
+    pin_req: &'a mut Vec<(GuestRange, DmaAccess)>,
+    /// Index of the CCW the pieces belong to.
+    ccw: usize,
+}
+
+impl Sink for Record<'_> {
+    #[inline(always)]
+    fn piece(&mut self, p: &Piece, idaws: &mut Vec<u64>) -> Result<(), TranslateError> {
+        match self.pre.and_then(|pre| pre.device_addr(p.range)) {
+            Some(dev) => idaws.push(p.host_idaw(dev)?),
+            None => {
+                self.pending.push(Pending {
+                    at: idaws.len(),
+                    ccw: self.ccw,
+                    piece: *p,
+                });
+                self.pin_req.push((p.range, p.access));
+                idaws.push(0);
+            }
+        }
+        self.pins.push(p.range);
+        Ok(())
+    }
+}
+
+/// How the fast path ended.
+#[derive(Debug)]
+enum Fast {
+    /// The program is translated.
+    Done(ControlArea),
+    /// The general path takes over (see [`Translator::fast`]).
+    Resume(Resume),
+}
+
+/// Where the general path takes over from the fast path.
+#[derive(Debug)]
+struct Resume {
+    /// CCWs of the ORB's segment the fast path copied, parsed and checked the data of.
+    at: usize,
+    /// The data chaining into CCW `at`.
+    incoming: Option<Exec>,
+    /// The data error of CCW `at`, reported once discovery has found no earlier error.
+    data_err: Option<TranslateError>,
+}
+
+/// A fast-path piece outside the premapped span: pinned after the pass.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    /// Index of the piece in the program's pins and host IDAWs.
+    at: usize,
+    /// Index of its CCW.
+    ccw: usize,
+    piece: Piece,
+}
+
+impl Piece {
+    /// The host IDAW for the piece pinned at device address `dev`: it must designate the
+    /// same bytes, at the same offset inside its block.
+    #[inline]
+    fn host_idaw(&self, dev: u64) -> Result<u64, TranslateError> {
+        let len = self.range.len;
+        let idaw = if self.backward {
+            dev.checked_add(len - 1)
+        } else {
+            dev.checked_add(len).map(|_| dev)
+        };
+        match idaw {
+            Some(idaw) if idaw & self.mask == self.addr & self.mask => Ok(idaw),
+            _ => Err(K::MapperContract(
+                "pin returned a device address whose offset in the IDAW block differs from the guest's",
+            )
+            .into()),
+        }
+    }
+}
+
 /// Translates guest channel programs; keeps scratch buffers between translations so a warm
 /// translator does not allocate.
 ///
@@ -346,11 +532,20 @@ pub struct Translator {
     image: Vec<u8>,
     /// Scratch for guest control bytes, reset at the start of every pass; `None` only while
     /// a translation holds it.
-    snap: Option<Box<Snapshot>>,
+    snap: Option<Box<[Snapshot; 2]>>,
     /// The IDAL of the CCW being translated, copied out of the snapshot; only the bytes
     /// copied for that CCW are ever read (kept here so it is not zeroed per CCW).
     idal: [u8; MAX_IDAWS_PER_CCW * 8],
     pool: Pool,
+    /// Fast-path data pieces outside the premapped span, pinned after the pass.
+    pending: Vec<Pending>,
+    /// The fast path's copies of the CCWs it did.
+    raw: Vec<[u8; 8]>,
+    /// The same pieces as `pin_many` takes them, and the device addresses it returns.
+    pin_req: Vec<(GuestRange, DmaAccess)>,
+    pin_dev: Vec<u64>,
+    /// Whether the fast path is tried (always, but for tests that compare the two paths).
+    fast: bool,
 }
 
 impl Translator {
@@ -362,10 +557,23 @@ impl Translator {
             heads: Vec::new(),
             idaws: Vec::new(),
             image: Vec::new(),
-            snap: Some(Snapshot::boxed()),
+            snap: Some(Snapshot::boxed_pair()),
             idal: [0; MAX_IDAWS_PER_CCW * 8],
             pool: Arc::new(Mutex::new(Vec::new())),
+            pending: Vec::new(),
+            raw: Vec::new(),
+            pin_req: Vec::new(),
+            pin_dev: Vec::new(),
+            fast: true,
         }
+    }
+
+    /// This translator without the fast path: every program takes the general three
+    /// passes. For tests that check the two paths agree (feature `test-utils`).
+    #[cfg(any(test, feature = "test-utils"))]
+    pub fn general_only(mut self) -> Self {
+        self.fast = false;
+        self
     }
 
     /// The limits this translator enforces.
@@ -399,8 +607,10 @@ impl Translator {
         self.entries.clear();
         self.heads.clear();
         self.idaws.clear();
-        let mut snap = self.snap.take().unwrap_or_else(Snapshot::boxed);
-        let result = self.build(&guest, mem, &*mapper, &mut bufs, &mut snap);
+        let mut snap = self.snap.take().unwrap_or_else(Snapshot::boxed_pair);
+        // Asked once: the answer holds for the mapper's life (the `Mapper` contract).
+        let pre = mapper.premapped();
+        let result = self.build(&guest, mem, &*mapper, pre, &mut bufs, &mut snap);
         self.snap = Some(snap);
         match result {
             Ok(area) => {
@@ -425,13 +635,12 @@ impl Translator {
                     area: Some(area),
                     bufs,
                     pool: Arc::clone(&self.pool),
+                    premapped: pre,
                     mapper,
                 })
             }
             Err(e) => {
-                for range in bufs.pins.drain(..) {
-                    mapper.unpin(range);
-                }
+                unpin_all(&*mapper, pre, &bufs.pins, bufs.mapper_pins);
                 pool_put(&self.pool, bufs);
                 Err(e)
             }
@@ -443,24 +652,271 @@ impl Translator {
         guest: &CommandOrb,
         mem: &M,
         mapper: &dyn Mapper,
+        pre: Option<Premapped>,
         bufs: &mut Buffers,
-        snap: &mut Snapshot,
+        snaps: &mut [Snapshot; 2],
     ) -> Result<ControlArea, TranslateError> {
+        let [snap, data_snap] = snaps;
         snap.reset();
-        self.discover(guest, mem, &mut bufs.segments, snap)?;
+        let resume = if self.fast {
+            match self.fast(guest, mem, mapper, pre, bufs, snap, data_snap)? {
+                Fast::Done(area) => return Ok(area),
+                Fast::Resume(r) => Some(r),
+            }
+        } else {
+            None
+        };
+        self.discover(guest, mem, &mut bufs.segments, snap, resume.as_ref())?;
         self.check_tic_targets(&bufs.segments)?;
         snap.reset();
-        self.data(guest, mem, mapper, &mut bufs.pins, snap)?;
+        self.data(guest, mem, mapper, pre, bufs, snap, resume)?;
         self.emit(mapper, &mut bufs.segments)
     }
 
-    /// Pass 1: copy every CCW of every segment, once.
+    /// The fast path: one pass over the ORB's chain segment that copies each CCW once,
+    /// parses it (`parse_ccw`), checks and records its data pieces (`ccw_data`) and appends
+    /// its host CCW; at the end of a segment without TICs, it pins the pieces outside the
+    /// mapper's premapped span, in order, and allocates and writes the control area once.
+    ///
+    /// The mapper is not called until the whole program is known. When the pass meets
+    /// what only the general path handles, a TIC or a data error (after which the general
+    /// path goes on discovering), it hands over ([`Fast::Resume`]): the CCWs so far stay
+    /// in `entries` with their data recorded, the CCW it stopped at stays in `snap`, so
+    /// the general path reads no control block a second time. An error the general path
+    /// would report before pinning anything (a CCW it cannot fetch or parse, a segment too
+    /// long) is returned as it would report it.
+    #[allow(clippy::too_many_arguments)]
+    fn fast<M: GuestMemory + ?Sized>(
+        &mut self,
+        guest: &CommandOrb,
+        mem: &M,
+        mapper: &dyn Mapper,
+        pre: Option<Premapped>,
+        bufs: &mut Buffers,
+        snap: &mut Snapshot,
+        data_snap: &mut Snapshot,
+    ) -> Result<Fast, TranslateError> {
+        let cpa = guest.cpa as u64;
+        let max_addr = match guest.format {
+            CcwFormat::Format0 => MAX_24,
+            CcwFormat::Format1 => MAX_31,
+        };
+        let max_len = self.limits.max_segment_len();
+        self.pending.clear();
+        self.pin_req.clear();
+        let (mut addr, mut incoming) = (cpa, None);
+        let resume = |at: usize, incoming, data_err| {
+            Ok(Fast::Resume(Resume {
+                at,
+                incoming,
+                data_err,
+            }))
+        };
+        if cpa % 8 != 0 || cpa > max_addr || self.limits.max_segments == 0 {
+            return resume(0, None, None);
+        }
+        data_snap.reset();
+        self.image.clear();
+        let window_end = cpa.saturating_add(8 * max_len as u64);
+        self.raw.clear();
+        loop {
+            let n = self.raw.len();
+            // As `discover` checks and reports for a CCW of the ORB's segment before any TIC.
+            let at = |e: TranslateError| Err(e.at(n, addr));
+            if n >= max_len {
+                return at(K::SegmentTooLong { limit: max_len }.into());
+            }
+            if addr + 8 > max_addr + 1 {
+                return at(K::AddressRange {
+                    what: Block::Ccw,
+                    addr,
+                    len: 8,
+                    max: max_addr,
+                }
+                .into());
+            }
+            let Some(raw) = snap.fetch_n::<_, 8>(mem, addr, window_end) else {
+                return at(K::GuestFault {
+                    what: Block::Ccw,
+                    addr,
+                    len: 8,
+                }
+                .into());
+            };
+            let e = match parse_ccw(raw, addr, guest, incoming) {
+                Ok(e) if matches!(e.host, HostCda::Tic(_)) => {
+                    self.rebuild_entries(guest)?;
+                    return resume(n, incoming, None);
+                }
+                Ok(e) => e,
+                Err(e) => return at(e),
+            };
+            // Which CCWs move data: as in `data`.
+            let skip = e.flags.contains(CcwFlags::SKIP) && e.exec.class.honours_skip();
+            let no_data = e.count == 0 || e.exec.nop || (skip && !e.flags.contains(CcwFlags::IDA));
+            let (flags, idal) = if no_data {
+                (e.flags.difference(CcwFlags::IDA), 0)
+            } else {
+                let first = self.idaws.len();
+                let sink = Record {
+                    pre,
+                    pins: &mut bufs.pins,
+                    pending: &mut self.pending,
+                    pin_req: &mut self.pin_req,
+                    ccw: n,
+                };
+                let checked = Self::ccw_data(
+                    self.limits.max_idaws,
+                    &mut self.idal,
+                    &e,
+                    guest,
+                    mem,
+                    data_snap,
+                    skip,
+                    &mut self.idaws,
+                    sink,
+                );
+                if let Err(err) = checked {
+                    // The general path reports it once it has discovered the rest.
+                    self.rebuild_entries(guest)?;
+                    return resume(n, incoming, Some(err));
+                }
+                if skip {
+                    (e.flags.difference(CcwFlags::IDA), 0)
+                } else {
+                    // The IDAL's offset inside the area, completed once it is known.
+                    (e.flags | CcwFlags::IDA, 8 * first as u32)
+                }
+            };
+            self.raw.push(raw);
+            let ccw = Ccw1 {
+                cmd: e.cmd,
+                flags: flags.bits(),
+                count: U16::new(e.count),
+                cda: U32::new(idal),
+            };
+            self.image.extend_from_slice(&ccw.into_bytes());
+            if !e.flags.intersects(CcwFlags::CC | CcwFlags::CD) {
+                break;
+            }
+            incoming = e.passes();
+            addr += 8;
+        }
+        // One segment without TICs, every check passed.
+        self.pin_pending(mapper, bufs, cpa)?;
+        let n = self.raw.len();
+        bufs.segments.push(Segment {
+            guest: cpa,
+            len: n,
+            host_off: 0,
+        });
+        // The layout of `emit` for one segment: CCWs, a zero doubleword, the IDAL.
+        self.image.extend_from_slice(&[0; 8]);
+        let idal_off = self.image.len();
+        let total = idal_off + 8 * self.idaws.len();
+        let area = alloc_area(mapper, total)?;
+        let idal_base = (area.addr + idal_off as u64) as u32;
+        for ccw in self.image[..8 * n].chunks_exact_mut(8) {
+            if ccw[1] & CcwFlags::IDA.bits() != 0 {
+                let rel = u32::from_be_bytes([ccw[4], ccw[5], ccw[6], ccw[7]]);
+                // Below 2 GiB: checked by `alloc_area`.
+                ccw[4..].copy_from_slice(&(idal_base + rel).to_be_bytes());
+            }
+        }
+        for idaw in &self.idaws {
+            self.image.extend_from_slice(&idaw.to_be_bytes());
+        }
+        debug_assert_eq!(self.image.len(), total);
+        write_area(mapper, area, &self.image).map(Fast::Done)
+    }
+
+    /// The general path's entries for the CCWs the fast path did, from the fast path's own
+    /// copies (`raw`, parsed again: the same bytes give the same entry) and its host CCWs
+    /// (which tell where each IDAL starts); the general path goes on from them.
+    fn rebuild_entries(&mut self, guest: &CommandOrb) -> Result<(), TranslateError> {
+        let mut incoming = None;
+        for (i, (raw, host)) in self.raw.iter().zip(self.image.chunks_exact(8)).enumerate() {
+            let addr = guest.cpa as u64 + 8 * i as u64;
+            let mut e = parse_ccw(*raw, addr, guest, incoming).map_err(|e| e.at(i, addr))?;
+            if host[1] & CcwFlags::IDA.bits() != 0 {
+                let rel = u32::from_be_bytes([host[4], host[5], host[6], host[7]]);
+                e.host = HostCda::Idal(rel as usize / 8);
+            }
+            incoming = e.passes();
+            self.entries.push(e);
+        }
+        Ok(())
+    }
+
+    /// Pins the fast path's pieces outside the premapped span with one
+    /// [`Mapper::pin_many`], in the general path's order, with its check of each device
+    /// address; on failure `bufs.pins` ends after the last piece that holds a mapper pin
+    /// (the caller unpins those). A device address that fails the check is reported at its
+    /// piece once the batch is done (the general path stops pinning there; the mapper
+    /// broke its contract either way, and nothing stays pinned).
+    fn pin_pending(
+        &mut self,
+        mapper: &dyn Mapper,
+        bufs: &mut Buffers,
+        cpa: u64,
+    ) -> Result<(), TranslateError> {
+        let total = self.pending.len();
+        if total == 0 {
+            return Ok(());
+        }
+        self.pin_dev.clear();
+        self.pin_dev.resize(total, 0);
+        let failed = mapper.pin_many(&self.pin_req, &mut self.pin_dev).err();
+        let pinned = failed.as_ref().map_or(total, |&(i, _)| i.min(total));
+        bufs.mapper_pins += pinned;
+        let at_ccw = |p: &Pending, e: TranslateError| e.at(p.ccw, cpa + 8 * p.ccw as u64);
+        let mut contract = None;
+        for (p, &dev) in self.pending[..pinned].iter().zip(&self.pin_dev) {
+            match p.piece.host_idaw(dev) {
+                Ok(idaw) => self.idaws[p.at] = idaw,
+                Err(e) => {
+                    contract = Some(at_ccw(p, e));
+                    break;
+                }
+            }
+        }
+        if contract.is_some() || failed.is_some() {
+            // Keep the pieces up to the last one pinned.
+            let keep = match pinned {
+                0 => self.pending[0].at,
+                k => self.pending[k - 1].at + 1,
+            };
+            bufs.pins.truncate(keep);
+        }
+        if let Some(e) = contract {
+            return Err(e);
+        }
+        if let Some((i, error)) = failed {
+            let p = &self.pending[pinned.min(i).min(total - 1)];
+            return Err(at_ccw(
+                p,
+                K::Map {
+                    op: MapOp::Pin,
+                    error,
+                }
+                .into(),
+            ));
+        }
+        self.pending.clear();
+        self.pin_req.clear();
+        Ok(())
+    }
+
+    /// Pass 1: copy every CCW of every segment, once. With `resume`, the fast path has
+    /// copied and parsed the first `resume.at` CCWs of the ORB's segment (in `entries`),
+    /// and the CCW after them is still in `snap`.
     fn discover<M: GuestMemory + ?Sized>(
         &mut self,
         guest: &CommandOrb,
         mem: &M,
         segments: &mut Vec<Segment>,
         snap: &mut Snapshot,
+        resume: Option<&Resume>,
     ) -> Result<(), TranslateError> {
         let fmt = guest.format;
         let cpa = guest.cpa as u64;
@@ -501,12 +957,18 @@ impl Translator {
         let mut s = 0;
         while s < segments.len() {
             let head = segments[s].guest;
-            let first = self.entries.len();
+            let mut first = self.entries.len();
             let mut addr = head;
             let Head {
                 chained: mut incoming,
                 mut spec,
             } = self.heads[s];
+            if let (0, Some(r)) = (s, resume) {
+                debug_assert_eq!(first, r.at);
+                first = 0;
+                addr = head + 8 * r.at as u64;
+                incoming = r.incoming;
+            }
             // Never read past the segment window (the kernel's CCW 257).
             let window_end = head.saturating_add(8 * max_len as u64);
             loop {
@@ -652,15 +1114,29 @@ impl Translator {
     }
 
     /// Pass 2: copy IDALs, pin data, collect host IDAWs.
+    #[allow(clippy::too_many_arguments)]
     fn data<M: GuestMemory + ?Sized>(
         &mut self,
         guest: &CommandOrb,
         mem: &M,
         mapper: &dyn Mapper,
-        pins: &mut Vec<GuestRange>,
+        pre: Option<Premapped>,
+        bufs: &mut Buffers,
         snap: &mut Snapshot,
+        resume: Option<Resume>,
     ) -> Result<(), TranslateError> {
-        for index in 0..self.entries.len() {
+        let mut start = 0;
+        if let Some(r) = resume {
+            // The fast path checked the data of the CCWs before `at` (and of CCW `at` up to
+            // its error): pinned now, in the order this pass pins.
+            self.pin_pending(mapper, bufs, guest.cpa as u64)?;
+            if let Some(err) = r.data_err {
+                let at = guest.cpa as u64 + 8 * r.at as u64;
+                return Err(err.at(r.at, at));
+            }
+            start = r.at;
+        }
+        for index in start..self.entries.len() {
             let e = self.entries[index];
             if matches!(e.host, HostCda::Tic(_) | HostCda::Poison) {
                 continue;
@@ -676,16 +1152,33 @@ impl Translator {
                 continue;
             }
             let first = self.idaws.len();
-            let pinned = pins.len();
-            match self.ccw_data(&e, guest, mem, snap, mapper, pins, skip) {
+            let (pinned, mapper_pins) = (bufs.pins.len(), bufs.mapper_pins);
+            let sink = PinNow {
+                mapper,
+                pre,
+                bufs: &mut *bufs,
+            };
+            let result = Self::ccw_data(
+                self.limits.max_idaws,
+                &mut self.idal,
+                &e,
+                guest,
+                mem,
+                snap,
+                skip,
+                &mut self.idaws,
+                sink,
+            );
+            match result {
                 Ok(()) if skip => {}
                 Ok(()) => self.entries[index].host = HostCda::Idal(first),
                 Err(err) if e.spec && err.program_check().is_some() => {
                     // A speculative CCW whose data a real CSS would refuse: undo its pins
                     // and let the channel program-check if it ever gets there.
-                    for range in pins.drain(pinned..) {
-                        mapper.unpin(range);
-                    }
+                    let undo = bufs.mapper_pins - mapper_pins;
+                    unpin_all(mapper, pre, &bufs.pins[pinned..], undo);
+                    bufs.pins.truncate(pinned);
+                    bufs.mapper_pins = mapper_pins;
                     self.idaws.truncate(first);
                     self.entries[index] = Entry::poison(e.guest_addr);
                 }
@@ -695,21 +1188,29 @@ impl Translator {
         Ok(())
     }
 
-    /// Pins the data of one CCW and records its host IDAWs. `skip`: SKIP with IDA, where the
-    /// IDAL is read and checked as the channel fetches it, and no data is pinned.
+    /// Walks the data of one CCW: checks its IDAL (or fabricates one for a direct address),
+    /// checks each block piece against the IDAW limit and guest memory, and hands it to
+    /// `sink`, which pins it (or records it) and pushes its host IDAW. `skip`: SKIP with
+    /// IDA, where the IDAL is read and checked as the channel fetches it, and no data is
+    /// pinned. Shared by the general path and the fast path, so both check alike.
     #[allow(clippy::too_many_arguments)]
-    fn ccw_data<M: GuestMemory + ?Sized>(
-        &mut self,
+    #[inline(always)]
+    fn ccw_data<M: GuestMemory + ?Sized, F: Sink>(
+        max_idaws: usize,
+        idal_buf: &mut [u8; MAX_IDAWS_PER_CCW * 8],
         e: &Entry,
         guest: &CommandOrb,
         mem: &M,
         snap: &mut Snapshot,
-        mapper: &dyn Mapper,
-        pins: &mut Vec<GuestRange>,
         skip: bool,
+        idaws: &mut Vec<u64>,
+        mut sink: F,
     ) -> Result<(), TranslateError> {
         let (ccw_fmt, idaw_fmt) = (guest.format, guest.idaw_format());
         let bs = idaw_fmt.block_size();
+        // A power of two (2 or 4 KiB): offsets in a block by mask, never by a division.
+        debug_assert!(bs.is_power_of_two());
+        let mask = bs - 1;
         let (access, perm) = if e.exec.class.is_input() {
             (DmaAccess::Write, Permissions::Write)
         } else {
@@ -720,60 +1221,46 @@ impl Translator {
         let backward = e.exec.class == CommandClass::ReadBackward;
         let piece = |addr: u64, left: u64| {
             if backward {
-                left.min(addr % bs + 1)
+                left.min((addr & mask) + 1)
             } else {
-                left.min(bs - addr % bs)
+                left.min(bs - (addr & mask))
             }
         };
         let count = e.count as u64;
-        let max_idaws = self.limits.max_idaws;
-        // Pins the piece of `len` bytes designated by `addr` and records its host IDAW.
-        let mut pin = |snap: &mut Snapshot,
-                       idaws: &mut Vec<u64>,
-                       addr: u64,
-                       len: u64|
-         -> Result<(), TranslateError> {
-            if idaws.len() >= max_idaws {
-                return Err(K::TooManyIdaws { limit: max_idaws }.into());
-            }
-            let range = if backward {
-                GuestRange::new(addr - (len - 1), len)
-            } else {
-                GuestRange::new(addr, len)
-            };
-            // The data must be guest memory: checked here, not left to the mapper (an
-            // identity mapper over all of the host's IOVA space would accept anything).
-            let in_guest = snap.verify(mem, range.gpa, len, perm);
-            if !in_guest {
-                return Err(K::GuestFault {
-                    what: Block::Data,
-                    addr: range.gpa,
-                    len: len as usize,
+        // Checks the piece of `len` bytes designated by `addr` and hands it to the sink.
+        // Checks the piece of `len` bytes designated by `addr` and hands it to the sink (a
+        // macro, not a closure: expanded at both call sites, so it is never a call).
+        macro_rules! pin {
+            ($addr:expr, $len:expr) => {{
+                let (addr, len): (u64, u64) = ($addr, $len);
+                if idaws.len() >= max_idaws {
+                    return Err(K::TooManyIdaws { limit: max_idaws }.into());
                 }
-                .into());
-            }
-            let dev = mapper.pin(range, access).map_err(|error| K::Map {
-                op: MapOp::Pin,
-                error,
-            })?;
-            pins.push(range);
-            let idaw = if backward {
-                dev.checked_add(len - 1)
-            } else {
-                dev.checked_add(len).map(|_| dev)
-            };
-            // The host IDAW must designate the same bytes: same offset inside its block.
-            match idaw {
-                Some(idaw) if idaw % bs == addr % bs => {
-                    idaws.push(idaw);
-                    Ok(())
+                let range = if backward {
+                    GuestRange::new(addr - (len - 1), len)
+                } else {
+                    GuestRange::new(addr, len)
+                };
+                // The data must be guest memory: checked here, not left to the mapper (an
+                // identity mapper over all of the host's IOVA space would accept anything).
+                if !snap.verify(mem, range.gpa, len, perm) {
+                    return Err(K::GuestFault {
+                        what: Block::Data,
+                        addr: range.gpa,
+                        len: len as usize,
+                    }
+                    .into());
                 }
-                _ => Err(K::MapperContract(
-                    "pin returned a device address whose offset in the IDAW block differs from the guest's",
-                )
-                .into()),
-            }
-        };
+                let piece = Piece {
+                    addr,
+                    range,
+                    backward,
+                    access,
+                    mask,
+                };
+                sink.piece(&piece, idaws)?;
+            }};
+        }
         if !e.flags.contains(CcwFlags::IDA) {
             debug_assert!(!skip, "SKIP on a direct address reads nothing");
             // Direct addressing: fabricate an IDAL in blocks of the ORB's IDAW size.
@@ -801,7 +1288,7 @@ impl Translator {
             let (mut addr, mut left) = (e.cda, count);
             while left > 0 {
                 let len = piece(addr, left);
-                pin(&mut *snap, &mut self.idaws, addr, len)?;
+                pin!(addr, len);
                 left -= len;
                 if left == 0 {
                     break;
@@ -823,19 +1310,29 @@ impl Translator {
             }
             .into());
         }
-        let buf = &mut self.idal;
+        let buf = idal_buf;
         let fault = |addr: u64, len: usize| K::GuestFault {
             what: Block::Idal,
             addr,
             len,
         };
         let sz = size as usize;
-        if !snap.fetch(mem, idal, &mut buf[..sz], u64::MAX) {
+        // Constant lengths, so the copy out of the snapshot is inline.
+        let first = if sz == 8 {
+            snap.fetch_n::<_, 8>(mem, idal, u64::MAX)
+        } else {
+            snap.fetch_n::<_, 4>(mem, idal, u64::MAX).map(|b| {
+                let mut w = [0; 8];
+                w[..4].copy_from_slice(&b);
+                w
+            })
+        };
+        let Some(first) = first else {
             return Err(fault(idal, sz).into());
-        }
-        let a0 = decode_idaw(&buf[..sz], idaw_fmt)?;
+        };
+        let a0 = decode_idaw(&first[..sz], idaw_fmt)?;
         let first_len = piece(a0, count);
-        let n = 1 + (count - first_len).div_ceil(bs) as usize;
+        let n = 1 + ((count - first_len + mask) >> bs.trailing_zeros()) as usize;
         if n > 1 {
             let rest = idal + size;
             if !snap.fetch(mem, rest, &mut buf[sz..n * sz], u64::MAX) {
@@ -850,9 +1347,9 @@ impl Translator {
                 let a = decode_idaw(&buf[k * sz..(k + 1) * sz], idaw_fmt)?;
                 // Later IDAWs designate the first (backward: last) byte of a block.
                 let aligned = if backward {
-                    a % bs == bs - 1
+                    a & mask == mask
                 } else {
-                    a % bs == 0
+                    a & mask == 0
                 };
                 if !aligned {
                     return Err(K::Misaligned {
@@ -884,7 +1381,7 @@ impl Translator {
                 }
                 .into());
             }
-            pin(&mut *snap, &mut self.idaws, addr, len)?;
+            pin!(addr, len);
         }
         debug_assert_eq!(left, 0);
         Ok(())
@@ -905,17 +1402,7 @@ impl Translator {
         }
         let idal_off = off;
         let total = idal_off + 8 * self.idaws.len();
-        let area = mapper.alloc_control(total).map_err(|error| K::Map {
-            op: MapOp::AllocControl,
-            error,
-        })?;
-        let end = area.addr.checked_add(total as u64);
-        if area.len < total || area.addr % 8 != 0 || end.is_none_or(|end| end > MAX_31 + 1) {
-            mapper.free_control(area);
-            return Err(
-                K::MapperContract("control area too short, misaligned or not below 2 GiB").into(),
-            );
-        }
+        let area = alloc_area(mapper, total)?;
         let base = area.addr;
         // Appended in layout order (segments by `host_off`, each followed by its zero
         // doubleword, then the IDAL): every byte written once, none zeroed first.
@@ -955,16 +1442,41 @@ impl Translator {
             self.image.extend_from_slice(&idaw.to_be_bytes());
         }
         debug_assert_eq!(self.image.len(), total);
-        if let Err(error) = mapper.write_control(&area, 0, &self.image) {
-            mapper.free_control(area);
-            return Err(K::Map {
-                op: MapOp::WriteControl,
-                error,
-            }
-            .into());
-        }
-        Ok(area)
+        write_area(mapper, area, &self.image)
     }
+}
+
+/// Allocates `total` bytes of control memory and checks what the mapper returned.
+fn alloc_area(mapper: &dyn Mapper, total: usize) -> Result<ControlArea, TranslateError> {
+    let area = mapper.alloc_control(total).map_err(|error| K::Map {
+        op: MapOp::AllocControl,
+        error,
+    })?;
+    let end = area.addr.checked_add(total as u64);
+    if area.len < total || area.addr % 8 != 0 || end.is_none_or(|end| end > MAX_31 + 1) {
+        mapper.free_control(area);
+        return Err(
+            K::MapperContract("control area too short, misaligned or not below 2 GiB").into(),
+        );
+    }
+    Ok(area)
+}
+
+/// Writes the host program into `area` with one call; frees the area when that fails.
+fn write_area(
+    mapper: &dyn Mapper,
+    area: ControlArea,
+    image: &[u8],
+) -> Result<ControlArea, TranslateError> {
+    if let Err(error) = mapper.write_control(&area, 0, image) {
+        mapper.free_control(area);
+        return Err(K::Map {
+            op: MapOp::WriteControl,
+            error,
+        }
+        .into());
+    }
+    Ok(area)
 }
 
 /// The host address of guest CCW address `t` (the first segment holding it).
@@ -976,6 +1488,7 @@ fn host_of(segments: &[Segment], base: u64, t: u64) -> Option<u64> {
     })
 }
 
+#[inline]
 fn decode_idaw(bytes: &[u8], fmt: IdawFormat) -> Result<u64, TranslateError> {
     match fmt {
         IdawFormat::Format1 => {
@@ -999,6 +1512,7 @@ fn decode_idaw(bytes: &[u8], fmt: IdawFormat) -> Result<u64, TranslateError> {
 /// `chained` is the command whose data chain reaches this CCW, `None` for a new command.
 /// A data-chained CCW's own command code is ignored by the channel unless it is a TIC, so
 /// it is neither validated nor used to classify the CCW.
+#[inline]
 fn parse_ccw(
     raw: [u8; 8],
     addr: u64,
@@ -1158,7 +1672,7 @@ mod tests {
         let r = Permissions::Read;
         // 64 KiB: no 1 MiB window is backed, so each miss checks exactly the range.
         let small = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 0x1_0000)]).unwrap();
-        let mut snap = Snapshot::boxed();
+        let mut snap = Snapshot::new();
         assert!(snap.verify(&small, 0x1000, 0x1000, r));
         assert_eq!(snap.ok_read, (0x1000, 0x2000));
         assert!(!snap.verify(&small, 0xF000, 0x1001, r), "crosses the end");

@@ -86,13 +86,17 @@ fn warm_translate_and_release_allocate_nothing() {
     );
 
     let m = Arc::new(RecordingMapper::new());
+    // The same programs through a mapper with half of program A's data premapped.
+    let pre = Arc::new(RecordingMapper::new().with_premapped(0, 0x100000 + 4096 * 128));
     let mut t = Translator::new(Limits::default());
     let round = |t: &mut Translator| {
-        for cpa in [0x1000u32, 0x3000] {
-            let p = t.translate(&orb1(cpa), &mem, m.clone(), 0x80).unwrap();
-            drop(p);
+        for m in [&m, &pre] {
+            for cpa in [0x1000u32, 0x3000] {
+                let p = t.translate(&orb1(cpa), &mem, m.clone(), 0x80).unwrap();
+                drop(p);
+            }
+            assert!(t.translate(&orb1(0x4000), &mem, m.clone(), 0x80).is_err());
         }
-        assert!(t.translate(&orb1(0x4000), &mem, m.clone(), 0x80).is_err());
     };
     for _ in 0..3 {
         round(&mut t);
@@ -106,7 +110,8 @@ fn warm_translate_and_release_allocate_nothing() {
     assert_eq!(
         after - before,
         0,
-        "heap allocations in 150 warm translations"
+        "heap allocations in 300 warm translations"
     );
-    assert!(m.live_pins().is_empty());
+    assert!(m.live_pins().is_empty() && pre.live_pins().is_empty());
+    assert!(m.violations().is_empty() && pre.violations().is_empty());
 }

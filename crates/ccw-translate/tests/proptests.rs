@@ -259,3 +259,115 @@ proptest! {
         prop_assert!(m.violations().is_empty());
     }
 }
+
+/// A translated program as the tests compare it: host ORB, pins, segments, control bytes.
+type Translated = (
+    ccw_types::Orb,
+    Vec<ccw_translate::GuestRange>,
+    Vec<(u64, u64, usize)>,
+    Vec<u8>,
+);
+
+/// What one translation + release did: the result, the host program, every mapper call.
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    result: Result<Translated, ccw_translate::TranslateError>,
+    events: Vec<ccw_translate::testing::Event>,
+    violations: Vec<String>,
+}
+
+/// Translates and releases `orb` with a fresh recording mapper (`premapped`: guest
+/// `[0, premapped)` premapped), through the fast path or the general path only.
+fn outcome(
+    orb: &ccw_types::Orb,
+    mem: &vm_memory::GuestMemoryMmap<()>,
+    fast: bool,
+    premapped: Option<u64>,
+    fail_at: Option<u64>,
+) -> Outcome {
+    let mut m = RecordingMapper::new()
+        .with_offset(0x4000_0000_0000)
+        .recording(true);
+    if let Some(end) = premapped {
+        m = m.with_premapped(0, end);
+    }
+    let m = Arc::new(m);
+    m.fail_pin_after(fail_at);
+    let mut t = Translator::new(Limits::default());
+    if !fast {
+        t = t.general_only();
+    }
+    let result = t.translate(orb, mem, m.clone(), 0x80).map(|p| {
+        let area = p
+            .control_area()
+            .expect("a translated program has control memory");
+        let mut image = vec![0; area.len];
+        assert!(m.read_control(area.addr, &mut image));
+        let out = (
+            p.host_orb(),
+            p.pins().to_vec(),
+            p.segments().collect(),
+            image,
+        );
+        drop(p);
+        out
+    });
+    Outcome {
+        result,
+        events: m.events(),
+        violations: m.violations(),
+    }
+}
+
+proptest! {
+    #![proptest_config(ccw_testkit::proptest_config(128))]
+
+    /// The fast path and the general path agree on generated programs (TICs included,
+    /// which the fast path hands over): the same host program and pins, the same mapper
+    /// calls in the same order, with and without a premapped span (which covers part of
+    /// the data area, so programs mix premapped and pinned pieces), and with a pin that
+    /// fails.
+    #[test]
+    fn fast_path_matches_general_path_on_generated_programs(
+        p in program(),
+        premapped in prop::option::of(DATA_LO..DATA_HI),
+        fail_at in prop::option::of(0u64..16),
+    ) {
+        let mem = build(&p);
+        let o = orb(p.fmt, p.idaw, seg_addr(0) as u32);
+        let fast = outcome(&o, &mem, true, premapped, fail_at);
+        prop_assert!(fast.result.is_ok() || fail_at.is_some(), "{:?}", fast.result);
+        prop_assert!(fast.violations.is_empty(), "{:?}", fast.violations);
+        prop_assert_eq!(&fast, &outcome(&o, &mem, false, premapped, fail_at));
+    }
+
+    /// ... and on arbitrary words (errors anywhere, TICs, injected pin failures): the same
+    /// error at the same CCW, the same mapper calls.
+    #[test]
+    fn fast_path_matches_general_path_on_arbitrary_programs(
+        words in prop::collection::vec(
+            (
+                prop::sample::select(vec![0x01u8, 0x02, 0x03, 0x04, 0x08, 0x0C, 0x18, 0x00, 0xE4]),
+                any::<u8>(),
+                prop_oneof![0u16..32, any::<u16>()],
+                prop_oneof![(0u32..0x800).prop_map(|a| 0x1000 + 8 * a), 0u32..0x4_0000, any::<u32>()],
+            ),
+            1..64,
+        ),
+        fmt in prop::sample::select(vec![CcwFormat::Format0, CcwFormat::Format1]),
+        idaw in prop::sample::select(vec![IdawFormat::Format1, IdawFormat::Format2K2, IdawFormat::Format2K4]),
+        fail_at in prop::option::of(0u64..8),
+        premapped in prop::option::of(0u64..0x5_0000),
+    ) {
+        let mem = mem(MEM);
+        for (i, (cmd, flags, count, cda)) in words.iter().enumerate() {
+            let cda = if fmt == CcwFormat::Format0 { cda & 0xFF_FFFF } else { *cda };
+            put(&mem, 0x1000 + 8 * i as u64, &ccw(fmt, *cmd, *flags, *count, cda));
+            put(&mem, 0x8000 + 8 * i as u64, &(cda as u64).to_be_bytes());
+        }
+        let o = orb(fmt, idaw, 0x1000);
+        let fast = outcome(&o, &mem, true, premapped, fail_at);
+        prop_assert!(fast.violations.is_empty(), "{:?}", fast.violations);
+        prop_assert_eq!(&fast, &outcome(&o, &mem, false, premapped, fail_at));
+    }
+}

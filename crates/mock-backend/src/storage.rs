@@ -22,7 +22,9 @@ use std::sync::{Mutex, RwLock};
 use ccw_translate::ledger::{ControlLedger, PinLedger, check_pin};
 use ccw_translate::sync::{lock, read, write};
 use ccw_translate::{ControlArea, DeviceAddr, DmaAccess, GuestRange, MapError, Mapper};
-use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
+use vm_memory::{
+    Address, Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion,
+};
 
 /// Device address of the first byte of the control arena.
 pub const ARENA_BASE: u64 = 0x0001_0000;
@@ -271,6 +273,47 @@ impl Mapper for HostStorage {
         }
     }
 
+    /// As `pin` per range, with each lock taken once per batch and the guest region found
+    /// last reused while the ranges stay inside it.
+    fn pin_many(
+        &self,
+        ranges: &[(GuestRange, DmaAccess)],
+        out: &mut [DeviceAddr],
+    ) -> Result<(), (usize, MapError)> {
+        let guest = read(&self.guest);
+        let mut pins = lock(&self.pins);
+        // The guest region `[start, end)` that held the last range.
+        let mut region = (0u64, 0u64);
+        for (i, (&(range, _), dev)) in ranges.iter().zip(out.iter_mut()).enumerate() {
+            let end = check_pin(range).map_err(|e| (i, e))?;
+            if range.gpa < region.0 || end > region.1 {
+                let found = guest.as_ref().and_then(|g| {
+                    g.check_range(GuestAddress(range.gpa), range.len as usize)
+                        .then(|| g.find_region(GuestAddress(range.gpa)))
+                        .flatten()
+                });
+                let Some(r) = found else {
+                    return Err((i, MapError::NotMapped(range)));
+                };
+                let start = r.start_addr().raw_value();
+                region = (start, start + r.len());
+            }
+            pins.pin(range).map_err(|e| (i, e))?;
+            *dev = GUEST_BASE + range.gpa;
+        }
+        Ok(())
+    }
+
+    /// As `unpin` per range, with the lock taken once.
+    fn unpin_many(&self, ranges: &[GuestRange]) {
+        let mut pins = lock(&self.pins);
+        for &range in ranges {
+            if !pins.unpin(range) {
+                tracing::warn!(%range, "unpin of a range that is not pinned");
+            }
+        }
+    }
+
     fn alloc_control(&self, len: usize) -> Result<ControlArea, MapError> {
         lock(&self.arena).alloc(len)
     }
@@ -391,6 +434,52 @@ mod tests {
         assert!(s.stats().is_idle());
         s.unpin(r);
         assert_eq!(s.stats().unbalanced_unpins, 1);
+    }
+
+    #[test]
+    fn pin_many_pins_a_prefix_as_pin_does() {
+        // Two regions with a hole between them.
+        let g = GuestMemoryMmap::from_ranges(&[
+            (GuestAddress(0), 0x4000),
+            (GuestAddress(0x10000), 0x4000),
+        ])
+        .unwrap();
+        let s = HostStorage::new(1 << 16, Some(g), true).unwrap();
+        let w = DmaAccess::Write;
+        let ok = [
+            (GuestRange::new(0x1000, 0x1000), w),
+            (GuestRange::new(0x3ff0, 0x10), w),
+            (GuestRange::new(0x10000, 8), w),
+            (GuestRange::new(0x1000, 0x1000), w),
+        ];
+        let mut out = [0; 4];
+        s.pin_many(&ok, &mut out).unwrap();
+        assert_eq!(
+            out,
+            [0x1000, 0x3ff0, 0x10000, 0x1000].map(|a| GUEST_BASE + a)
+        );
+        assert_eq!((s.stats().pins, s.stats().pinned_pages), (4, 3));
+        s.unpin_many(&ok.map(|(r, _)| r));
+        assert!(s.stats().is_idle());
+        // In the hole, then crossing a page: the batch stops there, the prefix stays pinned.
+        for (bad, err) in [
+            (
+                GuestRange::new(0x8000, 8),
+                MapError::NotMapped(GuestRange::new(0x8000, 8)),
+            ),
+            (
+                GuestRange::new(0x1ff8, 16),
+                MapError::Invalid("range crosses a 4 KiB boundary"),
+            ),
+        ] {
+            let batch = [ok[0], (bad, w), ok[2]];
+            let mut out = [0; 3];
+            assert_eq!(s.pin_many(&batch, &mut out), Err((1, err)));
+            assert_eq!(s.stats().pins, 1);
+            s.unpin(ok[0].0);
+            assert!(s.stats().is_idle());
+        }
+        assert_eq!(s.stats().unbalanced_unpins, 0);
     }
 
     #[test]
