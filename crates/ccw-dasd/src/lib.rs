@@ -18,7 +18,9 @@ mod program;
 mod session;
 
 pub use layout::{LaidOut, LayoutError, LayoutOptions, NativeProgram, lay_out, lay_out_native};
-pub use program::{EckdProgram, Payload, ProgramCcw, ProgramError, code, mask};
+pub use program::{
+    EckdProgram, Payload, ProgramCcw, ProgramError, code, define_extent, locate, mask,
+};
 pub use session::{
     DEFAULT_TIMEOUT, DasdSession, PROGRAM_BASE, ProgramOutcome, SessionError, SessionErrorKind,
 };

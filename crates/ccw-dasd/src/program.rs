@@ -105,7 +105,17 @@ pub struct EckdProgram {
     pub ccws: Vec<ProgramCcw>,
 }
 
-pub(crate) fn define_extent(mask: u8, beg: TrackAddr, end: TrackAddr) -> Vec<u8> {
+/// The 16 parameter bytes of Define Extent (ECKD extent architecture, byte 1 `0xC0`): file
+/// mask `mask` (see [`mask`]) and the extent from track `beg` to track `end`.
+///
+/// ```
+/// use ccw_dasd::{define_extent, mask};
+/// use ccw_types::eckd::TrackAddr;
+/// let p = define_extent(mask::READ_ONLY, TrackAddr::new(1, 0), TrackAddr::new(1, 14));
+/// assert_eq!(p[..2], [0x40, 0xC0]);
+/// assert_eq!(p[8..], [0, 1, 0, 0, 0, 1, 0, 14]);
+/// ```
+pub fn define_extent(mask: u8, beg: TrackAddr, end: TrackAddr) -> Vec<u8> {
     let mut p = vec![0u8; 16];
     p[0] = mask;
     p[1] = 0xC0; // ECKD mode
@@ -114,7 +124,19 @@ pub(crate) fn define_extent(mask: u8, beg: TrackAddr, end: TrackAddr) -> Vec<u8>
     p
 }
 
-pub(crate) fn locate(orient: u8, op: u8, count: u8, seek: TrackAddr, rec: u8, len: u16) -> Vec<u8> {
+/// The 16 parameter bytes of Locate Record: orientation `orient` (0: count), operation `op`
+/// (e.g. `0x06` Read Data), `count` records, track `seek` (also the search argument), record
+/// `rec`, and the transfer length `len` (marked valid when not 0).
+///
+/// ```
+/// use ccw_dasd::locate;
+/// use ccw_types::eckd::TrackAddr;
+/// let p = locate(0, 0x06, 1, TrackAddr::new(2, 3), 9, 4096);
+/// assert_eq!(p[..4], [0x06, 0x80, 0, 1]);
+/// assert_eq!(p[4..13], [0, 2, 0, 3, 0, 2, 0, 3, 9]);
+/// assert_eq!(p[14..], [0x10, 0x00]);
+/// ```
+pub fn locate(orient: u8, op: u8, count: u8, seek: TrackAddr, rec: u8, len: u16) -> Vec<u8> {
     let mut p = vec![0u8; 16];
     p[0] = (orient << 6) | op;
     if len != 0 {

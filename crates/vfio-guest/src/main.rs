@@ -58,6 +58,7 @@ use std::time::Duration;
 
 use ccw_translate::{ControlArea, Mapper};
 use ccw_types::ccw::cmd;
+use ccw_types::eckd::TrackAddr;
 use ccw_types::{CcwFlags, CcwFormat, CcwRepr, CommandOrb, DeviceStatus, Orb, Scsw};
 use css_conformance::{Ctx, cases};
 use css_core::{Backend, BackendError, BackendErrorKind, ConditionCode};
@@ -403,22 +404,20 @@ fn dasd_read_program(mapper: &VfioMapper) -> Result<(Orb, ControlArea, ControlAr
         .map_err(map)?;
     let prog = mapper.alloc_control(24 + 32).map_err(map)?;
     let parms = prog.addr as u32 + 24;
-    let mut de = [0u8; 16];
-    de[0] = 0x40; // file mask: inhibit all writes
-    de[1] = 0xC0; // ECKD extent architecture
-    de[8..10].copy_from_slice(&cyl.to_be_bytes());
-    de[12..14].copy_from_slice(&cyl.to_be_bytes());
-    de[14..16].copy_from_slice(&14u16.to_be_bytes());
-    let mut lr = [0u8; 16];
-    lr[0] = 0x06; // Read Data, count orientation
-    lr[1] = 0x80; // transfer length factor valid
-    lr[3] = 1;
-    for at in [4, 8] {
-        lr[at..at + 2].copy_from_slice(&cyl.to_be_bytes());
-        lr[at + 2..at + 4].copy_from_slice(&head.to_be_bytes());
-    }
-    lr[12] = rec;
-    lr[14..16].copy_from_slice(&DASD_RECORD_LEN.to_be_bytes());
+    // The record's cylinder, read only; Read Data (0x06) of one record, count orientation.
+    let de = ccw_dasd::define_extent(
+        ccw_dasd::mask::READ_ONLY,
+        TrackAddr::new(cyl.into(), 0),
+        TrackAddr::new(cyl.into(), 14),
+    );
+    let lr = ccw_dasd::locate(
+        0,
+        0x06,
+        1,
+        TrackAddr::new(cyl.into(), head),
+        rec,
+        DASD_RECORD_LEN,
+    );
     let mut bytes = Vec::with_capacity(56);
     for (cmd, flags, count, cda) in [
         (0x63, CcwFlags::CC, 16, parms),

@@ -29,6 +29,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use ccw_types::eckd::TrackAddr;
 use ccw_types::{CommandOrb, IoInterruptionCode, Scsw, SubchannelId};
 use css_core::{Backend, ConditionCode, Css};
 use tokio::sync::mpsc;
@@ -718,22 +719,13 @@ async fn dasd_reads<B: Backend + 'static>(
         async {
             let (cyl, head, rec) = READ_AT;
             let len = RECORD_LEN as u16;
-            let mut de = [0u8; 16];
-            de[0] = 0x40; // file mask: inhibit all writes
-            de[1] = 0xC0; // ECKD extent architecture
-            de[8..10].copy_from_slice(&cyl.to_be_bytes());
-            de[12..14].copy_from_slice(&cyl.to_be_bytes());
-            de[14..16].copy_from_slice(&14u16.to_be_bytes());
-            let mut lr = [0u8; 16];
-            lr[0] = 0x06; // Read Data, count orientation
-            lr[1] = 0x80; // transfer length factor valid
-            lr[3] = 1;
-            for at in [4, 8] {
-                lr[at..at + 2].copy_from_slice(&cyl.to_be_bytes());
-                lr[at + 2..at + 4].copy_from_slice(&head.to_be_bytes());
-            }
-            lr[12] = rec;
-            lr[14..16].copy_from_slice(&len.to_be_bytes());
+            // The record's cylinder, read only; Read Data (0x06) of one record.
+            let de = ccw_dasd::define_extent(
+                ccw_dasd::mask::READ_ONLY,
+                TrackAddr::new(cyl.into(), 0),
+                TrackAddr::new(cyl.into(), 14),
+            );
+            let lr = ccw_dasd::locate(0, 0x06, 1, TrackAddr::new(cyl.into(), head), rec, len);
             g.put(PARMS, &[de, lr].concat())?;
             g.put(DATA, &vec![POISON; RECORD_LEN + 1])?;
             let irb = g
