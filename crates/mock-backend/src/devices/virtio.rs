@@ -88,6 +88,33 @@ const SERIAL: &[u8] = b"ccw-rs-virtio-blk";
 /// Bytes moved between the guest and the store at a time.
 const CHUNK: u64 = 64 * 1024;
 
+/// Walks `len` bytes of the chain's buffers `segs` (after their first `skip` bytes) against
+/// the disk from byte `offset`, in pieces of at most [`CHUNK`] through one buffer:
+/// `step(guest address, disk position, buffer)` moves each piece and answers `false` to stop
+/// (a backing-store error), which is returned.
+fn by_chunks(
+    segs: &[Segment],
+    skip: u64,
+    offset: u64,
+    len: u64,
+    mut step: impl FnMut(u64, u64, &mut [u8]) -> Result<bool, VirtqueueError>,
+) -> Result<bool, VirtqueueError> {
+    let mut buf = vec![0u8; len.min(CHUNK) as usize];
+    let mut pos = offset;
+    for (addr, n) in pieces(segs, skip, len) {
+        let mut done = 0;
+        while done < n {
+            let k = (n - done).min(CHUNK);
+            if !step(addr.wrapping_add(done), pos, &mut buf[..k as usize])? {
+                return Ok(false);
+            }
+            done += k;
+            pos += k;
+        }
+    }
+    Ok(true)
+}
+
 /// Where the disk's sectors live.
 #[derive(Debug, Clone)]
 enum Backing {
@@ -405,22 +432,13 @@ impl VirtioBlkCcw {
         offset: u64,
         len: u64,
     ) -> Result<bool, VirtqueueError> {
-        let mut pos = offset;
-        for (addr, n) in pieces(segs, 0, len) {
-            let mut done = 0;
-            while done < n {
-                let k = (n - done).min(CHUNK);
-                let mut buf = vec![0u8; k as usize];
-                if self.backing.read(pos, &mut buf).is_err() {
-                    return Ok(false);
-                }
-                mem.write_at(addr.wrapping_add(done), &buf)
-                    .map_err(VirtqueueError::Memory)?;
-                done += k;
-                pos += k;
+        by_chunks(segs, 0, offset, len, |addr, pos, buf| {
+            if self.backing.read(pos, buf).is_err() {
+                return Ok(false);
             }
-        }
-        Ok(true)
+            mem.write_at(addr, buf).map_err(VirtqueueError::Memory)?;
+            Ok(true)
+        })
     }
 
     /// The chain's bytes after the 16-byte header onto the disk at `offset`; `false` on a
@@ -432,22 +450,11 @@ impl VirtioBlkCcw {
         offset: u64,
         len: u64,
     ) -> Result<bool, VirtqueueError> {
-        let mut pos = offset;
-        for (addr, n) in pieces(segs, 16, len) {
-            let mut done = 0;
-            while done < n {
-                let k = (n - done).min(CHUNK);
-                let mut buf = vec![0u8; k as usize];
-                mem.read_at(addr.wrapping_add(done), &mut buf)
-                    .map_err(VirtqueueError::Memory)?;
-                if self.backing.write(pos, &buf).is_err() {
-                    return Ok(false);
-                }
-                done += k;
-                pos += k;
-            }
-        }
-        Ok(true)
+        let backing = &mut self.backing;
+        by_chunks(segs, 16, offset, len, |addr, pos, buf| {
+            mem.read_at(addr, buf).map_err(VirtqueueError::Memory)?;
+            Ok(backing.write(pos, buf).is_ok())
+        })
     }
 
     /// Sets bit `bit` (2^bit of the big-endian doubleword) of the indicators at `addr`.
