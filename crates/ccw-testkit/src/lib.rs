@@ -30,6 +30,8 @@
 //! - `PROPTEST_CASES` overrides the suite's own case count, so an audit can run every property
 //!   with, say, `PROPTEST_CASES=100000`.
 
+pub mod alloc;
+
 use std::any::Any;
 use std::fmt::Debug;
 

@@ -5,51 +5,17 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::sync::Arc;
+
+use ccw_testkit::alloc::{CountingAlloc, allocations};
 
 use ccw_translate::testing::RecordingMapper;
 use ccw_translate::{Limits, Translator};
 use ccw_types::IdawFormat;
 use common::*;
 
-struct Counting;
-
-thread_local! {
-    /// Allocations made by this thread (the test harness's own threads do not count).
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn count() {
-    ALLOCS.with(|c| c.set(c.get() + 1));
-}
-
-// SAFETY: forwards every call unchanged to the system allocator; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: same contract as ours, passed through.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as ours, passed through.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: same contract as ours, passed through.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        // SAFETY: same contract as ours, passed through.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAlloc = CountingAlloc;
 
 #[test]
 fn warm_translate_and_release_allocate_nothing() {
@@ -101,12 +67,12 @@ fn warm_translate_and_release_allocate_nothing() {
     for _ in 0..3 {
         round(&mut t);
     }
-    let before = ALLOCS.with(Cell::get);
+    let before = allocations();
     assert!(before > 0, "the counting allocator counts");
     for _ in 0..50 {
         round(&mut t);
     }
-    let after = ALLOCS.with(Cell::get);
+    let after = allocations();
     assert_eq!(
         after - before,
         0,

@@ -9,55 +9,17 @@
 //! answer channel (a `tokio::sync::oneshot`). The bare round trip (START + interruption,
 //! no css-core) has only the first.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::sync::Arc;
+
+use ccw_testkit::alloc::{CountingAlloc, allocations};
 
 use ccw_types::{CommandOrb, SubchannelId};
 use css_core::{Backend, BackendEvent, Css};
 use mock_backend::MockBackend;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
-struct Counting;
-
-thread_local! {
-    /// Allocations made by this thread (the harness's other threads do not count).
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn count() {
-    ALLOCS.with(|c| c.set(c.get() + 1));
-}
-
-fn allocs() -> u64 {
-    ALLOCS.with(Cell::get)
-}
-
-// SAFETY: forwards every call unchanged to the system allocator; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: same contract as ours, passed through.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as ours, passed through.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: same contract as ours, passed through.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        // SAFETY: same contract as ours, passed through.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAlloc = CountingAlloc;
 
 const SCH: SubchannelId = SubchannelId::new(0, 0, 1);
 const WARM: u64 = 200;
@@ -81,11 +43,11 @@ fn per_io(rt: &tokio::runtime::Runtime, mut io: impl AsyncFnMut()) -> f64 {
         for _ in 0..WARM {
             io().await;
         }
-        let before = allocs();
+        let before = allocations();
         for _ in 0..IOS {
             io().await;
         }
-        (allocs() - before) as f64 / IOS as f64
+        (allocations() - before) as f64 / IOS as f64
     })
 }
 
