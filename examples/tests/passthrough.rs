@@ -232,21 +232,28 @@ fn halt_ends_the_guest_function_at_once_and_the_next_start_runs_cleanly() {
     let mut s = setup("halt", &[]);
     enable(&mut s.vm, 1, 3, 0x44);
     assert_eq!(ssch(&mut s.vm, 1, 0x44, &[SENSE_ID]), 0);
-    // The host has not run yet (the VMM loop did not turn): halt it.
-    assert_eq!(s.vm.css.hsch(sid(1)).unwrap().value(), 0);
-    s.vm.deliver(cr6()).unwrap();
-    let (cc, irb) = tsch(&mut s.vm, 1);
+    // The host has not run yet (the VMM loop did not turn): halt it. Whatever the host made
+    // of the halted program is dropped, and the next start reaches the host after the halted
+    // one finished there.
+    halt_invisibly_then_sense_id(&mut s.vm, 0x45);
+}
+
+/// The guest halts subchannel 1's start function: HSCH cc 0, one interruption with FC halt,
+/// nothing more from the host after it (neither its ending of the program nor the status of
+/// its own halt), and a SENSE ID with `intparm` then ends normally.
+fn halt_invisibly_then_sense_id(vm: &mut Vm, intparm: u32) {
+    assert_eq!(vm.css.hsch(sid(1)).unwrap().value(), 0);
+    vm.deliver(cr6()).unwrap();
+    let (cc, irb) = tsch(vm, 1);
     assert_eq!(cc, 0);
     assert_eq!(
         irb.scsw.ctrl.into_bits().get() & 0x0000_4000,
         0x4000,
         "FC halt"
     );
-    // Whatever the host made of the halted program is dropped: no second interruption.
-    s.vm.settle(std::time::Duration::from_millis(200));
-    assert!(!s.vm.css.interruption_pending(cr6()));
-    // The next start reaches the host after the halted one finished there.
-    let irb = sense_id(&mut s.vm, 1, 0x45);
+    vm.settle(std::time::Duration::from_millis(200));
+    assert!(!vm.css.interruption_pending(cr6()));
+    let irb = sense_id(vm, 1, intparm);
     assert_eq!((irb.scsw.dstat, irb.scsw.cstat), (0x0C, 0));
 }
 
@@ -260,21 +267,7 @@ fn a_guest_halt_that_reaches_the_host_after_its_program_ended_stays_invisible() 
     s.vm.block_on(async { tokio::time::sleep(std::time::Duration::from_millis(50)).await });
     assert!(!s.vm.css.interruption_pending(cr6()));
     // The guest's halt ends its function at once; the host halts an idle subchannel.
-    assert_eq!(s.vm.css.hsch(sid(1)).unwrap().value(), 0);
-    s.vm.deliver(cr6()).unwrap();
-    let (cc, irb) = tsch(&mut s.vm, 1);
-    assert_eq!(cc, 0);
-    assert_eq!(
-        irb.scsw.ctrl.into_bits().get() & 0x0000_4000,
-        0x4000,
-        "FC halt"
-    );
-    // Neither the host's ending of the program nor the status of its own halt reaches the
-    // guest.
-    s.vm.settle(std::time::Duration::from_millis(200));
-    assert!(!s.vm.css.interruption_pending(cr6()));
-    let irb = sense_id(&mut s.vm, 1, 0x47);
-    assert_eq!((irb.scsw.dstat, irb.scsw.cstat), (0x0C, 0));
+    halt_invisibly_then_sense_id(&mut s.vm, 0x47);
 }
 
 #[test]
